@@ -1,0 +1,53 @@
+package ota
+
+import "time"
+
+// Device is one member of a product's fleet.
+type Device struct {
+	TenantID   string
+	ProductKey string
+	Name       string // Alibaba DeviceName, EnOS deviceKey; Huawei device_id is {product}_{name}
+	Secret     string // per-device credential; HMAC key for MQTT/HTTP device auth
+	Groups     []string
+	// Versions is the version the device last reported, per module
+	// (DefaultModule for the whole firmware). Empty until it reports.
+	Versions  map[string]string
+	Online    bool
+	LastSeen  time.Time // zero if never seen
+	CreatedAt time.Time
+}
+
+// Version returns the reported version of a module ("" if never reported).
+func (d *Device) Version(module string) string {
+	if module == "" {
+		module = DefaultModule
+	}
+	return d.Versions[module]
+}
+
+// Validate checks a new device.
+func (d *Device) Validate() error {
+	if err := CheckProductKey("product", d.ProductKey); err != nil {
+		return err
+	}
+	if err := CheckDeviceName("name", d.Name); err != nil {
+		return err
+	}
+	if len(d.Groups) > MaxDeviceGroups {
+		return Invalid("groups", "a device may be in at most %d groups, got %d", MaxDeviceGroups, len(d.Groups))
+	}
+	for _, g := range d.Groups {
+		if err := CheckGroupID("groups", g); err != nil {
+			return err
+		}
+	}
+	for m, v := range d.Versions {
+		if err := CheckModuleName("versions", m); err != nil {
+			return err
+		}
+		if err := CheckVersion("versions", v); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,339 @@
+package ota
+
+import (
+	"time"
+)
+
+// JobType: a verify job proves a package on a few devices; an upgrade job
+// rolls it out.
+type JobType string
+
+const (
+	JobVerify  JobType = "verify"
+	JobUpgrade JobType = "upgrade"
+)
+
+// Selection: a static job fixes its devices when it starts; a dynamic job also
+// takes devices that match later (when they report a matching version).
+type Selection string
+
+const (
+	SelectStatic  Selection = "static"
+	SelectDynamic Selection = "dynamic"
+)
+
+// JobState is a job's lifecycle state.
+type JobState string
+
+const (
+	JobPlanned   JobState = "planned"   // created, start time not reached
+	JobRunning   JobState = "running"   // tasks being dispatched
+	JobPaused    JobState = "paused"    // no new notices; devices already notified may finish
+	JobCompleted JobState = "completed" // every task terminal, or finish time passed
+	JobCanceled  JobState = "canceled"
+)
+
+// Terminal reports whether the job can no longer change.
+func (s JobState) Terminal() bool { return s == JobCompleted || s == JobCanceled }
+
+// OverwriteMode decides what happens when a targeted device already has an
+// active task on the same module (Alibaba OverwriteMode).
+type OverwriteMode string
+
+const (
+	OverwriteKeep    OverwriteMode = "keep"      // 1: keep the existing task; the new one is skipped
+	OverwriteReplace OverwriteMode = "overwrite" // 2: cancel a pending (not yet in-progress) task and take over
+)
+
+// Target is who a job is for. Fields combine as an intersection: All or
+// Devices or Groups choose the candidate set; SourceVersions and GrayPercent
+// narrow it.
+type Target struct {
+	All            bool
+	Devices        []string
+	Groups         []string
+	GrayPercent    float64 // 0 = no sampling; (0,100] = that share of candidates, at least 1
+	SourceVersions []string
+}
+
+// DailyWindow limits dispatch to a time of day: From and To are minutes after
+// local midnight at UTCOffsetMinutes. From > To spans midnight.
+type DailyWindow struct {
+	FromMinute       int
+	ToMinute         int
+	UTCOffsetMinutes int
+}
+
+// Schedule is when a job may dispatch. Zero times mean "now" and "never".
+type Schedule struct {
+	Start  time.Time
+	Finish time.Time
+	Window *DailyWindow
+}
+
+// Retry re-queues failed tasks (not timed-out or canceled ones) after Interval.
+type Retry struct {
+	Count    int
+	Interval time.Duration
+}
+
+// Abort stops dispatching when failed/finished ≥ FailurePercent once at least
+// MinFinished tasks have finished. FailurePercent 0 disables it.
+type Abort struct {
+	FailurePercent float64
+	MinFinished    int
+}
+
+// Job limits and defaults.
+const (
+	DefaultMaxConcurrency = 300
+	MaxMaxConcurrency     = 1_000_000
+	DefaultTimeoutSeconds = 7200
+	MinTimeoutSeconds     = 300
+	MaxTimeoutSeconds     = 172_800
+	MaxPerMinuteLimit     = 10_000 // Alibaba MaximumPerMinute 10–10000
+	MinPerMinuteLimit     = 10
+	MaxRetryCount         = 5                  // Huawei retry_count ≤5
+	MaxRetryInterval      = 1440 * time.Minute // Huawei retry_interval ≤1440 min
+	MaxJobDevices         = 30_000             // Huawei targets ≤30 000
+	MaxJobNameLen         = 128                // Huawei task_name ≤128
+	MaxVerifyDevices      = 10                 // Alibaba CreateOTAVerifyJob ≤10 devices
+	MaxJobSourceVersions  = 20
+	MaxScheduleAhead      = 7 * 24 * time.Hour // Huawei/Alibaba: start at most 7 days ahead
+)
+
+// Job is a rollout of one package to a set of devices.
+type Job struct {
+	ID          string
+	TenantID    string
+	PackageID   string
+	ProductKey  string // copied from the package
+	Module      string // copied from the package
+	Name        string
+	Description string
+	Type        JobType
+	Selection   Selection
+	Target      Target
+	Schedule    Schedule
+
+	MaxConcurrency int // tasks notified or in progress at once
+	MaxPerMinute   int // notices per minute; 0 = unlimited
+	Retry          Retry
+	TimeoutSeconds int
+
+	NeedPush           bool // false: devices must pull
+	NeedConfirm        bool // tasks wait in TaskConfirm for an operator
+	Overwrite          OverwriteMode
+	AllowDeviceRequest bool // devices may ask for this update themselves
+	Abort              Abort
+	Tags               []Tag
+
+	State       JobState
+	StateReason string // why it is paused/canceled/completed early (abort threshold, finish time…)
+	// Materialized is true once every task of a static job exists.
+	// MaterializeCursor is the last device name processed while materializing.
+	Materialized      bool
+	MaterializeCursor string
+
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	StartedAt  time.Time
+	FinishedAt time.Time
+}
+
+// Normalize fills defaults.
+func (j *Job) Normalize() {
+	if j.Type == "" {
+		j.Type = JobUpgrade
+	}
+	if j.Selection == "" {
+		j.Selection = SelectStatic
+	}
+	if j.MaxConcurrency == 0 {
+		j.MaxConcurrency = DefaultMaxConcurrency
+	}
+	if j.TimeoutSeconds == 0 {
+		j.TimeoutSeconds = DefaultTimeoutSeconds
+	}
+	if j.Overwrite == "" {
+		j.Overwrite = OverwriteKeep
+	}
+}
+
+// Validate checks a new job against the documented limits. now is used for
+// schedule checks.
+func (j *Job) Validate(now time.Time) error {
+	switch j.Type {
+	case JobVerify, JobUpgrade:
+	default:
+		return Invalid("type", "type %q is not one of verify, upgrade", j.Type)
+	}
+	switch j.Selection {
+	case SelectStatic, SelectDynamic:
+	default:
+		return Invalid("selection", "selection %q is not one of static, dynamic", j.Selection)
+	}
+	if err := CheckDisplayName("name", j.Name, MaxJobNameLen, false); err != nil {
+		return err
+	}
+	if err := CheckLen("description", j.Description, MaxDescriptionLen); err != nil {
+		return err
+	}
+	if err := j.Target.validate(j.Type, j.Selection); err != nil {
+		return err
+	}
+	if err := j.Schedule.validate(now); err != nil {
+		return err
+	}
+	if j.MaxConcurrency < 1 || j.MaxConcurrency > MaxMaxConcurrency {
+		return Invalid("max_concurrency", "max_concurrency must be 1 to %d, got %d", MaxMaxConcurrency, j.MaxConcurrency)
+	}
+	if j.MaxPerMinute != 0 && (j.MaxPerMinute < MinPerMinuteLimit || j.MaxPerMinute > MaxPerMinuteLimit) {
+		return Invalid("max_per_minute", "max_per_minute must be %d to %d (or 0 for no limit), got %d", MinPerMinuteLimit, MaxPerMinuteLimit, j.MaxPerMinute)
+	}
+	if j.Retry.Count < 0 || j.Retry.Count > MaxRetryCount {
+		return Invalid("retry.count", "retry count must be 0 to %d, got %d", MaxRetryCount, j.Retry.Count)
+	}
+	if j.Retry.Interval < 0 || j.Retry.Interval > MaxRetryInterval {
+		return Invalid("retry.interval_seconds", "retry interval must be 0 to %d seconds, got %d", int(MaxRetryInterval/time.Second), int(j.Retry.Interval/time.Second))
+	}
+	if j.TimeoutSeconds < MinTimeoutSeconds || j.TimeoutSeconds > MaxTimeoutSeconds {
+		return Invalid("timeout_seconds", "timeout_seconds must be %d to %d, got %d", MinTimeoutSeconds, MaxTimeoutSeconds, j.TimeoutSeconds)
+	}
+	switch j.Overwrite {
+	case OverwriteKeep, OverwriteReplace:
+	default:
+		return Invalid("overwrite", "overwrite %q is not one of keep, overwrite", j.Overwrite)
+	}
+	if j.Abort.FailurePercent < 0 || j.Abort.FailurePercent > 100 {
+		return Invalid("abort.failure_percent", "abort failure_percent must be 0 to 100, got %v", j.Abort.FailurePercent)
+	}
+	if j.Abort.MinFinished < 0 {
+		return Invalid("abort.min_finished", "abort min_finished must not be negative")
+	}
+	return CheckTags("tags", j.Tags)
+}
+
+func (t *Target) validate(typ JobType, sel Selection) error {
+	chosen := 0
+	if t.All {
+		chosen++
+	}
+	if len(t.Devices) > 0 {
+		chosen++
+	}
+	if len(t.Groups) > 0 {
+		chosen++
+	}
+	if chosen > 1 {
+		return Invalid("target", "choose one of target.all, target.devices or target.groups")
+	}
+	if chosen == 0 && len(t.SourceVersions) == 0 {
+		return Invalid("target", "a job needs a target: all, devices, groups or source_versions")
+	}
+	if typ == JobVerify {
+		if len(t.Devices) == 0 {
+			return Invalid("target.devices", "a verify job targets a list of devices (at most %d)", MaxVerifyDevices)
+		}
+		if len(t.Devices) > MaxVerifyDevices {
+			return Invalid("target.devices", "a verify job may target at most %d devices, got %d", MaxVerifyDevices, len(t.Devices))
+		}
+		if sel != SelectStatic {
+			return Invalid("selection", "a verify job is static")
+		}
+	}
+	if sel == SelectDynamic && len(t.Devices) > 0 {
+		return Invalid("selection", "a dynamic job targets all devices, groups or source versions, not a device list")
+	}
+	if len(t.Devices) > MaxJobDevices {
+		return Invalid("target.devices", "at most %d devices per job, got %d", MaxJobDevices, len(t.Devices))
+	}
+	seen := make(map[string]bool, len(t.Devices))
+	for _, d := range t.Devices {
+		if err := CheckDeviceName("target.devices", d); err != nil {
+			return err
+		}
+		if seen[d] {
+			return Invalid("target.devices", "device %q is listed twice", d)
+		}
+		seen[d] = true
+	}
+	if len(t.Groups) > MaxDeviceGroups {
+		return Invalid("target.groups", "at most %d groups per job, got %d", MaxDeviceGroups, len(t.Groups))
+	}
+	for _, g := range t.Groups {
+		if err := CheckGroupID("target.groups", g); err != nil {
+			return err
+		}
+	}
+	if t.GrayPercent < 0 || t.GrayPercent > 100 {
+		return Invalid("target.gray_percent", "gray_percent must be in (0, 100], got %v", t.GrayPercent)
+	}
+	if t.GrayPercent > 0 && float64(int64(t.GrayPercent*1000)) != t.GrayPercent*1000 {
+		return Invalid("target.gray_percent", "gray_percent has at most 3 decimals, got %v", t.GrayPercent)
+	}
+	if len(t.SourceVersions) > MaxJobSourceVersions {
+		return Invalid("target.source_versions", "at most %d source versions, got %d", MaxJobSourceVersions, len(t.SourceVersions))
+	}
+	for _, v := range t.SourceVersions {
+		if err := CheckVersion("target.source_versions", v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Schedule) validate(now time.Time) error {
+	if !s.Start.IsZero() && s.Start.After(now.Add(MaxScheduleAhead)) {
+		return Invalid("schedule.start", "start may be at most 7 days ahead")
+	}
+	if !s.Finish.IsZero() {
+		start := s.Start
+		if start.IsZero() {
+			start = now
+		}
+		if !s.Finish.After(start) {
+			return Invalid("schedule.finish", "finish must be after start")
+		}
+	}
+	if w := s.Window; w != nil {
+		if w.FromMinute < 0 || w.FromMinute >= 24*60 || w.ToMinute < 0 || w.ToMinute > 24*60 {
+			return Invalid("schedule.window", "window from/to must be times of day between 00:00 and 24:00")
+		}
+		if w.FromMinute == w.ToMinute {
+			return Invalid("schedule.window", "window from and to must differ")
+		}
+		if w.UTCOffsetMinutes < -12*60 || w.UTCOffsetMinutes > 14*60 {
+			return Invalid("schedule.window.utc_offset_minutes", "utc_offset_minutes must be -720 to 840, got %d", w.UTCOffsetMinutes)
+		}
+	}
+	return nil
+}
+
+// InWindow reports whether dispatch is allowed at t: after Start, before
+// Finish, and inside the daily window if there is one.
+func (s *Schedule) InWindow(t time.Time) bool {
+	if !s.Start.IsZero() && t.Before(s.Start) {
+		return false
+	}
+	if !s.Finish.IsZero() && !t.Before(s.Finish) {
+		return false
+	}
+	if w := s.Window; w != nil {
+		local := t.UTC().Add(time.Duration(w.UTCOffsetMinutes) * time.Minute)
+		m := local.Hour()*60 + local.Minute()
+		if w.FromMinute < w.ToMinute {
+			return m >= w.FromMinute && m < w.ToMinute
+		}
+		return m >= w.FromMinute || m < w.ToMinute // spans midnight
+	}
+	return true
+}
+
+// ShouldAbort applies the abort threshold to the counts of finished tasks.
+func (a Abort) ShouldAbort(failed, finished int64) bool {
+	if a.FailurePercent <= 0 || finished == 0 || finished < int64(a.MinFinished) {
+		return false
+	}
+	return float64(failed)*100/float64(finished) >= a.FailurePercent
+}

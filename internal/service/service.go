@@ -1,0 +1,104 @@
+// Package service holds Updraft's use cases. Every front-end (native REST API,
+// vendor dialects, MQTT, device HTTP, console, CLI through the API) calls these
+// methods and nothing below them, so each rule lives once: here or in ota.
+package service
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/updraft-ota/updraft/internal/blob"
+	"github.com/updraft-ota/updraft/internal/ota"
+	"github.com/updraft-ota/updraft/internal/store"
+)
+
+// Clock tells the time; tests inject a fake one to drive schedules, rates,
+// timeouts and retries without sleeping.
+type Clock interface{ Now() time.Time }
+
+// SystemClock is the real clock.
+type SystemClock struct{}
+
+// Now returns the current time.
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// Notifier delivers upgrade notices to devices (MQTT publish, or a queue a
+// polling device reads). It is called after tasks have been claimed as
+// notified; a notice that cannot be delivered now (device offline) is sent
+// again when the device connects or polls (NextNotice).
+type Notifier interface {
+	Notify(ctx context.Context, notices []ota.Notice) error
+}
+
+// NopNotifier drops notices; devices then learn of updates by polling.
+type NopNotifier struct{}
+
+// Notify does nothing.
+func (NopNotifier) Notify(context.Context, []ota.Notice) error { return nil }
+
+// Principal is the caller of a management API: a tenant, through one key.
+type Principal struct {
+	TenantID    string
+	AccessKeyID string
+}
+
+// Options configure a Service.
+type Options struct {
+	// DefaultBucket holds packages uploaded through the APIs.
+	DefaultBucket string
+	// DownloadURLTTL is how long a notice's signed URL stays valid.
+	DownloadURLTTL time.Duration
+	// MaterializeBatch is how many tasks a job creates per store call.
+	MaterializeBatch int
+	// ClaimBatch is how many tasks the engine claims per store call.
+	ClaimBatch int
+}
+
+func (o *Options) defaults() {
+	if o.DefaultBucket == "" {
+		o.DefaultBucket = "updraft"
+	}
+	if o.DownloadURLTTL == 0 {
+		o.DownloadURLTTL = 24 * time.Hour
+	}
+	if o.MaterializeBatch == 0 {
+		o.MaterializeBatch = 5000
+	}
+	if o.ClaimBatch == 0 {
+		o.ClaimBatch = 500
+	}
+}
+
+// Service is the set of use cases over one store and one blob store.
+type Service struct {
+	store    store.Store
+	blobs    blob.Store
+	clock    Clock
+	notifier Notifier
+	log      *slog.Logger
+	opts     Options
+}
+
+// New builds a Service. notifier may be nil (NopNotifier) and set later with
+// SetNotifier, because the MQTT front-end that implements it needs the
+// Service first.
+func New(st store.Store, blobs blob.Store, clock Clock, notifier Notifier, log *slog.Logger, opts Options) *Service {
+	opts.defaults()
+	if clock == nil {
+		clock = SystemClock{}
+	}
+	if notifier == nil {
+		notifier = NopNotifier{}
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Service{store: st, blobs: blobs, clock: clock, notifier: notifier, log: log, opts: opts}
+}
+
+// SetNotifier replaces the notifier; call it before the engine starts.
+func (s *Service) SetNotifier(n Notifier) { s.notifier = n }
+
+// Now is the service's clock.
+func (s *Service) Now() time.Time { return s.clock.Now() }

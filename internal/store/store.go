@@ -1,0 +1,195 @@
+// Package store is the persistence contract: per-aggregate interfaces and the
+// filters they take, no SQL. Every backend (sqlite, postgres) must pass the
+// contract suite in storetest.
+//
+// Errors: backends return *ota.Error with CodeNotFound for a missing row and
+// CodeConflict for a duplicate key or a failed compare-and-set; anything else
+// is CodeUnavailable (connection trouble) or CodeInternal.
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/updraft-ota/updraft/internal/ota"
+)
+
+// Store is a whole backend.
+type Store interface {
+	Tenants
+	Products
+	Devices
+	Packages
+	Jobs
+	Tasks
+
+	// Migrate applies the embedded migrations not applied yet, in order, each
+	// in its own transaction. It is safe to call from several replicas.
+	Migrate(ctx context.Context) error
+	// SchemaVersion returns the applied and the latest known migration.
+	SchemaVersion(ctx context.Context) (applied, latest int, err error)
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Page asks for a slice of a listing. Lists of packages and jobs are newest
+// first (ids sort by creation time); devices and products by name; tasks by id.
+type Page struct {
+	Limit    int    // 0 = backend default (100); capped at 1000 by callers
+	Offset   int    // rows to skip
+	BeforeID string // packages/jobs only: ids lexically below this (Huawei marker)
+}
+
+// Tenants: tenants and their access keys.
+type Tenants interface {
+	CreateTenant(ctx context.Context, t ota.Tenant) error // CodeConflict if the id exists
+	GetTenant(ctx context.Context, id string) (ota.Tenant, error)
+	CountTenants(ctx context.Context) (int64, error)
+	CreateAccessKey(ctx context.Context, k ota.AccessKey) error // CodeConflict if the id exists
+	GetAccessKey(ctx context.Context, id string) (ota.AccessKey, error)
+}
+
+// Products: products and their custom modules. Product keys are unique across
+// tenants, because devices authenticate by product key and name alone.
+type Products interface {
+	CreateProduct(ctx context.Context, p ota.Product) error // CodeConflict if the key exists (any tenant)
+	GetProduct(ctx context.Context, tenantID, key string) (ota.Product, error)
+	// FindProduct looks a product up by key alone (device authentication).
+	FindProduct(ctx context.Context, key string) (ota.Product, error)
+	ListProducts(ctx context.Context, tenantID string, page Page) ([]ota.Product, int64, error)
+
+	CreateModule(ctx context.Context, m ota.Module) error // CodeConflict if (product, name) exists
+	GetModule(ctx context.Context, tenantID, productKey, name string) (ota.Module, error)
+	ListModules(ctx context.Context, tenantID, productKey string, page Page) ([]ota.Module, int64, error)
+	UpdateModule(ctx context.Context, m ota.Module) error // alias and description only
+	DeleteModule(ctx context.Context, tenantID, productKey, name string) error
+}
+
+// DeviceFilter selects devices. Zero fields do not filter.
+type DeviceFilter struct {
+	TenantID   string
+	ProductKey string
+	Names      []string // exactly these devices
+	Groups     []string // in any of these groups
+	// Module and Versions together: the device's reported version of Module
+	// is one of Versions.
+	Module   string
+	Versions []string
+	// HasVersion: only devices that have reported a version of Module.
+	HasVersion bool
+	AfterName  string // keyset paging: names > AfterName, ascending
+	Limit      int
+}
+
+// Devices: the fleet.
+type Devices interface {
+	CreateDevice(ctx context.Context, d ota.Device) error // CodeConflict if (product, name) exists
+	GetDevice(ctx context.Context, productKey, name string) (ota.Device, error)
+	// ListDevices returns devices matching f in name order, and how many match
+	// in all when count is true (else -1).
+	ListDevices(ctx context.Context, f DeviceFilter, page Page, count bool) ([]ota.Device, int64, error)
+	// SetDeviceVersion records a reported version of one module and the time.
+	SetDeviceVersion(ctx context.Context, productKey, name, module, version string, at time.Time) error
+	// SetDeviceOnline records a connect (true) or disconnect (false).
+	SetDeviceOnline(ctx context.Context, productKey, name string, online bool, at time.Time) error
+	DeleteDevice(ctx context.Context, productKey, name string) error
+}
+
+// PackageFilter selects packages. Zero fields do not filter.
+type PackageFilter struct {
+	TenantID   string
+	ProductKey string
+	Module     string
+	Kind       ota.PackageKind
+	Version    string
+	Name       string
+}
+
+// Packages: registered upgrade packages.
+type Packages interface {
+	CreatePackage(ctx context.Context, p ota.Package) error // CodeConflict if (tenant, name) exists
+	GetPackage(ctx context.Context, tenantID, id string) (ota.Package, error)
+	ListPackages(ctx context.Context, f PackageFilter, page Page) ([]ota.Package, int64, error)
+	// UpdatePackage writes the mutable fields: name, description, custom info,
+	// tags, need-verify, verify status, modified time.
+	UpdatePackage(ctx context.Context, p ota.Package) error
+	DeletePackage(ctx context.Context, tenantID, id string) error
+	// CountPackageRefs counts packages using a blob (so a shared object is not
+	// deleted while another package still points at it).
+	CountPackageRefs(ctx context.Context, bucket, key string) (int64, error)
+}
+
+// JobFilter selects jobs. Zero fields do not filter.
+type JobFilter struct {
+	TenantID   string
+	PackageID  string
+	ProductKey string
+	Module     string
+	Type       ota.JobType
+	Selection  ota.Selection
+	States     []ota.JobState
+}
+
+// Jobs: OTA jobs.
+type Jobs interface {
+	CreateJob(ctx context.Context, j ota.Job) error
+	GetJob(ctx context.Context, tenantID, id string) (ota.Job, error)
+	ListJobs(ctx context.Context, f JobFilter, page Page) ([]ota.Job, int64, error)
+	// UpdateJob writes every mutable field (state, reason, materialization
+	// progress, times) if the stored state is still expect; CodeConflict if not.
+	UpdateJob(ctx context.Context, j ota.Job, expect ota.JobState) error
+	// DeleteJob removes a job and its tasks.
+	DeleteJob(ctx context.Context, tenantID, id string) error
+}
+
+// TaskFilter selects tasks. Zero fields do not filter.
+type TaskFilter struct {
+	TenantID   string
+	JobID      string
+	ProductKey string
+	Module     string
+	Devices    []string
+	States     []ota.TaskState
+	IDs        []int64
+
+	NotifiedBefore    time.Time // notified_at < this
+	StartedBefore     time.Time // started_at < this
+	NextAttemptBefore time.Time // next_attempt_at <= this
+	AfterID           int64     // id > this, ascending (keyset paging and claims)
+	Limit             int
+}
+
+// TaskUpdate is a bulk change applied to every task a filter selects.
+type TaskUpdate struct {
+	State         ota.TaskState
+	Reason        ota.Reason
+	Detail        string
+	NextAttemptAt time.Time // set when State is retry_wait
+	Now           time.Time // updated_at; finished_at too when State is terminal
+}
+
+// Tasks: one row per (job, device).
+type Tasks interface {
+	// InsertTasks adds tasks in bulk (COPY or batched INSERT). A task whose
+	// device already has an active task on the same module is skipped: the
+	// store guarantees at most one active task per (product, device, module)
+	// even under concurrent inserts. Returns how many were inserted.
+	InsertTasks(ctx context.Context, tasks []ota.Task) (int64, error)
+	GetTask(ctx context.Context, id int64) (ota.Task, error)
+	ListTasks(ctx context.Context, f TaskFilter, page Page, count bool) ([]ota.Task, int64, error)
+	CountTasks(ctx context.Context, jobID string) (ota.TaskCounts, error)
+	// CountNotifiedSince counts a job's tasks notified at or after since (rate limit).
+	CountNotifiedSince(ctx context.Context, jobID string, since time.Time) (int64, error)
+	// UpdateTask writes every mutable field of t if its stored state is still
+	// expect; CodeConflict if not. Tasks are changed one at a time this way by
+	// device reports and operator actions.
+	UpdateTask(ctx context.Context, t ota.Task, expect ota.TaskState) error
+	// UpdateTasks applies u to every task f selects (f.Limit bounds it when
+	// set) and returns how many changed. Used for timeouts, retries, cancel.
+	UpdateTasks(ctx context.Context, f TaskFilter, u TaskUpdate) (int64, error)
+	// ClaimTasks moves up to limit queued tasks of a job with id > afterID to
+	// notified (attempts+1, notified_at = now) and returns them in id order.
+	// Concurrent callers never claim the same task (FOR UPDATE SKIP LOCKED on
+	// PostgreSQL, the single writer on SQLite).
+	ClaimTasks(ctx context.Context, jobID string, afterID int64, limit int, now time.Time) ([]ota.Task, error)
+}
