@@ -100,6 +100,7 @@ const (
 	MaxVerifyDevices      = 10                 // Alibaba CreateOTAVerifyJob ≤10 devices
 	MaxJobSourceVersions  = 20
 	MaxScheduleAhead      = 7 * 24 * time.Hour // Huawei/Alibaba: start at most 7 days ahead
+	MaxExtInfoLen         = 512                // Huawei task_ext_info ≤512
 )
 
 // Job is a rollout of one package to a set of devices.
@@ -127,6 +128,8 @@ type Job struct {
 	AllowDeviceRequest bool // devices may ask for this update themselves
 	Abort              Abort
 	Tags               []Tag
+	ExtInfo            string // free text sent to devices with the notice (Huawei task_ext_info ≤512)
+	Space              string // resource space label (Huawei app_id)
 
 	State       JobState
 	StateReason string // why it is paused/canceled/completed early (abort threshold, finish time…)
@@ -210,6 +213,9 @@ func (j *Job) Validate(now time.Time) error {
 	}
 	if j.Abort.MinFinished < 0 {
 		return Invalid("abort.min_finished", "abort min_finished must not be negative")
+	}
+	if err := CheckLen("ext_info", j.ExtInfo, MaxExtInfoLen); err != nil {
+		return err
 	}
 	return CheckTags("tags", j.Tags)
 }

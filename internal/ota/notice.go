@@ -24,6 +24,7 @@ type Notice struct {
 	CustomInfo   string
 	Differential bool
 	Tags         []Tag // job tags, sent as extra data
+	ExtInfo      string
 	NeedConfirm  bool
 }
 

@@ -72,10 +72,13 @@ type Package struct {
 	NeedVerify     bool
 	VerifyStatus   VerifyStatus
 	Tags           []Tag
+	Space          string // resource space label (Huawei app_id); echoed back, no rules attached
 
 	// The blob: where it is and what was measured while storing it.
+	Region   string // object-store region the caller named (Huawei obs region_name); informational
 	Bucket   string
 	Key      string // object key in Bucket
+	External bool   // registered from an existing object (not uploaded through Updraft): never deleted with the package
 	FileName string
 	Size     int64
 	SHA256   string // lowercase hex
