@@ -1,0 +1,117 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/updraft-ota/updraft/internal/ota"
+	"github.com/updraft-ota/updraft/internal/store"
+	"github.com/updraft-ota/updraft/internal/store/sqlcommon"
+)
+
+func (s *Store) CreateDevice(ctx context.Context, d ota.Device) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO devices (product_key, name, tenant_id, secret, groups, versions, online, last_seen, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		d.ProductKey, d.Name, d.TenantID, d.Secret, strs(d.Groups), sqlcommon.EncodeVersions(d.Versions), d.Online, ts(d.LastSeen), ts(d.CreatedAt))
+	err = conflictAs(translate(err, "create device"), "product %q already has a device %q", d.ProductKey, d.Name)
+	return notFoundRefAs(err, ota.NotFound("product", d.ProductKey))
+}
+
+const deviceColumns = `product_key, name, tenant_id, secret, groups, versions, online, last_seen, created_at`
+
+func scanDevice(row pgx.Row) (ota.Device, error) {
+	var d ota.Device
+	var versions string
+	var lastSeen, created pgtype.Timestamptz
+	if err := row.Scan(&d.ProductKey, &d.Name, &d.TenantID, &d.Secret, &d.Groups, &versions, &d.Online, &lastSeen, &created); err != nil {
+		return ota.Device{}, err
+	}
+	var err error
+	if d.Versions, err = sqlcommon.DecodeVersions(versions); err != nil {
+		return ota.Device{}, err
+	}
+	d.Groups = nilIfEmpty(d.Groups)
+	d.LastSeen, d.CreatedAt = fromTS(lastSeen), fromTS(created)
+	return d, nil
+}
+
+func (s *Store) GetDevice(ctx context.Context, productKey, name string) (ota.Device, error) {
+	d, err := scanDevice(s.pool.QueryRow(ctx, `SELECT `+deviceColumns+` FROM devices WHERE product_key = $1 AND name = $2`, productKey, name))
+	if err != nil {
+		return ota.Device{}, notFoundAs(err, "get device", ota.NotFound("device", name))
+	}
+	return d, nil
+}
+
+// deviceWhere turns a filter into conditions. Keyset paging (AfterName) is
+// left to the caller so the total counts every match.
+func deviceWhere(f store.DeviceFilter) *where {
+	w := &where{}
+	if f.TenantID != "" {
+		w.add("tenant_id = %s", f.TenantID)
+	}
+	if f.ProductKey != "" {
+		w.add("product_key = %s", f.ProductKey)
+	}
+	if len(f.Names) > 0 {
+		w.add("name = ANY(%s)", f.Names)
+	}
+	if len(f.Groups) > 0 {
+		w.add("groups && %s", f.Groups)
+	}
+	module := f.Module
+	if module == "" {
+		module = ota.DefaultModule // as ota.Device.Version reads it
+	}
+	if len(f.Versions) > 0 {
+		w.add("versions->>%s = ANY(%s)", module, f.Versions)
+	}
+	if f.HasVersion {
+		w.add("versions ? %s", module)
+	}
+	return w
+}
+
+func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter, page store.Page, count bool) ([]ota.Device, int64, error) {
+	w := deviceWhere(f)
+	total := int64(-1)
+	if count {
+		n, err := s.count(ctx, "devices", w, "count devices")
+		if err != nil {
+			return nil, 0, err
+		}
+		total = n
+	}
+	if f.AfterName != "" {
+		w.add("name > %s", f.AfterName)
+	}
+	q := `SELECT ` + deviceColumns + ` FROM devices` + w.String() +
+		` ORDER BY name, product_key LIMIT ` + w.arg(limitOf(f.Limit, page)) + ` OFFSET ` + w.arg(page.Offset)
+	list, err := queryAll(ctx, s, "list devices", scanDevice, q, w.args...)
+	return list, total, err
+}
+
+// SetDeviceVersion records the version of one module (the default module
+// when module is empty); the report also counts as the device being seen.
+func (s *Store) SetDeviceVersion(ctx context.Context, productKey, name, module, version string, at time.Time) error {
+	if module == "" {
+		module = ota.DefaultModule
+	}
+	return s.execOne(ctx, ota.NotFound("device", name), "record device version",
+		`UPDATE devices SET versions = versions || jsonb_build_object($3::text, $4::text), last_seen = $5
+		WHERE product_key = $1 AND name = $2`, productKey, name, module, version, ts(at))
+}
+
+func (s *Store) SetDeviceOnline(ctx context.Context, productKey, name string, online bool, at time.Time) error {
+	return s.execOne(ctx, ota.NotFound("device", name), "record device connection",
+		`UPDATE devices SET online = $3, last_seen = $4 WHERE product_key = $1 AND name = $2`,
+		productKey, name, online, ts(at))
+}
+
+func (s *Store) DeleteDevice(ctx context.Context, productKey, name string) error {
+	return s.execOne(ctx, ota.NotFound("device", name), "delete device",
+		`DELETE FROM devices WHERE product_key = $1 AND name = $2`, productKey, name)
+}

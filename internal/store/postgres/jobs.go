@@ -1,0 +1,151 @@
+package postgres
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/updraft-ota/updraft/internal/ota"
+	"github.com/updraft-ota/updraft/internal/store"
+	"github.com/updraft-ota/updraft/internal/store/sqlcommon"
+)
+
+const jobColumns = `id, tenant_id, package_id, product_key, module, name, description, type, selection, target,
+	start_at, finish_at, daily_window, max_concurrency, max_per_minute, retry_count, retry_interval_ns, timeout_seconds,
+	need_push, need_confirm, overwrite, allow_device_request, abort_failure_percent, abort_min_finished, tags, ext_info, space,
+	state, state_reason, materialized, materialize_cursor, created_at, updated_at, started_at, finished_at`
+
+func (s *Store) CreateJob(ctx context.Context, j ota.Job) error {
+	var window *string // NULL: no window
+	if j.Schedule.Window != nil {
+		w := sqlcommon.EncodeWindow(j.Schedule.Window)
+		window = &w
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO jobs (`+jobColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+		$11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35)`,
+		j.ID, j.TenantID, j.PackageID, j.ProductKey, j.Module, j.Name, j.Description, j.Type, j.Selection, sqlcommon.EncodeTarget(j.Target),
+		ts(j.Schedule.Start), ts(j.Schedule.Finish), window, j.MaxConcurrency, j.MaxPerMinute, j.Retry.Count, int64(j.Retry.Interval), j.TimeoutSeconds,
+		j.NeedPush, j.NeedConfirm, j.Overwrite, j.AllowDeviceRequest, j.Abort.FailurePercent, j.Abort.MinFinished, sqlcommon.EncodeTags(j.Tags), j.ExtInfo, j.Space,
+		j.State, j.StateReason, j.Materialized, j.MaterializeCursor, ts(j.CreatedAt), ts(j.UpdatedAt), ts(j.StartedAt), ts(j.FinishedAt))
+	return conflictAs(translate(err, "create job"), "job %q already exists", j.ID)
+}
+
+func scanJob(row pgx.Row) (ota.Job, error) {
+	var j ota.Job
+	var target, tags string
+	var window *string
+	var retryNS int64
+	var start, finish, created, updated, started, finished pgtype.Timestamptz
+	err := row.Scan(&j.ID, &j.TenantID, &j.PackageID, &j.ProductKey, &j.Module, &j.Name, &j.Description, &j.Type, &j.Selection, &target,
+		&start, &finish, &window, &j.MaxConcurrency, &j.MaxPerMinute, &j.Retry.Count, &retryNS, &j.TimeoutSeconds,
+		&j.NeedPush, &j.NeedConfirm, &j.Overwrite, &j.AllowDeviceRequest, &j.Abort.FailurePercent, &j.Abort.MinFinished, &tags, &j.ExtInfo, &j.Space,
+		&j.State, &j.StateReason, &j.Materialized, &j.MaterializeCursor, &created, &updated, &started, &finished)
+	if err != nil {
+		return ota.Job{}, err
+	}
+	if j.Target, err = sqlcommon.DecodeTarget(target); err != nil {
+		return ota.Job{}, err
+	}
+	if window != nil {
+		if j.Schedule.Window, err = sqlcommon.DecodeWindow(*window); err != nil {
+			return ota.Job{}, err
+		}
+	}
+	if j.Tags, err = sqlcommon.DecodeTags(tags); err != nil {
+		return ota.Job{}, err
+	}
+	j.Retry.Interval = time.Duration(retryNS)
+	j.Schedule.Start, j.Schedule.Finish = fromTS(start), fromTS(finish)
+	j.CreatedAt, j.UpdatedAt, j.StartedAt, j.FinishedAt = fromTS(created), fromTS(updated), fromTS(started), fromTS(finished)
+	return j, nil
+}
+
+func (s *Store) GetJob(ctx context.Context, tenantID, id string) (ota.Job, error) {
+	j, err := scanJob(s.pool.QueryRow(ctx, `SELECT `+jobColumns+` FROM jobs WHERE tenant_id = $1 AND id = $2`, tenantID, id))
+	if err != nil {
+		return ota.Job{}, notFoundAs(err, "get job", ota.NotFound("job", id))
+	}
+	return j, nil
+}
+
+func (s *Store) ListJobs(ctx context.Context, f store.JobFilter, page store.Page) ([]ota.Job, int64, error) {
+	w := &where{}
+	if f.TenantID != "" {
+		w.add("tenant_id = %s", f.TenantID)
+	}
+	if f.PackageID != "" {
+		w.add("package_id = %s", f.PackageID)
+	}
+	if f.ProductKey != "" {
+		w.add("product_key = %s", f.ProductKey)
+	}
+	if f.Module != "" {
+		w.add("module = %s", f.Module)
+	}
+	if f.Type != "" {
+		w.add("type = %s", f.Type)
+	}
+	if f.Selection != "" {
+		w.add("selection = %s", f.Selection)
+	}
+	if len(f.States) > 0 {
+		w.add("state = ANY(%s)", jobStates(f.States))
+	}
+	total, err := s.count(ctx, "jobs", w, "count jobs")
+	if err != nil {
+		return nil, 0, err
+	}
+	if page.BeforeID != "" {
+		w.add("id < %s", page.BeforeID)
+	}
+	q := `SELECT ` + jobColumns + ` FROM jobs` + w.String() +
+		` ORDER BY id DESC LIMIT ` + w.arg(limitOf(0, page)) + ` OFFSET ` + w.arg(page.Offset)
+	list, err := queryAll(ctx, s, "list jobs", scanJob, q, w.args...)
+	return list, total, err
+}
+
+func jobStates(states []ota.JobState) []string {
+	out := make([]string, len(states))
+	for i, st := range states {
+		out[i] = string(st)
+	}
+	return out
+}
+
+// UpdateJob writes the fields that change over a job's life: state and its
+// reason, materialization progress, and times.
+func (s *Store) UpdateJob(ctx context.Context, j ota.Job, expect ota.JobState) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE jobs SET state = $4, state_reason = $5, materialized = $6, materialize_cursor = $7,
+			updated_at = $8, started_at = $9, finished_at = $10
+		WHERE tenant_id = $1 AND id = $2 AND state = $3`,
+		j.TenantID, j.ID, expect, j.State, j.StateReason, j.Materialized, j.MaterializeCursor,
+		ts(j.UpdatedAt), ts(j.StartedAt), ts(j.FinishedAt))
+	if err != nil {
+		return translate(err, "update job")
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	cur, err := s.GetJob(ctx, j.TenantID, j.ID)
+	if err != nil {
+		return err
+	}
+	return ota.Errorf(ota.CodeConflict, "job %q is %s, not %s: it changed meanwhile; reload it and try again", j.ID, cur.State, expect)
+}
+
+// DeleteJob removes the job and its tasks in one transaction.
+func (s *Store) DeleteJob(ctx context.Context, tenantID, id string) error {
+	return translate(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM jobs WHERE tenant_id = $1 AND id = $2`, tenantID, id)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ota.NotFound("job", id)
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM tasks WHERE job_id = $1`, id)
+		return err
+	}), "delete job")
+}

@@ -1,0 +1,105 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/updraft-ota/updraft/internal/ota"
+	"github.com/updraft-ota/updraft/internal/store"
+	"github.com/updraft-ota/updraft/internal/store/sqlcommon"
+)
+
+func (s *Store) CreatePackage(ctx context.Context, p ota.Package) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO packages (`+packageColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)`,
+		p.ID, p.TenantID, p.ProductKey, p.Module, p.Kind, p.Name, p.Version, p.Differential, strs(p.SourceVersions),
+		p.Description, p.CustomInfo, p.SignMethod, p.Sign, p.NeedVerify, p.VerifyStatus, sqlcommon.EncodeTags(p.Tags), p.Space,
+		p.Region, p.Bucket, p.Key, p.External, p.FileName, p.Size, p.SHA256, p.MD5, ts(p.CreatedAt), ts(p.ModifiedAt))
+	return conflictAs(translate(err, "create package"), "a package named %q (or with id %q) already exists", p.Name, p.ID)
+}
+
+const packageColumns = `id, tenant_id, product_key, module, kind, name, version, differential, source_versions,
+	description, custom_info, sign_method, sign, need_verify, verify_status, tags, space,
+	region, bucket, key, external, file_name, size, sha256, md5, created_at, modified_at`
+
+func scanPackage(row pgx.Row) (ota.Package, error) {
+	var p ota.Package
+	var tags string
+	var created, modified pgtype.Timestamptz
+	err := row.Scan(&p.ID, &p.TenantID, &p.ProductKey, &p.Module, &p.Kind, &p.Name, &p.Version, &p.Differential, &p.SourceVersions,
+		&p.Description, &p.CustomInfo, &p.SignMethod, &p.Sign, &p.NeedVerify, &p.VerifyStatus, &tags, &p.Space,
+		&p.Region, &p.Bucket, &p.Key, &p.External, &p.FileName, &p.Size, &p.SHA256, &p.MD5, &created, &modified)
+	if err != nil {
+		return ota.Package{}, err
+	}
+	if p.Tags, err = sqlcommon.DecodeTags(tags); err != nil {
+		return ota.Package{}, err
+	}
+	p.SourceVersions = nilIfEmpty(p.SourceVersions)
+	p.CreatedAt, p.ModifiedAt = fromTS(created), fromTS(modified)
+	return p, nil
+}
+
+func (s *Store) GetPackage(ctx context.Context, tenantID, id string) (ota.Package, error) {
+	p, err := scanPackage(s.pool.QueryRow(ctx, `SELECT `+packageColumns+` FROM packages WHERE tenant_id = $1 AND id = $2`, tenantID, id))
+	if err != nil {
+		return ota.Package{}, notFoundAs(err, "get package", ota.NotFound("package", id))
+	}
+	return p, nil
+}
+
+func (s *Store) ListPackages(ctx context.Context, f store.PackageFilter, page store.Page) ([]ota.Package, int64, error) {
+	w := &where{}
+	if f.TenantID != "" {
+		w.add("tenant_id = %s", f.TenantID)
+	}
+	if f.ProductKey != "" {
+		w.add("product_key = %s", f.ProductKey)
+	}
+	if f.Module != "" {
+		w.add("module = %s", f.Module)
+	}
+	if f.Kind != "" {
+		w.add("kind = %s", f.Kind)
+	}
+	if f.Version != "" {
+		w.add("version = %s", f.Version)
+	}
+	if f.Name != "" {
+		w.add("name = %s", f.Name)
+	}
+	total, err := s.count(ctx, "packages", w, "count packages")
+	if err != nil {
+		return nil, 0, err
+	}
+	if page.BeforeID != "" {
+		w.add("id < %s", page.BeforeID)
+	}
+	q := `SELECT ` + packageColumns + ` FROM packages` + w.String() +
+		` ORDER BY id DESC LIMIT ` + w.arg(limitOf(0, page)) + ` OFFSET ` + w.arg(page.Offset)
+	list, err := queryAll(ctx, s, "list packages", scanPackage, q, w.args...)
+	return list, total, err
+}
+
+func (s *Store) UpdatePackage(ctx context.Context, p ota.Package) error {
+	err := s.execOne(ctx, ota.NotFound("package", p.ID), "update package",
+		`UPDATE packages SET name = $3, description = $4, custom_info = $5, tags = $6, need_verify = $7,
+			verify_status = $8, modified_at = $9
+		WHERE tenant_id = $1 AND id = $2`,
+		p.TenantID, p.ID, p.Name, p.Description, p.CustomInfo, sqlcommon.EncodeTags(p.Tags), p.NeedVerify, p.VerifyStatus, ts(p.ModifiedAt))
+	return conflictAs(err, "a package named %q already exists", p.Name)
+}
+
+func (s *Store) DeletePackage(ctx context.Context, tenantID, id string) error {
+	return s.execOne(ctx, ota.NotFound("package", id), "delete package",
+		`DELETE FROM packages WHERE tenant_id = $1 AND id = $2`, tenantID, id)
+}
+
+func (s *Store) CountPackageRefs(ctx context.Context, bucket, key string) (int64, error) {
+	w := &where{}
+	w.add("bucket = %s", bucket)
+	w.add("key = %s", key)
+	return s.count(ctx, "packages", w, "count package references")
+}

@@ -1,0 +1,299 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/updraft-ota/updraft/internal/ota"
+	"github.com/updraft-ota/updraft/internal/store"
+	"github.com/updraft-ota/updraft/internal/testenv"
+)
+
+// These tests cover what only PostgreSQL has: several replicas (separate
+// pools) on one schema at once. The behaviour every backend shares is the
+// contract suite's (TestPostgres).
+
+var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// openReplicas opens n stores on one fresh schema, as n replicas would.
+func openReplicas(t *testing.T, n int) []*Store {
+	t.Helper()
+	dsn := TestSchemaDSN(t, testenv.PostgresDSN(t))
+	out := make([]*Store, n)
+	for i := range out {
+		s, err := Open(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		out[i] = s
+	}
+	return out
+}
+
+func mustJob(t testing.TB, s *Store, id string) ota.Job {
+	t.Helper()
+	ctx := context.Background()
+	j := ota.Job{ID: id, TenantID: "t1", PackageID: "p1", ProductKey: "prod", Module: ota.DefaultModule,
+		Name: id, Target: ota.Target{All: true}, State: ota.JobRunning, CreatedAt: t0}
+	j.Normalize()
+	if err := s.CreateJob(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func queuedTasks(jobID string, from, to int) []ota.Task {
+	out := make([]ota.Task, 0, to-from)
+	for i := from; i < to; i++ {
+		out = append(out, ota.Task{JobID: jobID, TenantID: "t1", ProductKey: "prod", DeviceName: fmt.Sprintf("dev%07d", i),
+			Module: ota.DefaultModule, State: ota.TaskQueued, ToVersion: "2.0", CreatedAt: t0, UpdatedAt: t0})
+	}
+	return out
+}
+
+func TestMigrateConcurrentReplicas(t *testing.T) {
+	replicas := openReplicas(t, 4)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([]error, len(replicas))
+	for i, s := range replicas {
+		wg.Go(func() { errs[i] = s.Migrate(ctx) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("replica %d: %v", i, err)
+		}
+	}
+	applied, latest, err := replicas[0].SchemaVersion(ctx)
+	if err != nil || applied != latest || latest != len(migrations) {
+		t.Fatalf("SchemaVersion = %d, %d, %v; want %d, %d", applied, latest, err, len(migrations), len(migrations))
+	}
+	var rows int
+	if err := replicas[0].pool.QueryRow(ctx, `SELECT count(*) FROM schema_migrations`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != len(migrations) {
+		t.Fatalf("schema_migrations has %d rows, want %d (each migration applied once)", rows, len(migrations))
+	}
+}
+
+func TestSchemaVersionBeforeMigrate(t *testing.T) {
+	s := openReplicas(t, 1)[0]
+	applied, latest, err := s.SchemaVersion(context.Background())
+	if err != nil || applied != 0 || latest != len(migrations) {
+		t.Fatalf("SchemaVersion = %d, %d, %v; want 0, %d", applied, latest, err, len(migrations))
+	}
+}
+
+// Two replicas materialise overlapping device sets for two jobs on the same
+// module at once: every device ends with exactly one active task, and the
+// inserted counts add up to the rows stored.
+func TestInsertTasksConcurrentReplicasKeepOneActive(t *testing.T) {
+	replicas := openReplicas(t, 3)
+	ctx := context.Background()
+	if err := replicas[0].Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const devices, batch = 6000, 500
+	jobs := []string{"jobA", "jobB", "jobC"}
+	for _, j := range jobs {
+		mustJob(t, replicas[0], j)
+	}
+	var wg sync.WaitGroup
+	inserted := make([]int64, len(jobs))
+	errs := make([]error, len(jobs))
+	for i, job := range jobs {
+		s := replicas[i]
+		wg.Go(func() {
+			// Each replica walks the devices from a different start, in
+			// batches, so batches overlap in different orders.
+			for k := range devices / batch {
+				b := (k + i*3) % (devices / batch)
+				n, err := s.InsertTasks(ctx, queuedTasks(job, b*batch, (b+1)*batch))
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				inserted[i] += n
+			}
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("replica %d: %v", i, err)
+		}
+	}
+	var rows, distinct int64
+	err := replicas[0].pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT (product_key, device_name, module)) FROM tasks
+		WHERE state NOT IN `+terminalStates).Scan(&rows, &distinct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows != devices || distinct != devices {
+		t.Fatalf("%d active tasks on %d distinct device modules, want %d each", rows, distinct, devices)
+	}
+	if sum := inserted[0] + inserted[1] + inserted[2]; sum != devices {
+		t.Fatalf("InsertTasks reported %v = %d inserted, want %d", inserted, sum, devices)
+	}
+}
+
+// Two replicas, each with two workers, claim one job's 10 000 tasks in
+// batches: every task is claimed exactly once, each batch comes back in id
+// order, and each claimed task is notified once (attempts 1).
+func TestClaimTasksConcurrentReplicasNoDuplicates(t *testing.T) {
+	replicas := openReplicas(t, 2)
+	ctx := context.Background()
+	if err := replicas[0].Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const total = 10_000
+	mustJob(t, replicas[0], "job")
+	if n, err := replicas[0].InsertTasks(ctx, queuedTasks("job", 0, total)); err != nil || n != total {
+		t.Fatalf("InsertTasks = %d, %v", n, err)
+	}
+
+	var mu sync.Mutex
+	claimed := map[int64]int{}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for w := range 4 {
+		s := replicas[w%2]
+		wg.Go(func() {
+			var after int64
+			for {
+				got, err := s.ClaimTasks(ctx, "job", after, 97, t0)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				for i := range got {
+					if i > 0 && got[i].ID <= got[i-1].ID {
+						errs <- fmt.Errorf("claim batch not in id order: %d after %d", got[i].ID, got[i-1].ID)
+						return
+					}
+					if got[i].State != ota.TaskNotified || got[i].Attempts != 1 || !got[i].NotifiedAt.Equal(t0) {
+						errs <- fmt.Errorf("claimed task %+v: want notified, 1 attempt, notified at %v", got[i], t0)
+						return
+					}
+				}
+				mu.Lock()
+				for _, task := range got {
+					claimed[task.ID]++
+				}
+				mu.Unlock()
+				after = got[len(got)-1].ID
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if len(claimed) != total {
+		t.Fatalf("%d distinct tasks claimed, want %d", len(claimed), total)
+	}
+	for id, n := range claimed {
+		if n != 1 {
+			t.Fatalf("task %d claimed %d times", id, n)
+		}
+	}
+	counts, err := replicas[1].CountTasks(ctx, "job")
+	if err != nil || counts[ota.TaskNotified] != total || counts.Total() != total {
+		t.Fatalf("CountTasks = %v, %v; want %d notified", counts, err, total)
+	}
+}
+
+// Concurrent compare-and-set on one task and one job: exactly one writer wins,
+// the others get CodeConflict.
+func TestCompareAndSetConcurrentReplicas(t *testing.T) {
+	replicas := openReplicas(t, 2)
+	ctx := context.Background()
+	if err := replicas[0].Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	job := mustJob(t, replicas[0], "job")
+	if _, err := replicas[0].InsertTasks(ctx, queuedTasks("job", 0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	tasks, _, err := replicas[0].ListTasks(ctx, store.TaskFilter{JobID: "job"}, store.Page{}, false)
+	if err != nil || len(tasks) != 1 {
+		t.Fatalf("ListTasks = %v, %v", tasks, err)
+	}
+
+	const writers = 8
+	var wg sync.WaitGroup
+	taskErrs := make([]error, writers)
+	jobErrs := make([]error, writers)
+	for i := range writers {
+		s := replicas[i%2]
+		wg.Go(func() {
+			task := tasks[0]
+			task.State, task.Progress, task.UpdatedAt = ota.TaskInProgress, i, t0.Add(time.Second)
+			taskErrs[i] = s.UpdateTask(ctx, task, ota.TaskQueued)
+			j := job
+			j.State, j.StateReason = ota.JobPaused, fmt.Sprint("writer ", i)
+			jobErrs[i] = s.UpdateJob(ctx, j, ota.JobRunning)
+		})
+	}
+	wg.Wait()
+	for name, errs := range map[string][]error{"UpdateTask": taskErrs, "UpdateJob": jobErrs} {
+		wins := 0
+		for _, err := range errs {
+			switch ota.ErrorCode(err) {
+			case "":
+				wins++
+			case ota.CodeConflict:
+			default:
+				t.Fatalf("%s: %v, want nil or CodeConflict", name, err)
+			}
+		}
+		if wins != 1 {
+			t.Fatalf("%s: %d writers won, want exactly 1 (%v)", name, wins, errs)
+		}
+	}
+	got, err := replicas[1].GetTask(ctx, tasks[0].ID)
+	if err != nil || got.State != ota.TaskInProgress || taskErrs[got.Progress] != nil {
+		t.Fatalf("stored task %+v (%v) is not the winner's write", got, err)
+	}
+	gotJob, err := replicas[1].GetJob(ctx, "t1", "job")
+	if err != nil || gotJob.State != ota.JobPaused || !strings.HasPrefix(gotJob.StateReason, "writer ") {
+		t.Fatalf("stored job %+v (%v)", gotJob, err)
+	}
+}
+
+// The SQL list of terminal states must be ota's, or the one-active-task index
+// and UpdateTasks' conflict check would disagree with the domain.
+func TestTerminalStatesMatchDomain(t *testing.T) {
+	for _, st := range ota.TaskStates {
+		listed := strings.Contains(terminalStates, "'"+string(st)+"'")
+		if listed != st.Terminal() {
+			t.Errorf("state %s: in terminalStates = %v, ota Terminal() = %v", st, listed, st.Terminal())
+		}
+	}
+	for _, m := range migrations {
+		if m.version == 1 && !strings.Contains(m.sql, "WHERE state NOT IN "+terminalStates) {
+			t.Errorf("tasks_one_active's predicate in %s does not use %s", m.name, terminalStates)
+		}
+	}
+}
+
+func TestTranslateUnreachableServer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// Port 1 on loopback: nothing listens there, so the connect is refused.
+	_, err := Open(ctx, "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=2")
+	if ota.ErrorCode(err) != ota.CodeUnavailable {
+		t.Fatalf("Open on a closed port: %v, want CodeUnavailable", err)
+	}
+}

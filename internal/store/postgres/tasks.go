@@ -1,0 +1,455 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/updraft-ota/updraft/internal/ota"
+	"github.com/updraft-ota/updraft/internal/store"
+)
+
+// taskInsertColumns are the columns InsertTasks writes (id is assigned).
+var taskInsertColumns = []string{"job_id", "tenant_id", "product_key", "device_name", "module", "state",
+	"from_version", "to_version", "progress", "attempts", "reason", "detail",
+	"notified_at", "started_at", "finished_at", "next_attempt_at", "created_at", "updated_at"}
+
+const taskColumns = `id, job_id, tenant_id, product_key, device_name, module, state, from_version, to_version,
+	progress, attempts, reason, detail, notified_at, started_at, finished_at, next_attempt_at, created_at, updated_at`
+
+func scanTask(row pgx.Row) (ota.Task, error) {
+	var t ota.Task
+	var notified, started, finished, next, created, updated pgtype.Timestamptz
+	err := row.Scan(&t.ID, &t.JobID, &t.TenantID, &t.ProductKey, &t.DeviceName, &t.Module, &t.State, &t.FromVersion, &t.ToVersion,
+		&t.Progress, &t.Attempts, &t.Reason, &t.Detail, &notified, &started, &finished, &next, &created, &updated)
+	if err != nil {
+		return ota.Task{}, err
+	}
+	t.NotifiedAt, t.StartedAt, t.FinishedAt = fromTS(notified), fromTS(started), fromTS(finished)
+	t.NextAttemptAt, t.CreatedAt, t.UpdatedAt = fromTS(next), fromTS(created), fromTS(updated)
+	return t, nil
+}
+
+// insertAttempts bounds retries of a batch that lost a deadlock or
+// serialization race; see InsertTasks.
+const insertAttempts = 5
+
+// InsertTasks inserts a batch in one transaction. A task whose device already
+// has an active task on the module (tasks_one_active) is skipped, also when
+// another replica inserts the same device at the same moment.
+//
+// The batch is first COPYed straight into tasks, the fastest way in; if a
+// row breaks tasks_one_active, that COPY is rolled back (to a savepoint) and
+// the batch goes through a staging table and INSERT … ON CONFLICT DO NOTHING,
+// which skips exactly the conflicting rows.
+//
+// Rows go in (product, device, module) order, the same in every replica: two
+// batches waiting on each other's uncommitted keys then wait in one
+// direction, which rules out deadlocks between replicas inserting
+// overlapping sets. A batch that loses such a race anyway (40P01/40001) is
+// retried whole. Ids still follow the caller's order: a batch not already in
+// key order (materialization walks devices by name, so usually it is) takes
+// its ids from tasks_id_seq first.
+func (s *Store) InsertTasks(ctx context.Context, tasks []ota.Task) (int64, error) {
+	if len(tasks) == 0 {
+		return 0, nil
+	}
+	b := &taskBatch{tasks: tasks, order: make([]int, len(tasks))}
+	for i := range b.order {
+		b.order[i] = i
+	}
+	slices.SortStableFunc(b.order, func(i, j int) int {
+		ti, tj := &tasks[i], &tasks[j]
+		return cmp.Or(strings.Compare(ti.ProductKey, tj.ProductKey), strings.Compare(ti.DeviceName, tj.DeviceName),
+			strings.Compare(ti.Module, tj.Module))
+	})
+	for i, o := range b.order {
+		if i != o {
+			ids, err := s.allocateTaskIDs(ctx, len(tasks))
+			if err != nil {
+				return 0, err
+			}
+			b.ids = ids
+			break
+		}
+	}
+
+	var inserted int64
+	var err error
+	for range insertAttempts {
+		inserted, err = s.insertTasksOnce(ctx, b, true)
+		if !isRetryable(err) {
+			break
+		}
+	}
+	return inserted, translate(err, "insert tasks")
+}
+
+// allocateTaskIDs takes n increasing ids from the tasks' identity sequence.
+func (s *Store) allocateTaskIDs(ctx context.Context, n int) ([]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT nextval('tasks_id_seq') FROM generate_series(1, $1)`, n)
+	if err != nil {
+		return nil, translate(err, "allocate task ids")
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, translate(err, "allocate task ids")
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+// taskBatch is the tasks of one InsertTasks call, the order they go in, and
+// their ids when assigned here (ids[i] is tasks[i]'s).
+type taskBatch struct {
+	tasks []ota.Task
+	order []int
+	ids   []int64
+}
+
+// columns are the columns rows fills.
+func (b *taskBatch) columns() []string {
+	if b.ids != nil {
+		return append([]string{"id"}, taskInsertColumns...)
+	}
+	return taskInsertColumns
+}
+
+// rows is the batch as a COPY source; withOrd adds each row's position.
+func (b *taskBatch) rows(withOrd bool) pgx.CopyFromSource {
+	return pgx.CopyFromSlice(len(b.order), func(i int) ([]any, error) {
+		k := b.order[i]
+		t := &b.tasks[k]
+		row := make([]any, 0, len(taskInsertColumns)+2)
+		if b.ids != nil {
+			row = append(row, b.ids[k])
+		}
+		row = append(row, t.JobID, t.TenantID, t.ProductKey, t.DeviceName, t.Module, string(t.State),
+			t.FromVersion, t.ToVersion, int32(t.Progress), int32(t.Attempts), string(t.Reason), t.Detail,
+			ts(t.NotifiedAt), ts(t.StartedAt), ts(t.FinishedAt), ts(t.NextAttemptAt), ts(t.CreatedAt), ts(t.UpdatedAt))
+		if withOrd {
+			row = append(row, int32(i))
+		}
+		return row, nil
+	})
+}
+
+func (b *taskBatch) jobIDs() []string {
+	var ids []string
+	for i := range b.tasks {
+		if i == 0 || b.tasks[i].JobID != b.tasks[i-1].JobID {
+			ids = append(ids, b.tasks[i].JobID)
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
+}
+
+// isRetryable reports a deadlock or serialization failure: the transaction
+// lost a race and may simply run again.
+func isRetryable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
+}
+
+// isUniqueViolation reports a broken unique index (tasks_one_active).
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+// insertTasksOnce runs one attempt; direct false skips the straight COPY
+// (benchmarks compare the two ways).
+func (s *Store) insertTasksOnce(ctx context.Context, b *taskBatch, direct bool) (int64, error) {
+	var inserted int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockJobs(ctx, tx, b.jobIDs()); err != nil {
+			return err
+		}
+		if direct {
+			n, err := copyTasks(ctx, tx, b)
+			if err == nil {
+				inserted = n
+				return nil
+			}
+			if !isUniqueViolation(err) && !isRetryable(err) {
+				return err
+			}
+		}
+		n, err := insertTasksStaged(ctx, tx, b)
+		inserted = n
+		return err
+	})
+	return inserted, err
+}
+
+// lockJobs does what a foreign key would, once per batch instead of per row:
+// the jobs must exist, and FOR KEY SHARE holds off DeleteJob until this batch
+// is in, so it cannot leave tasks behind.
+func lockJobs(ctx context.Context, tx pgx.Tx, ids []string) error {
+	rows, err := tx.Query(ctx, `SELECT id FROM jobs WHERE id = ANY($1) FOR KEY SHARE`, ids)
+	if err != nil {
+		return err
+	}
+	found, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if !slices.Contains(found, id) {
+			return ota.NotFound("job", id)
+		}
+	}
+	return nil
+}
+
+// copyTasks COPYs the batch into tasks under a savepoint, rolled back if any
+// row fails.
+func copyTasks(ctx context.Context, tx pgx.Tx, b *taskBatch) (int64, error) {
+	sp, err := tx.Begin(ctx) // SAVEPOINT
+	if err != nil {
+		return 0, err
+	}
+	n, err := sp.CopyFrom(ctx, pgx.Identifier{"tasks"}, b.columns(), b.rows(false))
+	if err != nil {
+		if rerr := sp.Rollback(ctx); rerr != nil {
+			return 0, rerr
+		}
+		return 0, err
+	}
+	return n, sp.Commit(ctx) // RELEASE SAVEPOINT
+}
+
+// insertTasksStaged COPYs the batch into a temporary table dropped at commit,
+// then moves it into tasks, skipping conflicts.
+func insertTasksStaged(ctx context.Context, tx pgx.Tx, b *taskBatch) (int64, error) {
+	// Column types come from tasks itself.
+	cols := b.columns()
+	list := strings.Join(cols, ", ")
+	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE task_stage ON COMMIT DROP AS
+		SELECT `+list+`, 0::integer AS ord FROM tasks WITH NO DATA`); err != nil {
+		return 0, err
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"task_stage"}, append(slices.Clone(cols), "ord"), b.rows(true)); err != nil {
+		return 0, err
+	}
+	tag, err := tx.Exec(ctx, `INSERT INTO tasks (`+list+`) SELECT `+list+` FROM task_stage
+		ORDER BY ord ON CONFLICT DO NOTHING`)
+	if err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}
+
+func (s *Store) GetTask(ctx context.Context, id int64) (ota.Task, error) {
+	t, err := scanTask(s.pool.QueryRow(ctx, `SELECT `+taskColumns+` FROM tasks WHERE id = $1`, id))
+	if err != nil {
+		return ota.Task{}, notFoundAs(err, "get task", ota.Errorf(ota.CodeNotFound, "task %d not found", id))
+	}
+	return t, nil
+}
+
+// taskWhere turns a filter into conditions; AfterID and Limit are the
+// caller's (paging, not selection).
+func taskWhere(f store.TaskFilter) *where {
+	w := &where{}
+	if f.TenantID != "" {
+		w.add("tenant_id = %s", f.TenantID)
+	}
+	if f.JobID != "" {
+		w.add("job_id = %s", f.JobID)
+	}
+	if f.ProductKey != "" {
+		w.add("product_key = %s", f.ProductKey)
+	}
+	if f.Module != "" {
+		w.add("module = %s", f.Module)
+	}
+	if len(f.Devices) > 0 {
+		w.add("device_name = ANY(%s)", f.Devices)
+	}
+	if len(f.States) > 0 {
+		states := make([]string, len(f.States))
+		for i, st := range f.States {
+			states[i] = string(st)
+		}
+		w.add("state = ANY(%s)", states)
+		if onlyActive(f.States) {
+			// Implied by the line above, but spelled as tasks_one_active's
+			// predicate so the planner may use that index: a device's
+			// active task is found without scanning its job.
+			w.conds = append(w.conds, "state NOT IN "+terminalStates)
+		}
+	}
+	if len(f.IDs) > 0 {
+		w.add("id = ANY(%s)", f.IDs)
+	}
+	if !f.NotifiedBefore.IsZero() {
+		w.add("notified_at < %s", f.NotifiedBefore)
+	}
+	if !f.StartedBefore.IsZero() {
+		w.add("started_at < %s", f.StartedBefore)
+	}
+	if !f.NextAttemptBefore.IsZero() {
+		w.add("next_attempt_at <= %s", f.NextAttemptBefore)
+	}
+	return w
+}
+
+func (s *Store) ListTasks(ctx context.Context, f store.TaskFilter, page store.Page, count bool) ([]ota.Task, int64, error) {
+	w := taskWhere(f)
+	total := int64(-1)
+	if count {
+		n, err := s.count(ctx, "tasks", w, "count tasks")
+		if err != nil {
+			return nil, 0, err
+		}
+		total = n
+	}
+	if f.AfterID > 0 {
+		w.add("id > %s", f.AfterID)
+	}
+	q := `SELECT ` + taskColumns + ` FROM tasks` + w.String() +
+		` ORDER BY id LIMIT ` + w.arg(limitOf(f.Limit, page)) + ` OFFSET ` + w.arg(page.Offset)
+	list, err := queryAll(ctx, s, "list tasks", scanTask, q, w.args...)
+	return list, total, err
+}
+
+func (s *Store) CountTasks(ctx context.Context, jobID string) (ota.TaskCounts, error) {
+	rows, err := s.pool.Query(ctx, `SELECT state, count(*) FROM tasks WHERE job_id = $1 GROUP BY state`, jobID)
+	if err != nil {
+		return nil, translate(err, "count tasks")
+	}
+	counts := ota.TaskCounts{}
+	var state string
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&state, &n}, func() error {
+		counts[ota.TaskState(state)] = n
+		return nil
+	})
+	if err != nil {
+		return nil, translate(err, "count tasks")
+	}
+	return counts, nil
+}
+
+func (s *Store) CountNotifiedSince(ctx context.Context, jobID string, since time.Time) (int64, error) {
+	w := &where{}
+	w.add("job_id = %s", jobID)
+	w.add("notified_at >= %s", since)
+	return s.count(ctx, "tasks", w, "count notified tasks")
+}
+
+// UpdateTask writes the fields that change over a task's life if its state is
+// still expect. The identity (job, device, module, destination) stays.
+func (s *Store) UpdateTask(ctx context.Context, t ota.Task, expect ota.TaskState) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE tasks SET state = $3, from_version = $4, progress = $5, attempts = $6, reason = $7, detail = $8,
+			notified_at = $9, started_at = $10, finished_at = $11, next_attempt_at = $12, updated_at = $13
+		WHERE id = $1 AND state = $2`,
+		t.ID, expect, t.State, t.FromVersion, t.Progress, t.Attempts, t.Reason, t.Detail,
+		ts(t.NotifiedAt), ts(t.StartedAt), ts(t.FinishedAt), ts(t.NextAttemptAt), ts(t.UpdatedAt))
+	if err != nil {
+		return conflictAs(translate(err, "update task"),
+			"device %q already has an active task on module %q", t.DeviceName, t.Module)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	cur, err := s.GetTask(ctx, t.ID)
+	if err != nil {
+		return err
+	}
+	return ota.Errorf(ota.CodeConflict, "task %d is %s, not %s: it changed meanwhile; reload it and try again", t.ID, cur.State, expect)
+}
+
+// UpdateTasks applies u to the tasks f selects. With f.Limit it takes the
+// first Limit of them in id order that no other transaction holds (SKIP
+// LOCKED), so replicas sweeping the same tasks share the work.
+//
+// A task that would become a second active task on its device's module is
+// left unchanged and not counted (as SQLite's UPDATE OR IGNORE does): when u
+// makes tasks active, a terminal task is taken only if no active task holds
+// its (product, device, module), and only the lowest id of several.
+func (s *Store) UpdateTasks(ctx context.Context, f store.TaskFilter, u store.TaskUpdate) (int64, error) {
+	w := taskWhere(f)
+	if f.AfterID > 0 {
+		w.add("id > %s", f.AfterID)
+	}
+	sel := w.String()
+	if f.Limit > 0 {
+		sel = ` WHERE id = ANY(ARRAY(SELECT id FROM tasks` + sel + ` ORDER BY id LIMIT ` + w.arg(f.Limit) + ` FOR UPDATE SKIP LOCKED))`
+	}
+	if u.State.Active() && !onlyActive(f.States) {
+		if sel == "" {
+			sel = " WHERE true"
+		}
+		sel = ` WHERE id IN (SELECT DISTINCT ON (product_key, device_name, module) id FROM tasks c` + sel + `
+			AND (c.state NOT IN ` + terminalStates + ` OR NOT EXISTS (SELECT 1 FROM tasks o
+				WHERE o.product_key = c.product_key AND o.device_name = c.device_name AND o.module = c.module
+				AND o.state NOT IN ` + terminalStates + `))
+			ORDER BY product_key, device_name, module, id)`
+	}
+	set := `state = ` + w.arg(string(u.State)) + `, reason = ` + w.arg(string(u.Reason)) +
+		`, detail = ` + w.arg(u.Detail) + `, updated_at = ` + w.arg(ts(u.Now))
+	if u.State.Terminal() {
+		set += `, finished_at = ` + w.arg(ts(u.Now))
+	}
+	if u.State == ota.TaskRetryWait {
+		set += `, next_attempt_at = ` + w.arg(ts(u.NextAttemptAt))
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE tasks SET `+set+sel, w.args...)
+	if err != nil {
+		return 0, conflictAs(translate(err, "update tasks"),
+			"a device got another active task on the module meanwhile: try again")
+	}
+	return tag.RowsAffected(), nil
+}
+
+// onlyActive reports whether states names active states only (then tasks
+// already hold their slot in tasks_one_active, and changing them between
+// active states cannot conflict).
+func onlyActive(states []ota.TaskState) bool {
+	for _, st := range states {
+		if st.Terminal() {
+			return false
+		}
+	}
+	return len(states) > 0
+}
+
+// terminalStates is the SQL list of ota's terminal task states, written as in
+// the predicate of tasks_one_active so the planner can use that index.
+const terminalStates = `('succeeded', 'failed', 'canceled')`
+
+// claimSQL claims ($1 job, $2 after id, $3 limit, $4 now). The ids are
+// picked first (an InitPlan, run once) so the UPDATE reaches its rows through
+// the primary key whatever the planner thinks of the subquery's size.
+const claimSQL = `UPDATE tasks SET state = 'notified', attempts = attempts + 1, notified_at = $4, updated_at = $4
+	WHERE id = ANY(ARRAY(
+		SELECT id FROM tasks WHERE job_id = $1 AND state = 'queued' AND id > $2
+		ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED))`
+
+// ClaimTasks notifies up to limit queued tasks of a job after afterID. The
+// inner SELECT walks tasks_job_state_id from afterID (keyset), so a claim
+// costs O(limit) however far the job has progressed, and SKIP LOCKED lets
+// replicas claim side by side without waiting or double-claiming.
+func (s *Store) ClaimTasks(ctx context.Context, jobID string, afterID int64, limit int, now time.Time) ([]ota.Task, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	list, err := queryAll(ctx, s, "claim tasks", scanTask, claimSQL+` RETURNING `+taskColumns,
+		jobID, afterID, limit, ts(now))
+	if err != nil {
+		return nil, err
+	}
+	// RETURNING has no order.
+	slices.SortFunc(list, func(a, b ota.Task) int { return cmp.Compare(a.ID, b.ID) })
+	return list, nil
+}

@@ -1,0 +1,157 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/updraft-ota/updraft/internal/ota"
+	"github.com/updraft-ota/updraft/internal/store"
+	"github.com/updraft-ota/updraft/internal/store/sqlcommon"
+)
+
+// CreateDevice adds a device with its groups and any versions it already
+// has; CodeConflict if (product, name) exists, CodeNotFound if the product
+// does not.
+func (s *Store) CreateDevice(ctx context.Context, d ota.Device) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO devices (product_key, name, tenant_id, secret, groups, online, last_seen, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			d.ProductKey, d.Name, d.TenantID, d.Secret, sqlcommon.EncodeStrings(d.Groups), dbBool(d.Online),
+			dbTime(d.LastSeen), dbTime(d.CreatedAt))
+		if err != nil {
+			return err
+		}
+		for module, version := range d.Versions {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO device_versions (product_key, device_name, module, version, reported_at)
+				VALUES (?, ?, ?, ?, ?)`, d.ProductKey, d.Name, module, version, dbTime(d.LastSeen)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	switch ota.ErrorCode(dbError(err, "")) {
+	case ota.CodeConflict:
+		return ota.Errorf(ota.CodeConflict, "device %q of product %q already exists", d.Name, d.ProductKey)
+	case ota.CodeNotFound:
+		return ota.NotFound("product", d.ProductKey)
+	}
+	return dbError(err, "create device "+d.Name)
+}
+
+// deviceSelect reads a device with its versions folded into a JSON object.
+const deviceSelect = `SELECT d.tenant_id, d.product_key, d.name, d.secret, d.groups, d.online, d.last_seen, d.created_at,
+	(SELECT json_group_object(v.module, v.version) FROM device_versions v
+	 WHERE v.product_key = d.product_key AND v.device_name = d.name)
+	FROM devices d`
+
+func scanDevice(r rowScanner) (ota.Device, error) {
+	var d ota.Device
+	var groups, versions string
+	var online int
+	var lastSeen, created sql.NullInt64
+	if err := r.Scan(&d.TenantID, &d.ProductKey, &d.Name, &d.Secret, &groups, &online, &lastSeen, &created, &versions); err != nil {
+		return ota.Device{}, err
+	}
+	var err error
+	if d.Groups, err = sqlcommon.DecodeStrings(groups); err != nil {
+		return ota.Device{}, err
+	}
+	if d.Versions, err = sqlcommon.DecodeVersions(versions); err != nil {
+		return ota.Device{}, err
+	}
+	d.Online = online != 0
+	d.LastSeen = goTime(lastSeen)
+	d.CreatedAt = goTime(created)
+	return d, nil
+}
+
+func (s *Store) GetDevice(ctx context.Context, productKey, name string) (ota.Device, error) {
+	d, err := scanDevice(s.read.QueryRowContext(ctx, deviceSelect+" WHERE d.product_key = ? AND d.name = ?", productKey, name))
+	if err == sql.ErrNoRows {
+		return ota.Device{}, ota.NotFound("device", name)
+	}
+	return d, dbError(err, "get device "+name)
+}
+
+// ListDevices returns matching devices in name order. The count ignores
+// AfterName and the limits.
+func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter, page store.Page, count bool) ([]ota.Device, int64, error) {
+	var w where
+	if f.TenantID != "" {
+		w.add("d.tenant_id = ?", f.TenantID)
+	}
+	if f.ProductKey != "" {
+		w.add("d.product_key = ?", f.ProductKey)
+	}
+	if len(f.Names) > 0 {
+		w.in("d.name", f.Names)
+	}
+	if len(f.Groups) > 0 {
+		w.add("EXISTS (SELECT 1 FROM json_each(d.groups) g WHERE g.value IN (SELECT value FROM json_each(?)))", jsonList(f.Groups))
+	}
+	module := f.Module
+	if module == "" {
+		module = ota.DefaultModule
+	}
+	if len(f.Versions) > 0 {
+		w.add(`EXISTS (SELECT 1 FROM device_versions v WHERE v.product_key = d.product_key AND v.device_name = d.name
+			AND v.module = ? AND v.version IN (SELECT value FROM json_each(?)))`, module, jsonList(f.Versions))
+	} else if f.HasVersion {
+		w.add("EXISTS (SELECT 1 FROM device_versions v WHERE v.product_key = d.product_key AND v.device_name = d.name AND v.module = ?)", module)
+	}
+
+	total := int64(-1)
+	if count {
+		if err := s.read.QueryRowContext(ctx, "SELECT count(*) FROM devices d"+w.String(), w.args...).Scan(&total); err != nil {
+			return nil, 0, dbError(err, "count devices")
+		}
+	}
+	if f.AfterName != "" {
+		w.add("d.name > ?", f.AfterName)
+	}
+	q := deviceSelect + w.String() + " ORDER BY d.name, d.product_key LIMIT ? OFFSET ?"
+	rows, err := s.read.QueryContext(ctx, q, append(w.args, sqlcommon.Limit(page.Limit, f.Limit), page.Offset)...)
+	if err != nil {
+		return nil, 0, dbError(err, "list devices")
+	}
+	out, err := collect(rows, scanDevice)
+	if err != nil {
+		return nil, 0, dbError(err, "list devices")
+	}
+	return out, total, nil
+}
+
+// SetDeviceVersion records the reported version of one module; the report
+// also counts as the device being seen at at.
+func (s *Store) SetDeviceVersion(ctx context.Context, productKey, name, module, version string, at time.Time) error {
+	if module == "" {
+		module = ota.DefaultModule
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE devices SET last_seen = ? WHERE product_key = ? AND name = ?",
+			dbTime(at), productKey, name)
+		if err := affectedOne(res, err, "set device version", ota.NotFound("device", name)); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO device_versions (product_key, device_name, module, version, reported_at)
+			VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (product_key, device_name, module) DO UPDATE SET version = excluded.version, reported_at = excluded.reported_at`,
+			productKey, name, module, version, dbTime(at))
+		return err
+	})
+	return dbError(err, "set version of device "+name)
+}
+
+// SetDeviceOnline records a connect or disconnect at at.
+func (s *Store) SetDeviceOnline(ctx context.Context, productKey, name string, online bool, at time.Time) error {
+	res, err := s.write.ExecContext(ctx, "UPDATE devices SET online = ?, last_seen = ? WHERE product_key = ? AND name = ?",
+		dbBool(online), dbTime(at), productKey, name)
+	return affectedOne(res, err, "set device online", ota.NotFound("device", name))
+}
+
+// DeleteDevice removes a device and its versions (ON DELETE CASCADE).
+func (s *Store) DeleteDevice(ctx context.Context, productKey, name string) error {
+	res, err := s.write.ExecContext(ctx, "DELETE FROM devices WHERE product_key = ? AND name = ?", productKey, name)
+	return affectedOne(res, err, "delete device "+name, ota.NotFound("device", name))
+}

@@ -1,0 +1,181 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/updraft-ota/updraft/internal/ota"
+	"github.com/updraft-ota/updraft/internal/store"
+	"github.com/updraft-ota/updraft/internal/store/sqlcommon"
+)
+
+const jobCols = `id, tenant_id, package_id, product_key, module, name, description, type, selection, target,
+	schedule_start, schedule_finish, schedule_window, max_concurrency, max_per_minute, retry_count,
+	retry_interval_ns, timeout_seconds, need_push, need_confirm, overwrite, allow_device_request,
+	abort_failure_percent, abort_min_finished, tags, ext_info, space, state, state_reason, materialized,
+	materialize_cursor, created_at, updated_at, started_at, finished_at`
+
+// CreateJob adds a job; CodeConflict if the id exists.
+func (s *Store) CreateJob(ctx context.Context, j ota.Job) error {
+	_, err := s.write.ExecContext(ctx, "INSERT INTO jobs ("+jobCols+`) VALUES (
+		?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		j.ID, j.TenantID, j.PackageID, j.ProductKey, j.Module, j.Name, j.Description, string(j.Type), string(j.Selection),
+		sqlcommon.EncodeTarget(j.Target), dbTime(j.Schedule.Start), dbTime(j.Schedule.Finish),
+		sqlcommon.EncodeWindow(j.Schedule.Window), j.MaxConcurrency, j.MaxPerMinute, j.Retry.Count,
+		int64(j.Retry.Interval), j.TimeoutSeconds, dbBool(j.NeedPush), dbBool(j.NeedConfirm), string(j.Overwrite),
+		dbBool(j.AllowDeviceRequest), j.Abort.FailurePercent, j.Abort.MinFinished, sqlcommon.EncodeTags(j.Tags),
+		j.ExtInfo, j.Space, string(j.State), j.StateReason, dbBool(j.Materialized), j.MaterializeCursor,
+		dbTime(j.CreatedAt), dbTime(j.UpdatedAt), dbTime(j.StartedAt), dbTime(j.FinishedAt))
+	if ota.ErrorCode(dbError(err, "")) == ota.CodeConflict {
+		return ota.Errorf(ota.CodeConflict, "job %q already exists", j.ID)
+	}
+	return dbError(err, "create job "+j.ID)
+}
+
+func scanJob(r rowScanner) (ota.Job, error) {
+	var j ota.Job
+	var typ, sel, target, window, overwrite, tags, state string
+	var needPush, needConfirm, allowReq, materialized int
+	var retryInterval int64
+	var start, finish, created, updated, started, finished sql.NullInt64
+	err := r.Scan(&j.ID, &j.TenantID, &j.PackageID, &j.ProductKey, &j.Module, &j.Name, &j.Description, &typ, &sel, &target,
+		&start, &finish, &window, &j.MaxConcurrency, &j.MaxPerMinute, &j.Retry.Count,
+		&retryInterval, &j.TimeoutSeconds, &needPush, &needConfirm, &overwrite, &allowReq,
+		&j.Abort.FailurePercent, &j.Abort.MinFinished, &tags, &j.ExtInfo, &j.Space, &state, &j.StateReason, &materialized,
+		&j.MaterializeCursor, &created, &updated, &started, &finished)
+	if err != nil {
+		return ota.Job{}, err
+	}
+	j.Type = ota.JobType(typ)
+	j.Selection = ota.Selection(sel)
+	j.Overwrite = ota.OverwriteMode(overwrite)
+	j.State = ota.JobState(state)
+	j.Retry.Interval = time.Duration(retryInterval)
+	j.NeedPush = needPush != 0
+	j.NeedConfirm = needConfirm != 0
+	j.AllowDeviceRequest = allowReq != 0
+	j.Materialized = materialized != 0
+	j.Schedule.Start = goTime(start)
+	j.Schedule.Finish = goTime(finish)
+	j.CreatedAt = goTime(created)
+	j.UpdatedAt = goTime(updated)
+	j.StartedAt = goTime(started)
+	j.FinishedAt = goTime(finished)
+	if j.Target, err = sqlcommon.DecodeTarget(target); err != nil {
+		return ota.Job{}, err
+	}
+	if j.Schedule.Window, err = sqlcommon.DecodeWindow(window); err != nil {
+		return ota.Job{}, err
+	}
+	if j.Tags, err = sqlcommon.DecodeTags(tags); err != nil {
+		return ota.Job{}, err
+	}
+	return j, nil
+}
+
+func (s *Store) GetJob(ctx context.Context, tenantID, id string) (ota.Job, error) {
+	j, err := scanJob(s.read.QueryRowContext(ctx, "SELECT "+jobCols+" FROM jobs WHERE id = ? AND tenant_id = ?", id, tenantID))
+	if err == sql.ErrNoRows {
+		return ota.Job{}, ota.NotFound("job", id)
+	}
+	return j, dbError(err, "get job "+id)
+}
+
+// ListJobs returns matching jobs newest first (id descending). The total
+// ignores BeforeID, Offset and Limit.
+func (s *Store) ListJobs(ctx context.Context, f store.JobFilter, page store.Page) ([]ota.Job, int64, error) {
+	var w where
+	if f.TenantID != "" {
+		w.add("tenant_id = ?", f.TenantID)
+	}
+	if f.PackageID != "" {
+		w.add("package_id = ?", f.PackageID)
+	}
+	if f.ProductKey != "" {
+		w.add("product_key = ?", f.ProductKey)
+	}
+	if f.Module != "" {
+		w.add("module = ?", f.Module)
+	}
+	if f.Type != "" {
+		w.add("type = ?", string(f.Type))
+	}
+	if f.Selection != "" {
+		w.add("selection = ?", string(f.Selection))
+	}
+	if len(f.States) > 0 {
+		w.in("state", stateStrings(f.States))
+	}
+	var total int64
+	if err := s.read.QueryRowContext(ctx, "SELECT count(*) FROM jobs"+w.String(), w.args...).Scan(&total); err != nil {
+		return nil, 0, dbError(err, "count jobs")
+	}
+	if page.BeforeID != "" {
+		w.add("id < ?", page.BeforeID)
+	}
+	rows, err := s.read.QueryContext(ctx, "SELECT "+jobCols+" FROM jobs"+w.String()+" ORDER BY id DESC LIMIT ? OFFSET ?",
+		append(w.args, sqlcommon.Limit(page.Limit, 0), page.Offset)...)
+	if err != nil {
+		return nil, 0, dbError(err, "list jobs")
+	}
+	out, err := collect(rows, scanJob)
+	if err != nil {
+		return nil, 0, dbError(err, "list jobs")
+	}
+	return out, total, nil
+}
+
+// UpdateJob writes the mutable fields (state, reason, materialization
+// progress, updated/started/finished times) if the stored state is expect.
+func (s *Store) UpdateJob(ctx context.Context, j ota.Job, expect ota.JobState) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, state_reason = ?, materialized = ?, materialize_cursor = ?,
+			updated_at = ?, started_at = ?, finished_at = ? WHERE id = ? AND tenant_id = ? AND state = ?`,
+			string(j.State), j.StateReason, dbBool(j.Materialized), j.MaterializeCursor,
+			dbTime(j.UpdatedAt), dbTime(j.StartedAt), dbTime(j.FinishedAt), j.ID, j.TenantID, string(expect))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return err
+		}
+		var state string
+		err = tx.QueryRowContext(ctx, "SELECT state FROM jobs WHERE id = ? AND tenant_id = ?", j.ID, j.TenantID).Scan(&state)
+		if err == sql.ErrNoRows {
+			return ota.NotFound("job", j.ID)
+		}
+		if err != nil {
+			return err
+		}
+		return ota.Errorf(ota.CodeConflict, "job %q is %s, not %s: reload it and try again", j.ID, state, expect)
+	})
+	return dbError(err, "update job "+j.ID)
+}
+
+// DeleteJob removes a job and its tasks.
+func (s *Store) DeleteJob(ctx context.Context, tenantID, id string) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM jobs WHERE id = ? AND tenant_id = ?", id, tenantID).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			return ota.NotFound("job", id)
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM tasks WHERE job_id = ?", id); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, "DELETE FROM jobs WHERE id = ?", id)
+		return err
+	})
+	return dbError(err, "delete job "+id)
+}
+
+func stateStrings[S ~string](states []S) []string {
+	out := make([]string, len(states))
+	for i, s := range states {
+		out[i] = string(s)
+	}
+	return out
+}

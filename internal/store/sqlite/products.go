@@ -1,0 +1,215 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+
+	"github.com/updraft-ota/updraft/internal/ota"
+	"github.com/updraft-ota/updraft/internal/store"
+	"github.com/updraft-ota/updraft/internal/store/sqlcommon"
+)
+
+// CreateTenant adds a tenant; CodeConflict if the id exists.
+func (s *Store) CreateTenant(ctx context.Context, t ota.Tenant) error {
+	_, err := s.write.ExecContext(ctx, "INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)",
+		t.ID, t.Name, dbTime(t.CreatedAt))
+	if ota.ErrorCode(dbError(err, "")) == ota.CodeConflict {
+		return ota.Errorf(ota.CodeConflict, "tenant %q already exists", t.ID)
+	}
+	return dbError(err, "create tenant "+t.ID)
+}
+
+func (s *Store) GetTenant(ctx context.Context, id string) (ota.Tenant, error) {
+	var t ota.Tenant
+	var created sql.NullInt64
+	err := s.read.QueryRowContext(ctx, "SELECT id, name, created_at FROM tenants WHERE id = ?", id).
+		Scan(&t.ID, &t.Name, &created)
+	if err == sql.ErrNoRows {
+		return ota.Tenant{}, ota.NotFound("tenant", id)
+	}
+	if err != nil {
+		return ota.Tenant{}, dbError(err, "get tenant "+id)
+	}
+	t.CreatedAt = goTime(created)
+	return t, nil
+}
+
+func (s *Store) CountTenants(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.read.QueryRowContext(ctx, "SELECT count(*) FROM tenants").Scan(&n)
+	return n, dbError(err, "count tenants")
+}
+
+// CreateAccessKey adds an access key; CodeConflict if the id exists.
+func (s *Store) CreateAccessKey(ctx context.Context, k ota.AccessKey) error {
+	_, err := s.write.ExecContext(ctx, "INSERT INTO access_keys (id, tenant_id, secret, created_at) VALUES (?, ?, ?, ?)",
+		k.ID, k.TenantID, k.Secret, dbTime(k.CreatedAt))
+	if ota.ErrorCode(dbError(err, "")) == ota.CodeConflict {
+		return ota.Errorf(ota.CodeConflict, "access key %q already exists", k.ID)
+	}
+	return dbError(err, "create access key "+k.ID)
+}
+
+func (s *Store) GetAccessKey(ctx context.Context, id string) (ota.AccessKey, error) {
+	var k ota.AccessKey
+	var created sql.NullInt64
+	err := s.read.QueryRowContext(ctx, "SELECT id, tenant_id, secret, created_at FROM access_keys WHERE id = ?", id).
+		Scan(&k.ID, &k.TenantID, &k.Secret, &created)
+	if err == sql.ErrNoRows {
+		return ota.AccessKey{}, ota.NotFound("access key", id)
+	}
+	if err != nil {
+		return ota.AccessKey{}, dbError(err, "get access key "+id)
+	}
+	k.CreatedAt = goTime(created)
+	return k, nil
+}
+
+// CreateProduct adds a product; CodeConflict if the key exists in any tenant.
+func (s *Store) CreateProduct(ctx context.Context, p ota.Product) error {
+	_, err := s.write.ExecContext(ctx,
+		"INSERT INTO products (key, tenant_id, name, description, created_at) VALUES (?, ?, ?, ?, ?)",
+		p.Key, p.TenantID, p.Name, p.Description, dbTime(p.CreatedAt))
+	if ota.ErrorCode(dbError(err, "")) == ota.CodeConflict {
+		return ota.Errorf(ota.CodeConflict, "product key %q is already taken: choose another key", p.Key)
+	}
+	return dbError(err, "create product "+p.Key)
+}
+
+const productCols = "tenant_id, key, name, description, created_at"
+
+func scanProduct(r rowScanner) (ota.Product, error) {
+	var p ota.Product
+	var created sql.NullInt64
+	if err := r.Scan(&p.TenantID, &p.Key, &p.Name, &p.Description, &created); err != nil {
+		return ota.Product{}, err
+	}
+	p.CreatedAt = goTime(created)
+	return p, nil
+}
+
+func (s *Store) GetProduct(ctx context.Context, tenantID, key string) (ota.Product, error) {
+	p, err := scanProduct(s.read.QueryRowContext(ctx,
+		"SELECT "+productCols+" FROM products WHERE key = ? AND tenant_id = ?", key, tenantID))
+	if err == sql.ErrNoRows {
+		return ota.Product{}, ota.NotFound("product", key)
+	}
+	return p, dbError(err, "get product "+key)
+}
+
+func (s *Store) FindProduct(ctx context.Context, key string) (ota.Product, error) {
+	p, err := scanProduct(s.read.QueryRowContext(ctx, "SELECT "+productCols+" FROM products WHERE key = ?", key))
+	if err == sql.ErrNoRows {
+		return ota.Product{}, ota.NotFound("product", key)
+	}
+	return p, dbError(err, "find product "+key)
+}
+
+func (s *Store) ListProducts(ctx context.Context, tenantID string, page store.Page) ([]ota.Product, int64, error) {
+	var total int64
+	if err := s.read.QueryRowContext(ctx, "SELECT count(*) FROM products WHERE tenant_id = ?", tenantID).Scan(&total); err != nil {
+		return nil, 0, dbError(err, "count products")
+	}
+	rows, err := s.read.QueryContext(ctx, "SELECT "+productCols+" FROM products WHERE tenant_id = ? ORDER BY name, key LIMIT ? OFFSET ?",
+		tenantID, sqlcommon.Limit(page.Limit, 0), page.Offset)
+	if err != nil {
+		return nil, 0, dbError(err, "list products")
+	}
+	out, err := collect(rows, scanProduct)
+	return out, total, dbError(err, "list products")
+}
+
+// CreateModule adds a custom module; CodeConflict if (product, name) exists,
+// CodeNotFound if the product does not.
+func (s *Store) CreateModule(ctx context.Context, m ota.Module) error {
+	_, err := s.write.ExecContext(ctx,
+		"INSERT INTO modules (product_key, name, tenant_id, alias, description, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+		m.ProductKey, m.Name, m.TenantID, m.Alias, m.Description, dbTime(m.CreatedAt))
+	switch ota.ErrorCode(dbError(err, "")) {
+	case ota.CodeConflict:
+		return ota.Errorf(ota.CodeConflict, "module %q of product %q already exists", m.Name, m.ProductKey)
+	case ota.CodeNotFound:
+		return ota.NotFound("product", m.ProductKey)
+	}
+	return dbError(err, "create module "+m.Name)
+}
+
+const moduleCols = "tenant_id, product_key, name, alias, description, created_at"
+
+func scanModule(r rowScanner) (ota.Module, error) {
+	var m ota.Module
+	var created sql.NullInt64
+	if err := r.Scan(&m.TenantID, &m.ProductKey, &m.Name, &m.Alias, &m.Description, &created); err != nil {
+		return ota.Module{}, err
+	}
+	m.CreatedAt = goTime(created)
+	return m, nil
+}
+
+func (s *Store) GetModule(ctx context.Context, tenantID, productKey, name string) (ota.Module, error) {
+	m, err := scanModule(s.read.QueryRowContext(ctx,
+		"SELECT "+moduleCols+" FROM modules WHERE product_key = ? AND name = ? AND tenant_id = ?", productKey, name, tenantID))
+	if err == sql.ErrNoRows {
+		return ota.Module{}, ota.NotFound("module", name)
+	}
+	return m, dbError(err, "get module "+name)
+}
+
+func (s *Store) ListModules(ctx context.Context, tenantID, productKey string, page store.Page) ([]ota.Module, int64, error) {
+	var total int64
+	if err := s.read.QueryRowContext(ctx, "SELECT count(*) FROM modules WHERE product_key = ? AND tenant_id = ?",
+		productKey, tenantID).Scan(&total); err != nil {
+		return nil, 0, dbError(err, "count modules")
+	}
+	rows, err := s.read.QueryContext(ctx, "SELECT "+moduleCols+
+		" FROM modules WHERE product_key = ? AND tenant_id = ? ORDER BY name LIMIT ? OFFSET ?",
+		productKey, tenantID, sqlcommon.Limit(page.Limit, 0), page.Offset)
+	if err != nil {
+		return nil, 0, dbError(err, "list modules")
+	}
+	out, err := collect(rows, scanModule)
+	return out, total, dbError(err, "list modules")
+}
+
+// UpdateModule writes the alias and description.
+func (s *Store) UpdateModule(ctx context.Context, m ota.Module) error {
+	res, err := s.write.ExecContext(ctx,
+		"UPDATE modules SET alias = ?, description = ? WHERE product_key = ? AND name = ? AND tenant_id = ?",
+		m.Alias, m.Description, m.ProductKey, m.Name, m.TenantID)
+	return affectedOne(res, err, "update module "+m.Name, ota.NotFound("module", m.Name))
+}
+
+func (s *Store) DeleteModule(ctx context.Context, tenantID, productKey, name string) error {
+	res, err := s.write.ExecContext(ctx, "DELETE FROM modules WHERE product_key = ? AND name = ? AND tenant_id = ?",
+		productKey, name, tenantID)
+	return affectedOne(res, err, "delete module "+name, ota.NotFound("module", name))
+}
+
+// affectedOne turns an exec that changed no row into notFound.
+func affectedOne(res sql.Result, err error, what string, notFound error) error {
+	if err != nil {
+		return dbError(err, what)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return dbError(err, what)
+	}
+	if n == 0 {
+		return notFound
+	}
+	return nil
+}
+
+// collect scans every row with scan and closes rows.
+func collect[T any](rows *sql.Rows, scan func(rowScanner) (T, error)) ([]T, error) {
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,368 @@
+// Package sqlite is the default store backend: one SQLite file in WAL mode
+// through modernc.org/sqlite (pure Go, no cgo).
+//
+// SQLite has one writer at a time. Every write goes through a pool of exactly
+// one connection, so writers queue in Go instead of failing with SQLITE_BUSY,
+// and a read-modify-write in one transaction (compare-and-set, claims) cannot
+// interleave with another. Reads use a separate pool of read-only connections
+// that WAL lets run while a write is in progress.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/updraft-ota/updraft/internal/ota"
+	"github.com/updraft-ota/updraft/internal/store"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+// busyTimeout is how long a connection waits for a lock held by another
+// process (another updraft process on the same file, a backup tool) before
+// SQLITE_BUSY. Within one process the single writer pool already serializes.
+const busyTimeout = 10 * time.Second
+
+// writeCacheKiB is the page cache of the writer connection.
+const writeCacheKiB = 64 << 10
+
+// Store is a store.Store on one SQLite database.
+type Store struct {
+	write *sql.DB // exactly one connection; every write and every CAS read
+	read  *sql.DB // read-only connections; the same pool as write for :memory:
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database at path and configures it. It
+// does not migrate: call Migrate. path ":memory:" gives a private in-memory
+// database on one connection (tests only; it disappears on Close).
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" {
+		return nil, ota.Invalid("db", "the SQLite database path is empty")
+	}
+	memory := path == ":memory:" || strings.Contains(path, "mode=memory")
+
+	params := url.Values{}
+	params.Set("_txlock", "immediate") // take the write lock at BEGIN: no upgrade deadlocks
+	params.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	params.Add("_pragma", "foreign_keys(1)")
+	params.Add("_pragma", "synchronous(NORMAL)")
+	// The default page cache is 2 MB; bulk task inserts and claims touch
+	// several indexes of a table with millions of rows.
+	params.Add("_pragma", fmt.Sprintf("cache_size(%d)", -writeCacheKiB))
+	params.Add("_pragma", "temp_store(MEMORY)")
+	if !memory {
+		params.Add("_pragma", "journal_mode(WAL)")
+	}
+	if !memory && !strings.HasPrefix(path, "file:") {
+		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+			return nil, ota.Errorf(ota.CodeUnavailable, "cannot create the directory of the SQLite database %s: %v", path, err)
+		}
+	}
+	write, err := sql.Open("sqlite", withParams(path, params))
+	if err != nil {
+		return nil, ota.Internal(err, "cannot open the SQLite database")
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxLifetime(0)
+	write.SetConnMaxIdleTime(0)
+	s := &Store{write: write, read: write}
+	if err := write.PingContext(ctx); err != nil {
+		write.Close()
+		return nil, ota.Errorf(ota.CodeUnavailable, "cannot open the SQLite database %s: %v", path, err)
+	}
+	if memory {
+		return s, nil
+	}
+
+	rparams := url.Values{}
+	rparams.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	rparams.Add("_pragma", "foreign_keys(1)")
+	rparams.Add("_pragma", "query_only(1)")
+	read, err := sql.Open("sqlite", withParams(path, rparams))
+	if err != nil {
+		write.Close()
+		return nil, ota.Internal(err, "cannot open the SQLite database for reading")
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	read.SetMaxOpenConns(n)
+	read.SetMaxIdleConns(n)
+	s.read = read
+	if err := read.PingContext(ctx); err != nil {
+		s.Close()
+		return nil, ota.Errorf(ota.CodeUnavailable, "cannot open the SQLite database %s: %v", path, err)
+	}
+	return s, nil
+}
+
+// withParams appends driver parameters to a path or file: URI.
+func withParams(path string, params url.Values) string {
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	return path + sep + params.Encode()
+}
+
+// Close closes both pools.
+func (s *Store) Close() error {
+	err := s.write.Close()
+	if s.read != s.write {
+		err = errors.Join(err, s.read.Close())
+	}
+	return err
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.read.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return dbError(err, "ping the database")
+	}
+	return nil
+}
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+func migrations() ([]migration, error) {
+	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var out []migration
+	for _, name := range names {
+		base := strings.TrimPrefix(name, "migrations/")
+		num, _, ok := strings.Cut(base, "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("migration %s: name must start with a positive number and '_'", base)
+		}
+		b, err := migrationFiles.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, migration{version: v, name: base, sql: string(b)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
+	for i := range out {
+		if out[i].version != i+1 {
+			return nil, fmt.Errorf("migration %s: versions must be 1, 2, 3… without gaps", out[i].name)
+		}
+	}
+	return out, nil
+}
+
+// Migrate applies the migrations not applied yet, each in its own
+// transaction. BEGIN IMMEDIATE holds the write lock across the check and the
+// apply, so two processes migrating the same file apply each version once.
+func (s *Store) Migrate(ctx context.Context) error {
+	ms, err := migrations()
+	if err != nil {
+		return ota.Internal(err, "embedded migrations are malformed")
+	}
+	if _, err := s.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		name       TEXT NOT NULL,
+		applied_at INTEGER NOT NULL
+	) STRICT`); err != nil {
+		return dbError(err, "create schema_migrations")
+	}
+	for _, m := range ms {
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			var n int
+			if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM schema_migrations WHERE version = ?", m.version).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+				return fmt.Errorf("migration %s: %w", m.name, err)
+			}
+			_, err := tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+				m.version, m.name, time.Now().UnixMicro())
+			return err
+		})
+		if err != nil {
+			return dbError(err, "apply migration "+m.name)
+		}
+	}
+	return nil
+}
+
+// SchemaVersion returns the highest applied migration (0 before Migrate) and
+// the highest embedded one.
+func (s *Store) SchemaVersion(ctx context.Context) (applied, latest int, err error) {
+	ms, err := migrations()
+	if err != nil {
+		return 0, 0, ota.Internal(err, "embedded migrations are malformed")
+	}
+	latest = len(ms)
+	var tables int
+	if err := s.read.QueryRowContext(ctx,
+		"SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").Scan(&tables); err != nil {
+		return 0, latest, dbError(err, "read the schema version")
+	}
+	if tables == 0 {
+		return 0, latest, nil
+	}
+	if err := s.read.QueryRowContext(ctx, "SELECT coalesce(max(version), 0) FROM schema_migrations").Scan(&applied); err != nil {
+		return 0, latest, dbError(err, "read the schema version")
+	}
+	return applied, latest, nil
+}
+
+// inTx runs fn in a write transaction on the single writer connection.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// dbError translates a driver error into an *ota.Error; what says what was
+// being done ("create product …"). *ota.Error values pass through unchanged.
+func dbError(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	var oe *ota.Error
+	if errors.As(err, &oe) {
+		return oe
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return &ota.Error{Code: ota.CodeNotFound, Message: what + ": not found", Err: err}
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return &ota.Error{Code: ota.CodeUnavailable, Message: what + ": the request was canceled or timed out", Err: err}
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return &ota.Error{Code: ota.CodeConflict, Message: what + ": it already exists", Err: err}
+		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+			return &ota.Error{Code: ota.CodeNotFound, Message: what + ": a thing it refers to does not exist", Err: err}
+		}
+		switch se.Code() & 0xff { // primary result code
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return &ota.Error{Code: ota.CodeUnavailable, Message: what + ": the database is busy; try again", Err: err}
+		case sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY:
+			return &ota.Error{Code: ota.CodeUnavailable, Message: what + ": the database file cannot be written", Err: err}
+		}
+	}
+	return ota.Internal(err, what)
+}
+
+// Times are stored as Unix microseconds in UTC; the zero time is NULL.
+
+func dbTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+func goTime(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return time.UnixMicro(v.Int64).UTC()
+}
+
+func dbBool(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// rowScanner is *sql.Row or *sql.Rows.
+type rowScanner interface {
+	Scan(dest ...any) error
+}
+
+// where builds a WHERE clause from conditions joined by AND.
+type where struct {
+	conds []string
+	args  []any
+}
+
+func (w *where) add(cond string, args ...any) {
+	w.conds = append(w.conds, cond)
+	w.args = append(w.args, args...)
+}
+
+// inlineListMax is the longest list bound as individual parameters; longer
+// ones (30 000 device names) go in as one JSON parameter.
+const inlineListMax = 32
+
+// in adds "col IN (list)": one placeholder per value for short lists, which
+// the planner handles best, and one JSON parameter expanded by json_each for
+// long ones, so a list of 30 000 device names needs no 30 000 placeholders.
+func (w *where) in(col string, list any) {
+	var vals []any
+	switch l := list.(type) {
+	case []string:
+		for _, v := range l {
+			vals = append(vals, v)
+		}
+	case []int64:
+		for _, v := range l {
+			vals = append(vals, v)
+		}
+	default:
+		panic(fmt.Sprintf("sqlite: IN list of %T", list))
+	}
+	switch {
+	case len(vals) == 1:
+		w.add(col+" = ?", vals[0])
+	case len(vals) <= inlineListMax:
+		w.add(col+" IN ("+strings.Repeat("?, ", len(vals)-1)+"?)", vals...)
+	default:
+		w.add(col+" IN (SELECT value FROM json_each(?))", jsonList(list))
+	}
+}
+
+func (w *where) String() string {
+	if len(w.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
+func jsonList(list any) string {
+	b, err := json.Marshal(list)
+	if err != nil {
+		panic(fmt.Sprintf("sqlite: jsonList of %T: %v", list, err))
+	}
+	return string(b)
+}

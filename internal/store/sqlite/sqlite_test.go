@@ -1,0 +1,191 @@
+package sqlite
+
+import (
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/updraft-ota/updraft/internal/ota"
+	"github.com/updraft-ota/updraft/internal/store"
+	"github.com/updraft-ota/updraft/internal/store/storetest"
+)
+
+// openTest opens a migrated store on a fresh file in tb's temp dir.
+func openTest(tb testing.TB) *Store {
+	tb.Helper()
+	s, err := Open(tb.Context(), filepath.Join(tb.TempDir(), "updraft.db"))
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	if err := s.Migrate(tb.Context()); err != nil {
+		tb.Fatalf("Migrate: %v", err)
+	}
+	return s
+}
+
+func TestSQLite(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t) })
+}
+
+// TestSQLiteMemory runs the suite on :memory: (one connection for
+// everything), which tests of other packages may use.
+func TestSQLiteMemory(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, err := Open(t.Context(), ":memory:")
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if err := s.Migrate(t.Context()); err != nil {
+			t.Fatalf("Migrate: %v", err)
+		}
+		return s
+	})
+}
+
+func TestOpenConfiguresConnections(t *testing.T) {
+	s := openTest(t)
+	read := func(db string, name string) string {
+		t.Helper()
+		pool := s.write
+		if db == "read" {
+			pool = s.read
+		}
+		var v string
+		if err := pool.QueryRowContext(t.Context(), "PRAGMA "+name).Scan(&v); err != nil {
+			t.Fatalf("PRAGMA %s on %s: %v", name, db, err)
+		}
+		return v
+	}
+	for _, c := range []struct{ pool, pragma, want string }{
+		{"write", "journal_mode", "wal"},
+		{"write", "foreign_keys", "1"},
+		{"write", "synchronous", "1"}, // NORMAL
+		{"write", "busy_timeout", fmt.Sprint(busyTimeout.Milliseconds())},
+		{"read", "journal_mode", "wal"},
+		{"read", "foreign_keys", "1"},
+		{"read", "query_only", "1"},
+		{"read", "busy_timeout", fmt.Sprint(busyTimeout.Milliseconds())},
+	} {
+		if got := read(c.pool, c.pragma); got != c.want {
+			t.Errorf("%s pool: PRAGMA %s = %s, want %s", c.pool, c.pragma, got, c.want)
+		}
+	}
+	if n := s.write.Stats().MaxOpenConnections; n != 1 {
+		t.Errorf("writer pool allows %d connections, want 1", n)
+	}
+	if _, err := s.read.ExecContext(t.Context(), "INSERT INTO tenants (id, name) VALUES ('x', 'x')"); err == nil {
+		t.Errorf("the read pool accepted a write")
+	}
+}
+
+func TestOpenCreatesDirectory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nested", "dir", "updraft.db")
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("Open in a missing directory: %v", err)
+	}
+	defer s.Close()
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+}
+
+// TestConcurrentUse hammers one store from many goroutines mixing writes and
+// reads: the single writer connection must queue them, never SQLITE_BUSY.
+func TestConcurrentUse(t *testing.T) {
+	s := openTest(t)
+	ctx := t.Context()
+	base := time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)
+	if err := s.CreateProduct(ctx, ota.Product{TenantID: "t", Key: "pk", Name: "p", CreatedAt: base}); err != nil {
+		t.Fatal(err)
+	}
+	const workers, ops = 16, 40
+	errs := make(chan error, workers*ops)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range ops {
+				name := fmt.Sprintf("w%02d-d%03d", w, i)
+				at := base.Add(time.Duration(i) * time.Second)
+				if err := s.CreateDevice(ctx, ota.Device{TenantID: "t", ProductKey: "pk", Name: name, Secret: "s", CreatedAt: at}); err != nil {
+					errs <- fmt.Errorf("CreateDevice %s: %w", name, err)
+					continue
+				}
+				if err := s.SetDeviceVersion(ctx, "pk", name, ota.DefaultModule, "1.0", at); err != nil {
+					errs <- fmt.Errorf("SetDeviceVersion %s: %w", name, err)
+				}
+				if err := s.SetDeviceOnline(ctx, "pk", name, true, at); err != nil {
+					errs <- fmt.Errorf("SetDeviceOnline %s: %w", name, err)
+				}
+				if _, err := s.GetDevice(ctx, "pk", name); err != nil {
+					errs <- fmt.Errorf("GetDevice %s: %w", name, err)
+				}
+				if _, _, err := s.ListDevices(ctx, store.DeviceFilter{ProductKey: "pk", Limit: 10}, store.Page{}, true); err != nil {
+					errs <- fmt.Errorf("ListDevices: %w", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	_, total, err := s.ListDevices(ctx, store.DeviceFilter{ProductKey: "pk", Module: ota.DefaultModule, Versions: []string{"1.0"}}, store.Page{}, true)
+	if err != nil || total != workers*ops {
+		t.Fatalf("devices on 1.0 = %d, %v; want %d", total, err, workers*ops)
+	}
+}
+
+// TestMigrateConcurrently: two stores on one file (two processes) migrating
+// at once apply each migration once and both succeed.
+func TestMigrateConcurrently(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "updraft.db")
+	var stores [3]*Store
+	for i := range stores {
+		s, err := Open(t.Context(), path)
+		if err != nil {
+			t.Fatalf("Open %d: %v", i, err)
+		}
+		defer s.Close()
+		stores[i] = s
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(stores))
+	for i, s := range stores {
+		wg.Go(func() { errs[i] = s.Migrate(t.Context()) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Migrate in store %d: %v", i, err)
+		}
+	}
+	applied, latest, err := stores[0].SchemaVersion(t.Context())
+	if err != nil || applied != latest || latest < 1 {
+		t.Fatalf("SchemaVersion = %d, %d, %v", applied, latest, err)
+	}
+	var rows int
+	if err := stores[0].read.QueryRowContext(t.Context(), "SELECT count(*) FROM schema_migrations").Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != latest {
+		t.Fatalf("schema_migrations has %d rows, want %d (one per migration)", rows, latest)
+	}
+}
+
+func TestSchemaVersionBeforeMigrate(t *testing.T) {
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "updraft.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	applied, latest, err := s.SchemaVersion(t.Context())
+	if err != nil || applied != 0 || latest < 1 {
+		t.Fatalf("SchemaVersion before Migrate = %d, %d, %v; want 0, >=1, nil", applied, latest, err)
+	}
+}

@@ -1,0 +1,404 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/updraft-ota/updraft/internal/ota"
+	"github.com/updraft-ota/updraft/internal/store"
+	"github.com/updraft-ota/updraft/internal/store/sqlcommon"
+)
+
+const taskInsertCols = `job_id, tenant_id, product_key, device_name, module, state, from_version, to_version,
+	progress, attempts, reason, detail, notified_at, started_at, finished_at, next_attempt_at, created_at, updated_at`
+
+const taskInsertArgs = 18
+
+const taskCols = "id, " + taskInsertCols
+
+// insertRowsPerStatement rows go into one multi-row INSERT: far fewer calls
+// through the driver than one row per statement, well under SQLite's limit of
+// 32 766 parameters. 250 divides the engine's batches of 5 000.
+const insertRowsPerStatement = 250
+
+// The partial unique index tasks_one_active makes a second active task for
+// the same (product, device, module) a conflict; ON CONFLICT DO NOTHING skips
+// it, also within one statement.
+
+// insertTasksSQL is the general statement: every value of every row bound.
+func insertTasksSQL(rows int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO tasks (" + taskInsertCols + ") VALUES ")
+	row := "(" + strings.Repeat("?, ", taskInsertArgs-1) + "?)"
+	for i := range rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(row)
+	}
+	b.WriteString(" ON CONFLICT DO NOTHING")
+	return b.String()
+}
+
+// Tasks materialized for one job share every column but the device and its
+// current version. For such a run, insertSharedSQL binds the 16 shared
+// values once and two values per row, which halves the driver's per-row cost
+// (each bound string is copied into C memory). Ids follow the order of the
+// VALUES list, as the contract suite checks.
+const sharedCols = `job_id, tenant_id, product_key, module, state, to_version, progress, attempts, reason, detail,
+	notified_at, started_at, finished_at, next_attempt_at, created_at, updated_at`
+
+const sharedArgs = 16
+
+// The shared values come in once through a one-row CTE and the per-row ones
+// through a VALUES list, all as anonymous parameters: the driver looks up
+// each parameter's name, which for numbered ones (?NNN) is a linear scan.
+// "WHERE true" resolves the upsert parsing ambiguity of INSERT … SELECT.
+func insertSharedSQL(rows int) string {
+	var b strings.Builder
+	b.WriteString("WITH shared AS (SELECT " + strings.Repeat("?, ", sharedArgs-1) + "?) ")
+	b.WriteString("INSERT INTO tasks (" + sharedCols + ", device_name, from_version) SELECT shared.*, v.column1, v.column2 FROM shared, (VALUES ")
+	for i := range rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?)")
+	}
+	b.WriteString(") v WHERE true ON CONFLICT DO NOTHING")
+	return b.String()
+}
+
+var (
+	insertTasksFull  = insertTasksSQL(insertRowsPerStatement)
+	insertSharedFull = insertSharedSQL(insertRowsPerStatement)
+)
+
+func appendTaskArgs(args []any, t *ota.Task) []any {
+	return append(args, t.JobID, t.TenantID, t.ProductKey, t.DeviceName, t.Module, string(t.State), t.FromVersion,
+		t.ToVersion, t.Progress, t.Attempts, string(t.Reason), t.Detail, dbTime(t.NotifiedAt), dbTime(t.StartedAt),
+		dbTime(t.FinishedAt), dbTime(t.NextAttemptAt), dbTime(t.CreatedAt), dbTime(t.UpdatedAt))
+}
+
+func appendSharedArgs(args []any, t *ota.Task) []any {
+	return append(args, t.JobID, t.TenantID, t.ProductKey, t.Module, string(t.State), t.ToVersion, t.Progress,
+		t.Attempts, string(t.Reason), t.Detail, dbTime(t.NotifiedAt), dbTime(t.StartedAt), dbTime(t.FinishedAt),
+		dbTime(t.NextAttemptAt), dbTime(t.CreatedAt), dbTime(t.UpdatedAt))
+}
+
+// sameShared reports whether a and b agree on every shared column.
+func sameShared(a, b *ota.Task) bool {
+	return a.JobID == b.JobID && a.TenantID == b.TenantID && a.ProductKey == b.ProductKey && a.Module == b.Module &&
+		a.State == b.State && a.ToVersion == b.ToVersion && a.Progress == b.Progress && a.Attempts == b.Attempts &&
+		a.Reason == b.Reason && a.Detail == b.Detail && a.NotifiedAt.Equal(b.NotifiedAt) &&
+		a.StartedAt.Equal(b.StartedAt) && a.FinishedAt.Equal(b.FinishedAt) && a.NextAttemptAt.Equal(b.NextAttemptAt) &&
+		a.CreatedAt.Equal(b.CreatedAt) && a.UpdatedAt.Equal(b.UpdatedAt)
+}
+
+// InsertTasks inserts tasks in one transaction, in order, assigning ids. A
+// task whose (product, device, module) already has an active task, in the
+// table or earlier in tasks, is skipped. t.ID is ignored.
+func (s *Store) InsertTasks(ctx context.Context, tasks []ota.Task) (int64, error) {
+	if len(tasks) == 0 {
+		return 0, nil
+	}
+	var inserted int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		stmts := map[string]*sql.Stmt{} // prepared once per call and shape
+		defer func() {
+			for _, st := range stmts {
+				st.Close()
+			}
+		}()
+		exec := func(query string, args []any) error {
+			st := stmts[query]
+			if st == nil {
+				var err error
+				if st, err = tx.PrepareContext(ctx, query); err != nil {
+					return err
+				}
+				stmts[query] = st
+			}
+			res, err := st.ExecContext(ctx, args...)
+			if err != nil {
+				return err
+			}
+			n, err := res.RowsAffected()
+			inserted += n
+			return err
+		}
+		args := make([]any, 0, insertRowsPerStatement*taskInsertArgs)
+		for start := 0; start < len(tasks); start += insertRowsPerStatement {
+			chunk := tasks[start:min(start+insertRowsPerStatement, len(tasks))]
+			shared := true
+			for i := 1; i < len(chunk) && shared; i++ {
+				shared = sameShared(&chunk[0], &chunk[i])
+			}
+			args = args[:0]
+			var query string
+			if shared {
+				args = appendSharedArgs(args, &chunk[0])
+				for i := range chunk {
+					args = append(args, chunk[i].DeviceName, chunk[i].FromVersion)
+				}
+				query = insertSharedFull
+				if len(chunk) != insertRowsPerStatement {
+					query = insertSharedSQL(len(chunk))
+				}
+			} else {
+				for i := range chunk {
+					args = appendTaskArgs(args, &chunk[i])
+				}
+				query = insertTasksFull
+				if len(chunk) != insertRowsPerStatement {
+					query = insertTasksSQL(len(chunk))
+				}
+			}
+			if err := exec(query, args); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, dbError(err, "insert tasks")
+	}
+	return inserted, nil
+}
+
+func scanTask(r rowScanner) (ota.Task, error) {
+	var t ota.Task
+	var state, reason string
+	var notified, started, finished, next, created, updated sql.NullInt64
+	err := r.Scan(&t.ID, &t.JobID, &t.TenantID, &t.ProductKey, &t.DeviceName, &t.Module, &state, &t.FromVersion, &t.ToVersion,
+		&t.Progress, &t.Attempts, &reason, &t.Detail, &notified, &started, &finished, &next, &created, &updated)
+	if err != nil {
+		return ota.Task{}, err
+	}
+	t.State = ota.TaskState(state)
+	t.Reason = ota.Reason(reason)
+	t.NotifiedAt = goTime(notified)
+	t.StartedAt = goTime(started)
+	t.FinishedAt = goTime(finished)
+	t.NextAttemptAt = goTime(next)
+	t.CreatedAt = goTime(created)
+	t.UpdatedAt = goTime(updated)
+	return t, nil
+}
+
+func (s *Store) GetTask(ctx context.Context, id int64) (ota.Task, error) {
+	t, err := scanTask(s.read.QueryRowContext(ctx, "SELECT "+taskCols+" FROM tasks WHERE id = ?", id))
+	if err == sql.ErrNoRows {
+		return ota.Task{}, ota.Errorf(ota.CodeNotFound, "task %d not found", id)
+	}
+	return t, dbError(err, "get task")
+}
+
+// taskWhere is the selection of f without AfterID and Limit.
+//
+// Known states go into the SQL as literals so that SQLite can match the
+// partial indexes (tasks_one_active, tasks_retry). The time ranges are
+// written +col: that keeps the planner on (job_id, state, id) for "this
+// job's notified tasks notified before t" instead of walking every task the
+// job ever notified through tasks_job_notified.
+func taskWhere(f store.TaskFilter) *where {
+	w := &where{}
+	if f.TenantID != "" {
+		w.add("tenant_id = ?", f.TenantID)
+	}
+	if f.JobID != "" {
+		w.add("job_id = ?", f.JobID)
+	}
+	if f.ProductKey != "" {
+		w.add("product_key = ?", f.ProductKey)
+	}
+	if f.Module != "" {
+		w.add("module = ?", f.Module)
+	}
+	if len(f.Devices) > 0 {
+		w.in("device_name", f.Devices)
+	}
+	if len(f.States) > 0 {
+		if lit, ok := stateLiterals(f.States); ok {
+			w.add("state IN (" + lit + ")")
+		} else {
+			w.in("state", stateStrings(f.States))
+		}
+	}
+	if len(f.IDs) > 0 {
+		w.in("id", f.IDs)
+	}
+	if !f.NotifiedBefore.IsZero() {
+		w.add("+notified_at < ?", f.NotifiedBefore.UnixMicro())
+	}
+	if !f.StartedBefore.IsZero() {
+		w.add("+started_at < ?", f.StartedBefore.UnixMicro())
+	}
+	if !f.NextAttemptBefore.IsZero() {
+		w.add("next_attempt_at <= ?", f.NextAttemptBefore.UnixMicro())
+	}
+	return w
+}
+
+// stateLiterals renders states as SQL string literals, in lifecycle order
+// (so equal sets give equal SQL); ok is false if one is not a known state,
+// which then must be bound instead.
+func stateLiterals(states []ota.TaskState) (string, bool) {
+	var parts []string
+	for _, known := range ota.TaskStates {
+		if slices.Contains(states, known) {
+			parts = append(parts, "'"+string(known)+"'")
+		}
+	}
+	for _, s := range states {
+		if !slices.Contains(ota.TaskStates, s) {
+			return "", false
+		}
+	}
+	return strings.Join(parts, ", "), true
+}
+
+// ListTasks returns matching tasks in id order; the count (when asked)
+// ignores AfterID and the limits.
+func (s *Store) ListTasks(ctx context.Context, f store.TaskFilter, page store.Page, count bool) ([]ota.Task, int64, error) {
+	w := taskWhere(f)
+	total := int64(-1)
+	if count {
+		if err := s.read.QueryRowContext(ctx, "SELECT count(*) FROM tasks"+w.String(), w.args...).Scan(&total); err != nil {
+			return nil, 0, dbError(err, "count tasks")
+		}
+	}
+	if f.AfterID > 0 {
+		w.add("id > ?", f.AfterID)
+	}
+	rows, err := s.read.QueryContext(ctx, "SELECT "+taskCols+" FROM tasks"+w.String()+" ORDER BY id LIMIT ? OFFSET ?",
+		append(w.args, sqlcommon.Limit(page.Limit, f.Limit), page.Offset)...)
+	if err != nil {
+		return nil, 0, dbError(err, "list tasks")
+	}
+	out, err := collect(rows, scanTask)
+	if err != nil {
+		return nil, 0, dbError(err, "list tasks")
+	}
+	return out, total, nil
+}
+
+// CountTasks counts a job's tasks per state; states without tasks are absent.
+func (s *Store) CountTasks(ctx context.Context, jobID string) (ota.TaskCounts, error) {
+	rows, err := s.read.QueryContext(ctx, "SELECT state, count(*) FROM tasks WHERE job_id = ? GROUP BY state", jobID)
+	if err != nil {
+		return nil, dbError(err, "count tasks")
+	}
+	defer rows.Close()
+	counts := ota.TaskCounts{}
+	for rows.Next() {
+		var state string
+		var n int64
+		if err := rows.Scan(&state, &n); err != nil {
+			return nil, dbError(err, "count tasks")
+		}
+		counts[ota.TaskState(state)] = n
+	}
+	return counts, dbError(rows.Err(), "count tasks")
+}
+
+func (s *Store) CountNotifiedSince(ctx context.Context, jobID string, since time.Time) (int64, error) {
+	var n int64
+	err := s.read.QueryRowContext(ctx, "SELECT count(*) FROM tasks WHERE job_id = ? AND notified_at >= ?",
+		jobID, since.UnixMicro()).Scan(&n)
+	return n, dbError(err, "count notified tasks")
+}
+
+// UpdateTask writes every mutable field of t if its stored state is expect.
+// CodeConflict also when the new state is active and another active task
+// holds the device's module.
+func (s *Store) UpdateTask(ctx context.Context, t ota.Task, expect ota.TaskState) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE tasks SET state = ?, from_version = ?, progress = ?, attempts = ?, reason = ?,
+			detail = ?, notified_at = ?, started_at = ?, finished_at = ?, next_attempt_at = ?, updated_at = ?
+			WHERE id = ? AND state = ?`,
+			string(t.State), t.FromVersion, t.Progress, t.Attempts, string(t.Reason), t.Detail, dbTime(t.NotifiedAt),
+			dbTime(t.StartedAt), dbTime(t.FinishedAt), dbTime(t.NextAttemptAt), dbTime(t.UpdatedAt), t.ID, string(expect))
+		if ota.ErrorCode(dbError(err, "")) == ota.CodeConflict {
+			return ota.Errorf(ota.CodeConflict, "device %q already has an active task on module %q", t.DeviceName, t.Module)
+		}
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return err
+		}
+		var state string
+		err = tx.QueryRowContext(ctx, "SELECT state FROM tasks WHERE id = ?", t.ID).Scan(&state)
+		if err == sql.ErrNoRows {
+			return ota.Errorf(ota.CodeNotFound, "task %d not found", t.ID)
+		}
+		if err != nil {
+			return err
+		}
+		return ota.Errorf(ota.CodeConflict, "task %d is %s, not %s", t.ID, state, expect)
+	})
+	return dbError(err, "update task")
+}
+
+// UpdateTasks applies u to the tasks f selects (the first f.Limit by id when
+// set). A task that would become a second active task on its device's module
+// is left unchanged (UPDATE OR IGNORE) and not counted.
+func (s *Store) UpdateTasks(ctx context.Context, f store.TaskFilter, u store.TaskUpdate) (int64, error) {
+	w := taskWhere(f)
+	if f.AfterID > 0 {
+		w.add("id > ?", f.AfterID)
+	}
+	sel := w.String()
+	if f.Limit > 0 {
+		sel = " WHERE id IN (SELECT id FROM tasks" + sel + " ORDER BY id LIMIT ?)"
+		w.args = append(w.args, f.Limit)
+	}
+	set := "state = ?, reason = ?, detail = ?, updated_at = ?"
+	args := []any{string(u.State), string(u.Reason), u.Detail, dbTime(u.Now)}
+	if u.State.Terminal() {
+		set += ", finished_at = ?"
+		args = append(args, dbTime(u.Now))
+	}
+	if u.State == ota.TaskRetryWait {
+		set += ", next_attempt_at = ?"
+		args = append(args, dbTime(u.NextAttemptAt))
+	}
+	res, err := s.write.ExecContext(ctx, "UPDATE OR IGNORE tasks SET "+set+sel, append(args, w.args...)...)
+	if err != nil {
+		return 0, dbError(err, "update tasks")
+	}
+	n, err := res.RowsAffected()
+	return n, dbError(err, "update tasks")
+}
+
+// ClaimTasks moves up to limit queued tasks of a job with id > afterID to
+// notified in one statement on the single writer connection, so concurrent
+// claimers never get the same task.
+func (s *Store) ClaimTasks(ctx context.Context, jobID string, afterID int64, limit int, now time.Time) ([]ota.Task, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := s.write.QueryContext(ctx, `UPDATE tasks SET state = 'notified', attempts = attempts + 1, notified_at = ?, updated_at = ?
+		WHERE id IN (SELECT id FROM tasks WHERE job_id = ? AND state = 'queued' AND id > ? ORDER BY id LIMIT ?)
+		RETURNING `+taskCols, dbTime(now), dbTime(now), jobID, afterID, limit)
+	if err != nil {
+		return nil, dbError(err, "claim tasks")
+	}
+	out, err := collect(rows, scanTask)
+	if err != nil {
+		return nil, dbError(err, "claim tasks")
+	}
+	slices.SortFunc(out, func(a, b ota.Task) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	return out, nil
+}

@@ -1,0 +1,221 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/updraft-ota/updraft/internal/ota"
+	"github.com/updraft-ota/updraft/internal/store"
+)
+
+// newJob is a minimal valid job whose id sorts by created.
+func newJob(tenant, packageID, product string, created time.Time) ota.Job {
+	return ota.Job{
+		ID: ota.NewID(created), TenantID: tenant, PackageID: packageID, ProductKey: product, Module: ota.DefaultModule,
+		Name: "job", Type: ota.JobUpgrade, Selection: ota.SelectStatic, Target: ota.Target{All: true},
+		MaxConcurrency: ota.DefaultMaxConcurrency, TimeoutSeconds: ota.DefaultTimeoutSeconds, Overwrite: ota.OverwriteKeep,
+		NeedPush: true, State: ota.JobPlanned, CreatedAt: created, UpdatedAt: created,
+	}
+}
+
+func mustJob(t *testing.T, s store.Store, j ota.Job) ota.Job {
+	t.Helper()
+	mustOK(t, s.CreateJob(t.Context(), j), "CreateJob "+j.ID)
+	return j
+}
+
+func jobIDs(js []ota.Job) []string {
+	out := make([]string, len(js))
+	for i, j := range js {
+		out[i] = j.ID
+	}
+	return out
+}
+
+func testJobCreateGet(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	full := ota.Job{
+		ID: ota.NewID(base), TenantID: "acme", PackageID: ota.NewID(base.Add(-time.Hour)), ProductKey: "pk1", Module: "mcu",
+		Name: "Rollout 第一波 ✓", Description: "two\nlines", Type: ota.JobUpgrade, Selection: ota.SelectDynamic,
+		Target: ota.Target{Groups: []string{"g1", "g2"}, GrayPercent: 12.345, SourceVersions: []string{"1.0", "1.1"}},
+		Schedule: ota.Schedule{
+			Start: at(time.Hour + 250*time.Millisecond), Finish: at(48*time.Hour + 750*time.Millisecond),
+			Window: &ota.DailyWindow{FromMinute: 22 * 60, ToMinute: 6 * 60, UTCOffsetMinutes: 480},
+		},
+		MaxConcurrency: 1234, MaxPerMinute: 600, Retry: ota.Retry{Count: 3, Interval: 90 * time.Minute},
+		TimeoutSeconds: 3600, NeedPush: true, NeedConfirm: true, Overwrite: ota.OverwriteReplace, AllowDeviceRequest: true,
+		Abort:   ota.Abort{FailurePercent: 7.5, MinFinished: 40},
+		Tags:    []ota.Tag{{Key: "wave", Value: "1"}, {Key: "团队", Value: "固件"}},
+		ExtInfo: `{"k":"v"}`, Space: "space-7",
+		State: ota.JobRunning, StateReason: "started by operator", Materialized: true, MaterializeCursor: "dev-0999",
+		CreatedAt: at(1 * time.Millisecond), UpdatedAt: at(2 * time.Millisecond),
+		StartedAt: at(3 * time.Millisecond), FinishedAt: at(4 * time.Millisecond),
+	}
+	mustOK(t, s.CreateJob(ctx, full), "CreateJob")
+	got, err := s.GetJob(ctx, "acme", full.ID)
+	mustOK(t, err, "GetJob")
+	wantEqual(t, full, got, "job")
+	if got.Target.GrayPercent != 12.345 {
+		t.Fatalf("GrayPercent = %v, want exactly 12.345", got.Target.GrayPercent)
+	}
+
+	// A minimal job: zero times stay zero, no window, device list target.
+	min := newJob("acme", "pkg", "pk1", at(time.Second))
+	min.Target = ota.Target{Devices: []string{"d1", "d2", "d3"}}
+	min.Type = ota.JobVerify
+	min.NeedPush = false
+	min.Retry = ota.Retry{}
+	mustJob(t, s, min)
+	got, err = s.GetJob(ctx, "acme", min.ID)
+	mustOK(t, err, "GetJob minimal")
+	wantEqual(t, min, got, "minimal job")
+	if !got.Schedule.Start.IsZero() || !got.Schedule.Finish.IsZero() || !got.StartedAt.IsZero() || !got.FinishedAt.IsZero() {
+		t.Fatalf("zero times came back non-zero: %+v %v %v", got.Schedule, got.StartedAt, got.FinishedAt)
+	}
+	if got.Schedule.Window != nil {
+		t.Fatalf("no window came back as %+v", *got.Schedule.Window)
+	}
+
+	_, err = s.GetJob(ctx, "globex", full.ID)
+	wantCode(t, err, ota.CodeNotFound, "GetJob for another tenant")
+	_, err = s.GetJob(ctx, "acme", "ffffffffffffffffffffffff")
+	wantCode(t, err, ota.CodeNotFound, "GetJob of a missing id")
+	wantCode(t, s.CreateJob(ctx, full), ota.CodeConflict, "CreateJob with an existing id")
+}
+
+func testJobList(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	var js []ota.Job // oldest first
+	add := func(pkg, product, module string, typ ota.JobType, sel ota.Selection, state ota.JobState) {
+		j := newJob("acme", pkg, product, at(time.Duration(len(js))*time.Second))
+		j.Module, j.Type, j.Selection, j.State = module, typ, sel, state
+		js = append(js, mustJob(t, s, j))
+	}
+	add("pA", "pk1", "default", ota.JobUpgrade, ota.SelectStatic, ota.JobRunning)  // 0
+	add("pA", "pk1", "default", ota.JobVerify, ota.SelectStatic, ota.JobCompleted) // 1
+	add("pB", "pk1", "mcu", ota.JobUpgrade, ota.SelectDynamic, ota.JobRunning)     // 2
+	add("pC", "pk2", "default", ota.JobUpgrade, ota.SelectStatic, ota.JobPaused)   // 3
+	add("pB", "pk1", "mcu", ota.JobUpgrade, ota.SelectStatic, ota.JobCanceled)     // 4
+	add("pA", "pk1", "default", ota.JobUpgrade, ota.SelectDynamic, ota.JobPlanned) // 5
+	mustJob(t, s, newJob("globex", "pA", "pk1", at(time.Hour)))
+
+	ids := func(idx ...int) []string {
+		out := make([]string, len(idx))
+		for i, j := range idx {
+			out[i] = js[j].ID
+		}
+		return out
+	}
+	acme := func(f store.JobFilter) store.JobFilter { f.TenantID = "acme"; return f }
+	cases := []struct {
+		name string
+		f    store.JobFilter
+		p    store.Page
+		want []string
+		tot  int64
+	}{
+		{"all, newest first", acme(store.JobFilter{}), store.Page{}, ids(5, 4, 3, 2, 1, 0), 6},
+		{"limit offset", acme(store.JobFilter{}), store.Page{Limit: 2, Offset: 1}, ids(4, 3), 6},
+		{"before id", acme(store.JobFilter{}), store.Page{BeforeID: js[2].ID}, ids(1, 0), 6},
+		{"before id limit", acme(store.JobFilter{}), store.Page{BeforeID: js[5].ID, Limit: 3}, ids(4, 3, 2), 6},
+		{"package", acme(store.JobFilter{PackageID: "pA"}), store.Page{}, ids(5, 1, 0), 3},
+		{"product", acme(store.JobFilter{ProductKey: "pk2"}), store.Page{}, ids(3), 1},
+		{"module", acme(store.JobFilter{Module: "mcu"}), store.Page{}, ids(4, 2), 2},
+		{"type", acme(store.JobFilter{Type: ota.JobVerify}), store.Page{}, ids(1), 1},
+		{"selection", acme(store.JobFilter{Selection: ota.SelectDynamic}), store.Page{}, ids(5, 2), 2},
+		{"one state", acme(store.JobFilter{States: []ota.JobState{ota.JobRunning}}), store.Page{}, ids(2, 0), 2},
+		{"states", acme(store.JobFilter{States: []ota.JobState{ota.JobPaused, ota.JobPlanned, ota.JobCanceled}}), store.Page{}, ids(5, 4, 3), 3},
+		{"package and state", acme(store.JobFilter{PackageID: "pA", States: []ota.JobState{ota.JobRunning, ota.JobPlanned}}), store.Page{}, ids(5, 0), 2},
+		{"other tenant", store.JobFilter{TenantID: "initech"}, store.Page{}, nil, 0},
+	}
+	for _, c := range cases {
+		got, total, err := s.ListJobs(ctx, c.f, c.p)
+		mustOK(t, err, "ListJobs "+c.name)
+		wantEqual(t, c.want, jobIDs(got), c.name)
+		wantTotal(t, total, c.tot, c.name)
+	}
+	got, _, err := s.ListJobs(ctx, acme(store.JobFilter{ProductKey: "pk2"}), store.Page{})
+	mustOK(t, err, "ListJobs pk2")
+	wantEqual(t, []ota.Job{js[3]}, got, "listed job")
+}
+
+func testJobUpdate(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	j := newJob("acme", "pkg", "pk1", base)
+	j.Name = "original name"
+	mustJob(t, s, j)
+
+	upd := j
+	upd.State = ota.JobRunning
+	upd.StateReason = "go"
+	upd.Materialized, upd.MaterializeCursor = true, "dev-42"
+	upd.UpdatedAt, upd.StartedAt = at(time.Minute+1*time.Millisecond), at(time.Minute)
+	mustOK(t, s.UpdateJob(ctx, upd, ota.JobPlanned), "UpdateJob planned→running")
+	got, err := s.GetJob(ctx, "acme", j.ID)
+	mustOK(t, err, "GetJob")
+	wantEqual(t, upd, got, "updated job")
+
+	// The stored state is running now: expecting planned fails and changes nothing.
+	stale := upd
+	stale.State, stale.StateReason = ota.JobCanceled, "stale writer"
+	wantCode(t, s.UpdateJob(ctx, stale, ota.JobPlanned), ota.CodeConflict, "UpdateJob with a stale expected state")
+	got, err = s.GetJob(ctx, "acme", j.ID)
+	mustOK(t, err, "GetJob")
+	wantEqual(t, upd, got, "job after the rejected update")
+
+	done := upd
+	done.State, done.StateReason = ota.JobCompleted, "all tasks finished"
+	done.UpdatedAt, done.FinishedAt = at(2*time.Hour), at(2*time.Hour+5*time.Millisecond)
+	mustOK(t, s.UpdateJob(ctx, done, ota.JobRunning), "UpdateJob running→completed")
+	got, err = s.GetJob(ctx, "acme", j.ID)
+	mustOK(t, err, "GetJob")
+	wantEqual(t, done, got, "completed job")
+
+	missing := done
+	missing.ID = "ffffffffffffffffffffffff"
+	wantCode(t, s.UpdateJob(ctx, missing, ota.JobCompleted), ota.CodeNotFound, "UpdateJob of a missing job")
+	other := done
+	other.TenantID = "globex"
+	wantCode(t, s.UpdateJob(ctx, other, ota.JobCompleted), ota.CodeNotFound, "UpdateJob for another tenant")
+}
+
+func testJobDelete(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	gone := mustJob(t, s, newJob("acme", "pkg", "pk1", base))
+	kept := mustJob(t, s, newJob("acme", "pkg", "pk1", at(time.Second)))
+	n, err := s.InsertTasks(ctx, []ota.Task{
+		newTask(gone, "d1", ota.TaskQueued), newTask(gone, "d2", ota.TaskSucceeded), newTask(kept, "d3", ota.TaskQueued),
+	})
+	mustOK(t, err, "InsertTasks")
+	if n != 3 {
+		t.Fatalf("InsertTasks = %d, want 3", n)
+	}
+	goneTasks := listAll(t, s, store.TaskFilter{JobID: gone.ID})
+
+	wantCode(t, s.DeleteJob(ctx, "globex", gone.ID), ota.CodeNotFound, "DeleteJob for another tenant")
+	mustOK(t, s.DeleteJob(ctx, "acme", gone.ID), "DeleteJob")
+	_, err = s.GetJob(ctx, "acme", gone.ID)
+	wantCode(t, err, ota.CodeNotFound, "GetJob after delete")
+	wantCode(t, s.DeleteJob(ctx, "acme", gone.ID), ota.CodeNotFound, "DeleteJob twice")
+	for _, task := range goneTasks {
+		_, err := s.GetTask(ctx, task.ID)
+		wantCode(t, err, ota.CodeNotFound, "GetTask of a deleted job's task")
+	}
+	if left := listAll(t, s, store.TaskFilter{JobID: gone.ID}); len(left) != 0 {
+		t.Fatalf("deleted job still has tasks %v", left)
+	}
+	counts, err := s.CountTasks(ctx, gone.ID)
+	mustOK(t, err, "CountTasks")
+	if counts.Total() != 0 {
+		t.Fatalf("CountTasks of a deleted job = %v", counts)
+	}
+	if left := listAll(t, s, store.TaskFilter{JobID: kept.ID}); len(left) != 1 {
+		t.Fatalf("the other job has %d tasks, want 1", len(left))
+	}
+	// d1's active task went with the job: d1 may get a new one.
+	n, err = s.InsertTasks(ctx, []ota.Task{newTask(kept, "d1", ota.TaskQueued)})
+	mustOK(t, err, "InsertTasks after delete")
+	if n != 1 {
+		t.Fatalf("InsertTasks for a device whose task was deleted = %d, want 1", n)
+	}
+}

@@ -1,0 +1,206 @@
+package storetest
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/updraft-ota/updraft/internal/ota"
+	"github.com/updraft-ota/updraft/internal/store"
+)
+
+// newPackage is a valid package whose id sorts by created.
+func newPackage(tenant, product, name, version string, created time.Time) ota.Package {
+	return ota.Package{
+		ID: ota.NewID(created), TenantID: tenant, ProductKey: product, Module: ota.DefaultModule,
+		Kind: ota.KindFirmware, Name: name, Version: version, SignMethod: ota.SignSHA256,
+		Sign: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", VerifyStatus: ota.VerifyNotNeeded,
+		Bucket: "updraft", Key: "packages/" + name, FileName: name + ".bin", Size: 1024,
+		SHA256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", MD5: "098f6bcd4621d373cade4e832627b4f6",
+		CreatedAt: created, ModifiedAt: created,
+	}
+}
+
+func mustPackage(t *testing.T, s store.Store, p ota.Package) ota.Package {
+	t.Helper()
+	mustOK(t, s.CreatePackage(t.Context(), p), "CreatePackage "+p.Name)
+	return p
+}
+
+func packageIDs(ps []ota.Package) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.ID
+	}
+	return out
+}
+
+func testPackageCreateGet(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p := ota.Package{
+		ID: ota.NewID(base), TenantID: "acme", ProductKey: "pk1", Module: "mcu", Kind: ota.KindModule,
+		Name: "固件 v2.0 ✓ — ünïcode", Version: "2.0.0-rc.1+build.7", Differential: true,
+		SourceVersions: []string{"1.9.0", "1.9.1", "1.9.2"},
+		Description:    "multi\nline «description»", CustomInfo: `{"reboot":true,"note":"日本語"}`,
+		SignMethod: ota.SignMD5, Sign: "098f6bcd4621d373cade4e832627b4f6", NeedVerify: true, VerifyStatus: ota.VerifyInProgress,
+		Tags:  []ota.Tag{{Key: "channel", Value: "beta"}, {Key: "ключ", Value: "значение"}, {Key: "empty", Value: ""}},
+		Space: "app-0001", Region: "cn-north-4", Bucket: "fw-bucket", Key: "tenants/acme/pk1/fw.bin", External: true,
+		FileName: "fw 2.0 (final).bin", Size: 5<<30 + 123, // over 4 GiB: needs 64 bits
+		SHA256:    "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+		MD5:       "098f6bcd4621d373cade4e832627b4f6",
+		CreatedAt: at(987 * time.Millisecond), ModifiedAt: at(time.Hour + 1*time.Millisecond),
+	}
+	mustOK(t, s.CreatePackage(ctx, p), "CreatePackage")
+	got, err := s.GetPackage(ctx, "acme", p.ID)
+	mustOK(t, err, "GetPackage")
+	wantEqual(t, p, got, "package")
+
+	plain := newPackage("acme", "pk1", "plain", "1.0", at(time.Second))
+	mustPackage(t, s, plain)
+	got, err = s.GetPackage(ctx, "acme", plain.ID)
+	mustOK(t, err, "GetPackage plain")
+	wantEqual(t, plain, got, "package without lists")
+
+	_, err = s.GetPackage(ctx, "globex", p.ID)
+	wantCode(t, err, ota.CodeNotFound, "GetPackage for another tenant")
+	_, err = s.GetPackage(ctx, "acme", "ffffffffffffffffffffffff")
+	wantCode(t, err, ota.CodeNotFound, "GetPackage of a missing id")
+
+	dup := newPackage("acme", "pk2", p.Name, "3.0", at(2*time.Second))
+	wantCode(t, s.CreatePackage(ctx, dup), ota.CodeConflict, "CreatePackage with a name the tenant already uses")
+	mustPackage(t, s, newPackage("globex", "pk9", p.Name, "3.0", at(3*time.Second)))
+}
+
+func testPackageList(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	var ps []ota.Package // oldest first
+	add := func(product, module string, kind ota.PackageKind, version string) {
+		p := newPackage("acme", product, fmt.Sprintf("p%d", len(ps)), version, at(time.Duration(len(ps))*time.Second))
+		p.Module, p.Kind = module, kind
+		ps = append(ps, mustPackage(t, s, p))
+	}
+	add("pk1", ota.DefaultModule, ota.KindFirmware, "1.0") // 0
+	add("pk1", ota.DefaultModule, ota.KindFirmware, "1.1") // 1
+	add("pk1", "mcu", ota.KindModule, "m1")                // 2
+	add("pk2", ota.DefaultModule, ota.KindSoftware, "1.0") // 3
+	add("pk1", ota.DefaultModule, ota.KindSoftware, "1.1") // 4
+	add("pk1", "mcu", ota.KindModule, "m2")                // 5
+	mustPackage(t, s, newPackage("globex", "pk1", "p0", "1.0", at(time.Hour)))
+
+	ids := func(idx ...int) []string {
+		out := make([]string, len(idx))
+		for i, j := range idx {
+			out[i] = ps[j].ID
+		}
+		return out
+	}
+	cases := []struct {
+		name string
+		f    store.PackageFilter
+		p    store.Page
+		want []string
+		tot  int64
+	}{
+		{"all, newest first", store.PackageFilter{TenantID: "acme"}, store.Page{}, ids(5, 4, 3, 2, 1, 0), 6},
+		{"limit", store.PackageFilter{TenantID: "acme"}, store.Page{Limit: 2}, ids(5, 4), 6},
+		{"limit offset", store.PackageFilter{TenantID: "acme"}, store.Page{Limit: 2, Offset: 3}, ids(2, 1), 6},
+		{"before id", store.PackageFilter{TenantID: "acme"}, store.Page{BeforeID: ps[3].ID}, ids(2, 1, 0), 6},
+		{"before id limit", store.PackageFilter{TenantID: "acme"}, store.Page{BeforeID: ps[4].ID, Limit: 2}, ids(3, 2), 6},
+		{"product", store.PackageFilter{TenantID: "acme", ProductKey: "pk2"}, store.Page{}, ids(3), 1},
+		{"module", store.PackageFilter{TenantID: "acme", Module: "mcu"}, store.Page{}, ids(5, 2), 2},
+		{"kind", store.PackageFilter{TenantID: "acme", Kind: ota.KindSoftware}, store.Page{}, ids(4, 3), 2},
+		{"version", store.PackageFilter{TenantID: "acme", Version: "1.1"}, store.Page{}, ids(4, 1), 2},
+		{"name", store.PackageFilter{TenantID: "acme", Name: "p2"}, store.Page{}, ids(2), 1},
+		{"product and kind", store.PackageFilter{TenantID: "acme", ProductKey: "pk1", Kind: ota.KindFirmware}, store.Page{}, ids(1, 0), 2},
+		{"product, module and version", store.PackageFilter{TenantID: "acme", ProductKey: "pk1", Module: "mcu", Version: "m2"}, store.Page{}, ids(5), 1},
+		{"nothing", store.PackageFilter{TenantID: "acme", Version: "9.9"}, store.Page{}, nil, 0},
+	}
+	for _, c := range cases {
+		got, total, err := s.ListPackages(ctx, c.f, c.p)
+		mustOK(t, err, "ListPackages "+c.name)
+		wantEqual(t, c.want, packageIDs(got), c.name)
+		wantTotal(t, total, c.tot, c.name)
+	}
+	got, _, err := s.ListPackages(ctx, store.PackageFilter{TenantID: "acme", Name: "p5"}, store.Page{})
+	mustOK(t, err, "ListPackages p5")
+	wantEqual(t, []ota.Package{ps[5]}, got, "listed package")
+}
+
+func testPackageUpdate(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p := mustPackage(t, s, newPackage("acme", "pk1", "orig", "1.0", base))
+	mustPackage(t, s, newPackage("acme", "pk1", "taken", "1.1", at(time.Second)))
+
+	upd := p
+	upd.Name, upd.Description, upd.CustomInfo = "renamed", "new description", "new info"
+	upd.Tags = []ota.Tag{{Key: "k", Value: "v"}}
+	upd.NeedVerify, upd.VerifyStatus = true, ota.VerifyPassed
+	upd.ModifiedAt = at(time.Hour + 500*time.Millisecond)
+	mustOK(t, s.UpdatePackage(ctx, upd), "UpdatePackage")
+	got, err := s.GetPackage(ctx, "acme", p.ID)
+	mustOK(t, err, "GetPackage")
+	wantEqual(t, upd, got, "updated package")
+
+	upd.Tags = nil
+	upd.VerifyStatus = ota.VerifyFailed
+	mustOK(t, s.UpdatePackage(ctx, upd), "UpdatePackage clearing tags")
+	got, err = s.GetPackage(ctx, "acme", p.ID)
+	mustOK(t, err, "GetPackage")
+	wantEqual(t, upd, got, "package with tags cleared")
+
+	clash := upd
+	clash.Name = "taken"
+	wantCode(t, s.UpdatePackage(ctx, clash), ota.CodeConflict, "UpdatePackage to a name in use")
+	missing := upd
+	missing.ID = "ffffffffffffffffffffffff"
+	wantCode(t, s.UpdatePackage(ctx, missing), ota.CodeNotFound, "UpdatePackage of a missing package")
+	other := upd
+	other.TenantID = "globex"
+	wantCode(t, s.UpdatePackage(ctx, other), ota.CodeNotFound, "UpdatePackage for another tenant")
+}
+
+func testPackageDelete(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p := mustPackage(t, s, newPackage("acme", "pk1", "gone", "1.0", base))
+	keep := mustPackage(t, s, newPackage("acme", "pk1", "kept", "1.1", at(time.Second)))
+	wantCode(t, s.DeletePackage(ctx, "globex", p.ID), ota.CodeNotFound, "DeletePackage for another tenant")
+	mustOK(t, s.DeletePackage(ctx, "acme", p.ID), "DeletePackage")
+	_, err := s.GetPackage(ctx, "acme", p.ID)
+	wantCode(t, err, ota.CodeNotFound, "GetPackage after delete")
+	wantCode(t, s.DeletePackage(ctx, "acme", p.ID), ota.CodeNotFound, "DeletePackage twice")
+	_, total, err := s.ListPackages(ctx, store.PackageFilter{TenantID: "acme"}, store.Page{})
+	mustOK(t, err, "ListPackages")
+	wantTotal(t, total, 1, "packages after delete")
+	if _, err := s.GetPackage(ctx, "acme", keep.ID); err != nil {
+		t.Fatalf("deleting one package removed another: %v", err)
+	}
+	// The name is free again.
+	mustPackage(t, s, newPackage("acme", "pk1", "gone", "1.0", at(time.Minute)))
+}
+
+func testPackageRefs(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a := newPackage("acme", "pk1", "a", "1.0", base)
+	b := newPackage("globex", "pk9", "b", "1.0", at(time.Second))
+	c := newPackage("acme", "pk1", "c", "1.1", at(2*time.Second))
+	a.Bucket, a.Key = "shared", "objects/fw.bin"
+	b.Bucket, b.Key = "shared", "objects/fw.bin"
+	c.Bucket, c.Key = "shared", "objects/other.bin"
+	for _, p := range []ota.Package{a, b, c} {
+		mustPackage(t, s, p)
+	}
+	count := func(bucket, key string, want int64) {
+		t.Helper()
+		n, err := s.CountPackageRefs(ctx, bucket, key)
+		mustOK(t, err, "CountPackageRefs")
+		if n != want {
+			t.Fatalf("CountPackageRefs(%s, %s) = %d, want %d", bucket, key, n, want)
+		}
+	}
+	count("shared", "objects/fw.bin", 2)
+	count("shared", "objects/other.bin", 1)
+	count("other", "objects/fw.bin", 0)
+	count("shared", "objects/none.bin", 0)
+	mustOK(t, s.DeletePackage(ctx, "acme", a.ID), "DeletePackage")
+	count("shared", "objects/fw.bin", 1)
+}
