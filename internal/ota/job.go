@@ -1,6 +1,9 @@
 package ota
 
 import (
+	"fmt"
+	"hash/fnv"
+	"math"
 	"time"
 )
 
@@ -47,21 +50,109 @@ const (
 
 // Target is who a job is for. Fields combine as an intersection: All or
 // Devices or Groups choose the candidate set; SourceVersions and GrayPercent
-// narrow it.
+// narrow it. The package narrows it too: devices already on its version, and
+// devices not on one of its source versions, are never candidates.
 type Target struct {
 	All            bool
 	Devices        []string
 	Groups         []string
-	GrayPercent    float64 // 0 = no sampling; (0,100] = that share of candidates, at least 1
+	GrayPercent    float64 // 0 = no sampling; (0,100] with ≤3 decimals = that share of candidates (static jobs only)
 	SourceVersions []string
 }
 
+// GrayCount is how many of n candidates a job takes: all of them without
+// gray sampling, else floor(n × GrayPercent / 100) and at least 1 (Alibaba
+// GrayPercent: "rounded down, minimum 1"). The percentage is taken in
+// thousandths so that 33.3 % of 1000 is exactly 333, not 332.
+func (t *Target) GrayCount(n int64) int64 {
+	if t.GrayPercent <= 0 || n <= 0 {
+		return n
+	}
+	milli := int64(math.Round(t.GrayPercent * 1000))
+	k := n * milli / 100_000
+	if k < 1 {
+		k = 1
+	}
+	return k
+}
+
+// GrayUniform is the deterministic pseudo-random number in [0, 1) that gray
+// sampling draws for a device of a job: the same job and device always get
+// the same number, on every replica and after a restart.
+func GrayUniform(jobID, device string) float64 {
+	h := fnv.New64a()
+	h.Write([]byte(jobID))
+	h.Write([]byte{0})
+	h.Write([]byte(device))
+	// FNV alone mixes a change in the last bytes poorly into the high bits
+	// (names differ in their last digits); the SplitMix64 finalizer fixes it.
+	x := h.Sum64()
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	x ^= x >> 31
+	return float64(x>>11) / (1 << 53)
+}
+
+// GrayPick decides whether the next of n candidates, visited in a fixed
+// order, is taken when seen candidates have been visited and picked taken so
+// far, so that exactly k are taken in all (selection sampling, Knuth's
+// Algorithm S) while only two counters are kept: no candidate list is ever
+// held in memory. u is the candidate's GrayUniform. If candidates appear
+// beyond n (the fleet grew meanwhile) none is taken once k are.
+func GrayPick(u float64, seen, picked, n, k int64) bool {
+	need := k - picked
+	if need <= 0 {
+		return false
+	}
+	left := n - seen
+	if left <= need {
+		return true
+	}
+	return u*float64(left) < float64(need)
+}
+
 // DailyWindow limits dispatch to a time of day: From and To are minutes after
-// local midnight at UTCOffsetMinutes. From > To spans midnight.
+// local midnight at UTCOffsetMinutes; From is inclusive, To exclusive (1440 =
+// 24:00). From > To spans midnight.
 type DailyWindow struct {
 	FromMinute       int
 	ToMinute         int
 	UTCOffsetMinutes int
+}
+
+// Contains reports whether t falls inside the window.
+func (w *DailyWindow) Contains(t time.Time) bool {
+	local := t.UTC().Add(time.Duration(w.UTCOffsetMinutes) * time.Minute)
+	m := local.Hour()*60 + local.Minute()
+	if w.FromMinute < w.ToMinute {
+		return m >= w.FromMinute && m < w.ToMinute
+	}
+	return m >= w.FromMinute || m < w.ToMinute // spans midnight
+}
+
+// ParseTimeOfDay reads "HH:MM" (00:00–24:00) as minutes after midnight.
+func ParseTimeOfDay(field, s string) (int, error) {
+	digit := func(i int) (int, bool) { return int(s[i] - '0'), s[i] >= '0' && s[i] <= '9' }
+	if len(s) != 5 || s[2] != ':' {
+		return 0, Invalid(field, "time of day %q must be HH:MM, e.g. 02:30", s)
+	}
+	h1, ok1 := digit(0)
+	h2, ok2 := digit(1)
+	m1, ok3 := digit(3)
+	m2, ok4 := digit(4)
+	if !ok1 || !ok2 || !ok3 || !ok4 {
+		return 0, Invalid(field, "time of day %q must be HH:MM, e.g. 02:30", s)
+	}
+	h, m := h1*10+h2, m1*10+m2
+	if h > 24 || m > 59 || (h == 24 && m != 0) {
+		return 0, Invalid(field, "time of day %q must be between 00:00 and 24:00", s)
+	}
+	return h*60 + m, nil
+}
+
+// FormatTimeOfDay writes minutes after midnight as "HH:MM".
+func FormatTimeOfDay(minutes int) string {
+	return fmt.Sprintf("%02d:%02d", minutes/60, minutes%60)
 }
 
 // Schedule is when a job may dispatch. Zero times mean "now" and "never".
@@ -71,14 +162,17 @@ type Schedule struct {
 	Window *DailyWindow
 }
 
-// Retry re-queues failed tasks (not timed-out or canceled ones) after Interval.
+// Retry re-queues failed tasks (not timed-out or canceled ones) after
+// Interval, at most Count times: a task is notified at most Count+1 times.
 type Retry struct {
 	Count    int
 	Interval time.Duration
 }
 
-// Abort stops dispatching when failed/finished ≥ FailurePercent once at least
-// MinFinished tasks have finished. FailurePercent 0 disables it.
+// Abort cancels the job when failed/finished ≥ FailurePercent once at least
+// MinFinished tasks have finished, finished meaning succeeded or failed (an
+// operator's cancel is not an outcome of the update). FailurePercent 0
+// disables it.
 type Abort struct {
 	FailurePercent float64
 	MinFinished    int
@@ -95,6 +189,7 @@ const (
 	MinPerMinuteLimit     = 10
 	MaxRetryCount         = 5                  // Huawei retry_count ≤5
 	MaxRetryInterval      = 1440 * time.Minute // Huawei retry_interval ≤1440 min
+	GrayPercentDecimals   = 3                  // Alibaba GrayPercent: up to 3 decimals
 	MaxJobDevices         = 30_000             // Huawei targets ≤30 000
 	MaxJobNameLen         = 128                // Huawei task_name ≤128
 	MaxVerifyDevices      = 10                 // Alibaba CreateOTAVerifyJob ≤10 devices
@@ -122,7 +217,7 @@ type Job struct {
 	Retry          Retry
 	TimeoutSeconds int
 
-	NeedPush           bool // false: devices must pull
+	NeedPush           bool // the engine pushes notices; false: devices must pull (the native API defaults it to true)
 	NeedConfirm        bool // tasks wait in TaskConfirm for an operator
 	Overwrite          OverwriteMode
 	AllowDeviceRequest bool // devices may ask for this update themselves
@@ -133,8 +228,11 @@ type Job struct {
 
 	State       JobState
 	StateReason string // why it is paused/canceled/completed early (abort threshold, finish time…)
-	// Materialized is true once every task of a static job exists.
-	// MaterializeCursor is the last device name processed while materializing.
+	// Materialized is true once every task of the job's initial device set
+	// exists (for a dynamic job, later matches are added as devices report).
+	// MaterializeCursor is the engine's opaque resume point while
+	// materializing: the last device name processed, plus the gray sampling
+	// counters for a gray job (service/materialize.go).
 	Materialized      bool
 	MaterializeCursor string
 
@@ -211,6 +309,9 @@ func (j *Job) Validate(now time.Time) error {
 	if j.Abort.FailurePercent < 0 || j.Abort.FailurePercent > 100 {
 		return Invalid("abort.failure_percent", "abort failure_percent must be 0 to 100, got %v", j.Abort.FailurePercent)
 	}
+	if j.Target.GrayPercent > 0 && j.Selection != SelectStatic {
+		return Invalid("target.gray_percent", "gray_percent samples a static job's devices; a dynamic job takes every device that matches")
+	}
 	if j.Abort.MinFinished < 0 {
 		return Invalid("abort.min_finished", "abort min_finished must not be negative")
 	}
@@ -275,8 +376,16 @@ func (t *Target) validate(typ JobType, sel Selection) error {
 	if t.GrayPercent < 0 || t.GrayPercent > 100 {
 		return Invalid("target.gray_percent", "gray_percent must be in (0, 100], got %v", t.GrayPercent)
 	}
-	if t.GrayPercent > 0 && float64(int64(t.GrayPercent*1000)) != t.GrayPercent*1000 {
-		return Invalid("target.gray_percent", "gray_percent has at most 3 decimals, got %v", t.GrayPercent)
+	if t.GrayPercent > 0 {
+		// Compare in thousandths with a tolerance: 12.345*1000 is not exactly
+		// 12345 in binary floating point.
+		milli := t.GrayPercent * 1000
+		if math.Abs(milli-math.Round(milli)) > 1e-6 {
+			return Invalid("target.gray_percent", "gray_percent has at most %d decimals, got %v", GrayPercentDecimals, t.GrayPercent)
+		}
+	}
+	if typ == JobVerify && t.GrayPercent > 0 {
+		return Invalid("target.gray_percent", "a verify job runs on every listed device; gray_percent does not apply")
 	}
 	if len(t.SourceVersions) > MaxJobSourceVersions {
 		return Invalid("target.source_versions", "at most %d source versions, got %d", MaxJobSourceVersions, len(t.SourceVersions))
@@ -326,15 +435,17 @@ func (s *Schedule) InWindow(t time.Time) bool {
 		return false
 	}
 	if w := s.Window; w != nil {
-		local := t.UTC().Add(time.Duration(w.UTCOffsetMinutes) * time.Minute)
-		m := local.Hour()*60 + local.Minute()
-		if w.FromMinute < w.ToMinute {
-			return m >= w.FromMinute && m < w.ToMinute
-		}
-		return m >= w.FromMinute || m < w.ToMinute // spans midnight
+		return w.Contains(t)
 	}
 	return true
 }
+
+// Started reports whether the start time has come at t.
+func (s *Schedule) Started(t time.Time) bool { return s.Start.IsZero() || !t.Before(s.Start) }
+
+// Over reports whether the finish time has passed at t: the job completes and
+// its unfinished tasks are canceled.
+func (s *Schedule) Over(t time.Time) bool { return !s.Finish.IsZero() && !t.Before(s.Finish) }
 
 // ShouldAbort applies the abort threshold to the counts of finished tasks.
 func (a Abort) ShouldAbort(failed, finished int64) bool {
@@ -343,3 +454,36 @@ func (a Abort) ShouldAbort(failed, finished int64) bool {
 	}
 	return float64(failed)*100/float64(finished) >= a.FailurePercent
 }
+
+// Tripped applies the threshold to a job's task counts: failed over
+// succeeded+failed.
+func (a Abort) Tripped(c TaskCounts) bool {
+	return a.ShouldAbort(c[TaskFailed], c[TaskFailed]+c[TaskSucceeded])
+}
+
+// AfterFailure decides what a task that failed for reason at now becomes:
+// retry_wait until now+Interval when the failure is retryable and the task
+// has been notified at most Retry.Count times (so Count retries follow the
+// first notice), else failed.
+func (j *Job) AfterFailure(t Task, reason Reason, now time.Time) (TaskState, time.Time) {
+	if reason.Retryable() && j.Retry.Count > 0 && t.Attempts <= j.Retry.Count {
+		return TaskRetryWait, now.Add(j.Retry.Interval)
+	}
+	return TaskFailed, time.Time{}
+}
+
+// FirstTaskState is the state a new task of the job starts in.
+func (j *Job) FirstTaskState() TaskState {
+	if j.NeedConfirm {
+		return TaskConfirm
+	}
+	return TaskQueued
+}
+
+// Timeout is how long a notified task may wait for progress, and an
+// in-progress task for the destination version.
+func (j *Job) Timeout() time.Duration { return time.Duration(j.TimeoutSeconds) * time.Second }
+
+// AcceptsDeviceRequests reports whether a device that asks for its update may
+// claim its queued task: the job allows device requests, or devices must pull.
+func (j *Job) AcceptsDeviceRequests() bool { return j.AllowDeviceRequest || !j.NeedPush }

@@ -31,15 +31,31 @@ func (s TaskState) Active() bool { return !s.Terminal() }
 // Dispatched reports whether the task counts against max concurrency.
 func (s TaskState) Dispatched() bool { return s == TaskNotified || s == TaskInProgress }
 
-// transitions is the one table of allowed task state changes.
+// transitions is the one table of allowed task state changes. The service
+// moves tasks only along it, and the stores' compare-and-set updates take
+// their expected states from SourcesOf.
+//
+//   - confirm → queued when an operator confirms; → succeeded when the device
+//     reports the destination version anyway.
+//   - queued → notified when the engine (or the device's own request) claims
+//     it; a device that already holds an earlier notice may report progress,
+//     success or failure straight from queued.
+//   - notified → in_progress on the first progress report (the timeout clock
+//     restarts there); → queued is a claim given back.
+//   - notified | in_progress → retry_wait on a retryable failure with retries
+//     left, else → failed. Timeouts fail without retry.
+//   - retry_wait → queued at NextAttemptAt.
+//   - any unfinished state → canceled (operator, job cancel, finish time,
+//     overwrite).
+//   - failed | canceled → queued or confirm by an operator's retry.
 var transitions = map[TaskState][]TaskState{
-	TaskConfirm:    {TaskQueued, TaskCanceled},
-	TaskQueued:     {TaskNotified, TaskCanceled, TaskInProgress, TaskSucceeded, TaskFailed},
-	TaskNotified:   {TaskInProgress, TaskSucceeded, TaskFailed, TaskCanceled, TaskQueued},
-	TaskInProgress: {TaskInProgress, TaskSucceeded, TaskFailed, TaskCanceled},
-	TaskRetryWait:  {TaskQueued, TaskCanceled},
-	TaskFailed:     {TaskRetryWait, TaskQueued, TaskConfirm}, // auto retry, or operator retry
-	TaskCanceled:   {TaskQueued, TaskConfirm},                // operator retry
+	TaskConfirm:    {TaskQueued, TaskSucceeded, TaskCanceled},
+	TaskQueued:     {TaskNotified, TaskInProgress, TaskSucceeded, TaskFailed, TaskRetryWait, TaskCanceled},
+	TaskNotified:   {TaskInProgress, TaskSucceeded, TaskFailed, TaskRetryWait, TaskCanceled, TaskQueued},
+	TaskInProgress: {TaskInProgress, TaskSucceeded, TaskFailed, TaskRetryWait, TaskCanceled},
+	TaskRetryWait:  {TaskQueued, TaskSucceeded, TaskCanceled},
+	TaskFailed:     {TaskQueued, TaskConfirm}, // operator retry
+	TaskCanceled:   {TaskQueued, TaskConfirm}, // operator retry
 	TaskSucceeded:  nil,
 }
 
@@ -51,6 +67,36 @@ func CanTransition(from, to TaskState) bool {
 		}
 	}
 	return false
+}
+
+// Transition moves t to state to at now, keeping its times consistent:
+// FinishedAt is set on a terminal state and cleared otherwise, StartedAt is
+// set on the first move to in_progress and cleared when the task starts
+// over, NextAttemptAt is cleared unless the task waits for a retry. A move
+// the table forbids is a CodeConflict naming both states.
+func (t *Task) Transition(to TaskState, now time.Time) error {
+	if !CanTransition(t.State, to) {
+		return Errorf(CodeConflict, "task of device %q is %s and cannot become %s", t.DeviceName, t.State, to)
+	}
+	t.State = to
+	t.UpdatedAt = now
+	switch {
+	case to.Terminal():
+		t.FinishedAt = now
+	case to == TaskInProgress:
+		if t.StartedAt.IsZero() {
+			t.StartedAt = now
+		}
+	case to == TaskQueued || to == TaskConfirm:
+		t.FinishedAt, t.StartedAt, t.Progress = time.Time{}, time.Time{}, 0
+	}
+	if to != TaskRetryWait {
+		t.NextAttemptAt = time.Time{}
+	}
+	if !to.Terminal() && to != TaskRetryWait {
+		t.Reason, t.Detail = ReasonNone, ""
+	}
+	return nil
 }
 
 // SourcesOf returns every state that may move to `to`, for compare-and-set
@@ -155,3 +201,9 @@ func (c TaskCounts) Total() int64 {
 func (c TaskCounts) Finished() int64 {
 	return c[TaskSucceeded] + c[TaskFailed] + c[TaskCanceled]
 }
+
+// Active sums the unfinished states.
+func (c TaskCounts) Active() int64 { return c.Total() - c.Finished() }
+
+// Dispatched sums the states that count against max concurrency.
+func (c TaskCounts) Dispatched() int64 { return c[TaskNotified] + c[TaskInProgress] }

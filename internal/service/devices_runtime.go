@@ -2,11 +2,28 @@ package service
 
 // What devices say and ask, whatever protocol carries it (MQTT, device HTTP,
 // vendor topics). Owner: rollout engine.
+//
+// Decisions:
+//   - Success comes only from a reported version equal to the task's
+//     destination (a progress step of 100 is just progress), in any
+//     unfinished state: a device that got there by itself is done too.
+//   - A device in progress that reports a version that is neither the
+//     destination nor the one it started from fails (ReasonWrongVersion);
+//     reporting the start version again is normal (reconnects mid-download)
+//     and changes nothing: the timeout catches an upgrade that never lands.
+//   - A queued task is claimed by the device itself (NextNotice) when its
+//     job is running, inside its window, and either allows device requests
+//     or does not push (devices must pull). Such claims are not paced by
+//     max_concurrency or max_per_minute: the devices' own polling paces them.
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"time"
 
 	"github.com/updraft-ota/updraft/internal/ota"
+	"github.com/updraft-ota/updraft/internal/store"
 )
 
 // Progress is a device's progress report on its current task.
@@ -18,29 +35,261 @@ type Progress struct {
 	Detail string
 }
 
+func moduleOrDefault(m string) string {
+	if m == "" {
+		return ota.DefaultModule
+	}
+	return m
+}
+
+// activeTask returns the device's unfinished task on module, nil if none.
+func (s *Service) activeTask(ctx context.Context, dev ota.DeviceRef, module string) (*ota.Task, error) {
+	tasks, _, err := s.store.ListTasks(ctx, store.TaskFilter{ProductKey: dev.ProductKey, Module: module,
+		Devices: []string{dev.Name}, States: activeStates, Limit: 1}, store.Page{Limit: 1}, false)
+	if err != nil || len(tasks) == 0 {
+		return nil, err
+	}
+	return &tasks[0], nil
+}
+
 // ReportVersion records the version a device runs on a module. It completes
 // the device's active task when the version is the destination (or fails it
-// when the device is in progress and reports another version), and creates
-// tasks for dynamic jobs that now match.
+// when the device is in progress and reports a version it neither came from
+// nor is going to), and creates a task for the newest running dynamic job
+// that now matches.
 func (s *Service) ReportVersion(ctx context.Context, dev ota.DeviceRef, module, version string) error {
-	panic("not implemented")
+	module = moduleOrDefault(module)
+	if err := ota.CheckModuleName("module", module); err != nil {
+		return err
+	}
+	if err := ota.CheckVersion("version", version); err != nil {
+		return err
+	}
+	d, err := s.store.GetDevice(ctx, dev.ProductKey, dev.Name)
+	if err != nil {
+		return err
+	}
+	now := s.clock.Now()
+	if err := s.store.SetDeviceVersion(ctx, dev.ProductKey, dev.Name, module, version, now); err != nil {
+		return err
+	}
+	if d.Versions == nil {
+		d.Versions = map[string]string{}
+	}
+	d.Versions[module] = version
+
+	t, err := s.activeTask(ctx, dev, module)
+	if err != nil {
+		return err
+	}
+	if t != nil {
+		switch {
+		case version == t.ToVersion:
+			prev := t.State
+			if err := t.Transition(ota.TaskSucceeded, now); err != nil {
+				return err
+			}
+			t.Progress = 100
+			if err := s.store.UpdateTask(ctx, *t, prev); err != nil {
+				return err
+			}
+			t = nil // the module is free for a dynamic job
+		case t.State == ota.TaskInProgress && version != t.FromVersion:
+			return s.failTask(ctx, t, ota.ReasonWrongVersion,
+				fmt.Sprintf("the device reported version %q, not the destination %q", version, t.ToVersion))
+		}
+	}
+	if t != nil {
+		return nil
+	}
+	return s.matchDynamicJobs(ctx, &d, module, version, now)
+}
+
+// matchDynamicJobs gives the device a task in the newest running dynamic job
+// on the module whose target it now matches ("the latest one wins").
+func (s *Service) matchDynamicJobs(ctx context.Context, d *ota.Device, module, version string, now time.Time) error {
+	jobs, _, err := s.store.ListJobs(ctx, store.JobFilter{TenantID: d.TenantID, ProductKey: d.ProductKey, Module: module,
+		Selection: ota.SelectDynamic, States: []ota.JobState{ota.JobRunning}}, store.Page{Limit: 100})
+	if err != nil {
+		return err
+	}
+	for i := range jobs {
+		job := &jobs[i]
+		if !dynamicTargetMatches(&job.Target, d) {
+			continue
+		}
+		if len(job.Target.SourceVersions) > 0 && !slices.Contains(job.Target.SourceVersions, version) {
+			continue
+		}
+		pkg, err := s.store.GetPackage(ctx, job.TenantID, job.PackageID)
+		if ota.ErrorCode(err) == ota.CodeNotFound {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !pkg.AppliesTo(version) {
+			continue
+		}
+		n, err := s.insertTasks(ctx, job, []ota.Task{s.newTask(job, &pkg, d.Name, version, now)}, now)
+		if err != nil {
+			return err
+		}
+		if n == 1 {
+			// A job canceled while we inserted must not keep the task.
+			cur, err := s.store.GetJob(ctx, job.TenantID, job.ID)
+			if err != nil {
+				return err
+			}
+			if cur.State.Terminal() {
+				_, err := s.store.UpdateTasks(ctx, store.TaskFilter{JobID: job.ID, Devices: []string{d.Name}, States: activeStates},
+					store.TaskUpdate{State: ota.TaskCanceled, Reason: endReason(cur), Now: now})
+				return err
+			}
+			s.log.Debug("dynamic job took a device", "job", job.ID, "device", d.Name, "version", version)
+		}
+		// Inserted, or the device already had a task (this job's or
+		// another's): older dynamic jobs do not get it either.
+		return nil
+	}
+	return nil
+}
+
+func dynamicTargetMatches(t *ota.Target, d *ota.Device) bool {
+	switch {
+	case t.All:
+		return true
+	case len(t.Groups) > 0:
+		for _, g := range d.Groups {
+			if slices.Contains(t.Groups, g) {
+				return true
+			}
+		}
+		return false
+	case len(t.Devices) > 0:
+		return slices.Contains(t.Devices, d.Name)
+	}
+	return true // a source-version target: checked by the caller
+}
+
+// failTask fails a task, or puts it in retry_wait when the job retries.
+func (s *Service) failTask(ctx context.Context, t *ota.Task, reason ota.Reason, detail string) error {
+	job, err := s.store.GetJob(ctx, t.TenantID, t.JobID)
+	if err != nil {
+		return err
+	}
+	now := s.clock.Now()
+	state, next := job.AfterFailure(*t, reason, now)
+	prev := t.State
+	if err := t.Transition(state, now); err != nil {
+		return err
+	}
+	t.Reason, t.Detail, t.NextAttemptAt = reason, detail, next
+	return s.store.UpdateTask(ctx, *t, prev)
 }
 
 // ReportProgress moves the device's task to in_progress (starting the timeout
-// clock) or, on a negative step, fails it (with automatic retry if the job
-// allows it).
+// clock at the first report) or, on a negative step, fails it (with
+// automatic retry if the job allows it).
 func (s *Service) ReportProgress(ctx context.Context, dev ota.DeviceRef, pr Progress) error {
-	panic("not implemented")
+	module := moduleOrDefault(pr.Module)
+	if pr.Step > 100 {
+		return ota.Invalid("step", "progress step must be at most 100 (or negative for a failure), got %d", pr.Step)
+	}
+	var t *ota.Task
+	if pr.TaskID != 0 {
+		got, err := s.store.GetTask(ctx, pr.TaskID)
+		if err != nil {
+			return err
+		}
+		if got.ProductKey != dev.ProductKey || got.DeviceName != dev.Name {
+			return ota.Errorf(ota.CodeNotFound, "task %d not found for device %q", pr.TaskID, dev.Name)
+		}
+		t = &got
+	} else {
+		var err error
+		if t, err = s.activeTask(ctx, dev, module); err != nil {
+			return err
+		}
+		if t == nil {
+			return ota.Errorf(ota.CodeNotFound, "device %q has no unfinished task on module %q", dev.Name, module)
+		}
+	}
+	switch t.State {
+	case ota.TaskQueued, ota.TaskNotified, ota.TaskInProgress:
+	default:
+		return ota.Errorf(ota.CodeConflict, "the task of device %q is %s; progress is accepted only once it has been notified", dev.Name, t.State)
+	}
+	if pr.Step < 0 {
+		reason := pr.Reason
+		if reason == ota.ReasonNone {
+			reason = ota.ReasonForStep(pr.Step)
+		}
+		detail := pr.Detail
+		if detail == "" {
+			detail = fmt.Sprintf("the device reported step %d", pr.Step)
+		}
+		return s.failTask(ctx, t, reason, detail)
+	}
+	prev := t.State
+	if err := t.Transition(ota.TaskInProgress, s.clock.Now()); err != nil {
+		return err
+	}
+	t.Progress, t.Detail = pr.Step, pr.Detail
+	return s.store.UpdateTask(ctx, *t, prev)
 }
 
 // NextNotice returns the notice for the device's active task on module (nil
-// when there is none). A queued task of a job that allows device requests is
-// claimed to notified here. Devices call it when they connect or poll.
+// when there is none, or when it is not the device's turn yet). A queued
+// task is claimed to notified here when its job is running, in its window,
+// and accepts device requests (ota.Job.AcceptsDeviceRequests). Devices call
+// it when they connect or poll; a notified or in-progress task's notice is
+// returned again, with a fresh URL.
 func (s *Service) NextNotice(ctx context.Context, dev ota.DeviceRef, module string) (*ota.Notice, error) {
-	panic("not implemented")
+	module = moduleOrDefault(module)
+	t, err := s.activeTask(ctx, dev, module)
+	if err != nil || t == nil {
+		return nil, err
+	}
+	if t.State != ota.TaskQueued && t.State != ota.TaskNotified && t.State != ota.TaskInProgress {
+		return nil, nil
+	}
+	job, err := s.store.GetJob(ctx, t.TenantID, t.JobID)
+	if err != nil {
+		return nil, err
+	}
+	now := s.clock.Now()
+	if t.State == ota.TaskQueued {
+		if job.State != ota.JobRunning || !job.AcceptsDeviceRequests() || !job.Schedule.InWindow(now) {
+			return nil, nil
+		}
+		if err := t.Transition(ota.TaskNotified, now); err != nil {
+			return nil, err
+		}
+		t.Attempts++
+		t.NotifiedAt = now
+		if err := s.store.UpdateTask(ctx, *t, ota.TaskQueued); err != nil {
+			if ota.ErrorCode(err) == ota.CodeConflict {
+				// The engine claimed it meanwhile: its notice is on the way.
+				return s.NextNotice(ctx, dev, module)
+			}
+			return nil, err
+		}
+	}
+	pkg, err := s.store.GetPackage(ctx, job.TenantID, job.PackageID)
+	if err != nil {
+		return nil, err
+	}
+	url, err := s.PackageURL(ctx, pkg)
+	if err != nil {
+		return nil, err
+	}
+	n := s.notice(t, &job, &pkg, url, now)
+	return &n, nil
 }
 
 // DeviceConnected records that a device came online (true) or went offline.
+// Front-ends call NextNotice after a connect to deliver what is waiting.
 func (s *Service) DeviceConnected(ctx context.Context, dev ota.DeviceRef, online bool) error {
-	panic("not implemented")
+	return s.store.SetDeviceOnline(ctx, dev.ProductKey, dev.Name, online, s.clock.Now())
 }

@@ -78,6 +78,7 @@ type Service struct {
 	notifier Notifier
 	log      *slog.Logger
 	opts     Options
+	engine   engineState // the rollout engine's per-replica hints (engine.go)
 }
 
 // New builds a Service. notifier may be nil (NopNotifier) and set later with

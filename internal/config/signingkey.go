@@ -1,0 +1,70 @@
+package config
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// SigningKeyFile is where the generated URL-signing key is kept.
+const SigningKeyFile = "signing.key"
+
+// LoadSigningKey returns the key that signs fs download URLs: UPDRAFT_SIGNING_KEY
+// when set, else the contents of <data>/signing.key, created (mode 0600, 32
+// random bytes in hex) on first start. Replicas sharing an fs blob store must
+// share the key, hence the file or the variable rather than a per-process key.
+func (c *Config) LoadSigningKey() ([]byte, error) {
+	if c.SigningKey != "" {
+		return []byte(c.SigningKey), nil
+	}
+	path := filepath.Join(c.DataDir, SigningKeyFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		key := strings.TrimSpace(string(b))
+		if len(key) < 16 {
+			return nil, fmt.Errorf("%s holds a key of %d characters: delete it to have a new one generated, or set %sSIGNING_KEY", path, len(key), EnvPrefix)
+		}
+		return []byte(key), nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("reading the signing key: %w", err)
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating the data directory (--data): %w", err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, err
+	}
+	key := hex.EncodeToString(raw)
+	// Written to a temporary file and linked into place, so that a process
+	// starting at the same time either wins or reads a complete key.
+	tmp, err := os.CreateTemp(c.DataDir, ".signing-*.tmp")
+	if err != nil {
+		return nil, fmt.Errorf("creating the signing key: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("creating the signing key: %w", err)
+	}
+	if _, err := tmp.WriteString(key + "\n"); err != nil {
+		tmp.Close()
+		return nil, fmt.Errorf("writing the signing key: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, fmt.Errorf("writing the signing key: %w", err)
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return c.LoadSigningKey()
+		}
+		return nil, fmt.Errorf("creating the signing key: %w", err)
+	}
+	return []byte(key), nil
+}
