@@ -1,0 +1,229 @@
+// Package client is the Go client of Updraft's native management REST API
+// (/api/v1): products, modules, devices, packages and jobs. The updraft CLI
+// is built on it.
+//
+//	c := client.New("http://127.0.0.1:8080", keyID, secret)
+//	p, err := c.CreateProduct(ctx, client.ProductCreate{Key: "thermo", Name: "Thermostat"})
+//
+// Every error the server answers is an *APIError carrying its status, code,
+// message and request id.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Client calls one Updraft server as one access key. It is safe for
+// concurrent use.
+type Client struct {
+	base      *url.URL // the server, without /api/v1
+	keyID     string
+	secret    string
+	http      *http.Client
+	userAgent string
+	baseErr   error
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient sets the HTTP client (timeouts, transport, TLS). The default
+// has no overall timeout, because uploads and downloads may be long; use
+// contexts to bound calls.
+func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h } }
+
+// WithUserAgent sets the User-Agent header.
+func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
+
+// New returns a client of the server at baseURL ("http://host:8080"; a
+// trailing /api/v1 is accepted) authenticating as keyID/secret.
+func New(baseURL, keyID, secret string, opts ...Option) *Client {
+	c := &Client{keyID: keyID, secret: secret, http: &http.Client{}, userAgent: "updraft-client"}
+	u, err := url.Parse(strings.TrimSuffix(strings.TrimSuffix(strings.TrimSpace(baseURL), "/"), "/api/v1"))
+	switch {
+	case err != nil:
+		c.baseErr = fmt.Errorf("client: bad server URL %q: %w", baseURL, err)
+	case u.Scheme != "http" && u.Scheme != "https" || u.Host == "":
+		c.baseErr = fmt.Errorf("client: bad server URL %q: want http://host:port or https://host", baseURL)
+	}
+	c.base = u
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// APIError is an error answer of the server.
+type APIError struct {
+	Status    int    // HTTP status
+	Code      string // ota code: invalid, not_found, conflict, unauthenticated, …
+	Message   string // what was wrong and what to do
+	Field     string // the offending input field, if any
+	RequestID string // quote it when reporting a problem
+}
+
+func (e *APIError) Error() string {
+	var b strings.Builder
+	if e.Code != "" {
+		fmt.Fprintf(&b, "%s: ", e.Code)
+	}
+	b.WriteString(e.Message)
+	if e.RequestID != "" {
+		fmt.Fprintf(&b, " (HTTP %d, request id %s)", e.Status, e.RequestID)
+	} else {
+		fmt.Fprintf(&b, " (HTTP %d)", e.Status)
+	}
+	return b.String()
+}
+
+// IsNotFound reports whether err is a not_found answer.
+func IsNotFound(err error) bool { return errorCode(err) == "not_found" }
+
+// IsConflict reports whether err is a conflict answer (already exists, or the
+// state forbids the change).
+func IsConflict(err error) bool { return errorCode(err) == "conflict" }
+
+func errorCode(err error) string {
+	var e *APIError
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}
+
+// List is a page of a listing and the number of matching items in all.
+type List[T any] struct {
+	Items []T   `json:"items"`
+	Total int64 `json:"total"`
+}
+
+// Page selects a slice of a listing: Limit 0 is the server's default (100),
+// at most 1000.
+type Page struct {
+	Limit  int
+	Offset int
+}
+
+func (p Page) set(q url.Values) {
+	if p.Limit > 0 {
+		q.Set("limit", strconv.Itoa(p.Limit))
+	}
+	if p.Offset > 0 {
+		q.Set("offset", strconv.Itoa(p.Offset))
+	}
+}
+
+// Tag is a key/value label on packages and jobs.
+type Tag struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+// newRequest builds a request to path (under the server, "/api/v1/…") with
+// query q and credentials.
+func (c *Client) newRequest(ctx context.Context, method, path string, q url.Values, body io.Reader) (*http.Request, error) {
+	if c.baseErr != nil {
+		return nil, c.baseErr
+	}
+	u := *c.base
+	u.Path = strings.TrimSuffix(u.Path, "/") + path
+	u.RawQuery = ""
+	if len(q) > 0 {
+		u.RawQuery = q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.keyID+":"+c.secret)
+	req.Header.Set("User-Agent", c.userAgent)
+	req.Header.Set("Accept", "application/json")
+	return req, nil
+}
+
+// do sends a JSON request (in may be nil) and decodes a 2xx JSON answer into
+// out (may be nil). Any other answer becomes an *APIError.
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := c.newRequest(ctx, method, path, q, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return decodeResponse(resp, out)
+}
+
+func decodeResponse(resp *http.Response, out any) error {
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return responseError(resp)
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("client: decoding the answer to %s %s: %w", resp.Request.Method, resp.Request.URL.Path, err)
+	}
+	return nil
+}
+
+// responseError reads an error answer: the native envelope when there is one,
+// else the start of the body (a proxy's page, say).
+func responseError(resp *http.Response) error {
+	e := &APIError{Status: resp.StatusCode, RequestID: resp.Header.Get("X-Request-Id")}
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var env struct {
+		Code      string `json:"code"`
+		Message   string `json:"message"`
+		Field     string `json:"field"`
+		RequestID string `json:"request_id"`
+	}
+	if json.Unmarshal(raw, &env) == nil && env.Code != "" {
+		e.Code, e.Message, e.Field = env.Code, env.Message, env.Field
+		if env.RequestID != "" {
+			e.RequestID = env.RequestID
+		}
+		return e
+	}
+	e.Message = strings.TrimSpace(string(raw))
+	if len(e.Message) > 200 {
+		e.Message = e.Message[:200] + "…"
+	}
+	if e.Message == "" {
+		e.Message = http.StatusText(resp.StatusCode)
+	}
+	return e
+}
+
+// escape makes one path segment.
+func escape(s string) string { return url.PathEscape(s) }
+
+// OpenAPI returns the server's OpenAPI document.
+func (c *Client) OpenAPI(ctx context.Context) (json.RawMessage, error) {
+	var doc json.RawMessage
+	err := c.do(ctx, http.MethodGet, "/api/v1/openapi.json", nil, nil, &doc)
+	return doc, err
+}

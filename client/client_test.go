@@ -1,0 +1,78 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// The client against the real server is tested in internal/api/management;
+// these cover what that server never sends.
+
+func TestBadServerURL(t *testing.T) {
+	for _, u := range []string{"", "127.0.0.1:8080", "ftp://x", "http://"} {
+		if _, err := New(u, "id", "secret").ListProducts(context.Background(), Page{}); err == nil || !strings.Contains(err.Error(), "bad server URL") {
+			t.Errorf("New(%q): %v", u, err)
+		}
+	}
+}
+
+func TestBaseURLForms(t *testing.T) {
+	var paths []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		paths = append(paths, r.URL.Path)
+		if r.Header.Get("Authorization") != "Bearer id:secret" {
+			t.Errorf("authorization %q", r.Header.Get("Authorization"))
+		}
+		w.Write([]byte(`{"items":[],"total":0}`))
+	}))
+	defer srv.Close()
+	for _, base := range []string{srv.URL, srv.URL + "/", srv.URL + "/api/v1", srv.URL + "/api/v1/"} {
+		if _, err := New(base, "id", "secret").ListProducts(context.Background(), Page{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range paths {
+		if p != "/api/v1/products" {
+			t.Errorf("path %q", p)
+		}
+	}
+}
+
+func TestNonEnvelopeError(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Request-Id", "proxy-1")
+		http.Error(w, "upstream down", http.StatusBadGateway)
+	}))
+	defer srv.Close()
+	_, err := New(srv.URL, "id", "secret").GetProduct(context.Background(), "x")
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) || apiErr.Status != 502 || apiErr.Code != "" || apiErr.Message != "upstream down" || apiErr.RequestID != "proxy-1" {
+		t.Fatalf("got %#v", err)
+	}
+	if !strings.Contains(err.Error(), "HTTP 502") || !strings.Contains(err.Error(), "proxy-1") {
+		t.Errorf("Error() = %q", err.Error())
+	}
+}
+
+func TestParseContentRange(t *testing.T) {
+	for _, tc := range []struct {
+		in           string
+		start, total int64
+		ok           bool
+	}{
+		{"bytes 0-99/1000", 0, 1000, true},
+		{"bytes 500-999/*", 500, -1, true},
+		{"bytes */1000", 0, 0, false},
+		{"items 0-1/2", 0, 0, false},
+		{"", 0, 0, false},
+	} {
+		start, total, err := parseContentRange(tc.in)
+		if (err == nil) != tc.ok || tc.ok && (start != tc.start || total != tc.total) {
+			t.Errorf("%q: %d %d %v", tc.in, start, total, err)
+		}
+	}
+}

@@ -1,0 +1,71 @@
+package httpx
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/updraft-ota/updraft/internal/ota"
+)
+
+// The native error envelope and its one table from ota codes to HTTP
+// statuses, shared by the native management and device APIs. Vendor dialects
+// keep their own tables and envelopes.
+
+// Status is the HTTP status of an ota error code on the native APIs.
+func Status(code ota.Code) int {
+	switch code {
+	case ota.CodeInvalid:
+		return http.StatusBadRequest
+	case ota.CodeNotFound:
+		return http.StatusNotFound
+	case ota.CodeConflict:
+		return http.StatusConflict
+	case ota.CodeUnauthenticated:
+		return http.StatusUnauthorized
+	case ota.CodeForbidden:
+		return http.StatusForbidden
+	case ota.CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case ota.CodeUnsupported:
+		return http.StatusNotImplemented
+	case ota.CodeNotVerified:
+		// The request is well formed; the package's state forbids it for now.
+		return http.StatusConflict
+	case ota.CodeSignMismatch:
+		// The request is well formed; its content contradicts its declared sign.
+		return http.StatusUnprocessableEntity
+	case ota.CodeRateLimited:
+		return http.StatusTooManyRequests
+	case ota.CodeUnavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// ErrorBody is the native error envelope.
+type ErrorBody struct {
+	Code      ota.Code `json:"code"`
+	Message   string   `json:"message"`
+	Field     string   `json:"field,omitempty"`
+	RequestID string   `json:"request_id"`
+}
+
+// WriteError writes err in the native envelope. Internal and unavailable
+// errors are logged with their cause and the request id; callers see a
+// generic message they can quote back with the request id.
+func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	code := ota.ErrorCode(err)
+	body := ErrorBody{Code: code, Message: ota.ErrorMessage(err), Field: ota.ErrorField(err), RequestID: RequestIDFrom(r.Context())}
+	switch code {
+	case ota.CodeInternal:
+		body.Message = "internal error: report the request id to the operator"
+		body.Field = ""
+		log.ErrorContext(r.Context(), "request failed", "request_id", body.RequestID, "method", r.Method, "path", r.URL.Path, "err", err)
+	case ota.CodeUnavailable:
+		log.WarnContext(r.Context(), "request failed: dependency unavailable", "request_id", body.RequestID, "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if code == ota.CodeUnauthenticated {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="updraft", Basic realm="updraft"`)
+	}
+	WriteJSON(w, Status(code), body)
+}

@@ -1,0 +1,430 @@
+package management
+
+// Jobs and their tasks: /api/v1/jobs. The create body is a stable contract
+// (openapi/jobs.json); rules are the service's (CreateJob and the engine).
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/updraft-ota/updraft/internal/api/httpx"
+	"github.com/updraft-ota/updraft/internal/ota"
+	"github.com/updraft-ota/updraft/internal/service"
+	"github.com/updraft-ota/updraft/internal/store"
+)
+
+func (a *API) registerJobs(mux *http.ServeMux) {
+	a.route(mux, "POST /api/v1/jobs", a.createJob)
+	a.route(mux, "GET /api/v1/jobs", a.listJobs)
+	a.route(mux, "GET /api/v1/jobs/{id}", a.getJob)
+	a.route(mux, "DELETE /api/v1/jobs/{id}", a.deleteJob)
+	a.route(mux, "POST /api/v1/jobs/{id}/pause", a.jobAction((*service.Service).PauseJob))
+	a.route(mux, "POST /api/v1/jobs/{id}/resume", a.jobAction((*service.Service).ResumeJob))
+	a.route(mux, "POST /api/v1/jobs/{id}/cancel", a.jobAction((*service.Service).CancelJob))
+	a.route(mux, "GET /api/v1/jobs/{id}/tasks", a.listTasks)
+	a.route(mux, "POST /api/v1/jobs/{id}/tasks/retry", a.taskAction((*service.Service).RetryTasks))
+	a.route(mux, "POST /api/v1/jobs/{id}/tasks/cancel", a.taskAction((*service.Service).CancelTasks))
+	a.route(mux, "POST /api/v1/jobs/{id}/tasks/confirm", a.taskAction((*service.Service).ConfirmTasks))
+}
+
+// Wire structs.
+
+type targetJSON struct {
+	All            bool     `json:"all"`
+	Devices        []string `json:"devices"`
+	Groups         []string `json:"groups"`
+	GrayPercent    float64  `json:"gray_percent"`
+	SourceVersions []string `json:"source_versions"`
+}
+
+type windowJSON struct {
+	From             string `json:"from"` // "HH:MM"
+	To               string `json:"to"`
+	UTCOffsetMinutes int    `json:"utc_offset_minutes"`
+}
+
+type scheduleJSON struct {
+	Start  *time.Time  `json:"start"`
+	Finish *time.Time  `json:"finish"`
+	Window *windowJSON `json:"window"`
+}
+
+type retryJSON struct {
+	Count           int `json:"count"`
+	IntervalSeconds int `json:"interval_seconds"`
+}
+
+type abortJSON struct {
+	FailurePercent float64 `json:"failure_percent"`
+	MinFinished    int     `json:"min_finished"`
+}
+
+// jobCreate is POST /api/v1/jobs.
+type jobCreate struct {
+	PackageID          string       `json:"package_id"`
+	Name               string       `json:"name"`
+	Description        string       `json:"description"`
+	Type               string       `json:"type"`
+	Selection          string       `json:"selection"`
+	Target             targetJSON   `json:"target"`
+	Schedule           scheduleJSON `json:"schedule"`
+	MaxConcurrency     int          `json:"max_concurrency"`
+	MaxPerMinute       int          `json:"max_per_minute"`
+	Retry              retryJSON    `json:"retry"`
+	TimeoutSeconds     int          `json:"timeout_seconds"`
+	NeedPush           *bool        `json:"need_push"` // default true
+	NeedConfirm        bool         `json:"need_confirm"`
+	Overwrite          string       `json:"overwrite"`
+	AllowDeviceRequest bool         `json:"allow_device_request"`
+	Abort              abortJSON    `json:"abort"`
+	Tags               []tagJSON    `json:"tags"`
+	ExtInfo            string       `json:"ext_info"`
+}
+
+func (in jobCreate) toOTA() (ota.Job, error) {
+	j := ota.Job{
+		PackageID: in.PackageID, Name: in.Name, Description: in.Description, Type: ota.JobType(in.Type),
+		Selection: ota.Selection(in.Selection),
+		Target: ota.Target{All: in.Target.All, Devices: in.Target.Devices, Groups: in.Target.Groups,
+			GrayPercent: in.Target.GrayPercent, SourceVersions: in.Target.SourceVersions},
+		MaxConcurrency: in.MaxConcurrency, MaxPerMinute: in.MaxPerMinute,
+		Retry:          ota.Retry{Count: in.Retry.Count, Interval: time.Duration(in.Retry.IntervalSeconds) * time.Second},
+		TimeoutSeconds: in.TimeoutSeconds, NeedPush: in.NeedPush == nil || *in.NeedPush, NeedConfirm: in.NeedConfirm,
+		Overwrite: ota.OverwriteMode(in.Overwrite), AllowDeviceRequest: in.AllowDeviceRequest,
+		Abort: ota.Abort{FailurePercent: in.Abort.FailurePercent, MinFinished: in.Abort.MinFinished},
+		Tags:  tagsToOTA(in.Tags), ExtInfo: in.ExtInfo,
+	}
+	if in.Retry.IntervalSeconds < 0 {
+		return j, ota.Invalid("retry.interval_seconds", "retry interval must not be negative")
+	}
+	if in.Schedule.Start != nil {
+		j.Schedule.Start = *in.Schedule.Start
+	}
+	if in.Schedule.Finish != nil {
+		j.Schedule.Finish = *in.Schedule.Finish
+	}
+	if w := in.Schedule.Window; w != nil {
+		from, err := ota.ParseTimeOfDay("schedule.window.from", w.From)
+		if err != nil {
+			return j, err
+		}
+		to, err := ota.ParseTimeOfDay("schedule.window.to", w.To)
+		if err != nil {
+			return j, err
+		}
+		j.Schedule.Window = &ota.DailyWindow{FromMinute: from, ToMinute: to, UTCOffsetMinutes: w.UTCOffsetMinutes}
+	}
+	return j, nil
+}
+
+type jobJSON struct {
+	ID                 string           `json:"id"`
+	PackageID          string           `json:"package_id"`
+	Product            string           `json:"product"`
+	Module             string           `json:"module"`
+	Name               string           `json:"name"`
+	Description        string           `json:"description"`
+	Type               string           `json:"type"`
+	Selection          string           `json:"selection"`
+	Target             targetJSON       `json:"target"`
+	Schedule           scheduleJSON     `json:"schedule"`
+	MaxConcurrency     int              `json:"max_concurrency"`
+	MaxPerMinute       int              `json:"max_per_minute"`
+	Retry              retryJSON        `json:"retry"`
+	TimeoutSeconds     int              `json:"timeout_seconds"`
+	NeedPush           bool             `json:"need_push"`
+	NeedConfirm        bool             `json:"need_confirm"`
+	Overwrite          string           `json:"overwrite"`
+	AllowDeviceRequest bool             `json:"allow_device_request"`
+	Abort              abortJSON        `json:"abort"`
+	Tags               []tagJSON        `json:"tags"`
+	ExtInfo            string           `json:"ext_info"`
+	State              string           `json:"state"`
+	StateReason        string           `json:"state_reason"`
+	Materialized       bool             `json:"materialized"`
+	Counts             map[string]int64 `json:"counts,omitempty"` // GET /jobs/{id} only
+	CreatedAt          time.Time        `json:"created_at"`
+	UpdatedAt          time.Time        `json:"updated_at"`
+	StartedAt          *time.Time       `json:"started_at"`
+	FinishedAt         *time.Time       `json:"finished_at"`
+}
+
+func jobFromOTA(j ota.Job) jobJSON {
+	out := jobJSON{
+		ID: j.ID, PackageID: j.PackageID, Product: j.ProductKey, Module: j.Module, Name: j.Name,
+		Description: j.Description, Type: string(j.Type), Selection: string(j.Selection),
+		Target: targetJSON{All: j.Target.All, Devices: emptyIfNil(j.Target.Devices), Groups: emptyIfNil(j.Target.Groups),
+			GrayPercent: j.Target.GrayPercent, SourceVersions: emptyIfNil(j.Target.SourceVersions)},
+		Schedule:       scheduleJSON{Start: utcOrNil(j.Schedule.Start), Finish: utcOrNil(j.Schedule.Finish)},
+		MaxConcurrency: j.MaxConcurrency, MaxPerMinute: j.MaxPerMinute,
+		Retry:          retryJSON{Count: j.Retry.Count, IntervalSeconds: int(j.Retry.Interval / time.Second)},
+		TimeoutSeconds: j.TimeoutSeconds, NeedPush: j.NeedPush, NeedConfirm: j.NeedConfirm,
+		Overwrite: string(j.Overwrite), AllowDeviceRequest: j.AllowDeviceRequest,
+		Abort: abortJSON{FailurePercent: j.Abort.FailurePercent, MinFinished: j.Abort.MinFinished},
+		Tags:  tagsFromOTA(j.Tags), ExtInfo: j.ExtInfo, State: string(j.State), StateReason: j.StateReason,
+		Materialized: j.Materialized, CreatedAt: utc(j.CreatedAt), UpdatedAt: utc(j.UpdatedAt),
+		StartedAt: utcOrNil(j.StartedAt), FinishedAt: utcOrNil(j.FinishedAt),
+	}
+	if w := j.Schedule.Window; w != nil {
+		out.Schedule.Window = &windowJSON{From: ota.FormatTimeOfDay(w.FromMinute), To: ota.FormatTimeOfDay(w.ToMinute),
+			UTCOffsetMinutes: w.UTCOffsetMinutes}
+	}
+	return out
+}
+
+// countsJSON has one number per task state, zeros included.
+func countsJSON(c ota.TaskCounts) map[string]int64 {
+	out := make(map[string]int64, len(ota.TaskStates))
+	for _, s := range ota.TaskStates {
+		out[string(s)] = c[s]
+	}
+	return out
+}
+
+type taskJSON struct {
+	ID            int64      `json:"id"`
+	JobID         string     `json:"job_id"`
+	Product       string     `json:"product"`
+	Device        string     `json:"device"`
+	Module        string     `json:"module"`
+	State         string     `json:"state"`
+	FromVersion   string     `json:"from_version"`
+	ToVersion     string     `json:"to_version"`
+	Progress      int        `json:"progress"`
+	Attempts      int        `json:"attempts"`
+	Reason        string     `json:"reason"`
+	Detail        string     `json:"detail"`
+	NotifiedAt    *time.Time `json:"notified_at"`
+	StartedAt     *time.Time `json:"started_at"`
+	FinishedAt    *time.Time `json:"finished_at"`
+	NextAttemptAt *time.Time `json:"next_attempt_at"`
+	CreatedAt     time.Time  `json:"created_at"`
+	UpdatedAt     time.Time  `json:"updated_at"`
+}
+
+func taskFromOTA(t ota.Task) taskJSON {
+	return taskJSON{
+		ID: t.ID, JobID: t.JobID, Product: t.ProductKey, Device: t.DeviceName, Module: t.Module, State: string(t.State),
+		FromVersion: t.FromVersion, ToVersion: t.ToVersion, Progress: t.Progress, Attempts: t.Attempts,
+		Reason: string(t.Reason), Detail: t.Detail, NotifiedAt: utcOrNil(t.NotifiedAt), StartedAt: utcOrNil(t.StartedAt),
+		FinishedAt: utcOrNil(t.FinishedAt), NextAttemptAt: utcOrNil(t.NextAttemptAt), CreatedAt: utc(t.CreatedAt),
+		UpdatedAt: utc(t.UpdatedAt),
+	}
+}
+
+// taskList pages by task id: pass next_after as ?after= for the next page.
+type taskList struct {
+	Items     []taskJSON `json:"items"`
+	Total     int64      `json:"total"`
+	NextAfter int64      `json:"next_after"` // 0 when this page is the last
+}
+
+// tasksRequest is the body of the task actions: devices, or all.
+type tasksRequest struct {
+	Devices []string `json:"devices"`
+	All     bool     `json:"all"`
+}
+
+type taskResultJSON struct {
+	Device  string `json:"device"`
+	OK      bool   `json:"ok"`
+	Code    string `json:"code,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+type taskResults struct {
+	Results   []taskResultJSON `json:"results"`
+	Succeeded int              `json:"succeeded"`
+	Failed    int              `json:"failed"`
+}
+
+// Handlers.
+
+func (a *API) createJob(w http.ResponseWriter, r *http.Request, p service.Principal) error {
+	var in jobCreate
+	if err := httpx.DecodeJSON(w, r, &in, a.opts.MaxJSONBody); err != nil {
+		return err
+	}
+	j, err := in.toOTA()
+	if err != nil {
+		return err
+	}
+	job, err := a.svc.CreateJob(r.Context(), p, j)
+	if err != nil {
+		return err
+	}
+	out := jobFromOTA(job)
+	out.Counts = countsJSON(nil)
+	httpx.WriteJSON(w, http.StatusCreated, out)
+	return nil
+}
+
+func (a *API) listJobs(w http.ResponseWriter, r *http.Request, p service.Principal) error {
+	pg, err := page(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	f := store.JobFilter{PackageID: q.Get("package"), ProductKey: q.Get("product"), Module: q.Get("module"),
+		Type: ota.JobType(q.Get("type")), Selection: ota.Selection(q.Get("selection"))}
+	for _, s := range splitList(q["state"]) {
+		st := ota.JobState(s)
+		switch st {
+		case ota.JobPlanned, ota.JobRunning, ota.JobPaused, ota.JobCompleted, ota.JobCanceled:
+		default:
+			return ota.Invalid("state", "job state %q is not one of planned, running, paused, completed, canceled", s)
+		}
+		f.States = append(f.States, st)
+	}
+	switch f.Type {
+	case "", ota.JobVerify, ota.JobUpgrade:
+	default:
+		return ota.Invalid("type", "type %q is not one of verify, upgrade", f.Type)
+	}
+	switch f.Selection {
+	case "", ota.SelectStatic, ota.SelectDynamic:
+	default:
+		return ota.Invalid("selection", "selection %q is not one of static, dynamic", f.Selection)
+	}
+	jobs, total, err := a.svc.ListJobs(r.Context(), p, f, pg)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, newList(jobs, total, jobFromOTA))
+	return nil
+}
+
+func (a *API) getJob(w http.ResponseWriter, r *http.Request, p service.Principal) error {
+	v, err := a.svc.GetJob(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	out := jobFromOTA(v.Job)
+	out.Counts = countsJSON(v.Counts)
+	httpx.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (a *API) deleteJob(w http.ResponseWriter, r *http.Request, p service.Principal) error {
+	if err := a.svc.DeleteJob(r.Context(), p, r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// jobAction serves pause, resume and cancel: the job as it is afterwards.
+func (a *API) jobAction(act func(*service.Service, context.Context, service.Principal, string) (ota.Job, error)) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p service.Principal) error {
+		if _, err := act(a.svc, r.Context(), p, r.PathValue("id")); err != nil {
+			return err
+		}
+		return a.getJob(w, r, p)
+	}
+}
+
+func (a *API) listTasks(w http.ResponseWriter, r *http.Request, p service.Principal) error {
+	q := r.URL.Query()
+	f := store.TaskFilter{JobID: r.PathValue("id"), Devices: splitList(q["device"])}
+	for _, s := range splitList(q["state"]) {
+		st := ota.TaskState(s)
+		if !isTaskState(st) {
+			return ota.Invalid("state", "task state %q is not one of %s", s, taskStateNames())
+		}
+		f.States = append(f.States, st)
+	}
+	pg := store.Page{Limit: 100}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > MaxPageLimit {
+			return ota.Invalid("limit", "limit must be an integer from 1 to %d, got %q", MaxPageLimit, s)
+		}
+		pg.Limit = n
+	}
+	if s := q.Get("after"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return ota.Invalid("after", "after must be a task id (a non-negative integer), got %q", s)
+		}
+		f.AfterID = n
+	}
+	tasks, total, err := a.svc.ListTasks(r.Context(), p, f, pg)
+	if err != nil {
+		return err
+	}
+	out := taskList{Items: make([]taskJSON, 0, len(tasks)), Total: total}
+	for _, t := range tasks {
+		out.Items = append(out.Items, taskFromOTA(t))
+	}
+	if len(tasks) == pg.Limit {
+		out.NextAfter = tasks[len(tasks)-1].ID
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// taskAction serves retry, cancel and confirm with per-device results.
+func (a *API) taskAction(act func(*service.Service, context.Context, service.Principal, string, []string) ([]service.TaskResult, error)) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request, p service.Principal) error {
+		var in tasksRequest
+		if err := httpx.DecodeJSON(w, r, &in, a.opts.MaxJSONBody); err != nil {
+			return err
+		}
+		switch {
+		case len(in.Devices) == 0 && !in.All:
+			return ota.Invalid("devices", `name the devices ("devices": [...]), or send "all": true to act on every task it applies to`)
+		case len(in.Devices) > 0 && in.All:
+			return ota.Invalid("all", `send either "devices" or "all": true, not both`)
+		}
+		results, err := act(a.svc, r.Context(), p, r.PathValue("id"), in.Devices)
+		if err != nil {
+			return err
+		}
+		out := taskResults{Results: make([]taskResultJSON, 0, len(results))}
+		for _, res := range results {
+			rj := taskResultJSON{Device: res.Device, OK: res.OK}
+			if res.OK {
+				out.Succeeded++
+			} else {
+				out.Failed++
+				rj.Code, rj.Message = string(ota.ErrorCode(res.Err)), ota.ErrorMessage(res.Err)
+			}
+			out.Results = append(out.Results, rj)
+		}
+		httpx.WriteJSON(w, http.StatusOK, out)
+		return nil
+	}
+}
+
+// splitList accepts repeated parameters and comma-separated values alike.
+func splitList(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+func isTaskState(s ota.TaskState) bool {
+	for _, t := range ota.TaskStates {
+		if s == t {
+			return true
+		}
+	}
+	return false
+}
+
+func taskStateNames() string {
+	names := make([]string, len(ota.TaskStates))
+	for i, s := range ota.TaskStates {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}
