@@ -63,6 +63,7 @@ func TestPackageLimits(t *testing.T) {
 		{"kind software", func(p *Package) { p.Kind = KindSoftware }, "", ""},
 		{"kind module", func(p *Package) { p.Kind = KindModule; p.Module = "mcu" }, "", ""},
 		{"kind bad", func(p *Package) { p.Kind = "os" }, "kind", CodeInvalid},
+		{"module package on default module", func(p *Package) { p.Kind = KindModule }, "module", CodeInvalid},
 		{"module on firmware", func(p *Package) { p.Module = "mcu" }, "module", CodeInvalid},
 		{"module 64", func(p *Package) { p.Kind = KindModule; p.Module = strings.Repeat("m", 64) }, "", ""},
 		{"module 65", func(p *Package) { p.Kind = KindModule; p.Module = strings.Repeat("m", 65) }, "module", CodeInvalid},
@@ -273,11 +274,18 @@ func TestNewIDSortsByTime(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	now := mustTime("2026-01-01T00:00:00Z")
-	for range 10000 {
+	prev := ""
+	idCounter.Store(0) // no counter wrap within this test
+	for i := range 10000 {
 		id := NewID(now)
 		if seen[id] {
 			t.Fatalf("duplicate id %s", id)
 		}
 		seen[id] = true
+		// Within one second, ids still sort by creation.
+		if i > 0 && id < prev {
+			t.Fatalf("id %s created after %s sorts before it", id, prev)
+		}
+		prev = id
 	}
 }

@@ -126,6 +126,9 @@ func (p *Package) Validate() error {
 		if err := CheckModuleName("module", p.Module); err != nil {
 			return err
 		}
+		if p.Module == DefaultModule {
+			return Invalid("module", "a module package names its custom module; the default module takes kind firmware or software")
+		}
 	default:
 		return Invalid("kind", "kind %q is not one of firmware, software, module", p.Kind)
 	}
