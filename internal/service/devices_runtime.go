@@ -94,7 +94,9 @@ func (s *Service) ReportVersion(ctx context.Context, dev ota.DeviceRef, module, 
 				return err
 			}
 			t = nil // the module is free for a dynamic job
-		case t.State == ota.TaskInProgress && version != t.FromVersion:
+		// A task created before the device ever reported has no FromVersion:
+		// its first report mid-upgrade is where it started, not a wrong result.
+		case t.State == ota.TaskInProgress && t.FromVersion != "" && version != t.FromVersion:
 			return s.failTask(ctx, t, ota.ReasonWrongVersion,
 				fmt.Sprintf("the device reported version %q, not the destination %q", version, t.ToVersion))
 		}

@@ -40,8 +40,10 @@ var migrationFiles embed.FS
 // SQLITE_BUSY. Within one process the single writer pool already serializes.
 const busyTimeout = 10 * time.Second
 
-// writeCacheKiB is the page cache of the writer connection.
-const writeCacheKiB = 64 << 10
+// writeCacheKiB is the page cache of the writer connection (SQLite's default
+// is 2 MB). Measured on 1M-task inserts and claims, 16 MB beat both the
+// default and 64 MB: a larger cache costs more at every commit.
+const writeCacheKiB = 16 << 10
 
 // Store is a store.Store on one SQLite database.
 type Store struct {
