@@ -39,6 +39,33 @@ const (
 // Terminal reports whether the job can no longer change.
 func (s JobState) Terminal() bool { return s == JobCompleted || s == JobCanceled }
 
+// CheckJobType accepts verify and upgrade.
+func CheckJobType(field string, t JobType) error {
+	switch t {
+	case JobVerify, JobUpgrade:
+		return nil
+	}
+	return Invalid(field, "type %q is not one of verify, upgrade", t)
+}
+
+// CheckSelection accepts static and dynamic.
+func CheckSelection(field string, s Selection) error {
+	switch s {
+	case SelectStatic, SelectDynamic:
+		return nil
+	}
+	return Invalid(field, "selection %q is not one of static, dynamic", s)
+}
+
+// CheckJobState accepts the job states (a filter names them).
+func CheckJobState(field string, s JobState) error {
+	switch s {
+	case JobPlanned, JobRunning, JobPaused, JobCompleted, JobCanceled:
+		return nil
+	}
+	return Invalid(field, "job state %q is not one of planned, running, paused, completed, canceled", s)
+}
+
 // OverwriteMode decides what happens when a targeted device already has an
 // active task on the same module (Alibaba OverwriteMode).
 type OverwriteMode string
@@ -264,15 +291,11 @@ func (j *Job) Normalize() {
 // Validate checks a new job against the documented limits. now is used for
 // schedule checks.
 func (j *Job) Validate(now time.Time) error {
-	switch j.Type {
-	case JobVerify, JobUpgrade:
-	default:
-		return Invalid("type", "type %q is not one of verify, upgrade", j.Type)
+	if err := CheckJobType("type", j.Type); err != nil {
+		return err
 	}
-	switch j.Selection {
-	case SelectStatic, SelectDynamic:
-	default:
-		return Invalid("selection", "selection %q is not one of static, dynamic", j.Selection)
+	if err := CheckSelection("selection", j.Selection); err != nil {
+		return err
 	}
 	if err := CheckDisplayName("name", j.Name, MaxJobNameLen, false); err != nil {
 		return err

@@ -15,6 +15,15 @@ const (
 	KindModule   PackageKind = "module"
 )
 
+// CheckPackageKind accepts firmware, software and module.
+func CheckPackageKind(field string, k PackageKind) error {
+	switch k {
+	case KindFirmware, KindSoftware, KindModule:
+		return nil
+	}
+	return Invalid(field, "kind %q is not one of firmware, software, module", k)
+}
+
 // SignMethod is the digest a package is signed with and devices verify.
 type SignMethod string
 
@@ -130,7 +139,7 @@ func (p *Package) Validate() error {
 			return Invalid("module", "a module package names its custom module; the default module takes kind firmware or software")
 		}
 	default:
-		return Invalid("kind", "kind %q is not one of firmware, software, module", p.Kind)
+		return CheckPackageKind("kind", p.Kind)
 	}
 	if err := CheckPackageName("name", p.Name); err != nil {
 		return err

@@ -20,31 +20,6 @@ import (
 	"github.com/updraft-ota/updraft/internal/store/sqlite"
 )
 
-// stepClock is a fake clock tests move by hand.
-type stepClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *stepClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *stepClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-func (c *stepClock) Add(d time.Duration) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-	return c.t
-}
-
 // recordingNotifier keeps every notice it is handed.
 type recordingNotifier struct {
 	mu      sync.Mutex
@@ -122,17 +97,9 @@ func newRolloutEnv(t *testing.T, opts service.Options) *rolloutEnv {
 // a restarted server would.
 func (r *rolloutEnv) open() {
 	r.t.Helper()
-	st, err := sqlite.Open(r.ctx, r.dbPath)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	r.t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(r.ctx); err != nil {
-		r.t.Fatal(err)
-	}
-	r.st = st
+	r.st = openSQLite(r.t, r.dbPath)
 	r.rec = &recordingNotifier{}
-	r.svc = service.New(st, r.blobs, r.clock, r.rec, quietLog, r.opts)
+	r.svc = service.New(r.st, r.blobs, r.clock, r.rec, quietLog, r.opts)
 }
 
 // crash drops the Service and its store without any goodbye and starts

@@ -15,13 +15,7 @@ import (
 	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/service"
 	"github.com/updraft-ota/updraft/internal/store"
-	"github.com/updraft-ota/updraft/internal/store/sqlite"
 )
-
-// fdnClock is the injected clock: tests never depend on wall time.
-type fdnClock struct{ t time.Time }
-
-func (c *fdnClock) Now() time.Time { return c.t }
 
 // foundationEnv is a Service on a real SQLite database and a real fs blob store, both in
 // temporary directories, with two tenants.
@@ -52,15 +46,9 @@ func newFoundationEnvEmpty(t *testing.T) *foundationEnv {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "updraft.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	clock := &fdnClock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
+	st := openSQLite(t, filepath.Join(dir, "updraft.db"))
+	// The clock stands still: tests never depend on wall time.
+	clock := &stepClock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
 	blobDir := filepath.Join(dir, "blobs")
 	blobs, err := blobfs.New(blobDir, []byte("0123456789abcdef-test-key"), "http://127.0.0.1:1", clock.Now)
 	if err != nil {

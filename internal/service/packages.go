@@ -4,9 +4,6 @@ package service
 
 import (
 	"context"
-	"crypto/md5"
-	"crypto/sha256"
-	"encoding/hex"
 	"io"
 	"path"
 	"strings"
@@ -231,14 +228,14 @@ func (s *Service) hashObject(ctx context.Context, bucket, key string) (blob.Info
 		return blob.Info{}, err
 	}
 	defer obj.Close()
-	sh, m := sha256.New(), md5.New()
-	n, err := io.Copy(io.MultiWriter(sh, m), io.LimitReader(obj, ota.MaxPackageSize+1))
+	digests := blob.NewDigester()
+	n, err := io.Copy(digests, io.LimitReader(obj, ota.MaxPackageSize+1))
 	if err != nil {
 		return blob.Info{}, ota.Errorf(ota.CodeUnavailable, "could not read object %q in bucket %q: %v", key, bucket, err)
 	}
 	info := obj.Info()
 	info.Bucket, info.Key, info.Size = bucket, key, n
-	info.SHA256, info.MD5 = hex.EncodeToString(sh.Sum(nil)), hex.EncodeToString(m.Sum(nil))
+	info.SHA256, info.MD5 = digests.Sums()
 	if err := ota.CheckFileSize("object_key", n); err != nil {
 		return blob.Info{}, err
 	}

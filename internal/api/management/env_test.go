@@ -2,6 +2,7 @@ package management_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -34,9 +35,20 @@ type env struct {
 	Client   *client.Client
 	Store    *sqlite.Store
 	BlobRoot string
+	svc      *service.Service
 }
 
+// newEnv starts an env whose clock advances a second each time it is read,
+// so that ids (which sort by creation second) sort in creation order; the
+// blob store's URL signing uses the real time.
 func newEnv(t *testing.T, opts management.Options) *env {
+	t.Helper()
+	return startEnv(t, &testClock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC), step: time.Second}, nil, opts)
+}
+
+// startEnv starts an env on clock, with blobClock for the blob store's
+// signed URLs (nil: the real time).
+func startEnv(t *testing.T, clock service.Clock, blobClock func() time.Time, opts management.Options) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -52,12 +64,12 @@ func newEnv(t *testing.T, opts management.Options) *env {
 	srv := httptest.NewUnstartedServer(nil)
 	base := "http://" + srv.Listener.Addr().String()
 	blobRoot := filepath.Join(dir, "blobs")
-	blobs, err := blobfs.New(blobRoot, []byte("0123456789abcdef0123456789abcdef"), base, nil)
+	blobs, err := blobfs.New(blobRoot, []byte("0123456789abcdef0123456789abcdef"), base, blobClock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := service.New(st, blobs, &stepClock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}, nil, log, service.Options{})
+	svc := service.New(st, blobs, clock, nil, log, service.Options{})
 	if _, _, err := svc.Bootstrap(ctx, "default", testKeyID, testSecret); err != nil {
 		t.Fatal(err)
 	}
@@ -71,21 +83,28 @@ func newEnv(t *testing.T, opts management.Options) *env {
 	srv.Start()
 	t.Cleanup(srv.Close)
 
-	return &env{t: t, URL: base, Client: client.New(base, testKeyID, testSecret), Store: st, BlobRoot: blobRoot}
+	return &env{t: t, URL: base, Client: client.New(base, testKeyID, testSecret), Store: st, BlobRoot: blobRoot, svc: svc}
 }
 
-// stepClock advances a second each time it is read, so that ids (which sort
-// by creation second) sort in creation order.
-type stepClock struct {
-	mu sync.Mutex
-	t  time.Time
+// testClock is the injected clock. Each read advances it by step first;
+// tests with a zero step move it with Set only.
+type testClock struct {
+	mu   sync.Mutex
+	t    time.Time
+	step time.Duration
 }
 
-func (c *stepClock) Now() time.Time {
+func (c *testClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.t = c.t.Add(time.Second)
+	c.t = c.t.Add(c.step)
 	return c.t
+}
+
+func (c *testClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
 }
 
 // addTenant creates a second tenant with its own key and returns its client.
@@ -160,6 +179,75 @@ func (e *env) raw(method, path, contentType string, body io.Reader, hdr ...strin
 		e.t.Fatal(err)
 	}
 	return resp, b
+}
+
+// get GETs path with the test key and returns the body of its 200 answer.
+func (e *env) get(path string) []byte {
+	e.t.Helper()
+	resp, body := e.raw(http.MethodGet, path, "", nil)
+	if resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("GET %s: %d %s", path, resp.StatusCode, body)
+	}
+	return body
+}
+
+// post POSTs a JSON body with the test key and returns the answer.
+func (e *env) post(path, body string) (*http.Response, []byte) {
+	e.t.Helper()
+	return e.raw(http.MethodPost, path, "application/json", strings.NewReader(body))
+}
+
+// schemaChecker checks JSON bodies against the schemas of the OpenAPI
+// document the server serves.
+type schemaChecker struct {
+	t       *testing.T
+	schemas map[string]struct {
+		Properties map[string]any `json:"properties"`
+		Required   []string       `json:"required"`
+	}
+}
+
+func (e *env) openAPISchemas() *schemaChecker {
+	e.t.Helper()
+	raw, err := e.Client.OpenAPI(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	c := &schemaChecker{t: e.t}
+	var doc struct {
+		Components struct {
+			Schemas any `json:"schemas"`
+		} `json:"components"`
+	}
+	doc.Components.Schemas = &c.schemas
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		e.t.Fatal(err)
+	}
+	return c
+}
+
+// check fails unless body is a JSON object with only the properties schema
+// declares, its required ones, and those in contract.
+func (c *schemaChecker) check(schema string, body []byte, contract ...string) {
+	c.t.Helper()
+	var got map[string]json.RawMessage
+	if err := json.Unmarshal(body, &got); err != nil {
+		c.t.Fatalf("%s: %v: %s", schema, err, body)
+	}
+	s, ok := c.schemas[schema]
+	if !ok || s.Properties == nil {
+		c.t.Fatalf("no schema %s", schema)
+	}
+	for k := range got {
+		if _, ok := s.Properties[k]; !ok {
+			c.t.Errorf("%s: the server sends %q, which the document does not declare", schema, k)
+		}
+	}
+	for _, k := range append(s.Required, contract...) {
+		if _, ok := got[k]; !ok {
+			c.t.Errorf("%s: %q is missing from %s", schema, k, body)
+		}
+	}
 }
 
 // wantAPIError checks that err is an *APIError with status and code whose

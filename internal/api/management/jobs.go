@@ -272,22 +272,20 @@ func (a *API) listJobs(w http.ResponseWriter, r *http.Request, p service.Princip
 		Type: ota.JobType(q.Get("type")), Selection: ota.Selection(q.Get("selection"))}
 	for _, s := range splitList(q["state"]) {
 		st := ota.JobState(s)
-		switch st {
-		case ota.JobPlanned, ota.JobRunning, ota.JobPaused, ota.JobCompleted, ota.JobCanceled:
-		default:
-			return ota.Invalid("state", "job state %q is not one of planned, running, paused, completed, canceled", s)
+		if err := ota.CheckJobState("state", st); err != nil {
+			return err
 		}
 		f.States = append(f.States, st)
 	}
-	switch f.Type {
-	case "", ota.JobVerify, ota.JobUpgrade:
-	default:
-		return ota.Invalid("type", "type %q is not one of verify, upgrade", f.Type)
+	if f.Type != "" {
+		if err := ota.CheckJobType("type", f.Type); err != nil {
+			return err
+		}
 	}
-	switch f.Selection {
-	case "", ota.SelectStatic, ota.SelectDynamic:
-	default:
-		return ota.Invalid("selection", "selection %q is not one of static, dynamic", f.Selection)
+	if f.Selection != "" {
+		if err := ota.CheckSelection("selection", f.Selection); err != nil {
+			return err
+		}
 	}
 	jobs, total, err := a.svc.ListJobs(r.Context(), p, f, pg)
 	if err != nil {

@@ -4,84 +4,30 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/updraft-ota/updraft/client"
 	"github.com/updraft-ota/updraft/internal/api/management"
-	blobfs "github.com/updraft-ota/updraft/internal/blob/fs"
 	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/service"
-	"github.com/updraft-ota/updraft/internal/store/sqlite"
 )
-
-// manualClock is moved by the test only.
-type manualClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *manualClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
 
 // jobsEnv is a real API server over SQLite whose engine the test ticks.
 type jobsEnv struct {
-	t      *testing.T
-	URL    string
-	Client *client.Client
-	svc    *service.Service
-	clock  *manualClock
+	*env
+	clock *testClock
 }
 
 var jobsT0 = time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 
 func newJobsEnv(t *testing.T) *jobsEnv {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "updraft.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(nil)
-	base := "http://" + srv.Listener.Addr().String()
-	clock := &manualClock{t: jobsT0}
-	blobs, err := blobfs.New(filepath.Join(dir, "blobs"), []byte("0123456789abcdef0123456789abcdef"), base, clock.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := service.New(st, blobs, clock, nil, log, service.Options{})
-	if _, _, err := svc.Bootstrap(ctx, "default", testKeyID, testSecret); err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle(management.Prefix+"/", management.New(svc, management.Options{Log: log}))
-	srv.Config.Handler = mux
-	srv.Start()
-	t.Cleanup(srv.Close)
-	e := &jobsEnv{t: t, URL: base, Client: client.New(base, testKeyID, testSecret), svc: svc, clock: clock}
-	if _, err := e.Client.CreateProduct(ctx, client.ProductCreate{Key: "thermo", Name: "Thermostat"}); err != nil {
+	clock := &testClock{t: jobsT0} // moved by the test only
+	e := &jobsEnv{env: startEnv(t, clock, clock.Now, management.Options{}), clock: clock}
+	if _, err := e.Client.CreateProduct(context.Background(), client.ProductCreate{Key: "thermo", Name: "Thermostat"}); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -117,36 +63,6 @@ func (e *jobsEnv) upload(name string, meta client.PackageMetadata) client.Packag
 		e.t.Fatal(err)
 	}
 	return p
-}
-
-func (e *jobsEnv) post(path, body string) (*http.Response, []byte) {
-	e.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, e.URL+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+testKeyID+":"+testSecret)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, b
-}
-
-func (e *jobsEnv) get(path string) []byte {
-	e.t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, e.URL+path, nil)
-	req.Header.Set("Authorization", "Bearer "+testKeyID+":"+testSecret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		e.t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
-	}
-	return b
 }
 
 // TestJobCreateContract posts the documented create body verbatim and reads
@@ -335,6 +251,18 @@ func TestJobAPIErrors(t *testing.T) {
 	wantAPIError(t, err, http.StatusBadRequest, "invalid", "sleeping")
 	_, err = e.Client.ListJobs(ctx, client.JobFilter{States: []string{"sleeping"}})
 	wantAPIError(t, err, http.StatusBadRequest, "invalid", "sleeping")
+	for path, field := range map[string]string{
+		"/api/v1/jobs?type=rollback":      "type",
+		"/api/v1/jobs?selection=random":   "selection",
+		"/api/v1/packages?kind=firmwares": "kind",
+	} {
+		resp, b := e.raw(http.MethodGet, path, "", nil)
+		var eb errorBody
+		_ = json.Unmarshal(b, &eb)
+		if resp.StatusCode != http.StatusBadRequest || eb.Code != "invalid" || eb.Field != field {
+			t.Errorf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+	}
 	_, err = e.Client.ListTasks(ctx, "nope", client.TaskFilter{})
 	wantAPIError(t, err, http.StatusNotFound, "not_found")
 	_, err = e.Client.PauseJob(ctx, "nope")
@@ -353,45 +281,9 @@ func TestJobAPIErrors(t *testing.T) {
 // properties.
 func TestJobResponsesMatchOpenAPI(t *testing.T) {
 	e := newJobsEnv(t)
-	ctx := context.Background()
 	e.devices("d1")
 	pkg := e.upload("fw", client.PackageMetadata{})
-	raw, err := e.Client.OpenAPI(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Components struct {
-			Schemas map[string]struct {
-				Properties map[string]any `json:"properties"`
-				Required   []string       `json:"required"`
-			} `json:"schemas"`
-		} `json:"components"`
-	}
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		t.Fatal(err)
-	}
-	check := func(schema string, body []byte, contract ...string) {
-		t.Helper()
-		var got map[string]json.RawMessage
-		if err := json.Unmarshal(body, &got); err != nil {
-			t.Fatalf("%s: %v: %s", schema, err, body)
-		}
-		s := doc.Components.Schemas[schema]
-		if s.Properties == nil {
-			t.Fatalf("no schema %s", schema)
-		}
-		for k := range got {
-			if _, ok := s.Properties[k]; !ok {
-				t.Errorf("%s: the server sends %q, which the document does not declare", schema, k)
-			}
-		}
-		for _, k := range append(s.Required, contract...) {
-			if _, ok := got[k]; !ok {
-				t.Errorf("%s: %q is missing from %s", schema, k, body)
-			}
-		}
-	}
+	check := e.openAPISchemas().check
 	window := `"window":{"from":"00:00","to":"24:00","utc_offset_minutes":0}`
 	resp, b := e.post("/api/v1/jobs", `{"package_id":"`+pkg.ID+`","target":{"all":true},"schedule":{`+window+`}}`)
 	if resp.StatusCode != http.StatusCreated {

@@ -106,10 +106,10 @@ func (a *API) listPackages(w http.ResponseWriter, r *http.Request, p service.Pri
 		ProductKey: q.Get("product"), Module: q.Get("module"), Kind: ota.PackageKind(q.Get("kind")),
 		Version: q.Get("version"), Name: q.Get("name"),
 	}
-	switch f.Kind {
-	case "", ota.KindFirmware, ota.KindSoftware, ota.KindModule:
-	default:
-		return ota.Invalid("kind", "kind %q is not one of firmware, software, module", f.Kind)
+	if f.Kind != "" {
+		if err := ota.CheckPackageKind("kind", f.Kind); err != nil {
+			return err
+		}
 	}
 	items, total, err := a.svc.ListPackages(r.Context(), p, f, pg)
 	if err != nil {

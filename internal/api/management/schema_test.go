@@ -18,50 +18,8 @@ import (
 func TestResponsesMatchOpenAPI(t *testing.T) {
 	e := newEnv(t, management.Options{})
 	ctx := context.Background()
-	raw, err := e.Client.OpenAPI(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Components struct {
-			Schemas map[string]struct {
-				Properties map[string]any `json:"properties"`
-				Required   []string       `json:"required"`
-			} `json:"schemas"`
-		} `json:"components"`
-	}
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		t.Fatal(err)
-	}
-	check := func(schema string, body []byte, contract ...string) {
-		t.Helper()
-		var got map[string]json.RawMessage
-		if err := json.Unmarshal(body, &got); err != nil {
-			t.Fatalf("%s: %v: %s", schema, err, body)
-		}
-		s, ok := doc.Components.Schemas[schema]
-		if !ok {
-			t.Fatalf("no schema %s", schema)
-		}
-		for k := range got {
-			if _, ok := s.Properties[k]; !ok {
-				t.Errorf("%s: the server sends %q, which the document does not declare", schema, k)
-			}
-		}
-		for _, k := range append(s.Required, contract...) {
-			if _, ok := got[k]; !ok {
-				t.Errorf("%s: %q is missing from %s", schema, k, body)
-			}
-		}
-	}
-	get := func(path string) []byte {
-		t.Helper()
-		resp, body := e.raw("GET", path, "", nil)
-		if resp.StatusCode != 200 {
-			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, body)
-		}
-		return body
-	}
+	schemas := e.openAPISchemas()
+	check, get := schemas.check, e.get
 	firstItem := func(list []byte) []byte {
 		var l struct{ Items []json.RawMessage }
 		if err := json.Unmarshal(list, &l); err != nil || len(l.Items) == 0 {
@@ -110,7 +68,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		t.Errorf("created_at %q is not UTC", p["created_at"])
 	}
 	var keys []string
-	for k := range doc.Components.Schemas {
+	for k := range schemas.schemas {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)

@@ -6,7 +6,6 @@ package fs
 
 import (
 	"context"
-	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -148,34 +147,6 @@ func pathError(err error, bucket, key string) error {
 	return unavailable(err, "cannot read object %q in bucket %q", key, bucket)
 }
 
-// sizeLimitedReader fails with errTooLarge once more than max bytes came
-// through, and stops when ctx is done.
-type sizeLimitedReader struct {
-	ctx  context.Context
-	r    io.Reader
-	left int64
-}
-
-var errTooLarge = errors.New("content exceeds the size limit")
-
-func (l *sizeLimitedReader) Read(b []byte) (int, error) {
-	if err := l.ctx.Err(); err != nil {
-		return 0, err
-	}
-	if l.left < 0 {
-		return 0, errTooLarge
-	}
-	if int64(len(b)) > l.left+1 {
-		b = b[:l.left+1]
-	}
-	n, err := l.r.Read(b)
-	l.left -= int64(n)
-	if l.left < 0 {
-		return n, errTooLarge
-	}
-	return n, err
-}
-
 func (s *Store) Put(ctx context.Context, bucket, key string, r io.Reader, maxSize int64) (blob.Info, error) {
 	if err := checkName(bucket, key); err != nil {
 		return blob.Info{}, err
@@ -201,12 +172,12 @@ func (s *Store) Put(ctx context.Context, bucket, key string, r io.Reader, maxSiz
 		}
 	}()
 
-	sh, md := sha256.New(), md5.New()
-	src := &sizeLimitedReader{ctx: ctx, r: r, left: maxSize}
-	n, err := io.CopyBuffer(parallelWriter{tmp, sh, md}, src, make([]byte, copyBufferSize))
+	digests := blob.NewDigester()
+	src := blob.LimitReader(ctx, r, maxSize)
+	n, err := io.CopyBuffer(parallelWriter{tmp, digests.SHA256, digests.MD5}, src, make([]byte, copyBufferSize))
 	switch {
-	case errors.Is(err, errTooLarge):
-		return blob.Info{}, &ota.Error{Code: ota.CodeTooLarge, Field: "file", Message: fmt.Sprintf("the content is larger than the limit of %d bytes", maxSize)}
+	case errors.Is(err, blob.ErrTooLarge):
+		return blob.Info{}, blob.TooLarge(maxSize)
 	case ctx.Err() != nil:
 		return blob.Info{}, ctx.Err()
 	case err != nil:
@@ -222,7 +193,8 @@ func (s *Store) Put(ctx context.Context, bucket, key string, r io.Reader, maxSiz
 	if err != nil {
 		return blob.Info{}, unavailable(err, "cannot stat object %q in bucket %q", key, bucket)
 	}
-	m := meta{Key: key, Size: n, ModTime: fi.ModTime().UnixNano(), SHA256: hex.EncodeToString(sh.Sum(nil)), MD5: hex.EncodeToString(md.Sum(nil))}
+	m := meta{Key: key, Size: n, ModTime: fi.ModTime().UnixNano()}
+	m.SHA256, m.MD5 = digests.Sums()
 	// The sidecar goes first, so the moment the data appears its digests are
 	// already there.
 	if err := s.writeMeta(bucket, key, m); err != nil {

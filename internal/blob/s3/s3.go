@@ -13,9 +13,6 @@ package s3
 
 import (
 	"context"
-	"crypto/md5"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -172,34 +169,6 @@ func (s *Store) EnsureBucket(ctx context.Context, bucket string) error {
 	return nil
 }
 
-// limitedReader fails with errTooLarge once more than max bytes came through,
-// and stops as soon as ctx is done (minio reads a whole part before it sends).
-type limitedReader struct {
-	ctx  context.Context
-	r    io.Reader
-	left int64
-}
-
-var errTooLarge = errors.New("content exceeds the size limit")
-
-func (l *limitedReader) Read(b []byte) (int, error) {
-	if err := l.ctx.Err(); err != nil {
-		return 0, err
-	}
-	if l.left < 0 {
-		return 0, errTooLarge
-	}
-	if int64(len(b)) > l.left+1 {
-		b = b[:l.left+1]
-	}
-	n, err := l.r.Read(b)
-	l.left -= int64(n)
-	if l.left < 0 {
-		return n, errTooLarge
-	}
-	return n, err
-}
-
 func (s *Store) Put(ctx context.Context, bucket, key string, r io.Reader, maxSize int64) (blob.Info, error) {
 	if err := checkName(bucket, key); err != nil {
 		return blob.Info{}, err
@@ -210,29 +179,26 @@ func (s *Store) Put(ctx context.Context, bucket, key string, r io.Reader, maxSiz
 	if err := s.EnsureBucket(ctx, bucket); err != nil {
 		return blob.Info{}, err
 	}
-	sh, md := sha256.New(), md5.New()
-	counted := &limitedReader{ctx: ctx, r: r, left: maxSize}
+	digests := blob.NewDigester()
+	counted := blob.LimitReader(ctx, r, maxSize)
 	// Size -1: minio uploads part by part from one PartSize buffer and, on
 	// any error (ours included), aborts the multipart upload, so neither the
 	// object nor its parts remain.
-	up, err := s.client.PutObject(ctx, bucket, key, io.TeeReader(counted, io.MultiWriter(sh, md)), -1, minio.PutObjectOptions{
+	up, err := s.client.PutObject(ctx, bucket, key, io.TeeReader(counted, digests), -1, minio.PutObjectOptions{
 		PartSize:    s.partSize,
 		ContentType: "application/octet-stream",
 	})
 	if err != nil {
-		if errors.Is(err, errTooLarge) {
-			return blob.Info{}, &ota.Error{Code: ota.CodeTooLarge, Field: "file", Message: fmt.Sprintf("the content is larger than the limit of %d bytes", maxSize)}
+		if errors.Is(err, blob.ErrTooLarge) {
+			return blob.Info{}, blob.TooLarge(maxSize)
 		}
 		if ctx.Err() != nil {
 			return blob.Info{}, ctx.Err()
 		}
 		return blob.Info{}, mapError(err, bucket, key, "storing")
 	}
-	info := blob.Info{
-		Bucket: bucket, Key: key, Size: maxSize - counted.left,
-		SHA256: hex.EncodeToString(sh.Sum(nil)), MD5: hex.EncodeToString(md.Sum(nil)),
-		ETag: quote(up.ETag),
-	}
+	info := blob.Info{Bucket: bucket, Key: key, Size: counted.N(), ETag: quote(up.ETag)}
+	info.SHA256, info.MD5 = digests.Sums()
 	// Best effort: without the tags the object is still complete and correct,
 	// only Stat will report its digests as unknown.
 	if t, err := tags.NewTags(map[string]string{tagSHA256: info.SHA256, tagMD5: info.MD5, tagETag: up.ETag}, true); err == nil {
