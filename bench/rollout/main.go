@@ -1,0 +1,309 @@
+// Command rollout measures an end-to-end rollout: a real `updraft serve`
+// process, N simulated devices (internal/sim, in this process) on the
+// embedded broker or on Mosquitto, one upgrade job on all of them. It
+// reports the job's wall time, the server's CPU seconds during the job, and
+// the server's peak RSS (VmHWM: connections included).
+//
+//	go build -o /tmp/updraft ./cmd/updraft
+//	go run ./bench/rollout -updraft /tmp/updraft -count 10000 -size 1048576
+//	go run ./bench/rollout -updraft /tmp/updraft -count 10000 -size 1048576 -mosquitto-bin mosquitto
+//
+// -mosquitto-bin starts a private Mosquitto tuned for a connect storm
+// (max_queued_messages 0 = unbounded, max_inflight_messages 100): with the
+// defaults (1000 queued per consumer session) a broker drops device
+// messages the server has not consumed yet when 10 000 devices connect within
+// seconds. -mosquitto uses an existing broker as it is.
+//
+// The server logs to <data>/server.log; the data directory is removed at the
+// end unless -keep.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/updraft-ota/updraft/client"
+	"github.com/updraft-ota/updraft/internal/sim"
+)
+
+func main() {
+	bin := flag.String("updraft", "updraft", "the updraft binary to run as the server")
+	count := flag.Int("count", 10_000, "devices")
+	size := flag.Int("size", 1<<20, "package size in bytes")
+	concurrency := flag.Int("concurrency", 0, "job max concurrency (default: count)")
+	mosq := flag.String("mosquitto", "", "use this Mosquitto (host:port) instead of the embedded broker")
+	mosqBin := flag.String("mosquitto-bin", "", "start a private, tuned Mosquitto from this binary and use it")
+	conns := flag.Int("download-conns", 256, "simulated devices' concurrent download connections")
+	keep := flag.Bool("keep", false, "keep the data directory")
+	flag.Parse()
+	if *concurrency == 0 {
+		*concurrency = *count
+	}
+	if err := run(*bin, *count, *size, *concurrency, *mosq, *mosqBin, *conns, *keep); err != nil {
+		fmt.Fprintln(os.Stderr, "rollout:", err)
+		os.Exit(1)
+	}
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func run(bin string, count, size, concurrency int, mosq, mosqBin string, conns int, keep bool) error {
+	ctx := context.Background()
+	data, err := os.MkdirTemp("", "updraft-bench-")
+	if err != nil {
+		return err
+	}
+	if !keep {
+		defer os.RemoveAll(data)
+	}
+	httpAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	mqttAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	var mosqPid int
+	if mosqBin != "" {
+		if mosq, err = freeAddr(); err != nil {
+			return err
+		}
+		_, port, _ := net.SplitHostPort(mosq)
+		conf := filepath.Join(data, "mosquitto.conf")
+		err := os.WriteFile(conf, []byte("listener "+port+" 127.0.0.1\nallow_anonymous true\npersistence false\n"+
+			"max_queued_messages 0\nmax_inflight_messages 100\nlog_dest none\n"), 0o644)
+		if err != nil {
+			return err
+		}
+		m := exec.Command(mosqBin, "-c", conf)
+		if err := m.Start(); err != nil {
+			return err
+		}
+		defer func() { _ = m.Process.Kill(); _ = m.Wait() }()
+		mosqPid = m.Process.Pid
+		if err := waitTCP(mosq, 10*time.Second); err != nil {
+			return err
+		}
+	}
+	keyID, secret := "BENCHKEY", "bench-secret-"+strconv.FormatInt(time.Now().UnixNano(), 36)
+	args := []string{"serve", "--data", data, "--http", httpAddr, "--log-level", "warn"}
+	broker := "embedded"
+	devicesBroker := mqttAddr
+	if mosq != "" {
+		id := "updraft-bench-" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		args = append(args, "--mqtt", "off", "--mqtt-broker", fmt.Sprintf("mqtt://%s?client_id=%s&group=%s", mosq, id, id))
+		broker, devicesBroker = "mosquitto "+mosq, mosq
+	} else {
+		args = append(args, "--mqtt", mqttAddr)
+	}
+	logf, err := os.Create(filepath.Join(data, "server.log"))
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "UPDRAFT_BOOTSTRAP_ACCESS_KEY="+keyID, "UPDRAFT_BOOTSTRAP_SECRET_KEY="+secret)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}()
+	base := "http://" + httpAddr
+	if err := waitHealthy(base, 30*time.Second); err != nil {
+		return err
+	}
+	pid := cmd.Process.Pid
+
+	s, err := sim.New(sim.Config{
+		Server: base, KeyID: keyID, KeySecret: secret, MQTT: devicesBroker, Product: "bench", Count: count,
+		Version: "1.0", DownloadConns: conns, ConnectRate: 2000,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+	})
+	if err != nil {
+		return err
+	}
+	step := func(what string, start time.Time) {
+		fmt.Fprintf(os.Stderr, "%-28s %6.1fs   %s\n", what, time.Since(start).Seconds(), s.Stats())
+	}
+	t := time.Now()
+	if err := s.Create(ctx); err != nil {
+		return err
+	}
+	step("registered devices", t)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+	t = time.Now()
+	for s.Stats().Connected < int64(count) {
+		if time.Since(t) > 5*time.Minute {
+			return fmt.Errorf("devices did not connect: %s", s.Stats())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	step("connected", t)
+	api := client.New(base, keyID, secret)
+	t = time.Now()
+	for n := 0; n < count; {
+		if time.Since(t) > 5*time.Minute {
+			return fmt.Errorf("the server sees %d of %d devices", n, count)
+		}
+		time.Sleep(500 * time.Millisecond)
+		if n, err = reported(ctx, api, count); err != nil {
+			return err
+		}
+	}
+	step("versions reported", t)
+	idleRSS, _ := procStatus(pid, "VmRSS")
+
+	content := make([]byte, size)
+	rand.Read(content)
+	pkg, err := api.UploadPackage(ctx, client.PackageMetadata{Product: "bench", Name: "bench-fw", Version: "2.0"}, "fw.bin", bytes.NewReader(content))
+	if err != nil {
+		return err
+	}
+	cpu0, err := cpuSeconds(pid)
+	if err != nil {
+		return err
+	}
+	self0, _ := cpuSeconds(os.Getpid())
+	t = time.Now()
+	job, err := api.CreateJob(ctx, client.JobCreate{PackageID: pkg.ID, Name: "bench", Target: client.JobTarget{All: true}, MaxConcurrency: concurrency})
+	if err != nil {
+		return err
+	}
+	last := time.Now()
+	for {
+		j, err := api.GetJob(ctx, job.ID)
+		if err != nil {
+			return err
+		}
+		if j.Ended() {
+			job = j
+			break
+		}
+		if time.Since(t) > 30*time.Minute {
+			return fmt.Errorf("job not done after 30 minutes: %v", j.Counts)
+		}
+		if time.Since(last) > 5*time.Second {
+			step("rolling out", t)
+			last = time.Now()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	wall := time.Since(t)
+	cpu1, _ := cpuSeconds(pid)
+	self1, _ := cpuSeconds(os.Getpid())
+	step("job "+job.State, t)
+	peak, _ := procStatus(pid, "VmHWM")
+	fmt.Printf("broker           %s\n", broker)
+	fmt.Printf("devices          %d (job concurrency %d, package %d bytes, %d download connections)\n", count, concurrency, size, conns)
+	fmt.Printf("job              %s: %v\n", job.State, job.Counts)
+	fmt.Printf("wall time        %.1f s (job created → completed)\n", wall.Seconds())
+	fmt.Printf("server CPU       %.1f s during the job (%.0f%% of one core)\n", cpu1-cpu0, 100*(cpu1-cpu0)/wall.Seconds())
+	simPeak, _ := procStatus(os.Getpid(), "VmHWM")
+	fmt.Printf("simulator        %.1f s CPU during the job; peak RSS %s\n", self1-self0, simPeak)
+	fmt.Printf("server RSS       %s idle with every device connected; peak %s\n", idleRSS, peak)
+	if mosqPid != 0 {
+		mpeak, _ := procStatus(mosqPid, "VmHWM")
+		mcpu, _ := cpuSeconds(mosqPid)
+		fmt.Printf("mosquitto        peak RSS %s, %.1f s CPU in all\n", mpeak, mcpu)
+	}
+	if job.Counts["succeeded"] != int64(count) {
+		return fmt.Errorf("%d of %d tasks succeeded", job.Counts["succeeded"], count)
+	}
+	return nil
+}
+
+// reported counts the devices whose version the server has.
+func reported(ctx context.Context, api *client.Client, count int) (int, error) {
+	l, err := api.ListDevices(ctx, "bench", client.DeviceFilter{Module: "default", Versions: []string{"1.0"}, Page: client.Page{Limit: 1}})
+	if err != nil {
+		return 0, err
+	}
+	return int(l.Total), nil
+}
+
+func waitTCP(addr string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("nothing listens on %s", addr)
+}
+
+func waitHealthy(base string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return errors.New("the server did not become healthy (see server.log)")
+}
+
+// cpuSeconds is a process's user+system CPU time (/proc/PID/stat, in
+// USER_HZ = 100 ticks per second on Linux).
+func cpuSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name, which is in parentheses.
+	rest := string(b[bytes.LastIndexByte(b, ')')+2:])
+	f := strings.Fields(rest)
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100, nil
+}
+
+// procStatus returns one field of /proc/PID/status ("VmHWM" → "123456 kB").
+func procStatus(pid int, field string) (string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return fmt.Sprintf("%d MB", kb/1024), nil
+		}
+	}
+	return "", fmt.Errorf("%s not in /proc/%d/status", field, pid)
+}

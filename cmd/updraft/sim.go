@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/updraft-ota/updraft/internal/sim"
+)
+
+func init() { rootCmd.AddCommand(newSimCmd()) }
+
+func newSimCmd() *cobra.Command {
+	var cfg sim.Config
+	var key string
+	var timeout time.Duration
+	var verbose bool
+	var dialect string
+	cmd := &cobra.Command{
+		Use:   "sim --product P --count N --version V --mqtt HOST:PORT [--create --server URL --key ID:SECRET]",
+		Short: "Simulate a fleet of devices against a running server",
+		Long: `Run N virtual devices, each a real device-SDK client, against a running server.
+Devices start on --version, upgrade when told (they download and verify every
+byte, and write nothing to disk), then report the new version.
+
+Device names are --prefix plus a six-digit index (sim-000000 …). Their secrets
+are derived from --secret-seed (default: the access key's secret), so
+--create registers them once and later runs connect the same devices.
+
+Failures are injected by device index, so the counts are exact:
+  --offline S        that share of all devices never connects
+  --fail-download R  that share of the online devices reports a download failure (-2)
+  --fail-install R   that share of the others fails after a verified download (-4)
+  --fail-attempts K  failing devices fail their first K notices, then succeed (0: always fail)
+  --interrupt        every device's first download is cut half-way and resumed with Range
+
+A one-line summary is kept on stderr. The run ends when every online device
+has succeeded (or, with failures injected, every one has a final outcome and no
+notice came for --settle), at --timeout (exit status 1), or on Ctrl-C.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfg.Server == "" {
+				cfg.Server = os.Getenv("UPDRAFT_SERVER")
+			}
+			if key == "" {
+				key = os.Getenv("UPDRAFT_KEY")
+			}
+			if key != "" {
+				id, secret, ok := strings.Cut(key, ":")
+				if !ok || id == "" || secret == "" {
+					return errors.New("--key must be ID:SECRET")
+				}
+				cfg.KeyID, cfg.KeySecret = id, secret
+			}
+			if verbose {
+				cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+			}
+			if dialect == "huawei" { // sim_huawei.go
+				return runHuaweiSim(cmd.Context(), cfg, timeout, cmd.ErrOrStderr())
+			} else if dialect != "native" {
+				return fmt.Errorf("--dialect %q: use native or huawei", dialect)
+			}
+			return runSim(cmd.Context(), cfg, timeout, cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Server, "server", "", "server URL, for --create and --transport http (env UPDRAFT_SERVER)")
+	f.StringVar(&key, "key", "", "access key ID:SECRET, for --create; its secret seeds device secrets (env UPDRAFT_KEY)")
+	f.StringVar(&cfg.MQTT, "mqtt", "", "MQTT broker HOST:PORT the devices connect to")
+	f.StringVar(&cfg.Product, "product", "", "product key of the devices")
+	f.IntVar(&cfg.Count, "count", 0, "number of devices")
+	f.StringVar(&cfg.Version, "version", "", "version the devices start on")
+	f.BoolVar(&cfg.Create, "create", false, "register the devices (and the product) first; existing ones are kept")
+	f.StringVar(&cfg.Transport, "transport", "mqtt", "mqtt (notices pushed) or http (devices poll)")
+	f.Float64Var(&cfg.FailDownload, "fail-download", 0, "share of online devices whose download fails")
+	f.Float64Var(&cfg.FailInstall, "fail-install", 0, "share of the other online devices whose install fails")
+	f.Float64Var(&cfg.Offline, "offline", 0, "share of devices that never connect")
+	f.IntVar(&cfg.FailAttempts, "fail-attempts", 0, "failing devices fail this many notices, then succeed (0: always)")
+	f.BoolVar(&cfg.Interrupt, "interrupt", false, "cut each device's first download half-way (it resumes with Range)")
+	f.StringVar(&cfg.Prefix, "prefix", "sim-", "device name prefix")
+	f.StringVar(&cfg.Module, "module", "default", "module the devices report and upgrade")
+	f.StringVar(&cfg.SecretSeed, "secret-seed", "", "seed of the device secrets (default: the --key secret)")
+	f.IntVar(&cfg.ConnectRate, "connect-rate", 1000, "devices connecting per second")
+	f.IntVar(&cfg.DownloadConns, "download-conns", 256, "concurrent download connections")
+	f.DurationVar(&cfg.PollInterval, "poll", 10*time.Second, "poll interval with --transport http")
+	f.DurationVar(&cfg.CheckInterval, "check-interval", 30*time.Minute, "MQTT devices ask for pending updates this often (a safety net for lost notices)")
+	f.DurationVar(&cfg.Settle, "settle", 30*time.Second, "with failures injected: quiet time after which the run is over")
+	f.DurationVar(&timeout, "timeout", 0, "give up after this long (0: no limit)")
+	f.BoolVar(&verbose, "verbose", false, "log device warnings to stderr")
+	f.StringVar(&dialect, "dialect", "native", "device protocol: native, or huawei (IoTDA MQTT; device ids {product}_{name})")
+	return cmd
+}
+
+func runSim(ctx context.Context, cfg sim.Config, timeout time.Duration, stderr io.Writer) error {
+	s, err := sim.New(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var deadline <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		deadline = t.C
+	}
+	c := s.Counts()
+	fmt.Fprintf(stderr, "sim: %d devices of %s on %s over %s: %d upgrade, %d offline, %d fail download, %d fail install%s\n",
+		cfg.Count, cfg.Product, cfg.Version, cfg.Transport, c[sim.Upgrade], c[sim.Offline], c[sim.FailDownload], c[sim.FailInstall],
+		map[bool]string{true: ", downloads interrupted once", false: ""}[cfg.Interrupt])
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	runErr := make(chan error, 1)
+	start := time.Now()
+	go func() { runErr <- s.Run(runCtx) }()
+
+	tty := false
+	if f, ok := stderr.(*os.File); ok {
+		tty = term.IsTerminal(int(f.Fd()))
+	}
+	every := 5 * time.Second
+	if tty {
+		every = time.Second
+	}
+	line := func(final bool) {
+		msg := fmt.Sprintf("%s  %s", s.Stats(), time.Since(start).Round(time.Second))
+		switch {
+		case tty && !final:
+			fmt.Fprintf(stderr, "\r\033[K%s", msg)
+		case tty:
+			fmt.Fprintf(stderr, "\r\033[K%s\n", msg)
+		default:
+			fmt.Fprintln(stderr, msg)
+		}
+	}
+	show := time.NewTicker(every)
+	defer show.Stop()
+	check := time.NewTicker(200 * time.Millisecond)
+	defer check.Stop()
+	var outcome error
+loop:
+	for {
+		select {
+		case <-show.C:
+			line(false)
+		case <-check.C:
+			if s.Done() {
+				break loop
+			}
+		case <-deadline:
+			st := s.Stats()
+			outcome = fmt.Errorf("timed out after %s: %d of %d online devices have no final outcome",
+				timeout, st.Devices-st.Offline-st.Succeeded-st.Failed, st.Devices-st.Offline)
+			break loop
+		case <-ctx.Done():
+			outcome = errors.New("interrupted")
+			break loop
+		case err := <-runErr:
+			// Run ends early only when it cannot start (e.g. --create failed).
+			line(true)
+			return err
+		}
+	}
+	cancel()
+	err = <-runErr
+	line(true)
+	if outcome != nil {
+		return outcome
+	}
+	return err
+}

@@ -1,0 +1,168 @@
+// Package device is the device HTTP API (/device/v1/…): the same native
+// protocol as MQTT (sdk/device/wire) for devices that poll instead of
+// holding a connection.
+//
+//	POST /device/v1/version          body {"module","version"}              → 204
+//	GET  /device/v1/update?module=M  → 200 notice | 204 none; Retry-After: seconds to the next poll
+//	POST /device/v1/progress         body {"task_id","module","step","desc"} → 204
+//
+// Every request carries "Authorization: Updraft-HMAC-SHA256
+// {product}&{device}|{unix ms} {hex HMAC-SHA256(secret, that string)}", checked
+// against the device's secret with a ±5 minute window: stateless, so any
+// replica answers, and the secret never travels. Errors use the native
+// envelope {"code","message","field","request_id"}. Downloads go to the
+// notice's URL (signed and expiring, Range-capable), not through this API.
+package device
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/updraft-ota/updraft/internal/api/httpx"
+	"github.com/updraft-ota/updraft/internal/deviceproto"
+	"github.com/updraft-ota/updraft/internal/ota"
+	"github.com/updraft-ota/updraft/sdk/device/wire"
+)
+
+// Prefix is where the API is mounted.
+const Prefix = "/device/v1"
+
+// maxBody bounds a device request body: reports are tiny.
+const maxBody = 64 << 10
+
+// Options configure the API.
+type Options struct {
+	Log *slog.Logger
+	// Skew bounds credential timestamps (default 5 minutes).
+	Skew time.Duration
+	// Now is the clock for credential checks (default time.Now).
+	Now func() time.Time
+	// PollInterval is the Retry-After a device gets with "no update"
+	// (default 1 minute).
+	PollInterval time.Duration
+}
+
+// API serves /device/v1/.
+type API struct {
+	devices deviceproto.Devices
+	opts    Options
+	mux     *http.ServeMux
+}
+
+// New returns the device API handler; mount it at Prefix+"/".
+func New(d deviceproto.Devices, opts Options) *API {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = time.Minute
+	}
+	a := &API{devices: d, opts: opts, mux: http.NewServeMux()}
+	a.mux.Handle("POST "+Prefix+"/version", a.authed(a.version))
+	a.mux.Handle("GET "+Prefix+"/update", a.authed(a.update))
+	a.mux.Handle("POST "+Prefix+"/progress", a.authed(a.progress))
+	return a
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := a.mux.Handler(r); pattern == "" {
+		a.fail(w, r, ota.NotFound("device API endpoint", r.Method+" "+r.URL.Path))
+		return
+	}
+	a.mux.ServeHTTP(w, r)
+}
+
+type handler func(w http.ResponseWriter, r *http.Request, dev ota.DeviceRef) error
+
+// authed checks the device's Authorization header before h runs.
+func (a *API) authed(h handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cred, err := wire.ParseAuthorization(r.Header.Get("Authorization"))
+		if err != nil {
+			a.fail(w, r, &ota.Error{Code: ota.CodeUnauthenticated, Message: err.Error()})
+			return
+		}
+		dev, err := deviceproto.Authenticate(r.Context(), a.devices, cred, a.opts.Now(), a.opts.Skew)
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		if err := h(w, r, ota.DeviceRef{ProductKey: dev.ProductKey, Name: dev.Name}); err != nil {
+			a.fail(w, r, err)
+		}
+	})
+}
+
+func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if ota.ErrorCode(err) == ota.CodeUnauthenticated {
+		var cause error
+		if e, ok := err.(*ota.Error); ok {
+			cause = e.Err
+		}
+		a.opts.Log.InfoContext(r.Context(), "device request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "err", cause)
+		w.Header().Set("WWW-Authenticate", wire.AuthScheme)
+		httpx.WriteJSON(w, http.StatusUnauthorized, httpx.ErrorBody{Code: ota.CodeUnauthenticated, Message: ota.ErrorMessage(err), RequestID: httpx.RequestIDFrom(r.Context())})
+		return
+	}
+	if ota.ErrorCode(err) == ota.CodeUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
+	httpx.WriteError(w, r, a.opts.Log, err)
+}
+
+func body(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		if _, ok := err.(*http.MaxBytesError); ok {
+			return nil, &ota.Error{Code: ota.CodeTooLarge, Message: "the request body is larger than 64 KiB"}
+		}
+		return nil, ota.Invalid("", "reading the request body: %v", err)
+	}
+	return b, nil
+}
+
+func (a *API) version(w http.ResponseWriter, r *http.Request, dev ota.DeviceRef) error {
+	b, err := body(w, r)
+	if err != nil {
+		return err
+	}
+	if err := deviceproto.HandleVersion(r.Context(), a.devices, dev, b); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) progress(w http.ResponseWriter, r *http.Request, dev ota.DeviceRef) error {
+	b, err := body(w, r)
+	if err != nil {
+		return err
+	}
+	if err := deviceproto.HandleProgress(r.Context(), a.devices, dev, b); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (a *API) update(w http.ResponseWriter, r *http.Request, dev ota.DeviceRef) error {
+	n, err := deviceproto.Check(r.Context(), a.devices, dev, r.URL.Query().Get("module"))
+	if err != nil {
+		return err
+	}
+	if n == nil {
+		w.Header().Set("Retry-After", strconv.Itoa(int(a.opts.PollInterval/time.Second)))
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	httpx.WriteJSON(w, http.StatusOK, n)
+	return nil
+}

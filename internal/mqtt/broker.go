@@ -1,0 +1,514 @@
+package mqtt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mochi "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/updraft-ota/updraft/internal/deviceproto"
+	"github.com/updraft-ota/updraft/internal/ota"
+)
+
+// BrokerOptions configure the embedded broker. Zero values are the defaults.
+type BrokerOptions struct {
+	// Addr is the TCP listen address (":1883"; ":0" picks a free port).
+	// Listener, when set, is used instead.
+	Addr     string
+	Listener net.Listener
+	// Dialects are tried in order on each CONNECT. Default: the native
+	// dialect alone (NewNative with Skew).
+	Dialects []Dialect
+	// Skew bounds native credential timestamps (default 5 minutes).
+	Skew time.Duration
+	// Now is the clock for credential checks (default time.Now).
+	Now    func() time.Time
+	Logger *slog.Logger
+
+	// Per-connection bounds. Devices receive a handful of messages, so
+	// mochi's defaults (8192 pending writes, 8192 in flight, 2 KiB buffers)
+	// are far more than they need: they cost 76 KB of heap per connection
+	// (9.5 KB with these), and they let one slow device make the broker
+	// hold thousands of packets. Idle RSS is about 42 KB per connection
+	// either way (BenchmarkBrokerMemoryPerConnection): mostly the ~20 KB of
+	// stack of mochi's two goroutines per client, which no option changes.
+	MaxPendingWrites int    // default 32
+	MaxInflight      int    // default 32
+	BufferSize       int    // read and write buffer bytes, default 1024
+	MaxPacketSize    uint32 // default 256 KiB
+	// CallTimeout bounds each service call made for a device (default 30 s).
+	CallTimeout time.Duration
+	// Registerer receives the broker's metrics (nil: none).
+	Registerer prometheus.Registerer
+}
+
+// Broker is the embedded MQTT broker (mochi-mqtt). It authenticates devices
+// through its dialects, confines each device to its own topics, hands device
+// messages to the dialects, tracks who is online, and implements
+// service.Notifier by publishing notices to devices that listen.
+type Broker struct {
+	srv      *mochi.Server
+	devices  deviceproto.Devices
+	dialects []Dialect
+	log      *slog.Logger
+	opts     BrokerOptions
+	addr     net.Addr
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	sessions sync.Map // *mochi.Client → *conn, from CONNECT to disconnect
+	mu       sync.RWMutex
+	byDevice map[ota.DeviceRef]*conn // the current connection of each device
+	stripes  [64]sync.Mutex          // serialise online/offline per device
+
+	closing atomic.Bool
+	wg      sync.WaitGroup
+
+	connected atomic.Int64
+	listening atomic.Int64
+	notified  atomic.Int64 // notices published
+	m         *metrics
+}
+
+// conn is one authenticated device connection.
+type conn struct {
+	cl          *mochi.Client
+	sess        *Session
+	dialect     Dialect
+	established atomic.Bool // the session reached OnSessionEstablished
+
+	mu        sync.Mutex
+	listening bool // subscribed to its notice topic and pending notices delivered
+	// sentOnListen holds tasks whose notice the listen-time lookup already
+	// sent, so the engine's own Notify for the same dispatch is not sent twice.
+	sentOnListen map[int64]time.Time
+}
+
+// duplicateWindow is how long a listen-time delivery suppresses the engine's
+// Notify of the same task (which follows its claim at once).
+const duplicateWindow = 30 * time.Second
+
+// NewBroker starts the embedded broker on opts.Addr.
+func NewBroker(devices deviceproto.Devices, opts BrokerOptions) (*Broker, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if len(opts.Dialects) == 0 {
+		opts.Dialects = []Dialect{NewNative(devices, opts.Skew, opts.Now)}
+	}
+	if opts.MaxPendingWrites <= 0 {
+		opts.MaxPendingWrites = 32
+	}
+	if opts.MaxInflight <= 0 {
+		opts.MaxInflight = 32
+	}
+	if opts.BufferSize <= 0 {
+		opts.BufferSize = 1024
+	}
+	if opts.MaxPacketSize == 0 {
+		opts.MaxPacketSize = 256 << 10
+	}
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = 30 * time.Second
+	}
+	ln := opts.Listener
+	if ln == nil {
+		var err error
+		ln, err = net.Listen("tcp", opts.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("embedded MQTT broker cannot listen on %q: %w (choose another address with --mqtt, or --mqtt off)", opts.Addr, err)
+		}
+	}
+
+	caps := mochi.NewDefaultServerCapabilities()
+	caps.MaximumClientWritesPending = int32(opts.MaxPendingWrites)
+	caps.MaximumInflight = uint16(opts.MaxInflight)
+	caps.ReceiveMaximum = uint16(opts.MaxInflight)
+	caps.MaximumPacketSize = opts.MaxPacketSize
+	caps.TopicAliasMaximum = 16
+	caps.MaximumSessionExpiryInterval = 3600 // a device's persistent session outlives it by an hour at most
+	caps.RetainAvailable = 0                 // devices have nothing to retain
+	caps.Compatibilities.ObscureNotAuthorized = false
+
+	b := &Broker{
+		devices:  devices,
+		dialects: opts.Dialects,
+		log:      opts.Logger.With("component", "mqtt"),
+		opts:     opts,
+		addr:     ln.Addr(),
+		byDevice: make(map[ota.DeviceRef]*conn),
+	}
+	var err error
+	b.m, err = newMetrics(opts.Registerer, map[string]func() float64{
+		"updraft_mqtt_connected_devices": func() float64 { return float64(b.connected.Load()) },
+		"updraft_mqtt_listening_devices": func() float64 { return float64(b.listening.Load()) },
+	}, map[string]func() float64{
+		"updraft_mqtt_notices_published_total": func() float64 { return float64(b.notified.Load()) },
+	})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.srv = mochi.New(&mochi.Options{
+		Capabilities:             caps,
+		ClientNetReadBufferSize:  opts.BufferSize,
+		ClientNetWriteBufferSize: opts.BufferSize,
+		InlineClient:             true,
+		SysTopicResendInterval:   3600,
+		// mochi logs every refused or dropped client at Warn; ours are logged
+		// by the hook with the reason.
+		Logger: slog.New(levelFilter{opts.Logger.Handler(), slog.LevelError}),
+	})
+	if err := b.srv.AddHook(&hook{b: b}, nil); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if err := b.srv.AddListener(listeners.NewNet("updraft", ln)); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if err := b.srv.Serve(); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	b.log.Info("embedded MQTT broker listening", "addr", b.addr.String())
+	return b, nil
+}
+
+// Addr is the address the broker listens on.
+func (b *Broker) Addr() net.Addr { return b.addr }
+
+// Connected is the number of authenticated device connections.
+func (b *Broker) Connected() int { return int(b.connected.Load()) }
+
+// Listening is the number of connected devices subscribed to their notices.
+func (b *Broker) Listening() int { return int(b.listening.Load()) }
+
+// Published is the number of notices published so far.
+func (b *Broker) Published() int64 { return b.notified.Load() }
+
+// Close disconnects every device and stops the broker. Devices connected at
+// shutdown are not marked offline one by one (they reconnect to the next
+// server within seconds and that marks them online again).
+func (b *Broker) Close() error {
+	if b.closing.Swap(true) {
+		return nil
+	}
+	err := b.srv.Close()
+	b.cancel()
+	b.wg.Wait()
+	return err
+}
+
+// Notify implements service.Notifier: each notice is published to its device
+// if the device is connected and listening; otherwise it is left for the
+// device to receive when it starts listening (pending notices are looked up
+// then), so an offline device loses nothing.
+func (b *Broker) Notify(ctx context.Context, notices []ota.Notice) error {
+	now := b.opts.Now()
+	for _, n := range notices {
+		c := b.current(ota.DeviceRef{ProductKey: n.ProductKey, Name: n.DeviceName})
+		if c == nil {
+			continue
+		}
+		c.mu.Lock()
+		if !c.listening {
+			c.mu.Unlock()
+			continue
+		}
+		if at, ok := c.sentOnListen[n.TaskID]; ok {
+			delete(c.sentOnListen, n.TaskID)
+			if now.Sub(at) < duplicateWindow {
+				c.mu.Unlock()
+				continue
+			}
+		}
+		err := b.publishNotice(c, n)
+		c.mu.Unlock()
+		if err != nil {
+			b.log.Warn("notice not published", "device", n.ProductKey+"/"+n.DeviceName, "task", n.TaskID, "err", err)
+		}
+	}
+	return nil
+}
+
+func (b *Broker) publishNotice(c *conn, n ota.Notice) error {
+	topic, payload, err := c.dialect.Render(n)
+	if err != nil {
+		return err
+	}
+	if err := b.srv.Publish(topic, payload, false, 1); err != nil {
+		return ota.Errorf(ota.CodeUnavailable, "publishing to %s: %v", topic, err)
+	}
+	b.notified.Add(1)
+	return nil
+}
+
+func (b *Broker) current(ref ota.DeviceRef) *conn {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.byDevice[ref]
+}
+
+func (b *Broker) stripe(ref ota.DeviceRef) *sync.Mutex {
+	var h uint32 = 2166136261
+	for _, s := range [2]string{ref.ProductKey, ref.Name} {
+		for i := 0; i < len(s); i++ {
+			h = (h ^ uint32(s[i])) * 16777619
+		}
+	}
+	return &b.stripes[h%uint32(len(b.stripes))]
+}
+
+func (b *Broker) callCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(b.ctx, b.opts.CallTimeout)
+}
+
+// online makes c its device's current connection and records it.
+func (b *Broker) online(c *conn) {
+	ref := c.sess.Device
+	mu := b.stripe(ref)
+	mu.Lock()
+	defer mu.Unlock()
+	b.mu.Lock()
+	b.byDevice[ref] = c
+	b.mu.Unlock()
+	b.connected.Add(1)
+	ctx, cancel := b.callCtx()
+	defer cancel()
+	if err := b.devices.DeviceConnected(ctx, ref, true); err != nil {
+		b.log.Warn("recording device online", "device", ref.ProductKey+"/"+ref.Name, "err", err)
+	}
+}
+
+// offline forgets c; the device is offline unless a newer connection of the
+// same device has already replaced c (session take-over).
+func (b *Broker) offline(c *conn) {
+	ref := c.sess.Device
+	mu := b.stripe(ref)
+	mu.Lock()
+	defer mu.Unlock()
+	b.connected.Add(-1)
+	c.mu.Lock()
+	if c.listening {
+		b.listening.Add(-1)
+	}
+	c.mu.Unlock()
+	b.mu.Lock()
+	replaced := b.byDevice[ref] != c
+	if !replaced {
+		delete(b.byDevice, ref)
+	}
+	b.mu.Unlock()
+	if replaced || b.closing.Load() {
+		return
+	}
+	ctx, cancel := b.callCtx()
+	defer cancel()
+	if err := b.devices.DeviceConnected(ctx, ref, false); err != nil {
+		b.log.Warn("recording device offline", "device", ref.ProductKey+"/"+ref.Name, "err", err)
+	}
+}
+
+// listen delivers the device's pending notices and marks it listening.
+func (b *Broker) listen(c *conn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.listening || c.cl.Closed() {
+		return
+	}
+	ctx, cancel := b.callCtx()
+	defer cancel()
+	now := b.opts.Now()
+	for _, m := range c.sess.Modules {
+		n, err := b.devices.NextNotice(ctx, c.sess.Device, m)
+		if err != nil {
+			b.log.Warn("looking up pending notice", "device", c.sess.Device.ProductKey+"/"+c.sess.Device.Name, "module", m, "err", err)
+			continue
+		}
+		if n == nil {
+			continue
+		}
+		if err := b.publishNotice(c, *n); err != nil {
+			b.log.Warn("pending notice not published", "device", n.ProductKey+"/"+n.DeviceName, "task", n.TaskID, "err", err)
+			continue
+		}
+		if c.sentOnListen == nil {
+			c.sentOnListen = make(map[int64]time.Time)
+		}
+		c.sentOnListen[n.TaskID] = now
+	}
+	c.listening = true
+	b.listening.Add(1)
+}
+
+// embeddedLink is the Link of messages received on the embedded broker.
+type embeddedLink struct{ b *Broker }
+
+func (l embeddedLink) Publish(_ context.Context, topic string, payload []byte) error {
+	if err := l.b.srv.Publish(topic, payload, false, 1); err != nil {
+		return ota.Errorf(ota.CodeUnavailable, "publishing to %s: %v", topic, err)
+	}
+	return nil
+}
+
+// Online does nothing: the broker sees connections itself.
+func (embeddedLink) Online(context.Context, ota.DeviceRef, bool) error { return nil }
+
+// hook connects mochi's events to the broker.
+type hook struct {
+	mochi.HookBase
+	b *Broker
+}
+
+func (*hook) ID() string { return "updraft" }
+
+func (*hook) Provides(e byte) bool {
+	switch e {
+	case mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnSessionEstablished,
+		mochi.OnDisconnect, mochi.OnSubscribed, mochi.OnPublish:
+		return true
+	}
+	return false
+}
+
+func (h *hook) conn(cl *mochi.Client) *conn {
+	if v, ok := h.b.sessions.Load(cl); ok {
+		return v.(*conn)
+	}
+	return nil
+}
+
+func (h *hook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
+	b := h.b
+	if b.closing.Load() {
+		return false
+	}
+	c := Connect{
+		ClientID: pk.Connect.ClientIdentifier,
+		Username: string(pk.Connect.Username),
+		Password: pk.Connect.Password,
+		Remote:   cl.Net.Remote,
+	}
+	ctx, cancel := b.callCtx()
+	defer cancel()
+	for _, d := range b.dialects {
+		sess, err := d.Authenticate(ctx, c)
+		if errors.Is(err, ErrNotMine) {
+			continue
+		}
+		if err != nil {
+			b.log.Info("device connection refused", "dialect", d.Name(), "client_id", c.ClientID, "remote", c.Remote, "err", err)
+			return false
+		}
+		b.sessions.Store(cl, &conn{cl: cl, sess: sess, dialect: d})
+		return true
+	}
+	b.log.Info("device connection refused: no dialect recognises its credentials", "client_id", c.ClientID, "username", c.Username, "remote", c.Remote)
+	return false
+}
+
+func (h *hook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
+	c := h.conn(cl)
+	if c == nil {
+		return false
+	}
+	if write {
+		return anyMatches(c.sess.Publish, topic)
+	}
+	return anyCovers(c.sess.Subscribe, topic)
+}
+
+func (h *hook) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) {
+	if c := h.conn(cl); c != nil {
+		c.established.Store(true)
+		h.b.online(c)
+	}
+}
+
+func (h *hook) OnDisconnect(cl *mochi.Client, _ error, _ bool) {
+	v, ok := h.b.sessions.LoadAndDelete(cl)
+	if !ok {
+		return
+	}
+	if c := v.(*conn); c.established.Load() {
+		h.b.offline(c)
+	}
+}
+
+func (h *hook) OnSubscribed(cl *mochi.Client, pk packets.Packet, codes []byte) {
+	c := h.conn(cl)
+	if c == nil || c.sess.NoticeTopic == "" {
+		return
+	}
+	for i, f := range pk.Filters {
+		if i < len(codes) && codes[i] < packets.ErrUnspecifiedError.Code && matches(f.Filter, c.sess.NoticeTopic) {
+			// After the SUBACK, not before it: deliver from another goroutine.
+			h.b.wg.Add(1)
+			go func() {
+				defer h.b.wg.Done()
+				h.b.listen(c)
+			}()
+			return
+		}
+	}
+}
+
+func (h *hook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline {
+		return pk, nil // the server's own publish
+	}
+	c := h.conn(cl)
+	if c == nil {
+		return pk, packets.ErrRejectPacket
+	}
+	ctx, cancel := h.b.callCtx()
+	defer cancel()
+	err := c.dialect.Handle(ctx, Message{Topic: pk.TopicName, Payload: pk.Payload, Session: c.sess}, embeddedLink{h.b})
+	switch {
+	case err == nil:
+		h.b.m.messages.WithLabelValues(c.dialect.Name(), resultHandled).Inc()
+	case deviceproto.Transient(err) || ctx.Err() != nil:
+		// No PUBACK: the device sends it again.
+		h.b.m.messages.WithLabelValues(c.dialect.Name(), resultRetry).Inc()
+		h.b.log.Warn("device message not processed; the device will resend it", "device", c.sess.Device.ProductKey+"/"+c.sess.Device.Name, "topic", pk.TopicName, "err", err)
+		return pk, packets.ErrRejectPacket
+	default:
+		h.b.m.messages.WithLabelValues(c.dialect.Name(), resultDropped).Inc()
+		h.b.log.Info("device message dropped", "device", c.sess.Device.ProductKey+"/"+c.sess.Device.Name, "topic", pk.TopicName, "err", err)
+	}
+	// Acknowledged and consumed: device messages are for the server only.
+	return pk, packets.CodeSuccessIgnore
+}
+
+// levelFilter passes only records at or above min to h.
+type levelFilter struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (f levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= f.min && f.Handler.Enabled(ctx, l)
+}
+
+func (f levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
+	return levelFilter{f.Handler.WithAttrs(a), f.min}
+}
+
+func (f levelFilter) WithGroup(n string) slog.Handler {
+	return levelFilter{f.Handler.WithGroup(n), f.min}
+}

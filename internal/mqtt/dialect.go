@@ -1,0 +1,88 @@
+package mqtt
+
+import (
+	"context"
+	"errors"
+
+	"github.com/updraft-ota/updraft/internal/ota"
+)
+
+// ErrNotMine is what Dialect.Authenticate returns for a CONNECT that is not
+// in its credential scheme, so the broker tries the next dialect.
+var ErrNotMine = errors.New("mqtt: not this dialect's credentials")
+
+// Connect is what a device sent in its CONNECT packet.
+type Connect struct {
+	ClientID string
+	Username string
+	Password []byte
+	Remote   string // peer address, for logs
+}
+
+// Session is an authenticated device connection as a dialect grants it.
+type Session struct {
+	// Device is who authenticated.
+	Device ota.DeviceRef
+	// Modules are where the broker looks for pending notices when the device
+	// starts listening (ota.DefaultModule and every module it has reported).
+	Modules []string
+	// Publish are the topic filters the device may publish to; Subscribe the
+	// filters it may subscribe to (a requested filter must be covered by one
+	// of them: no wider wildcard). The broker enforces both, and checks
+	// Subscribe again on every delivery.
+	Publish   []string
+	Subscribe []string
+	// NoticeTopic is where this dialect delivers notices to the device. Once
+	// the device holds a subscription matching it, it counts as listening:
+	// the broker delivers pending notices then, and pushes new ones.
+	NoticeTopic string
+}
+
+// Message is one publish from a device.
+type Message struct {
+	Topic   string
+	Payload []byte
+	// Session is the publisher's session on the embedded broker (the broker
+	// has checked the topic against Session.Publish). It is nil for messages
+	// consumed from an external broker, whose ACL vouches that the device
+	// named in the topic sent it.
+	Session *Session
+}
+
+// Link is what a dialect may do while handling a message.
+type Link interface {
+	// Publish sends a message to a device (QoS 1), e.g. a reply.
+	Publish(ctx context.Context, topic string, payload []byte) error
+	// Online records that a device connected or disconnected as the dialect
+	// learned from a message (a status topic or a will). On the embedded
+	// broker connections are tracked by the broker itself and this does
+	// nothing; on an external broker going online also delivers the
+	// device's pending notices.
+	Online(ctx context.Context, dev ota.DeviceRef, online bool) error
+}
+
+// Dialect is one device protocol family on MQTT: its CONNECT credential
+// scheme, its topics and its messages. The native dialect (NewNative) speaks
+// updraft/v1; vendor dialects (Huawei IoTDA, Alibaba, EnOS) plug in the same
+// way. A dialect calls the service through its own reference to it; the
+// broker only routes.
+//
+// Errors from Handle decide what happens to the device's message: nil or an
+// *ota.Error that is not transient (see deviceproto.Transient) acknowledges
+// it (a bad message is dropped and logged); a transient error (the store is
+// down) withholds the acknowledgement so the device sends it again.
+type Dialect interface {
+	// Name identifies the dialect in logs ("native", "huawei", …).
+	Name() string
+	// Authenticate checks a CONNECT on the embedded broker. It returns
+	// ErrNotMine when the credentials are not in its scheme, any other error
+	// to refuse the connection, or the device's session.
+	Authenticate(ctx context.Context, c Connect) (*Session, error)
+	// Filters are the topic filters (no $share prefix) whose messages this
+	// dialect handles when the server consumes an external broker.
+	Filters() []string
+	// Handle processes one message a device published.
+	Handle(ctx context.Context, m Message, link Link) error
+	// Render turns a notice into this dialect's downlink message.
+	Render(n ota.Notice) (topic string, payload []byte, err error)
+}

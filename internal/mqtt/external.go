@@ -1,0 +1,434 @@
+package mqtt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/updraft-ota/updraft/internal/deviceproto"
+	"github.com/updraft-ota/updraft/internal/ota"
+)
+
+// ExternalOptions configure the connection to an external broker.
+type ExternalOptions struct {
+	// URL of the broker: mqtt://[user:pass@]host:port (or tcp://), mqtts://
+	// or ssl:// for TLS. A bare host:port means mqtt://. The query may set
+	// the options below: ?client_id=…&group=…&consumers=N (so that one
+	// --mqtt-broker flag configures a replica).
+	URL string
+	// ClientID is the base of the server's client ids ("{ClientID}-c{i}" for
+	// consumers, "{ClientID}-pub" for the publisher). Give each replica a
+	// stable, distinct one (default "updraft-{hostname}"): consumer sessions
+	// are persistent, so messages published while a replica restarts wait
+	// for it in the broker.
+	ClientID string
+	// Group is the shared-subscription group all replicas join (default
+	// "updraft"): each device message reaches exactly one replica.
+	Group string
+	// Consumers is how many consumer connections this replica opens in the
+	// group (default 8); each has its own in-flight window and queue at the
+	// broker (Mosquitto: max_inflight_messages 20, max_queued_messages 1000
+	// by default; a queue overflow drops messages, so raise both on a busy
+	// broker). The broker spreads one device's messages over all members of
+	// the group, so with several consumers (or replicas) they may be handled
+	// out of order; the protocol tolerates that (a progress report arriving
+	// after the task completed is ignored, and devices repeat their version
+	// and status on every connect).
+	Consumers int
+	// Workers is how many device messages are handled at once (default 32).
+	// Messages one consumer receives from one device are handled in order.
+	Workers int
+	// Dialects handle the device topics (default: the native dialect).
+	Dialects []Dialect
+	Logger   *slog.Logger
+	// CallTimeout bounds each service call made for a device (default 30 s).
+	CallTimeout time.Duration
+	// ConnectTimeout bounds the first connection (default 10 s).
+	ConnectTimeout time.Duration
+	// Registerer receives the metrics (nil: none).
+	Registerer prometheus.Registerer
+}
+
+// External is the server's side of an external broker (Mosquitto, EMQX, a
+// cloud broker): it consumes device topics through shared subscriptions
+// "$share/{group}/{filter}" so several replicas split the traffic, and
+// publishes notices as a privileged client. The broker authenticates devices
+// and confines them to their topics; Updraft cannot check that here, so
+// configure the broker's ACL to the same rule as the embedded broker's
+// (see the package documentation).
+type External struct {
+	devices   deviceproto.Devices
+	dialects  []Dialect
+	opts      ExternalOptions
+	log       *slog.Logger
+	consumers []paho.Client
+	pub       paho.Client
+	shards    []chan inbound
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	handled   atomic.Int64
+	published atomic.Int64
+	m         *metrics
+
+	// notifying is held (read) by each Notify and taken by Close, so that a
+	// shutdown waits for notices being published instead of dropping them.
+	notifying sync.RWMutex
+	closed    bool
+}
+
+type inbound struct {
+	msg     paho.Message
+	dialect Dialect
+}
+
+// applyQuery sets the options the URL's query names.
+func (o *ExternalOptions) applyQuery(raw string) error {
+	if !strings.Contains(raw, "://") {
+		raw = "mqtt://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	q := u.Query()
+	for k := range q {
+		switch k {
+		case "client_id", "group", "consumers":
+		default:
+			return fmt.Errorf("MQTT broker URL: unknown option %q (use client_id, group, consumers)", k)
+		}
+	}
+	if v := q.Get("client_id"); v != "" {
+		o.ClientID = v
+	}
+	if v := q.Get("group"); v != "" {
+		o.Group = v
+	}
+	if v := q.Get("consumers"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 64 {
+			return fmt.Errorf("MQTT broker URL: consumers=%q must be 1 to 64", v)
+		}
+		o.Consumers = n
+	}
+	return nil
+}
+
+// brokerURL turns the configured URL into paho's form.
+func brokerURL(raw string) (server, user, pass string, err error) {
+	if !strings.Contains(raw, "://") {
+		raw = "mqtt://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "", "", "", fmt.Errorf("MQTT broker URL %q is not mqtt://host:port", raw)
+	}
+	scheme := map[string]string{"mqtt": "tcp", "tcp": "tcp", "mqtts": "ssl", "ssl": "ssl", "tls": "ssl", "ws": "ws", "wss": "wss"}[u.Scheme]
+	if scheme == "" {
+		return "", "", "", fmt.Errorf("MQTT broker URL %q: scheme must be mqtt, mqtts, tcp, ssl, ws or wss", raw)
+	}
+	if u.User != nil {
+		user = u.User.Username()
+		pass, _ = u.User.Password()
+	}
+	return scheme + "://" + u.Host, user, pass, nil
+}
+
+// NewExternal connects to the broker, joins the shared subscriptions and
+// starts handling device messages.
+func NewExternal(devices deviceproto.Devices, opts ExternalOptions) (*External, error) {
+	server, user, pass, err := brokerURL(opts.URL)
+	if err != nil {
+		return nil, err
+	}
+	if err := opts.applyQuery(opts.URL); err != nil {
+		return nil, err
+	}
+	if opts.ClientID == "" {
+		host, _ := os.Hostname()
+		opts.ClientID = "updraft-" + host
+	}
+	if opts.Group == "" {
+		opts.Group = "updraft"
+	}
+	if opts.Consumers <= 0 {
+		opts.Consumers = 8
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = 32
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if len(opts.Dialects) == 0 {
+		opts.Dialects = []Dialect{NewNative(devices, 0, nil)}
+	}
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = 30 * time.Second
+	}
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = 10 * time.Second
+	}
+	e := &External{devices: devices, dialects: opts.Dialects, opts: opts, log: opts.Logger.With("component", "mqtt", "broker", server)}
+	e.m, err = newMetrics(opts.Registerer, nil, map[string]func() float64{
+		"updraft_mqtt_notices_published_total": func() float64 { return float64(e.published.Load()) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	for i := 0; i < opts.Workers; i++ {
+		ch := make(chan inbound, 64)
+		e.shards = append(e.shards, ch)
+		e.wg.Add(1)
+		go e.work(ch)
+	}
+
+	base := func(id string, clean bool) *paho.ClientOptions {
+		o := paho.NewClientOptions().AddBroker(server).SetClientID(id).
+			SetUsername(user).SetPassword(pass).
+			SetCleanSession(clean).SetAutoReconnect(true).SetConnectRetry(true).
+			SetConnectRetryInterval(time.Second).SetMaxReconnectInterval(10 * time.Second).
+			SetKeepAlive(30 * time.Second).SetOrderMatters(true)
+		return o
+	}
+	pubOpts := base(opts.ClientID+"-pub", true)
+	e.pub = paho.NewClient(pubOpts)
+	for i := 0; i < opts.Consumers; i++ {
+		o := base(fmt.Sprintf("%s-c%d", opts.ClientID, i), false).SetAutoAckDisabled(true)
+		o.SetMessageChannelDepth(256)
+		o.SetOnConnectHandler(e.subscribe)
+		o.SetConnectionLostHandler(func(_ paho.Client, err error) {
+			e.log.Warn("connection to MQTT broker lost; reconnecting", "err", err)
+		})
+		e.consumers = append(e.consumers, paho.NewClient(o))
+	}
+	for _, c := range append([]paho.Client{e.pub}, e.consumers...) {
+		t := c.Connect()
+		if !t.WaitTimeout(opts.ConnectTimeout) || t.Error() != nil {
+			e.Close()
+			err := t.Error()
+			if err == nil {
+				err = errors.New("timed out")
+			}
+			return nil, fmt.Errorf("connecting to MQTT broker %s (--mqtt-broker): %w", server, err)
+		}
+	}
+	e.log.Info("consuming device topics from external MQTT broker", "group", opts.Group, "consumers", opts.Consumers)
+	return e, nil
+}
+
+// subscribe (re)joins the shared subscriptions on every (re)connect.
+func (e *External) subscribe(c paho.Client) {
+	for _, d := range e.dialects {
+		for _, f := range d.Filters() {
+			shared := "$share/" + e.opts.Group + "/" + f
+			t := c.Subscribe(shared, 1, func(_ paho.Client, m paho.Message) { e.enqueue(m, d) })
+			go func() {
+				if t.WaitTimeout(e.opts.ConnectTimeout) && t.Error() == nil {
+					return
+				}
+				e.log.Error("subscribing on the MQTT broker failed", "filter", shared, "err", t.Error())
+			}()
+		}
+	}
+}
+
+// enqueue hands a message to the worker of its device (messages of one
+// device share a topic prefix: every level but the last).
+func (e *External) enqueue(m paho.Message, d Dialect) {
+	key := m.Topic()
+	if i := strings.LastIndexByte(key, '/'); i > 0 {
+		key = key[:i]
+	}
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	select {
+	case e.shards[h.Sum32()%uint32(len(e.shards))] <- inbound{msg: m, dialect: d}:
+	case <-e.ctx.Done():
+	}
+}
+
+func (e *External) work(ch chan inbound) {
+	defer e.wg.Done()
+	for {
+		select {
+		case in := <-ch:
+			e.handle(in)
+		case <-e.ctx.Done():
+			return
+		}
+	}
+}
+
+// handle processes one device message, retrying transient failures for a
+// while, and acknowledges it to the broker afterwards (at-least-once).
+func (e *External) handle(in inbound) {
+	link := externalLink{e: e, dialect: in.dialect}
+	backoff := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(e.ctx, e.opts.CallTimeout)
+		err := in.dialect.Handle(ctx, Message{Topic: in.msg.Topic(), Payload: in.msg.Payload()}, link)
+		cancel()
+		if err == nil {
+			e.m.messages.WithLabelValues(in.dialect.Name(), resultHandled).Inc()
+			break
+		}
+		if !deviceproto.Transient(err) {
+			e.m.messages.WithLabelValues(in.dialect.Name(), resultDropped).Inc()
+			e.log.Info("device message dropped", "topic", in.msg.Topic(), "err", err)
+			break
+		}
+		if attempt == 6 || e.ctx.Err() != nil {
+			e.m.messages.WithLabelValues(in.dialect.Name(), resultLost).Inc()
+			e.log.Error("device message lost after retries", "topic", in.msg.Topic(), "err", err)
+			break
+		}
+		e.m.messages.WithLabelValues(in.dialect.Name(), resultRetry).Inc()
+		select {
+		case <-time.After(backoff):
+			backoff *= 2
+		case <-e.ctx.Done():
+		}
+	}
+	in.msg.Ack()
+	e.handled.Add(1)
+}
+
+// Notify implements service.Notifier: every dialect renders the notice for
+// its topic and it is published (QoS 1). The broker delivers it if the device
+// is subscribed; an offline device gets it when it reports itself online.
+func (e *External) Notify(ctx context.Context, notices []ota.Notice) error {
+	e.notifying.RLock()
+	defer e.notifying.RUnlock()
+	if e.closed {
+		return ota.Errorf(ota.CodeUnavailable, "the MQTT client is closed; devices get these notices when they next report online or check")
+	}
+	// The tasks are already claimed: finish publishing even if the caller is
+	// being canceled (a shutdown), within a bound.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.CallTimeout)
+	defer cancel()
+	var tokens []paho.Token
+	for _, n := range notices {
+		for _, d := range e.dialects {
+			topic, payload, err := d.Render(n)
+			if errors.Is(err, ErrNotMine) {
+				continue
+			}
+			if err != nil {
+				e.log.Warn("notice not rendered", "dialect", d.Name(), "task", n.TaskID, "err", err)
+				continue
+			}
+			tokens = append(tokens, e.pub.Publish(topic, 1, false, payload))
+		}
+	}
+	var failed int
+	var last error
+	for _, t := range tokens {
+		if err := waitToken(ctx, t); err != nil {
+			failed++
+			last = err
+			continue
+		}
+		e.published.Add(1)
+	}
+	if failed > 0 {
+		// The tasks stay notified; devices get the notice when they next
+		// report online, so this is not fatal for the engine.
+		e.log.Warn("notices not published", "failed", failed, "of", len(tokens), "err", last)
+	}
+	return nil
+}
+
+func waitToken(ctx context.Context, t paho.Token) error {
+	select {
+	case <-t.Done():
+		return t.Error()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Handled is the number of device messages processed so far.
+func (e *External) Handled() int64 { return e.handled.Load() }
+
+// Close disconnects from the broker after the messages being handled are
+// done. Messages not yet acknowledged are redelivered by the broker to the
+// next consumer of this client id.
+func (e *External) Close() error {
+	e.notifying.Lock()
+	if e.closed {
+		e.notifying.Unlock()
+		return nil
+	}
+	e.closed = true
+	e.notifying.Unlock()
+	for _, c := range e.consumers {
+		c.Disconnect(250)
+	}
+	e.cancel()
+	e.wg.Wait()
+	if e.pub != nil {
+		e.pub.Disconnect(250)
+	}
+	return nil
+}
+
+// externalLink is the Link of messages consumed from an external broker.
+type externalLink struct {
+	e       *External
+	dialect Dialect
+}
+
+func (l externalLink) Publish(ctx context.Context, topic string, payload []byte) error {
+	if err := waitToken(ctx, l.e.pub.Publish(topic, 1, false, payload)); err != nil {
+		return ota.Errorf(ota.CodeUnavailable, "publishing to %s: %v", topic, err)
+	}
+	return nil
+}
+
+// Online records the device's state and, when it comes online, publishes its
+// pending notices.
+func (l externalLink) Online(ctx context.Context, dev ota.DeviceRef, online bool) error {
+	if err := l.e.devices.DeviceConnected(ctx, dev, online); err != nil {
+		return err
+	}
+	if !online {
+		return nil
+	}
+	d, err := l.e.devices.DeviceForAuth(ctx, dev)
+	if err != nil {
+		return err
+	}
+	for _, m := range deviceproto.Modules(d) {
+		n, err := l.e.devices.NextNotice(ctx, dev, m)
+		if err != nil {
+			return err
+		}
+		if n == nil {
+			continue
+		}
+		topic, payload, err := l.dialect.Render(*n)
+		if err != nil {
+			return err
+		}
+		if err := l.Publish(ctx, topic, payload); err != nil {
+			return err
+		}
+		l.e.published.Add(1)
+	}
+	return nil
+}

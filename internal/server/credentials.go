@@ -1,0 +1,119 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// CredentialsFile is written in the data directory on first start. The CLI
+// reads it, so its format is fixed.
+const CredentialsFile = "credentials.json"
+
+// Credentials are the first tenant's access key and where to use it.
+type Credentials struct {
+	Tenant          string `json:"tenant"`
+	AccessKeyID     string `json:"access_key_id"`
+	SecretAccessKey string `json:"secret_access_key"`
+	Server          string `json:"server"`
+}
+
+// bootstrap creates the first tenant and key on an empty database, writes
+// credentials.json and prints the key once.
+func (s *Server) bootstrap(ctx context.Context) error {
+	key, created, err := s.svc.Bootstrap(ctx, s.cfg.BootstrapTenant, s.cfg.BootstrapAccessKey, s.cfg.BootstrapSecretKey)
+	if err != nil {
+		return fmt.Errorf("creating the first tenant (UPDRAFT_BOOTSTRAP_*): %w", err)
+	}
+	if !created {
+		return nil
+	}
+	c := Credentials{Tenant: key.TenantID, AccessKeyID: key.ID, SecretAccessKey: key.Secret, Server: s.URL()}
+	path := filepath.Join(s.cfg.DataDir, CredentialsFile)
+	if err := writeCredentials(path, c); err != nil {
+		// The key exists in the database now; losing it here would lock the
+		// operator out, so print it before failing.
+		s.printCredentials(c, "")
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	s.creds = &c
+	s.printCredentials(c, path)
+	return nil
+}
+
+func (s *Server) printCredentials(c Credentials, path string) {
+	out := s.cfg.Stdout
+	if out == nil {
+		out = os.Stdout
+	}
+	fmt.Fprintf(out, "Created tenant %q with an access key. It is shown only once", c.Tenant)
+	if path != "" {
+		fmt.Fprintf(out, " (also saved, mode 0600, in %s)", path)
+	}
+	fmt.Fprintf(out, ":\n  access key id:     %s\n  secret access key: %s\n  server:            %s\n", c.AccessKeyID, c.SecretAccessKey, c.Server)
+}
+
+// writeCredentials writes c atomically with mode 0600: a crash leaves either
+// no file or a complete one.
+func writeCredentials(path string, c Credentials) error {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".credentials-*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(append(b, '\n')); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// ReadCredentials reads a credentials.json.
+func ReadCredentials(path string) (Credentials, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Credentials{}, err
+	}
+	defer f.Close()
+	var c Credentials
+	b, err := io.ReadAll(io.LimitReader(f, 1<<16))
+	if err != nil {
+		return Credentials{}, err
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return Credentials{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Credentials returns the first tenant's key: the one this start created, or
+// else the one in <data>/credentials.json. ok is false when there is neither
+// (the file was removed, or another process bootstrapped the database).
+func (s *Server) Credentials() (c Credentials, ok bool) {
+	if s.creds != nil {
+		return *s.creds, true
+	}
+	c, err := ReadCredentials(filepath.Join(s.cfg.DataDir, CredentialsFile))
+	return c, err == nil
+}
+
+// CreatedTenant reports whether this start created the first tenant.
+func (s *Server) CreatedTenant() bool { return s.creds != nil }

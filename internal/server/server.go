@@ -1,0 +1,328 @@
+// Package server assembles Updraft: it opens the store and the blob store from
+// their URLs, builds the service, bootstraps the first tenant, mounts every
+// HTTP front-end on one listener and runs the background parts, and shuts it
+// all down in order.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	devapi "github.com/updraft-ota/updraft/internal/api/device"
+	"github.com/updraft-ota/updraft/internal/api/huaweiiotda"
+	"github.com/updraft-ota/updraft/internal/api/management"
+	"github.com/updraft-ota/updraft/internal/blob"
+	"github.com/updraft-ota/updraft/internal/blob/blobstore"
+	"github.com/updraft-ota/updraft/internal/config"
+	"github.com/updraft-ota/updraft/internal/mqtt"
+	"github.com/updraft-ota/updraft/internal/rollout"
+	"github.com/updraft-ota/updraft/internal/service"
+	"github.com/updraft-ota/updraft/internal/store"
+	"github.com/updraft-ota/updraft/internal/store/postgres"
+	"github.com/updraft-ota/updraft/internal/store/sqlite"
+)
+
+// Server is a running (or ready to run) Updraft.
+type Server struct {
+	cfg       config.Config
+	log       *slog.Logger
+	store     store.Store
+	blobs     blob.Store
+	svc       *service.Service
+	publicURL string
+
+	ln      net.Listener
+	mux     *http.ServeMux
+	http    *http.Server
+	metrics *prometheus.Registry
+
+	// runCtx lives from New to Shutdown: background parts (engine, broker)
+	// run under it.
+	runCtx    context.Context
+	cancelRun context.CancelFunc
+	// stops are called in reverse order on Shutdown (and when New fails).
+	stops []func(context.Context) error
+
+	mqttAddr string // the embedded MQTT broker's address ("" without one)
+
+	creds   *Credentials // set when this start created the first tenant
+	started bool
+	serveCh chan error
+	once    sync.Once
+	stopErr error
+}
+
+// New opens everything cfg names and prepares the HTTP listener (bound, so
+// that --http :0 has a real port from here on). It does not serve yet: call
+// Start. On error, whatever was opened is closed again.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, err error) {
+	cfg.Complete()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("--data %s: cannot create the data directory: %w", cfg.DataDir, err)
+	}
+	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux(), metrics: newRegistry(), serveCh: make(chan error, 1)}
+	s.runCtx, s.cancelRun = context.WithCancel(context.WithoutCancel(ctx))
+	defer func() {
+		if err != nil {
+			_ = s.Shutdown(context.WithoutCancel(ctx))
+		}
+	}()
+
+	// Bound first: the derived public URL and credentials.json need the real port.
+	s.ln, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, config.ListenError("http", cfg.HTTPAddr, err)
+	}
+	s.onShutdown(func(context.Context) error {
+		if !s.started {
+			return s.ln.Close()
+		}
+		return nil
+	})
+	s.publicURL = cfg.PublicURL
+	if s.publicURL == "" {
+		s.publicURL = localURL(s.ln.Addr())
+		log.Info("download links use the local address; set --public-url for devices on other machines", "public_url", s.publicURL)
+	}
+
+	s.store, err = OpenStore(ctx, cfg.DBURL)
+	if err != nil {
+		return nil, err
+	}
+	s.onShutdown(func(context.Context) error { return s.store.Close() })
+	if err := s.store.Migrate(ctx); err != nil {
+		return nil, fmt.Errorf("migrating the database (--db): %w", err)
+	}
+
+	var blobHandler http.Handler
+	var bucket string
+	s.blobs, bucket, blobHandler, err = s.openBlobs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.onShutdown(func(context.Context) error { return s.blobs.Close() })
+
+	s.svc = service.New(s.store, s.blobs, nil, nil, log, service.Options{DefaultBucket: bucket})
+
+	if err := s.bootstrap(ctx); err != nil {
+		return nil, err
+	}
+
+	// devices: the MQTT front-end (embedded broker or external broker) is the notifier; api/device is mounted in routes.
+	// Device dialects on MQTT, tried in order on CONNECT: native, then the vendors'.
+	dialects := []mqtt.Dialect{mqtt.NewNative(s.svc, 0, nil), huaweiiotda.NewDevices(s.svc, nil)}
+	switch {
+	case cfg.MQTTBroker != "":
+		ext, err := mqtt.NewExternal(s.svc, mqtt.ExternalOptions{URL: cfg.MQTTBroker, Logger: log, Dialects: dialects, Registerer: s.metrics})
+		if err != nil {
+			return nil, err
+		}
+		s.svc.SetNotifier(ext)
+		s.onShutdown(func(context.Context) error { return ext.Close() })
+	case cfg.EmbeddedMQTT():
+		mln, err := net.Listen("tcp", cfg.MQTTAddr)
+		if err != nil {
+			return nil, config.ListenError("mqtt", cfg.MQTTAddr, err)
+		}
+		broker, err := mqtt.NewBroker(s.svc, mqtt.BrokerOptions{Listener: mln, Logger: log, Dialects: dialects, Registerer: s.metrics})
+		if err != nil {
+			mln.Close()
+			return nil, err
+		}
+		s.mqttAddr = broker.Addr().String()
+		s.svc.SetNotifier(broker)
+		s.onShutdown(func(context.Context) error { return broker.Close() })
+	}
+
+	// rollout engine: started after the notifier is set, so its first tick
+	// can already reach devices.
+	eng, err := rollout.New(s.svc, rollout.Options{Interval: cfg.RolloutInterval, Log: log, Registerer: s.metrics})
+	if err != nil {
+		return nil, err
+	}
+	eng.Start(s.runCtx)
+	s.onShutdown(func(context.Context) error { eng.Stop(); return nil })
+
+	s.routes(blobHandler)
+	s.http = &http.Server{
+		Handler:           s.middleware(s.mux),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// routes mounts every HTTP front-end on s.mux.
+func (s *Server) routes(blobHandler http.Handler) {
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.Handle("GET /metrics", s.metricsHandler())
+	if blobHandler != nil {
+		s.mux.Handle("/blob/", blobHandler)
+	}
+	s.mux.Handle(management.Prefix+"/", management.New(s.svc, management.Options{Log: s.log}))
+	s.mux.Handle(devapi.Prefix+"/", devapi.New(s.svc, devapi.Options{Log: s.log}))
+	// dialects: mount each vendor dialect's handler on s.mux at its own paths here.
+	huaweiiotda.New(s.svc, huaweiiotda.Options{Log: s.log}).Register(s.mux)
+}
+
+// openBlobs opens the blob store named by --blob.
+func (s *Server) openBlobs(ctx context.Context) (blob.Store, string, http.Handler, error) {
+	opts := blobstore.Options{DataDir: s.cfg.DataDir, PublicURL: s.publicURL}
+	if s.cfg.SigningKey != "" || isFileURL(s.cfg.BlobURL) {
+		key, err := s.cfg.LoadSigningKey()
+		if err != nil {
+			return nil, "", nil, err
+		}
+		opts.SigningKey = key
+	}
+	b, bucket, h, err := blobstore.Open(ctx, s.cfg.BlobURL, opts)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("opening the blob store (--blob %s): %w", config.Redact(s.cfg.BlobURL), err)
+	}
+	return b, bucket, h, nil
+}
+
+func isFileURL(u string) bool { return len(u) >= 5 && u[:5] == "file:" }
+
+// OpenStore opens (without migrating) the store a --db URL names:
+// sqlite:PATH or postgres://… (postgresql:// too).
+func OpenStore(ctx context.Context, dbURL string) (store.Store, error) {
+	switch config.DBScheme(dbURL) {
+	case "sqlite":
+		path := config.SQLitePath(dbURL)
+		if dir := filepath.Dir(path); dir != "" && path != ":memory:" {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return nil, fmt.Errorf("--db %s: cannot create the database directory: %w", config.Redact(dbURL), err)
+			}
+		}
+		st, err := sqlite.Open(ctx, path)
+		if err != nil {
+			return nil, fmt.Errorf("opening the SQLite database (--db %s): %w", config.Redact(dbURL), err)
+		}
+		return st, nil
+	case "postgres":
+		st, err := postgres.Open(ctx, dbURL)
+		if err != nil {
+			return nil, fmt.Errorf("connecting to PostgreSQL (--db): %w", err)
+		}
+		return st, nil
+	}
+	return nil, fmt.Errorf("--db %q: use sqlite:PATH or postgres://user:password@host:5432/dbname", config.Redact(dbURL))
+}
+
+// localURL is how a process on this machine reaches addr.
+func localURL(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return "http://" + addr.String()
+	}
+	host := "127.0.0.1"
+	if !tcp.IP.IsUnspecified() && tcp.IP != nil {
+		host = tcp.IP.String()
+	}
+	return "http://" + net.JoinHostPort(host, fmt.Sprint(tcp.Port))
+}
+
+// onShutdown registers fn to run on Shutdown, after HTTP has drained, in
+// reverse order of registration.
+func (s *Server) onShutdown(fn func(context.Context) error) { s.stops = append(s.stops, fn) }
+
+// Start serves HTTP on the listener New bound. Serving errors arrive on Err.
+func (s *Server) Start() error {
+	if s.started {
+		return errors.New("server already started")
+	}
+	s.started = true
+	go func() {
+		err := s.http.Serve(s.ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.serveCh <- err
+		close(s.serveCh)
+	}()
+	s.log.Info("updraft serving", "http", s.Addr(), "public_url", s.publicURL,
+		"db", config.Redact(s.cfg.DBURL), "blob", config.Redact(s.cfg.BlobURL), "data", s.cfg.DataDir)
+	return nil
+}
+
+// Err delivers the HTTP server's exit: nil after Shutdown, an error if it
+// stopped by itself.
+func (s *Server) Err() <-chan error { return s.serveCh }
+
+// Shutdown stops accepting requests, waits for those in flight (until ctx
+// ends), then stops the background parts and closes the stores. It is safe
+// to call more than once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.once.Do(func() {
+		var errs []error
+		if s.http != nil && s.started {
+			if err := s.http.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("draining HTTP: %w", err))
+				_ = s.http.Close()
+			}
+		}
+		s.cancelRun()
+		for i := len(s.stops) - 1; i >= 0; i-- {
+			if err := s.stops[i](ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		s.stopErr = errors.Join(errs...)
+		if s.stopErr != nil {
+			s.log.Error("shutdown", "err", s.stopErr)
+		} else if s.started {
+			s.log.Info("updraft stopped")
+		}
+	})
+	return s.stopErr
+}
+
+// Addr is the address HTTP listens on (the real port when --http ended in :0).
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// MQTTAddr is the address the embedded MQTT broker listens on (the real
+// port when --mqtt ended in :0); "" when it does not run.
+func (s *Server) MQTTAddr() string { return s.mqttAddr }
+
+// URL is how a process on this machine reaches the HTTP listener.
+func (s *Server) URL() string { return localURL(s.ln.Addr()) }
+
+// PublicURL is the base of download links.
+func (s *Server) PublicURL() string { return s.publicURL }
+
+// Service is the server's use-case layer (for in-process tests and tools).
+func (s *Server) Service() *service.Service { return s.svc }
+
+// Store is the server's store (for in-process tests and tools).
+func (s *Server) Store() store.Store { return s.store }
+
+// Config is the completed configuration the server runs with.
+func (s *Server) Config() config.Config { return s.cfg }
+
+// Metrics is the registry /metrics serves; background parts add their
+// collectors to it.
+func (s *Server) Metrics() prometheus.Registerer { return s.metrics }
+
+// Handler is the whole HTTP handler (middleware included).
+func (s *Server) Handler() http.Handler { return s.http.Handler }
+
+// RunContext is canceled when the server shuts down.
+func (s *Server) RunContext() context.Context { return s.runCtx }
