@@ -193,6 +193,7 @@ func Transient(err error) bool {
 func NoticeToWire(n ota.Notice) wire.Notice {
 	w := wire.Notice{
 		TaskID:       n.TaskID,
+		Attempt:      n.Attempt,
 		JobID:        n.JobID,
 		Module:       module(n.Module),
 		Version:      n.Version,

@@ -6,6 +6,7 @@ import "time"
 // download, verify and install the package, whatever protocol carries it.
 type Notice struct {
 	TaskID       int64
+	Attempt      int // 1 for a task's first notice, +1 per retry
 	JobID        string
 	TenantID     string
 	ProductKey   string

@@ -427,8 +427,14 @@ func TestRetriesWithInterval(t *testing.T) {
 	if task.Attempts != 3 {
 		t.Fatalf("attempts %d", task.Attempts)
 	}
-	if got := len(r.rec.all()); got != 3 {
+	notices := r.rec.all()
+	if got := len(notices); got != 3 {
 		t.Fatalf("%d notices for 1 + 2 retries", got)
+	}
+	for i, n := range notices {
+		if n.Attempt != i+1 {
+			t.Fatalf("notice %d says attempt %d", i+1, n.Attempt)
+		}
 	}
 	r.tick()
 	r.wantJobState(j.ID, ota.JobCompleted)
