@@ -89,9 +89,16 @@ type conn struct {
 
 	mu        sync.Mutex
 	listening bool // subscribed to its notice topic and pending notices delivered
-	// sentOnListen holds tasks whose notice the listen-time lookup already
-	// sent, so the engine's own Notify for the same dispatch is not sent twice.
-	sentOnListen map[int64]time.Time
+	// sentOnListen holds the (task, attempt) notices the listen-time lookup
+	// already sent, so the engine's own Notify for the same dispatch is not
+	// sent twice. Keyed by attempt too: a retry of the task is a new notice.
+	sentOnListen map[noticeKey]time.Time
+}
+
+// noticeKey names one dispatch of a task.
+type noticeKey struct {
+	task    int64
+	attempt int
 }
 
 // duplicateWindow is how long a listen-time delivery suppresses the engine's
@@ -230,8 +237,8 @@ func (b *Broker) Notify(ctx context.Context, notices []ota.Notice) error {
 			c.mu.Unlock()
 			continue
 		}
-		if at, ok := c.sentOnListen[n.TaskID]; ok {
-			delete(c.sentOnListen, n.TaskID)
+		if at, ok := c.sentOnListen[noticeKey{n.TaskID, n.Attempt}]; ok {
+			delete(c.sentOnListen, noticeKey{n.TaskID, n.Attempt})
 			if now.Sub(at) < duplicateWindow {
 				c.mu.Unlock()
 				continue
@@ -348,9 +355,9 @@ func (b *Broker) listen(c *conn) {
 			continue
 		}
 		if c.sentOnListen == nil {
-			c.sentOnListen = make(map[int64]time.Time)
+			c.sentOnListen = make(map[noticeKey]time.Time)
 		}
-		c.sentOnListen[n.TaskID] = now
+		c.sentOnListen[noticeKey{n.TaskID, n.Attempt}] = now
 	}
 	c.listening = true
 	b.listening.Add(1)

@@ -92,7 +92,8 @@ func TestExternalBrokerMosquitto(t *testing.T) {
 		t.Fatalf("progress = %+v", p)
 	}
 	d.publish(t, wire.Topic(product, "d1", wire.TopicCheck), wire.CheckRequest{})
-	eventually(t, "check reply", func() bool { return len(d.received(replyTopic)) == 1 })
+	// QoS 1 is at-least-once: a redelivered copy under load is allowed.
+	eventually(t, "check reply", func() bool { return len(d.received(replyTopic)) >= 1 })
 	var reply wire.CheckReply
 	if err := json.Unmarshal(d.received(replyTopic)[0], &reply); err != nil || reply.Notice != nil {
 		t.Fatalf("check reply %s: %v", d.received(replyTopic)[0], err)

@@ -273,3 +273,42 @@ func TestDuplicateNoticesRunOnce(t *testing.T) {
 		t.Fatalf("handler ran %d times", calls.Load())
 	}
 }
+
+// TestRetryArrivingDuringHandlerRuns: the server retries as soon as the device
+// reports a failure, so the retry's notice can arrive while the failed
+// attempt's handler is still returning. It must run after it, not be dropped.
+func TestRetryArrivingDuringHandlerRuns(t *testing.T) {
+	d := newDispatcher()
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var ran []int
+	d.setHandler(func(_ context.Context, n Notice) {
+		mu.Lock()
+		ran = append(ran, n.Attempt)
+		mu.Unlock()
+		if n.Attempt == 1 {
+			<-release
+		}
+	})
+	if !d.deliver(Notice{TaskID: 1, Attempt: 1}) {
+		t.Fatal("first notice not delivered")
+	}
+	if !d.deliver(Notice{TaskID: 1, Attempt: 2}) {
+		t.Fatal("the retry arriving during attempt 1 was dropped")
+	}
+	if d.deliver(Notice{TaskID: 1, Attempt: 2}) || d.deliver(Notice{TaskID: 1, Attempt: 1}) {
+		t.Fatal("a copy was accepted while the retry waits")
+	}
+	close(release)
+	eventually(t, "both attempts ran", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(ran) == 2
+	})
+	d.close()
+	mu.Lock()
+	defer mu.Unlock()
+	if ran[0] != 1 || ran[1] != 2 {
+		t.Fatalf("ran attempts %v, want [1 2]", ran)
+	}
+}

@@ -120,10 +120,14 @@ type dispatcher struct {
 	mu      sync.Mutex
 	handler Handler
 	running map[int64]Notice // task → the notice being handled
-	done    map[taskAttempt]bool
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	// next holds, per task, a newer attempt that arrived while an older one
+	// was still being handled (the server retried as soon as the device
+	// reported the failure): it runs when the older handler returns.
+	next   map[int64]Notice
+	done   map[taskAttempt]bool
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 type taskAttempt struct {
@@ -132,7 +136,7 @@ type taskAttempt struct {
 }
 
 func newDispatcher() *dispatcher {
-	d := &dispatcher{running: map[int64]Notice{}, done: map[taskAttempt]bool{}}
+	d := &dispatcher{running: map[int64]Notice{}, next: map[int64]Notice{}, done: map[taskAttempt]bool{}}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	return d
 }
@@ -163,12 +167,24 @@ func (d *dispatcher) deliver(n Notice) bool {
 	if d.handler == nil || d.ctx.Err() != nil {
 		return false
 	}
-	if _, ok := d.running[n.TaskID]; ok {
-		return false
-	}
 	if n.Attempt > 0 && d.done[taskAttempt{n.TaskID, n.Attempt}] {
 		return false
 	}
+	if cur, ok := d.running[n.TaskID]; ok {
+		// A copy of the running attempt is a duplicate; a newer attempt waits
+		// for the running one to return instead of being lost.
+		if n.Attempt > cur.Attempt && cur.Attempt > 0 && n.Attempt > d.next[n.TaskID].Attempt {
+			d.next[n.TaskID] = n
+			return true
+		}
+		return false
+	}
+	d.start(n)
+	return true
+}
+
+// start runs the handler for n; d.mu is held.
+func (d *dispatcher) start(n Notice) {
 	d.running[n.TaskID] = n
 	h := d.handler
 	d.wg.Add(1)
@@ -176,13 +192,18 @@ func (d *dispatcher) deliver(n Notice) bool {
 		defer d.wg.Done()
 		h(d.ctx, n)
 		d.mu.Lock()
+		defer d.mu.Unlock()
 		delete(d.running, n.TaskID)
 		if n.Attempt > 0 {
 			d.done[taskAttempt{n.TaskID, n.Attempt}] = true
 		}
-		d.mu.Unlock()
+		if nn, ok := d.next[n.TaskID]; ok {
+			delete(d.next, n.TaskID)
+			if d.ctx.Err() == nil && !d.done[taskAttempt{nn.TaskID, nn.Attempt}] {
+				d.start(nn)
+			}
+		}
 	}()
-	return true
 }
 
 func (d *dispatcher) close() {
