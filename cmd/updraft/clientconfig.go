@@ -45,11 +45,21 @@ func flagOrEnv(cmd *cobra.Command, flag, env string) string {
 	return os.Getenv(env)
 }
 
-// newAPIClient resolves the server and key: flags, then UPDRAFT_SERVER and
-// UPDRAFT_KEY, then <data>/credentials.json (written by the first
-// `updraft serve`), then the default server.
+// newAPIClient builds the API client from resolveAccess.
 func newAPIClient(cmd *cobra.Command) (*client.Client, error) {
-	serverURL := flagOrEnv(cmd, "server", "UPDRAFT_SERVER")
+	serverURL, id, secret, err := resolveAccess(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return client.New(serverURL, id, secret, client.WithUserAgent("updraft-cli")), nil
+}
+
+// resolveAccess finds the server and access key: flags (--server, --key),
+// then UPDRAFT_SERVER and UPDRAFT_KEY, then <data>/credentials.json (written
+// by the first `updraft serve`; --data or UPDRAFT_DATA), then the default
+// server. It needs the command to have "server", "key" and "data" flags.
+func resolveAccess(cmd *cobra.Command) (serverURL, keyID, secret string, err error) {
+	serverURL = flagOrEnv(cmd, "server", "UPDRAFT_SERVER")
 	key := flagOrEnv(cmd, "key", "UPDRAFT_KEY")
 	if serverURL == "" || key == "" {
 		data := flagOrEnv(cmd, "data", "UPDRAFT_DATA")
@@ -68,21 +78,23 @@ func newAPIClient(cmd *cobra.Command) (*client.Client, error) {
 			}
 		case errors.Is(err, fs.ErrNotExist):
 		case key == "":
-			return nil, fmt.Errorf("reading the access key from %s: %w", path, err)
+			return "", "", "", fmt.Errorf("reading the access key from %s: %w", path, err)
 		}
 	}
 	if serverURL == "" {
 		serverURL = defaultServer
 	}
 	if key == "" {
-		return nil, errors.New("no access key: pass --key ID:SECRET, set UPDRAFT_KEY, or run where updraft-data/credentials.json is (or point --data at its directory)")
+		return serverURL, "", "", errNoAccessKey
 	}
-	id, secret, ok := strings.Cut(key, ":")
-	if !ok || id == "" || secret == "" {
-		return nil, errors.New("the access key must be ID:SECRET (--key or UPDRAFT_KEY)")
+	id, sec, ok := strings.Cut(key, ":")
+	if !ok || id == "" || sec == "" {
+		return "", "", "", errors.New("the access key must be ID:SECRET (--key or UPDRAFT_KEY)")
 	}
-	return client.New(serverURL, id, secret, client.WithUserAgent("updraft-cli")), nil
+	return serverURL, id, sec, nil
 }
+
+var errNoAccessKey = errors.New("no access key: pass --key ID:SECRET, set UPDRAFT_KEY, or run where updraft-data/credentials.json is (or point --data at its directory)")
 
 // outputJSON reports whether --output is json (and rejects unknown formats).
 func outputJSON(cmd *cobra.Command) (bool, error) {

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -22,7 +21,6 @@ func init() { rootCmd.AddCommand(newSimCmd()) }
 
 func newSimCmd() *cobra.Command {
 	var cfg sim.Config
-	var key string
 	var timeout time.Duration
 	var verbose bool
 	var dialect string
@@ -49,19 +47,14 @@ has succeeded (or, with failures injected, every one has a final outcome and no
 notice came for --settle), at --timeout (exit status 1), or on Ctrl-C.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if cfg.Server == "" {
-				cfg.Server = os.Getenv("UPDRAFT_SERVER")
+			// The same server and key resolution as every operator command,
+			// credentials.json included; a missing key is the simulator's
+			// own concern (it may run on --secret-seed alone).
+			server, id, secret, err := resolveAccess(cmd)
+			if err != nil && !errors.Is(err, errNoAccessKey) {
+				return err
 			}
-			if key == "" {
-				key = os.Getenv("UPDRAFT_KEY")
-			}
-			if key != "" {
-				id, secret, ok := strings.Cut(key, ":")
-				if !ok || id == "" || secret == "" {
-					return errors.New("--key must be ID:SECRET")
-				}
-				cfg.KeyID, cfg.KeySecret = id, secret
-			}
+			cfg.Server, cfg.KeyID, cfg.KeySecret = server, id, secret
 			if verbose {
 				cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 			}
@@ -74,8 +67,9 @@ notice came for --settle), at --timeout (exit status 1), or on Ctrl-C.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.Server, "server", "", "server URL, for --create and --transport http (env UPDRAFT_SERVER)")
-	f.StringVar(&key, "key", "", "access key ID:SECRET, for --create; its secret seeds device secrets (env UPDRAFT_KEY)")
+	f.String("server", "", "server URL, for --create and --transport http (env UPDRAFT_SERVER; default: credentials.json's)")
+	f.String("key", "", "access key ID:SECRET, for --create; its secret seeds device secrets (env UPDRAFT_KEY; default: <data>/credentials.json)")
+	f.String("data", "", "data directory holding credentials.json (env UPDRAFT_DATA; default ./updraft-data)")
 	f.StringVar(&cfg.MQTT, "mqtt", "", "MQTT broker HOST:PORT the devices connect to")
 	f.StringVar(&cfg.Product, "product", "", "product key of the devices")
 	f.IntVar(&cfg.Count, "count", 0, "number of devices")
