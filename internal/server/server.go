@@ -13,7 +13,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -84,10 +86,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		}
 	}()
 
-	// Bound first: the derived public URL and credentials.json need the real port.
-	s.ln, err = net.Listen("tcp", cfg.HTTPAddr)
+	// Bound first: the derived public URL and credentials.json need the real
+	// port, and a start that cannot get its ports must fail before it writes
+	// anything (the first tenant's key is printed only once).
+	s.ln, err = listen(log, "http", cfg.HTTPAddr, config.Default().HTTPAddr)
 	if err != nil {
-		return nil, config.ListenError("http", cfg.HTTPAddr, err)
+		return nil, err
 	}
 	s.onShutdown(func(context.Context) error {
 		if !s.started {
@@ -95,6 +99,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		}
 		return nil
 	})
+	var mqttLn net.Listener
+	if cfg.MQTTBroker == "" && cfg.EmbeddedMQTT() {
+		if mqttLn, err = listen(log, "mqtt", cfg.MQTTAddr, config.Default().MQTTAddr); err != nil {
+			return nil, err
+		}
+		s.onShutdown(func(context.Context) error { _ = mqttLn.Close(); return nil }) // the broker may have closed it already
+	}
 	s.publicURL = cfg.PublicURL
 	if s.publicURL == "" {
 		s.publicURL = localURL(s.ln.Addr())
@@ -136,10 +147,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		s.svc.SetNotifier(ext)
 		s.onShutdown(func(context.Context) error { return ext.Close() })
 	case cfg.EmbeddedMQTT():
-		mln, err := net.Listen("tcp", cfg.MQTTAddr)
-		if err != nil {
-			return nil, config.ListenError("mqtt", cfg.MQTTAddr, err)
-		}
+		mln := mqttLn
 		broker, err := mqtt.NewBroker(s.svc, mqtt.BrokerOptions{Listener: mln, Logger: log, Dialects: dialects, Registerer: s.metrics})
 		if err != nil {
 			mln.Close()
@@ -326,3 +334,32 @@ func (s *Server) Handler() http.Handler { return s.http.Handler }
 
 // RunContext is canceled when the server shuts down.
 func (s *Server) RunContext() context.Context { return s.runCtx }
+
+// listen binds addr for the flag. Only for the built-in default address, a
+// port already in use falls back to the next free one (at most 10 above) with
+// a warning, so that `updraft serve` with no flags starts on a machine that
+// already runs, say, a Mosquitto on 1883; an address the operator chose is
+// never changed: its conflict is an error naming the flag.
+func listen(log *slog.Logger, flag, addr, defaultAddr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		return ln, nil
+	}
+	if addr != defaultAddr || !errors.Is(err, syscall.EADDRINUSE) {
+		return nil, config.ListenError(flag, addr, err)
+	}
+	host, port, perr := net.SplitHostPort(addr)
+	p, aerr := strconv.Atoi(port)
+	if perr != nil || aerr != nil {
+		return nil, config.ListenError(flag, addr, err)
+	}
+	for next := p + 1; next <= p+10; next++ {
+		alt := net.JoinHostPort(host, strconv.Itoa(next))
+		if ln, aerr := net.Listen("tcp", alt); aerr == nil {
+			log.Warn("the default address is in use; listening on the next free port instead (choose one with --"+flag+" or "+config.EnvName(flag)+")",
+				"flag", "--"+flag, "default", addr, "listening", ln.Addr().String())
+			return ln, nil
+		}
+	}
+	return nil, config.ListenError(flag, addr, err)
+}

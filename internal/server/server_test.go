@@ -112,6 +112,37 @@ func TestPortInUseNamesTheFlag(t *testing.T) {
 	}
 }
 
+// TestFailedStartWritesNothing: a start that cannot get its MQTT port fails
+// before the first tenant's key is printed and saved, so the one-time print
+// is not spent on a server that never ran.
+func TestFailedStartWritesNothing(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cfg := config.Default()
+	cfg.DataDir = t.TempDir()
+	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.MQTTAddr = ln.Addr().String()
+	var out strings.Builder
+	cfg.Stdout = &out
+	s, err := server.New(context.Background(), cfg, nil)
+	if err == nil {
+		s.Shutdown(context.Background())
+		t.Fatal("New succeeded on an MQTT port in use")
+	}
+	if !strings.Contains(err.Error(), "--mqtt "+ln.Addr().String()+": address already in use") {
+		t.Errorf("error %q does not name --mqtt", err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, server.CredentialsFile)); !os.IsNotExist(err) {
+		t.Errorf("credentials.json written by a failed start (stat: %v)", err)
+	}
+	if out.Len() != 0 {
+		t.Errorf("a failed start printed: %q", out.String())
+	}
+}
+
 func TestInvalidConfigRefused(t *testing.T) {
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
