@@ -14,9 +14,8 @@ import (
 	"github.com/updraft-ota/updraft/internal/store"
 )
 
-// packagePrefix is where uploaded package files live in the default bucket.
-// Objects under it belong to Updraft: PutObject and RegisterObject refuse
-// them, so that no tenant can overwrite or adopt another tenant's package.
+// packagePrefix is where uploaded package files live in the default bucket,
+// under packages/<package id>/.
 const packagePrefix = "packages/"
 
 // maxFileNameLen bounds an uploaded file's name (a path segment on disk).
@@ -151,8 +150,11 @@ func (s *Service) removeBlob(ctx context.Context, bucket, key string) {
 	}
 }
 
-// checkObjectRef validates a caller-named bucket and key and keeps callers
-// out of the area where uploaded packages live.
+// checkObjectRef validates a caller-named bucket and key. The default bucket
+// is refused whole: it holds every tenant's uploaded packages, so no single
+// tenant can own it, and letting tenants share its other keys would let one
+// read or replace another's objects. Object APIs work only on buckets that
+// claimBucket gives to one tenant.
 func (s *Service) checkObjectRef(bucket, key string) error {
 	if err := ota.CheckBucketName("bucket_name", bucket); err != nil {
 		return err
@@ -160,8 +162,27 @@ func (s *Service) checkObjectRef(bucket, key string) error {
 	if err := ota.CheckObjectKey("object_key", key); err != nil {
 		return err
 	}
-	if bucket == s.opts.DefaultBucket && strings.HasPrefix(key, packagePrefix) {
-		return ota.Invalid("object_key", "keys under %q in bucket %q are reserved for uploaded packages: use another key", packagePrefix, bucket)
+	if bucket == s.opts.DefaultBucket {
+		if strings.HasPrefix(key, packagePrefix) {
+			return ota.Invalid("object_key", "keys under %q in bucket %q are reserved for uploaded packages: use a bucket of your own", packagePrefix, bucket)
+		}
+		return ota.Invalid("bucket_name", "bucket %q is reserved for packages uploaded through the API: use a bucket of your own", bucket)
+	}
+	return nil
+}
+
+// claimBucket makes bucket the caller's if no tenant owns it yet, and refuses
+// a bucket another tenant owns, so that a tenant can neither register (and
+// then download) nor overwrite another tenant's objects. The store makes the
+// claim atomic: of two tenants naming a new bucket at once, one gets it.
+func (s *Service) claimBucket(ctx context.Context, p Principal, bucket string) error {
+	owner, err := s.store.ClaimBucket(ctx, p.TenantID, bucket, s.clock.Now().UTC())
+	if err != nil {
+		return err
+	}
+	if owner != p.TenantID {
+		return &ota.Error{Code: ota.CodeForbidden, Field: "bucket_name",
+			Message: "bucket " + quote(bucket) + " belongs to another tenant: use a bucket of your own"}
 	}
 	return nil
 }
@@ -184,6 +205,11 @@ func (s *Service) RegisterObject(ctx context.Context, p Principal, in ota.Packag
 		}
 	}
 	if err := s.checkPackageTarget(ctx, p, in); err != nil {
+		return ota.Package{}, err
+	}
+	// Claimed last before the object is looked at: a request refused for
+	// its own faults claims nothing.
+	if err := s.claimBucket(ctx, p, bucket); err != nil {
 		return ota.Package{}, err
 	}
 	info, err := s.blobs.Stat(ctx, bucket, key)
@@ -242,11 +268,15 @@ func (s *Service) hashObject(ctx context.Context, bucket, key string) (blob.Info
 	return info, nil
 }
 
-// PutObject stores a file in the caller's blob namespace so that it can later
-// be registered with RegisterObject. An object that a package uses cannot be
-// replaced: its digests would no longer match the package's sign.
+// PutObject stores a file in a bucket of the caller's (claiming the bucket if
+// no tenant has it yet) so that it can later be registered with
+// RegisterObject. An object that a package uses cannot be replaced: its
+// digests would no longer match the package's sign.
 func (s *Service) PutObject(ctx context.Context, p Principal, bucket, key string, r io.Reader) (blob.Info, error) {
 	if err := s.checkObjectRef(bucket, key); err != nil {
+		return blob.Info{}, err
+	}
+	if err := s.claimBucket(ctx, p, bucket); err != nil {
 		return blob.Info{}, err
 	}
 	n, err := s.store.CountPackageRefs(ctx, bucket, key)

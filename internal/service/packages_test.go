@@ -329,6 +329,107 @@ func TestRegisterObjectRejects(t *testing.T) {
 	fdnWantCode(t, err, ota.CodeInvalid, "bucket name")
 }
 
+// A bucket belongs to the first tenant that puts or registers an object in
+// it: another tenant can neither replace nor adopt (and then download) its
+// objects, and nothing is written when it tries.
+func TestObjectBucketsAreTenantScoped(t *testing.T) {
+	e := newFoundationEnv(t)
+	e.product(e.a, "sensor")
+	e.product(e.b, "meter")
+	if _, err := e.svc.PutObject(e.ctx, e.a, "acme-drop", "fw.bin", strings.NewReader(fdnContent)); err != nil {
+		t.Fatal(err)
+	}
+	before := e.blobFiles()
+	theirs := fdnPackage("stolen")
+	theirs.ProductKey = "meter"
+
+	_, err := e.svc.PutObject(e.ctx, e.b, "acme-drop", "fw.bin", fdnUntouchable{t})
+	fdnWantCode(t, err, ota.CodeForbidden, `bucket "acme-drop" belongs to another tenant`)
+	_, err = e.svc.PutObject(e.ctx, e.b, "acme-drop", "new.bin", fdnUntouchable{t})
+	fdnWantCode(t, err, ota.CodeForbidden, "use a bucket of your own")
+	_, err = e.svc.RegisterObject(e.ctx, e.b, theirs, "acme-drop", "fw.bin")
+	fdnWantCode(t, err, ota.CodeForbidden, `bucket "acme-drop" belongs to another tenant`)
+	e.assertNothingLeft(0, before)
+	if got, err := os.ReadFile(filepath.Join(e.blobDir, "acme-drop", "fw.bin")); err != nil || string(got) != fdnContent {
+		t.Fatalf("acme's object after the other tenant's attempts = %q, %v; want it unchanged", got, err)
+	}
+
+	// The owner keeps using its bucket.
+	if _, err := e.svc.PutObject(e.ctx, e.a, "acme-drop", "fw-2.bin", strings.NewReader(fdnContent)); err != nil {
+		t.Fatalf("owner's second PutObject: %v", err)
+	}
+	pkg, err := e.svc.RegisterObject(e.ctx, e.a, fdnPackage("fw"), "acme-drop", "fw.bin")
+	if err != nil || pkg.Bucket != "acme-drop" || pkg.SHA256 != sha256hex(fdnContent) {
+		t.Fatalf("owner's RegisterObject = %+v, %v", pkg, err)
+	}
+
+	// The other tenant works in a bucket of its own, which acme cannot use.
+	if _, err := e.svc.PutObject(e.ctx, e.b, "other-drop", "fw.bin", strings.NewReader(fdnContent)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.RegisterObject(e.ctx, e.b, theirs, "other-drop", "fw.bin"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.svc.PutObject(e.ctx, e.a, "other-drop", "fw.bin", fdnUntouchable{t})
+	fdnWantCode(t, err, ota.CodeForbidden, `bucket "other-drop" belongs to another tenant`)
+}
+
+// A RegisterObject naming an object nobody put through the API (copied into
+// the store by hand) claims its bucket too.
+func TestRegisterObjectClaimsBucket(t *testing.T) {
+	e := newFoundationEnv(t)
+	e.product(e.a, "sensor")
+	e.product(e.b, "meter")
+	path := filepath.Join(e.blobDir, "manual", "fw.bin")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(fdnContent), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	theirs := fdnPackage("theirs")
+	theirs.ProductKey = "meter"
+	if _, err := e.svc.RegisterObject(e.ctx, e.b, theirs, "manual", "fw.bin"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.svc.RegisterObject(e.ctx, e.a, fdnPackage("mine"), "manual", "fw.bin")
+	fdnWantCode(t, err, ota.CodeForbidden, "belongs to another tenant")
+	if n := e.packageCount(); n != 1 {
+		t.Fatalf("package rows = %d, want 1 (the refused registration wrote one)", n)
+	}
+}
+
+// The default bucket holds every tenant's uploads under packages/<id>/: no
+// tenant may own it, so the object APIs refuse it whole.
+func TestObjectAPIsRefuseDefaultBucket(t *testing.T) {
+	e := newFoundationEnv(t)
+	e.product(e.a, "sensor")
+	e.product(e.b, "meter")
+	uploaded, err := e.svc.CreatePackage(e.ctx, e.a, fdnPackage("uploaded"), "u.bin", strings.NewReader(fdnContent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := e.blobFiles()
+	theirs := fdnPackage("adopted")
+	theirs.ProductKey = "meter"
+
+	_, err = e.svc.PutObject(e.ctx, e.a, fdnBucket, "elsewhere/fw.bin", fdnUntouchable{t})
+	fdnWantCode(t, err, ota.CodeInvalid, `bucket "updraft" is reserved for packages uploaded through the API: use a bucket of your own`)
+	_, err = e.svc.PutObject(e.ctx, e.b, fdnBucket, uploaded.Key, fdnUntouchable{t})
+	fdnWantCode(t, err, ota.CodeInvalid, "reserved for uploaded packages")
+	_, err = e.svc.RegisterObject(e.ctx, e.b, theirs, fdnBucket, uploaded.Key)
+	fdnWantCode(t, err, ota.CodeInvalid, "reserved for uploaded packages")
+	_, err = e.svc.RegisterObject(e.ctx, e.a, fdnPackage("again"), fdnBucket, "elsewhere/fw.bin")
+	fdnWantCode(t, err, ota.CodeInvalid, "use a bucket of your own")
+	e.assertNothingLeft(1, before)
+
+	// None of that claimed the default bucket for anyone.
+	owner, err := e.st.ClaimBucket(e.ctx, "probe", fdnBucket, e.svc.Now())
+	if err != nil || owner != "probe" {
+		t.Fatalf("the default bucket's owner = %q, %v; want no owner before this probe", owner, err)
+	}
+}
+
 // An object copied into the store by hand has no recorded digests: they are
 // computed by reading it.
 func TestRegisterObjectHashesUnknownObject(t *testing.T) {

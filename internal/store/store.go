@@ -20,6 +20,7 @@ type Store interface {
 	Products
 	Devices
 	Packages
+	Buckets
 	Jobs
 	Tasks
 
@@ -117,6 +118,15 @@ type Packages interface {
 	// CountPackageRefs counts packages using a blob (so a shared object is not
 	// deleted while another package still points at it).
 	CountPackageRefs(ctx context.Context, bucket, key string) (int64, error)
+}
+
+// Buckets: which tenant owns each blob bucket named through the object APIs,
+// so that one tenant cannot read or replace another's objects.
+type Buckets interface {
+	// ClaimBucket records tenantID as the owner of bucket unless the bucket
+	// already has one, and returns the owner either way. It is atomic: of
+	// concurrent first claims exactly one wins and every caller sees it.
+	ClaimBucket(ctx context.Context, tenantID, bucket string, now time.Time) (owner string, err error)
 }
 
 // JobFilter selects jobs. Zero fields do not filter.

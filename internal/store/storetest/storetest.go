@@ -66,6 +66,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Packages/Delete", testPackageDelete},
 		{"Packages/CountRefs", testPackageRefs},
 
+		{"Buckets/Claim", testBucketClaim},
+		{"Buckets/ClaimConcurrent", testBucketClaimConcurrent},
+
 		{"Jobs/CreateGet", testJobCreateGet},
 		{"Jobs/List", testJobList},
 		{"Jobs/UpdateCAS", testJobUpdate},
