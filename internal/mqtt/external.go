@@ -38,7 +38,7 @@ type ExternalOptions struct {
 	// "updraft"): each device message reaches exactly one replica.
 	Group string
 	// Consumers is how many consumer connections this replica opens in the
-	// group (default 8); each has its own in-flight window and queue at the
+	// group (default 16); each has its own in-flight window and queue at the
 	// broker (Mosquitto: max_inflight_messages 20, max_queued_messages 1000
 	// by default; a queue overflow drops messages, so raise both on a busy
 	// broker). The broker spreads one device's messages over all members of
@@ -165,7 +165,7 @@ func NewExternal(devices deviceproto.Devices, opts ExternalOptions) (*External, 
 		opts.Group = "updraft"
 	}
 	if opts.Consumers <= 0 {
-		opts.Consumers = 8
+		opts.Consumers = 16
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = 32
