@@ -129,13 +129,19 @@ type Tag struct {
 }
 
 // newRequest builds a request to path (under the server, "/api/v1/…") with
-// query q and credentials.
+// query q and credentials. path is already escaped (its segments made with
+// escape), so it is sent as is rather than escaped a second time.
 func (c *Client) newRequest(ctx context.Context, method, path string, q url.Values, body io.Reader) (*http.Request, error) {
 	if c.baseErr != nil {
 		return nil, c.baseErr
 	}
 	u := *c.base
-	u.Path = strings.TrimSuffix(u.Path, "/") + path
+	rawPath := strings.TrimSuffix(u.EscapedPath(), "/") + path
+	unescaped, err := url.PathUnescape(rawPath)
+	if err != nil {
+		return nil, fmt.Errorf("client: bad request path %q: %w", rawPath, err)
+	}
+	u.Path, u.RawPath = unescaped, rawPath
 	u.RawQuery = ""
 	if len(q) > 0 {
 		u.RawQuery = q.Encode()
@@ -220,6 +226,16 @@ func responseError(resp *http.Response) error {
 
 // escape makes one path segment.
 func escape(s string) string { return url.PathEscape(s) }
+
+// escapeKey escapes an object key segment by segment, so its "/" stay
+// separators.
+func escapeKey(key string) string {
+	segs := strings.Split(key, "/")
+	for i, seg := range segs {
+		segs[i] = escape(seg)
+	}
+	return strings.Join(segs, "/")
+}
 
 // OpenAPI returns the server's OpenAPI document.
 func (c *Client) OpenAPI(ctx context.Context) (json.RawMessage, error) {

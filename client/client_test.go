@@ -76,3 +76,38 @@ func TestParseContentRange(t *testing.T) {
 		}
 	}
 }
+
+// TestPathSegmentsEscapedOnce: names and ids reach the server as given,
+// escaped once (a second escaping would turn "a b" into "a%20b" there), and
+// an object key's "/" stays a separator while its other characters do not.
+func TestPathSegmentsEscapedOnce(t *testing.T) {
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.Method+" "+r.URL.EscapedPath())
+		w.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	for _, base := range []string{srv.URL, srv.URL + "/prefix%20dir"} {
+		got = nil
+		c := New(base, "id", "secret")
+		if _, err := c.GetProduct(ctx, "a b/c"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.GetPackage(ctx, "x%y?z"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.PutObject(ctx, "bkt", "dir/a b%?#.bin", strings.NewReader("x"), 1); err != nil {
+			t.Fatal(err)
+		}
+		prefix := strings.TrimPrefix(base, srv.URL)
+		want := []string{
+			"GET " + prefix + "/api/v1/products/a%20b%2Fc",
+			"GET " + prefix + "/api/v1/packages/x%25y%3Fz",
+			"PUT " + prefix + "/api/v1/objects/bkt/dir/a%20b%25%3F%23.bin",
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("base %s: requests\n%s\nwant\n%s", base, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+}

@@ -36,9 +36,7 @@ func (c *Client) PutObject(ctx context.Context, bucket, key string, body io.Read
 	if strings.HasPrefix(key, "/") {
 		return Object{}, fmt.Errorf("client: object key %q must not start with \"/\"", key)
 	}
-	// newRequest sets the URL's unescaped path, so "/" in the key stays a
-	// separator and everything else is escaped once, when the URL is written.
-	req, err := c.newRequest(ctx, http.MethodPut, "/api/v1/objects/"+bucket+"/"+key, nil, io.NopCloser(body))
+	req, err := c.newRequest(ctx, http.MethodPut, "/api/v1/objects/"+escape(bucket)+"/"+escapeKey(key), nil, io.NopCloser(body))
 	if err != nil {
 		return Object{}, err
 	}
