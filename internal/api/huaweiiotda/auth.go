@@ -159,7 +159,9 @@ func (v verifier) authenticate(r *http.Request, body []byte, projectID string) (
 // payloadHash is the hex SHA-256 of the body, or X-Sdk-Content-Sha256 when
 // sent. The SDK sends UNSIGNED-PAYLOAD only for bodies that are neither JSON
 // nor BSON; every IoTDA OTA operation is JSON, so an unsigned JSON body is
-// refused rather than left unprotected.
+// refused rather than left unprotected. Content-Type is not signed, so a
+// non-empty body is refused whatever it claims to be: every handler decodes
+// the body as JSON.
 func payloadHash(r *http.Request, body []byte) (string, error) {
 	sum := sha256.Sum256(body)
 	actual := hex.EncodeToString(sum[:])
@@ -169,8 +171,8 @@ func payloadHash(r *http.Request, body []byte) (string, error) {
 		return actual, nil
 	case declared == unsignedPayload:
 		ct := r.Header.Get("Content-Type")
-		if strings.Contains(ct, "application/json") || strings.Contains(ct, "application/bson") {
-			return "", unauthenticated("X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD is not accepted for a JSON body")
+		if len(body) > 0 || strings.Contains(ct, "application/json") || strings.Contains(ct, "application/bson") {
+			return "", unauthenticated("X-Sdk-Content-Sha256: UNSIGNED-PAYLOAD is not accepted: sign the request body")
 		}
 		return declared, nil
 	case !strings.EqualFold(declared, actual):

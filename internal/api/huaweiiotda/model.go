@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/url"
 	"strconv"
 	"strings"
@@ -172,11 +173,13 @@ func parseTaskMarker(m string) int64 {
 	if m == "" {
 		return 0
 	}
-	n, err := strconv.ParseInt(strings.TrimLeft(m, "0"), 16, 64)
-	if err != nil {
-		return 0
+	n, err := strconv.ParseUint(m, 16, 64)
+	if err != nil || n > math.MaxInt64 {
+		// Beyond every sub-task id (parsePage already checked the digits):
+		// the page after it is empty, not the first page again.
+		return math.MaxInt64
 	}
-	return n
+	return int64(n)
 }
 
 // ---- packages ---------------------------------------------------------------
@@ -611,14 +614,11 @@ func groupIDsOf(f map[string]json.RawMessage) ([]string, error) {
 	return groups, nil
 }
 
-// taskNameCheck: task_name is required, ≤128 of Chinese characters, letters,
-// digits and "_".
+// taskNameCheck: task_name is required (Huawei) and a job name (ota's length
+// rule), of Chinese characters, letters, digits and "_" only (Huawei).
 func taskNameCheck(s string) error {
-	if s == "" {
-		return ota.Invalid("task_name", "task_name is required")
-	}
-	if n := utf8.RuneCountInString(s); n > ota.MaxJobNameLen {
-		return ota.Invalid("task_name", "task_name may be at most %d characters, got %d", ota.MaxJobNameLen, n)
+	if err := ota.CheckDisplayName("task_name", s, ota.MaxJobNameLen, true); err != nil {
+		return err
 	}
 	return checkChars("task_name", "task_name", s, "_", true)
 }
@@ -662,12 +662,10 @@ func (req *createBatchTaskRequest) validate() error {
 	return nil
 }
 
-// toJob translates a validated CreateBatchTask body for its package. Limits
-// (targets ≤30 000, schedule ≤7 days ahead, retries, ext info ≤512) are ota's.
+// toJob translates a CreateBatchTask body that passed validate for its
+// package. Limits (targets ≤30 000, schedule ≤7 days ahead, retries, ext info
+// ≤512) are ota's.
 func (req *createBatchTaskRequest) toJob(pkg ota.Package) (ota.Job, error) {
-	if err := req.validate(); err != nil {
-		return ota.Job{}, err
-	}
 	if taskTypes[req.TaskType] != pkg.Kind {
 		return ota.Job{}, ota.Invalid("task_type", "task_type %s does not match package %s, which is a %s", req.TaskType, pkg.ID, packageType(pkg.Kind))
 	}
@@ -708,16 +706,25 @@ func (req *createBatchTaskRequest) toJob(pkg ota.Package) (ota.Job, error) {
 			j.Schedule.Start, _ = time.Parse(sdkDateFormat, *pol.ScheduleTime)
 		}
 		if pol.RetryCount != nil {
-			// Range-check in minutes before converting: a huge int32 times a
-			// minute overflows time.Duration and could wrap into the valid range.
-			minutes := int64(*pol.RetryInterval)
-			if minutes < 0 || minutes > int64(ota.MaxRetryInterval/time.Minute) {
-				return ota.Job{}, ota.Invalid("task_policy.retry_interval", "retry_interval must be 0 to %d minutes, got %d", int64(ota.MaxRetryInterval/time.Minute), minutes)
-			}
-			j.Retry = ota.Retry{Count: int(*pol.RetryCount), Interval: time.Duration(minutes) * time.Minute}
+			j.Retry = ota.Retry{Count: int(*pol.RetryCount), Interval: minutesToDuration(*pol.RetryInterval)}
 		}
 	}
 	return j, nil
+}
+
+// minutesToDuration converts retry_interval without overflow: an int32 of
+// minutes can exceed time.Duration and wrap into the valid range, so it
+// saturates instead and the range check stays ota's (Job.Validate).
+func minutesToDuration(minutes int32) time.Duration {
+	const maxMinutes = int64(math.MaxInt64 / int64(time.Minute))
+	switch m := int64(minutes); {
+	case m > maxMinutes:
+		return math.MaxInt64
+	case m < -maxMinutes:
+		return math.MinInt64
+	default:
+		return time.Duration(m) * time.Minute
+	}
 }
 
 // fromJob renders a job as a batch task.
@@ -796,10 +803,11 @@ func ModuleID(productKey, module string) string {
 	return hex.EncodeToString(sum[:12])
 }
 
-// checkAlias: alias_name ≤64 of Chinese characters, letters, digits, _ - .
+// checkAlias: alias_name is a module alias (ota's length rule) of Chinese
+// characters, letters, digits, _ - . only (Huawei).
 func checkAlias(s string) error {
-	if n := utf8.RuneCountInString(s); n > ota.MaxModuleAliasLen {
-		return ota.Invalid("alias_name", "alias_name may be at most %d characters, got %d", ota.MaxModuleAliasLen, n)
+	if err := ota.CheckDisplayName("alias_name", s, ota.MaxModuleAliasLen, false); err != nil {
+		return err
 	}
 	return checkChars("alias_name", "alias_name", s, "_-.", true)
 }

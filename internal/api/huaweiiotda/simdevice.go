@@ -81,12 +81,16 @@ func (d *SimDevice) Connect(ctx context.Context) error {
 	return d.ReportVersion(ctx)
 }
 
-// Close waits for running upgrades and disconnects.
+// Close waits for running upgrades and disconnects. closed is set before the
+// wait so that no notice arriving meanwhile calls upgrades.Add concurrently
+// with Wait (a WaitGroup misuse).
 func (d *SimDevice) Close() {
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
 	d.upgrades.Wait()
 	d.mu.Lock()
 	c := d.c
-	d.closed = true
 	d.mu.Unlock()
 	if c != nil {
 		c.Disconnect(250)
