@@ -207,10 +207,21 @@ func NewExternal(devices deviceproto.Devices, opts ExternalOptions) (*External, 
 	}
 	pubOpts := base(opts.ClientID+"-pub", true)
 	e.pub = paho.NewClient(pubOpts)
+	// subscribed[i] is closed once consumer i's first subscriptions are
+	// acknowledged: paho runs the connect handler in its own goroutine, so
+	// without waiting NewExternal would return before the broker routes
+	// anything to a new session, and the first device messages would be lost.
+	subscribed := make([]chan struct{}, opts.Consumers)
 	for i := 0; i < opts.Consumers; i++ {
 		o := base(fmt.Sprintf("%s-c%d", opts.ClientID, i), false).SetAutoAckDisabled(true)
 		o.SetMessageChannelDepth(256)
-		o.SetOnConnectHandler(e.subscribe)
+		ready, once := make(chan struct{}), new(sync.Once)
+		subscribed[i] = ready
+		o.SetOnConnectHandler(func(c paho.Client) {
+			if e.subscribe(c) {
+				once.Do(func() { close(ready) })
+			}
+		})
 		o.SetConnectionLostHandler(func(_ paho.Client, err error) {
 			e.log.Warn("connection to MQTT broker lost; reconnecting", "err", err)
 		})
@@ -227,24 +238,40 @@ func NewExternal(devices deviceproto.Devices, opts ExternalOptions) (*External, 
 			return nil, fmt.Errorf("connecting to MQTT broker %s (--mqtt-broker): %w", server, err)
 		}
 	}
+	for _, ready := range subscribed {
+		select {
+		case <-ready:
+		case <-time.After(opts.ConnectTimeout):
+			e.Close()
+			return nil, fmt.Errorf("subscribing on MQTT broker %s (--mqtt-broker): no acknowledgement within %s; check that the broker allows this client shared subscriptions ($share/%s/…)", server, opts.ConnectTimeout, opts.Group)
+		}
+	}
 	e.log.Info("consuming device topics from external MQTT broker", "group", opts.Group, "consumers", opts.Consumers)
 	return e, nil
 }
 
-// subscribe (re)joins the shared subscriptions on every (re)connect.
-func (e *External) subscribe(c paho.Client) {
+// subscribe (re)joins the shared subscriptions on every (re)connect and
+// reports whether the broker granted all of them.
+func (e *External) subscribe(c paho.Client) bool {
+	ok := true
 	for _, d := range e.dialects {
 		for _, f := range d.Filters() {
 			shared := "$share/" + e.opts.Group + "/" + f
 			t := c.Subscribe(shared, 1, func(_ paho.Client, m paho.Message) { e.enqueue(m, d) })
-			go func() {
-				if t.WaitTimeout(e.opts.ConnectTimeout) && t.Error() == nil {
-					return
-				}
+			if !t.WaitTimeout(e.opts.ConnectTimeout) || t.Error() != nil {
 				e.log.Error("subscribing on the MQTT broker failed", "filter", shared, "err", t.Error())
-			}()
+				ok = false
+				continue
+			}
+			for _, code := range t.(*paho.SubscribeToken).Result() {
+				if code >= 0x80 { // SUBACK failure: the broker's ACL refused it
+					e.log.Error("the MQTT broker refused a subscription; allow this client shared subscriptions to the device topics", "filter", shared, "code", code)
+					ok = false
+				}
+			}
 		}
 	}
+	return ok
 }
 
 // enqueue hands a message to the worker of its device (messages of one

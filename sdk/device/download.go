@@ -142,6 +142,11 @@ func (d *Downloader) DownloadFile(ctx context.Context, n Notice, path string) er
 	if err != nil {
 		return err
 	}
+	// A server that restarted the file from byte 0 (no Range support, or it
+	// changed) may have sent less than the partial file held: drop the tail.
+	if err := f.Truncate(t.off); err != nil {
+		return err
+	}
 	return f.Sync()
 }
 

@@ -189,6 +189,66 @@ func TestDownloadFileResumesPartialFile(t *testing.T) {
 	}
 }
 
+// A partial file longer than the package (the notice gives no size) is
+// overwritten from byte 0 when the server ignores Range; its old tail must
+// not stay behind the verified bytes.
+func TestDownloadFileDropsStaleTail(t *testing.T) {
+	s := newPkgServer(t, 50_000)
+	s.noRange = true
+	path := filepath.Join(t.TempDir(), "update.bin")
+	stale := make([]byte, 80_000)
+	rand.Read(stale)
+	if err := os.WriteFile(path, stale, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n := s.notice()
+	n.Size = 0
+	if err := fast.DownloadFile(context.Background(), n, path); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); !bytes.Equal(b, s.content) {
+		t.Fatalf("file has %d bytes, want the %d of the package", len(b), len(s.content))
+	}
+}
+
+// A file that changes between a cut-off transfer and its resumption is not
+// stitched: If-Range carries the first response's ETag, the server answers
+// the whole new file, and the download starts over.
+func TestDownloadResumeDoesNotStitchAChangedFile(t *testing.T) {
+	s := newPkgServer(t, 100_000)
+	s.cuts, s.cutAt = 1, 40_000
+	old := append([]byte(nil), s.content...)
+	s.content = make([]byte, len(old))
+	rand.Read(s.content)
+	n := s.notice() // the notice describes the new file
+	changed := s.content
+	s.content = old
+	s.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		first := s.cuts > 0
+		s.mu.Unlock()
+		if first {
+			s.serve(w, r) // part of the old file, ETag "v1"
+			return
+		}
+		s.mu.Lock()
+		s.ranges = append(s.ranges, r.Header.Get("Range")+" if-range "+r.Header.Get("If-Range"))
+		s.mu.Unlock()
+		w.Header().Set("ETag", `"v2"`)
+		http.ServeContent(w, r, "pkg.bin", time.Time{}, bytes.NewReader(changed))
+	})
+	var got memFile
+	if err := fast.Download(context.Background(), n, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), changed) {
+		t.Fatal("content differs from the new file")
+	}
+	if req := s.requests(); len(req) != 2 || req[1] != `bytes=40000- if-range "v1"` {
+		t.Fatalf("requests %q, want a resume from byte 40000 with If-Range \"v1\"", req)
+	}
+}
+
 func TestDownloadRejectsWrongBytes(t *testing.T) {
 	s := newPkgServer(t, 10_000)
 	for name, mutate := range map[string]func(*Notice){
