@@ -71,8 +71,8 @@ func CanTransition(from, to TaskState) bool {
 
 // Transition moves t to state to at now, keeping its times consistent:
 // FinishedAt is set on a terminal state and cleared otherwise, StartedAt is
-// set on the first move to in_progress and cleared when the task starts
-// over, NextAttemptAt is cleared unless the task waits for a retry. A move
+// set on the first move to in_progress and cleared when the attempt ends in
+// retry_wait or the task starts over, NextAttemptAt is cleared unless the task waits for a retry. A move
 // the table forbids is a CodeConflict naming both states.
 func (t *Task) Transition(to TaskState, now time.Time) error {
 	if !CanTransition(t.State, to) {
@@ -87,7 +87,10 @@ func (t *Task) Transition(to TaskState, now time.Time) error {
 		if t.StartedAt.IsZero() {
 			t.StartedAt = now
 		}
-	case to == TaskQueued || to == TaskConfirm:
+	case to == TaskQueued || to == TaskConfirm || to == TaskRetryWait:
+		// retry_wait ends the failed attempt here: the engine re-queues it
+		// with a bulk store update that never passes through Transition, and
+		// the next attempt's timeout clock must not start from this one's.
 		t.FinishedAt, t.StartedAt, t.Progress = time.Time{}, time.Time{}, 0
 	}
 	if to != TaskRetryWait {

@@ -104,6 +104,9 @@ func TestTaskTransitionTimes(t *testing.T) {
 	if task.Reason != ReasonDownloadFailed || task.NextAttemptAt.IsZero() || !task.FinishedAt.IsZero() {
 		t.Fatalf("retry_wait keeps the reason and next attempt: %+v", task)
 	}
+	if !task.StartedAt.IsZero() || task.Progress != 0 {
+		t.Fatalf("retry_wait ends the attempt and its timeout clock: %+v", task)
+	}
 	step(TaskQueued, t0.Add(time.Hour))
 	if !task.StartedAt.IsZero() || !task.NextAttemptAt.IsZero() || task.Reason != ReasonNone {
 		t.Fatalf("queued again must start over: %+v", task)

@@ -30,7 +30,8 @@ package service
 //     their later version reports are still recorded.
 //   - A paused job still times out, re-queues retries, materializes and
 //     completes; it only dispatches nothing. Outside the schedule's daily
-//     window the same holds.
+//     window the same holds. A job paused before it ever started does
+//     nothing (but end at its finish time) until it is resumed.
 //   - A static job completes when it is materialized and no task is active
 //     (StateReason "no device matched the target" when it has no task); a
 //     dynamic job runs until canceled or its finish time. At the finish time
@@ -221,6 +222,11 @@ func (s *Service) advanceJob(ctx context.Context, job ota.Job, rep *TickReport) 
 		}
 		rep.Started++
 	}
+	if job.StartedAt.IsZero() {
+		// Paused before it ever started: its device set is the one at its
+		// start (ResumeJob sets StartedAt), so there is nothing to do yet.
+		return nil
+	}
 
 	var pkg *ota.Package
 	loadPackage := func() error {
@@ -247,25 +253,35 @@ func (s *Service) advanceJob(ctx context.Context, job ota.Job, rep *TickReport) 
 		}
 	}
 
-	n, err := s.store.UpdateTasks(ctx, store.TaskFilter{JobID: job.ID, States: []ota.TaskState{ota.TaskRetryWait},
-		NextAttemptBefore: now}, store.TaskUpdate{State: ota.TaskQueued, Now: now})
+	// Counted once, before the bulk updates, so that a job with nothing
+	// waiting for a retry and nothing dispatched costs no write; the
+	// updates' results then keep the counts current.
+	counts, err := s.store.CountTasks(ctx, job.ID)
 	if err != nil {
 		return err
 	}
-	rep.Requeued += n
-	if n > 0 {
-		s.engine.setAfter(job.ID, 0) // re-queued tasks sit below the keyset
+	if counts == nil {
+		counts = ota.TaskCounts{}
 	}
-	timedOut, err := s.timeOut(ctx, &job, now)
+	if counts[ota.TaskRetryWait] > 0 {
+		n, err := s.store.UpdateTasks(ctx, store.TaskFilter{JobID: job.ID, States: []ota.TaskState{ota.TaskRetryWait},
+			NextAttemptBefore: now}, store.TaskUpdate{State: ota.TaskQueued, Now: now})
+		if err != nil {
+			return err
+		}
+		rep.Requeued += n
+		counts[ota.TaskRetryWait] -= n
+		counts[ota.TaskQueued] += n
+		if n > 0 {
+			s.engine.setAfter(job.ID, 0) // re-queued tasks sit below the keyset
+		}
+	}
+	timedOut, err := s.timeOut(ctx, &job, counts, now)
 	if err != nil {
 		return err
 	}
 	rep.TimedOut += timedOut
 
-	counts, err := s.store.CountTasks(ctx, job.ID)
-	if err != nil {
-		return err
-	}
 	if job.Abort.Tripped(counts) {
 		why := fmt.Sprintf("abort threshold reached: %d of %d finished tasks failed (limit %v%% once %d have finished)",
 			counts[ota.TaskFailed], counts[ota.TaskFailed]+counts[ota.TaskSucceeded], job.Abort.FailurePercent, job.Abort.MinFinished)
@@ -297,19 +313,35 @@ func (s *Service) advanceJob(ctx context.Context, job ota.Job, rep *TickReport) 
 	return err
 }
 
-// timeOut fails the job's notified and in-progress tasks whose time is up.
-func (s *Service) timeOut(ctx context.Context, job *ota.Job, now time.Time) (int64, error) {
+// timeOut fails the job's notified and in-progress tasks whose time is up,
+// skipping a state counts say is empty, and moves what it failed in counts.
+func (s *Service) timeOut(ctx context.Context, job *ota.Job, counts ota.TaskCounts, now time.Time) (int64, error) {
 	limit := job.Timeout()
-	n1, err := s.store.UpdateTasks(ctx, store.TaskFilter{JobID: job.ID, States: []ota.TaskState{ota.TaskNotified},
-		NotifiedBefore: now.Add(-limit)}, store.TaskUpdate{State: ota.TaskFailed, Reason: ota.ReasonTimeout,
-		Detail: fmt.Sprintf("no progress report within %d s of the notice", job.TimeoutSeconds), Now: now})
-	if err != nil {
-		return 0, err
+	var total int64
+	for _, step := range []struct {
+		state  ota.TaskState
+		filter store.TaskFilter
+		detail string
+	}{
+		{ota.TaskNotified, store.TaskFilter{NotifiedBefore: now.Add(-limit)},
+			fmt.Sprintf("no progress report within %d s of the notice", job.TimeoutSeconds)},
+		{ota.TaskInProgress, store.TaskFilter{StartedBefore: now.Add(-limit)},
+			fmt.Sprintf("destination version not reported within %d s of the first progress report", job.TimeoutSeconds)},
+	} {
+		if counts[step.state] == 0 {
+			continue
+		}
+		step.filter.JobID, step.filter.States = job.ID, []ota.TaskState{step.state}
+		n, err := s.store.UpdateTasks(ctx, step.filter, store.TaskUpdate{State: ota.TaskFailed, Reason: ota.ReasonTimeout,
+			Detail: step.detail, Now: now})
+		if err != nil {
+			return total, err
+		}
+		counts[step.state] -= n
+		counts[ota.TaskFailed] += n
+		total += n
 	}
-	n2, err := s.store.UpdateTasks(ctx, store.TaskFilter{JobID: job.ID, States: []ota.TaskState{ota.TaskInProgress},
-		StartedBefore: now.Add(-limit)}, store.TaskUpdate{State: ota.TaskFailed, Reason: ota.ReasonTimeout,
-		Detail: fmt.Sprintf("destination version not reported within %d s of the first progress report", job.TimeoutSeconds), Now: now})
-	return n1 + n2, err
+	return total, nil
 }
 
 // dispatch claims due queued tasks within the job's pace and notifies them.

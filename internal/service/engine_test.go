@@ -480,6 +480,43 @@ func TestTimeouts(t *testing.T) {
 	}
 }
 
+// TestRetryRestartsTimeoutClock: a retried attempt's timeout runs from its
+// own first progress report, not from the failed attempt's.
+func TestRetryRestartsTimeoutClock(t *testing.T) {
+	r := newRolloutEnv(t, service.Options{})
+	r.devices("d", 1, "1.0")
+	j := r.job(r.pkg(nil), func(j *ota.Job) {
+		j.TimeoutSeconds = 300
+		j.Retry = ota.Retry{Count: 1, Interval: time.Hour}
+	})
+	r.tick()
+	r.progress("d-0000", 40)
+	r.progress("d-0000", -2)
+	task := r.wantState(j.ID, "d-0000", ota.TaskRetryWait)
+	if !task.StartedAt.IsZero() || task.Progress != 0 {
+		t.Fatalf("retry_wait keeps the failed attempt's clock: %+v", task)
+	}
+	r.clock.Set(rolloutT0.Add(time.Hour))
+	if rep := r.tick(); rep.Requeued != 1 || rep.Notified != 1 {
+		t.Fatalf("tick %+v", rep)
+	}
+	r.progress("d-0000", 10)
+	task = r.wantState(j.ID, "d-0000", ota.TaskInProgress)
+	if !task.StartedAt.Equal(rolloutT0.Add(time.Hour)) {
+		t.Fatalf("second attempt started at %v", task.StartedAt)
+	}
+	r.clock.Add(299 * time.Second)
+	if rep := r.tick(); rep.TimedOut != 0 {
+		t.Fatalf("the second attempt timed out on the first attempt's clock: %+v", rep)
+	}
+	r.wantState(j.ID, "d-0000", ota.TaskInProgress)
+	r.clock.Add(2 * time.Second)
+	if rep := r.tick(); rep.TimedOut != 1 {
+		t.Fatalf("tick %+v", rep)
+	}
+	r.wantState(j.ID, "d-0000", ota.TaskFailed)
+}
+
 func TestAbortThreshold(t *testing.T) {
 	r := newRolloutEnv(t, service.Options{})
 	r.devices("d", 10, "1.0")
@@ -590,6 +627,34 @@ func TestPlannedJobAndFinishTime(t *testing.T) {
 	if task := r.task(j.ID, "d-0001"); task.Reason != ota.ReasonJobFinished {
 		t.Fatalf("reason %s", task.Reason)
 	}
+}
+
+// TestPausedBeforeStartWaits: a planned job paused before its start time
+// has not started; it takes no devices and does not complete until it is
+// resumed and its start time has come.
+func TestPausedBeforeStartWaits(t *testing.T) {
+	r := newRolloutEnv(t, service.Options{})
+	r.devices("d", 2, "1.0")
+	j := r.job(r.pkg(nil), func(j *ota.Job) { j.Schedule.Start = rolloutT0.Add(time.Hour) })
+	if _, err := r.svc.PauseJob(r.ctx, r.p, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	r.tick()
+	r.wantCounts(j.ID, "")
+	r.clock.Set(rolloutT0.Add(2 * time.Hour)) // the start time passes while paused
+	r.devices("late", 1, "1.0")
+	r.tick()
+	r.wantJobState(j.ID, ota.JobPaused)
+	r.wantCounts(j.ID, "")
+	if _, err := r.svc.ResumeJob(r.ctx, r.p, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	r.tick()
+	// The device set is the one at the (resumed) start, the late device included.
+	if got := r.taskDevices(j.ID); !slices.Equal(got, []string{"d-0000", "d-0001", "late-0000"}) {
+		t.Fatalf("tasks for %v", got)
+	}
+	r.wantCounts(j.ID, "notified=3")
 }
 
 func TestOverwriteModes(t *testing.T) {
@@ -970,7 +1035,9 @@ func TestRemainingTransitions(t *testing.T) {
 		j.Target = ota.Target{Devices: []string{"c-0000"}}
 	})
 	r.tick()
-	r.svc.ConfirmTasks(r.ctx, r.p, conf2.ID, nil)
+	if res, err := r.svc.ConfirmTasks(r.ctx, r.p, conf2.ID, nil); err != nil || len(res) != 1 || !res[0].OK {
+		t.Fatalf("confirm: %+v %v", res, err)
+	}
 	r.tick()
 	r.progress("c-0000", -1)
 	r.wantState(conf2.ID, "c-0000", ota.TaskFailed)

@@ -270,10 +270,34 @@ func (s *Service) materialize(ctx context.Context, job ota.Job, pkg *ota.Package
 		job.Materialized = done
 		job.UpdatedAt = now
 		if err := s.store.UpdateJob(ctx, job, job.State); err != nil {
-			return job, inserted, err
+			return job, inserted, s.endedWhileMaterializing(ctx, job, err)
 		}
 	}
 	return job, inserted, nil
+}
+
+// endedWhileMaterializing handles a failed cursor write: when the job was
+// canceled or completed meanwhile, its end may have canceled its unfinished
+// tasks before this batch's were inserted, and those would hold their
+// devices' modules for good; they are canceled here. err is returned as is.
+func (s *Service) endedWhileMaterializing(ctx context.Context, job ota.Job, err error) error {
+	if ota.ErrorCode(err) != ota.CodeConflict {
+		return err
+	}
+	cur, gerr := s.store.GetJob(ctx, job.TenantID, job.ID)
+	if gerr != nil {
+		if ota.ErrorCode(gerr) == ota.CodeNotFound {
+			return err // deleted with its tasks
+		}
+		return gerr
+	}
+	if cur.State.Terminal() {
+		if _, uerr := s.store.UpdateTasks(ctx, store.TaskFilter{JobID: job.ID, States: activeStates},
+			store.TaskUpdate{State: ota.TaskCanceled, Reason: endReason(cur), Detail: cur.StateReason, Now: s.clock.Now()}); uerr != nil {
+			return uerr
+		}
+	}
+	return err
 }
 
 func (s *Service) newTask(job *ota.Job, pkg *ota.Package, device, from string, now time.Time) ota.Task {
