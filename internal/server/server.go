@@ -266,7 +266,11 @@ func (s *Server) Start() error {
 		s.serveCh <- err
 		close(s.serveCh)
 	}()
-	s.log.Info("updraft serving", "http", s.Addr(), "public_url", s.publicURL,
+	mqttAt := s.mqttAddr
+	if s.cfg.MQTTBroker != "" {
+		mqttAt = config.Redact(s.cfg.MQTTBroker)
+	}
+	s.log.Info("updraft serving", "http", s.Addr(), "mqtt", mqttAt, "public_url", s.publicURL,
 		"db", config.Redact(s.cfg.DBURL), "blob", config.Redact(s.cfg.BlobURL), "data", s.cfg.DataDir)
 	return nil
 }
