@@ -56,7 +56,9 @@ type tracker struct {
 	done chan struct{}
 }
 
-func newTracker(n int) *tracker { return &tracker{got: make([]atomic.Bool, n), done: make(chan struct{})} }
+func newTracker(n int) *tracker {
+	return &tracker{got: make([]atomic.Bool, n), done: make(chan struct{})}
+}
 
 func (t *tracker) see(i int) {
 	if t.got[i].Swap(true) {
