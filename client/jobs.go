@@ -64,13 +64,16 @@ type JobCreate struct {
 	NeedConfirm        bool        `json:"need_confirm,omitempty"`
 	Overwrite          string      `json:"overwrite,omitempty"` // keep (default) or overwrite
 	AllowDeviceRequest bool        `json:"allow_device_request,omitempty"`
+	AllowDowngrade     bool        `json:"allow_downgrade,omitempty"` // move devices on a newer version back
+	TimeoutFrom        string      `json:"timeout_from,omitempty"`    // notified (default) or in_progress
 	Abort              JobAbort    `json:"abort"`
 	Tags               []Tag       `json:"tags,omitempty"`
 	ExtInfo            string      `json:"ext_info,omitempty"`
 }
 
 // TaskStates lists the task states in lifecycle order.
-var TaskStates = []string{"confirm", "queued", "notified", "in_progress", "retry_wait", "succeeded", "failed", "canceled"}
+var TaskStates = []string{"waiting", "confirm", "queued", "notified", "in_progress", "retry_wait", "succeeded", "failed",
+	"canceled", "skipped"}
 
 // Job is a rollout of a package. Counts (tasks per state) is set by GetJob
 // and the actions, not by ListJobs.
@@ -93,13 +96,18 @@ type Job struct {
 	NeedConfirm        bool             `json:"need_confirm"`
 	Overwrite          string           `json:"overwrite"`
 	AllowDeviceRequest bool             `json:"allow_device_request"`
+	AllowDowngrade     bool             `json:"allow_downgrade"`
+	TimeoutFrom        string           `json:"timeout_from"`
+	PackageKind        string           `json:"package_kind"`
 	Abort              JobAbort         `json:"abort"`
 	Tags               []Tag            `json:"tags"`
 	ExtInfo            string           `json:"ext_info"`
 	State              string           `json:"state"` // planned, running, paused, completed, canceled
 	StateReason        string           `json:"state_reason"`
 	Materialized       bool             `json:"materialized"`
+	Initializing       bool             `json:"initializing"` // tasks still being created; Counts so far
 	Counts             map[string]int64 `json:"counts,omitempty"`
+	Outcome            string           `json:"outcome,omitempty"` // once ended: succeeded, partial, failed, canceled
 	CreatedAt          time.Time        `json:"created_at"`
 	UpdatedAt          time.Time        `json:"updated_at"`
 	StartedAt          *time.Time       `json:"started_at"`

@@ -128,8 +128,10 @@ func TestRolloutFailureInjection(t *testing.T) {
 		}, progress(e, f, job.ID))
 		tasks := e.tasks(job.ID)
 		byState, _, byReason := counts(tasks)
-		if byState["notified"] != plan[sim.Offline] || len(tasks) != fleetSize {
-			t.Fatalf("tasks by state %v; want the %d offline devices' tasks notified", byState, plan[sim.Offline])
+		// Offline devices (never connected, no version known) wait: not
+		// notified, not counted against concurrency, no timeout.
+		if byState["waiting"] != plan[sim.Offline] || byState["notified"] != 0 || len(tasks) != fleetSize {
+			t.Fatalf("tasks by state %v; want the %d offline devices' tasks waiting", byState, plan[sim.Offline])
 		}
 		if byReason[string(ota.ReasonDownloadFailed)] != plan[sim.FailDownload] || byReason[string(ota.ReasonInstallFailed)] != plan[sim.FailInstall] {
 			t.Fatalf("tasks by reason %v; plan %v", byReason, plan)

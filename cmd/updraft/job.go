@@ -99,6 +99,8 @@ window, concurrency and rate. Follow it with: updraft job watch ID`,
 	fl.BoolVar(&f.in.NeedConfirm, "confirm", false, "tasks wait for `updraft job confirm`")
 	fl.BoolVar(&f.overwrite, "overwrite", false, "take devices from other jobs' tasks that have not started")
 	fl.BoolVar(&f.in.AllowDeviceRequest, "allow-device-request", false, "devices may ask for their update before their turn")
+	fl.BoolVar(&f.in.AllowDowngrade, "allow-downgrade", false, "also move devices on a newer version back to the package's (else they are skipped)")
+	fl.StringVar(&f.in.TimeoutFrom, "timeout-from", "", "start a task's timeout when it is notified (default) or in_progress")
 	fl.Float64Var(&f.in.Abort.FailurePercent, "abort-percent", 0, "cancel the job once this share of finished tasks failed")
 	fl.IntVar(&f.in.Abort.MinFinished, "abort-min", 0, "…counting only once this many tasks finished")
 	fl.StringArrayVar(&f.tags, "tag", nil, "KEY=VALUE sent to devices with the notice (repeatable)")

@@ -31,6 +31,15 @@ func TestJobCLI(t *testing.T) {
 	run("product", "create", "thermo", "--name", "Thermostat")
 	for _, d := range []string{"d1", "d2"} {
 		run("device", "create", "thermo", d)
+		// Online on 1.0, as a connected device would be: an offline device,
+		// or one without a version, waits instead of being notified.
+		ref := ota.DeviceRef{ProductKey: "thermo", Name: d}
+		if err := svc.DeviceConnected(context.Background(), ref, true); err != nil {
+			t.Fatal(err)
+		}
+		if err := svc.ReportVersion(context.Background(), ref, "", "1.0"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	fw := filepath.Join(t.TempDir(), "fw.bin")
 	if err := writeFile(fw, "firmware"); err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -73,6 +74,14 @@ type OverwriteMode string
 const (
 	OverwriteKeep    OverwriteMode = "keep"      // 1: keep the existing task; the new one is skipped
 	OverwriteReplace OverwriteMode = "overwrite" // 2: cancel a pending (not yet in-progress) task and take over
+)
+
+// TimeoutFrom says when a task's timeout clock starts.
+type TimeoutFrom string
+
+const (
+	TimeoutFromNotified   TimeoutFrom = "notified"    // when the device is notified while online
+	TimeoutFromInProgress TimeoutFrom = "in_progress" // when the device reports its first progress
 )
 
 // Target is who a job is for. Fields combine as an intersection: All or
@@ -244,6 +253,16 @@ type Job struct {
 	Retry          Retry
 	TimeoutSeconds int
 
+	// AllowDowngrade lets the job move devices to an older version than
+	// theirs (Package.Refuses); without it such devices are skipped
+	// (ReasonDowngrade).
+	AllowDowngrade bool
+	// TimeoutFrom is when a task's timeout clock starts: at the notice
+	// (Huawei, Alibaba) or at the device's first progress report (EnOS).
+	TimeoutFrom TimeoutFrom
+	// PackageKind is copied from the package, so that jobs filter by it.
+	PackageKind PackageKind
+
 	NeedPush           bool // the engine pushes notices; false: devices must pull (the native API defaults it to true)
 	NeedConfirm        bool // tasks wait in TaskConfirm for an operator
 	Overwrite          OverwriteMode
@@ -286,6 +305,9 @@ func (j *Job) Normalize() {
 	if j.Overwrite == "" {
 		j.Overwrite = OverwriteKeep
 	}
+	if j.TimeoutFrom == "" {
+		j.TimeoutFrom = TimeoutFromNotified
+	}
 }
 
 // Validate checks a new job against the documented limits. now is used for
@@ -323,6 +345,11 @@ func (j *Job) Validate(now time.Time) error {
 	}
 	if j.TimeoutSeconds < MinTimeoutSeconds || j.TimeoutSeconds > MaxTimeoutSeconds {
 		return Invalid("timeout_seconds", "timeout_seconds must be %d to %d, got %d", MinTimeoutSeconds, MaxTimeoutSeconds, j.TimeoutSeconds)
+	}
+	switch j.TimeoutFrom {
+	case TimeoutFromNotified, TimeoutFromInProgress:
+	default:
+		return Invalid("timeout_from", "timeout_from %q is not one of notified, in_progress", j.TimeoutFrom)
 	}
 	switch j.Overwrite {
 	case OverwriteKeep, OverwriteReplace:
@@ -501,6 +528,31 @@ func (j *Job) FirstTaskState() TaskState {
 		return TaskConfirm
 	}
 	return TaskQueued
+}
+
+// Admit decides the state a target device's task starts in, and why it is
+// skipped when it is. d is nil for a listed device that is not registered.
+// The order of the rules is the order an operator asks "why not?": does the
+// device exist, is its version known, may the package and the job move it
+// from there, is it online.
+func (j *Job) Admit(pkg *Package, d *Device) (TaskState, Reason) {
+	if d == nil {
+		return TaskSkipped, ReasonNotFound
+	}
+	v := d.Version(j.Module)
+	if v == "" {
+		return TaskWaiting, ReasonNone
+	}
+	if r := pkg.Refuses(v, j.AllowDowngrade); r != ReasonNone {
+		return TaskSkipped, r
+	}
+	if len(j.Target.SourceVersions) > 0 && !slices.Contains(j.Target.SourceVersions, v) {
+		return TaskSkipped, ReasonSourceVersionMismatch
+	}
+	if !d.Online {
+		return TaskWaiting, ReasonNone
+	}
+	return j.FirstTaskState(), ReasonNone
 }
 
 // Timeout is how long a notified task may wait for progress, and an

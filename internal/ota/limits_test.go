@@ -255,17 +255,6 @@ func TestSignCheck(t *testing.T) {
 	}
 }
 
-func TestPackageAppliesTo(t *testing.T) {
-	full := Package{Version: "2"}
-	if full.AppliesTo("2") || !full.AppliesTo("1") || !full.AppliesTo("") {
-		t.Fatal("full package: applies to any other version")
-	}
-	diff := Package{Version: "2", Differential: true, SourceVersions: []string{"1.0", "1.1"}}
-	if !diff.AppliesTo("1.1") || diff.AppliesTo("0.9") || diff.AppliesTo("2") || diff.AppliesTo("") {
-		t.Fatal("differential package: only from its source versions")
-	}
-}
-
 func TestNewIDSortsByTime(t *testing.T) {
 	a := NewID(mustTime("2026-01-01T00:00:00Z"))
 	b := NewID(mustTime("2026-01-01T00:00:01Z"))

@@ -170,22 +170,32 @@ func (p *Package) Validate() error {
 	return CheckTags("tags", p.Tags)
 }
 
-// AppliesTo reports whether the package may upgrade a device now on version
-// from: never from its own version, and, when it names source versions, only
-// from one of them.
-func (p *Package) AppliesTo(from string) bool {
+// Refuses says why the package may not move a device now on version from
+// (ReasonNone when it may). Declared source versions decide first: a device
+// on one of them qualifies, any other version does not. Without them the
+// versions are ordered (CompareVersions): an equal one is already there, a
+// newer one is a downgrade unless allowDowngrade. Versions that cannot be
+// ordered qualify, as nothing says otherwise.
+func (p *Package) Refuses(from string, allowDowngrade bool) Reason {
 	if from == p.Version {
-		return false
+		return ReasonAlreadyOnVersion
 	}
-	if len(p.SourceVersions) == 0 {
-		return true
-	}
-	for _, v := range p.SourceVersions {
-		if v == from {
-			return true
+	if len(p.SourceVersions) > 0 {
+		for _, v := range p.SourceVersions {
+			if v == from {
+				return ReasonNone
+			}
 		}
+		return ReasonSourceVersionMismatch
 	}
-	return false
+	c, ok := CompareVersions(from, p.Version)
+	switch {
+	case ok && c == 0:
+		return ReasonAlreadyOnVersion
+	case ok && c > 0 && !allowDowngrade:
+		return ReasonDowngrade
+	}
+	return ReasonNone
 }
 
 // ExpectedSign returns the digest of the content for the package's method.

@@ -6,6 +6,10 @@ import "time"
 type TaskState string
 
 const (
+	// TaskWaiting waits for its device: offline, or no version of the module
+	// known yet. It holds the device's module but does not count against
+	// max_concurrency or max_per_minute, and no timeout runs.
+	TaskWaiting    TaskState = "waiting"
 	TaskConfirm    TaskState = "confirm"     // waits for an operator to confirm (need_confirm)
 	TaskQueued     TaskState = "queued"      // due for a notice when window, concurrency and rate allow
 	TaskNotified   TaskState = "notified"    // the notice was sent (or is waiting for the device to connect/poll)
@@ -14,14 +18,22 @@ const (
 	TaskFailed     TaskState = "failed"
 	TaskCanceled   TaskState = "canceled"
 	TaskRetryWait  TaskState = "retry_wait" // failed, re-queued at NextAttemptAt
+	// TaskSkipped is terminal: the device is a target of the job but does
+	// not qualify (Reason says why: ReasonNotFound, ReasonAlreadyOnVersion…).
+	TaskSkipped TaskState = "skipped"
 )
 
 // TaskStates lists every state, in lifecycle order (for counts and docs).
-var TaskStates = []TaskState{TaskConfirm, TaskQueued, TaskNotified, TaskInProgress, TaskRetryWait, TaskSucceeded, TaskFailed, TaskCanceled}
+var TaskStates = []TaskState{TaskWaiting, TaskConfirm, TaskQueued, TaskNotified, TaskInProgress, TaskRetryWait, TaskSucceeded,
+	TaskFailed, TaskCanceled, TaskSkipped}
+
+// ActiveTaskStates are the unfinished states: a device has at most one task
+// in them per module.
+var ActiveTaskStates = []TaskState{TaskWaiting, TaskConfirm, TaskQueued, TaskNotified, TaskInProgress, TaskRetryWait}
 
 // Terminal reports whether the task is over.
 func (s TaskState) Terminal() bool {
-	return s == TaskSucceeded || s == TaskFailed || s == TaskCanceled
+	return s == TaskSucceeded || s == TaskFailed || s == TaskCanceled || s == TaskSkipped
 }
 
 // Active reports whether the task holds its device's module: a device has at
@@ -35,6 +47,13 @@ func (s TaskState) Dispatched() bool { return s == TaskNotified || s == TaskInPr
 // moves tasks only along it, and the stores' compare-and-set updates take
 // their expected states from SourcesOf.
 //
+//   - waiting → queued (or confirm) when its device is online and on a
+//     version the job applies to (DeviceAvailable); → skipped when the
+//     version it reports does not qualify; → succeeded when it reports the
+//     destination; → canceled.
+//   - queued | notified → waiting when the device goes offline before it
+//     started: the notice is given again when it is back, and its timeout
+//     clock does not run meanwhile.
 //   - confirm → queued when an operator confirms; → succeeded when the device
 //     reports the destination version anyway.
 //   - queued → notified when the engine (or the device's own request) claims
@@ -49,14 +68,16 @@ func (s TaskState) Dispatched() bool { return s == TaskNotified || s == TaskInPr
 //     overwrite).
 //   - failed | canceled → queued or confirm by an operator's retry.
 var transitions = map[TaskState][]TaskState{
+	TaskWaiting:    {TaskQueued, TaskConfirm, TaskSucceeded, TaskSkipped, TaskCanceled},
 	TaskConfirm:    {TaskQueued, TaskSucceeded, TaskCanceled},
-	TaskQueued:     {TaskNotified, TaskInProgress, TaskSucceeded, TaskFailed, TaskRetryWait, TaskCanceled},
-	TaskNotified:   {TaskInProgress, TaskSucceeded, TaskFailed, TaskRetryWait, TaskCanceled, TaskQueued},
+	TaskQueued:     {TaskNotified, TaskInProgress, TaskSucceeded, TaskFailed, TaskRetryWait, TaskCanceled, TaskWaiting},
+	TaskNotified:   {TaskInProgress, TaskSucceeded, TaskFailed, TaskRetryWait, TaskCanceled, TaskQueued, TaskWaiting},
 	TaskInProgress: {TaskInProgress, TaskSucceeded, TaskFailed, TaskRetryWait, TaskCanceled},
 	TaskRetryWait:  {TaskQueued, TaskSucceeded, TaskCanceled},
 	TaskFailed:     {TaskQueued, TaskConfirm}, // operator retry
 	TaskCanceled:   {TaskQueued, TaskConfirm}, // operator retry
 	TaskSucceeded:  nil,
+	TaskSkipped:    nil,
 }
 
 // CanTransition reports whether from → to is allowed.
@@ -87,7 +108,7 @@ func (t *Task) Transition(to TaskState, now time.Time) error {
 		if t.StartedAt.IsZero() {
 			t.StartedAt = now
 		}
-	case to == TaskQueued || to == TaskConfirm || to == TaskRetryWait:
+	case to == TaskQueued || to == TaskConfirm || to == TaskRetryWait || to == TaskWaiting:
 		// retry_wait ends the failed attempt here: the engine re-queues it
 		// with a bulk store update that never passes through Transition, and
 		// the next attempt's timeout clock must not start from this one's.
@@ -95,6 +116,9 @@ func (t *Task) Transition(to TaskState, now time.Time) error {
 	}
 	if to != TaskRetryWait {
 		t.NextAttemptAt = time.Time{}
+	}
+	if to == TaskWaiting {
+		t.NotifiedAt = time.Time{} // the clock of a notice given offline does not run
 	}
 	if !to.Terminal() && to != TaskRetryWait {
 		t.Reason, t.Detail = ReasonNone, ""
@@ -119,22 +143,26 @@ func SourcesOf(to TaskState) []TaskState {
 type Reason string
 
 const (
-	ReasonNone            Reason = ""
-	ReasonDownloadFailed  Reason = "download_failed"
-	ReasonVerifyFailed    Reason = "verify_failed"
-	ReasonInstallFailed   Reason = "install_failed"
-	ReasonUpgradeFailed   Reason = "upgrade_failed" // generic device failure
-	ReasonDeviceRejected  Reason = "rejected"       // the device declined (busy, low battery, ignored…)
-	ReasonTimeout         Reason = "timeout"
-	ReasonCanceled        Reason = "canceled"         // by an operator
-	ReasonJobCanceled     Reason = "job_canceled"     // the job was canceled
-	ReasonJobFinished     Reason = "job_finished"     // the schedule's finish time passed
-	ReasonOverwritten     Reason = "overwritten"      // a newer job took the device (overwrite mode)
-	ReasonWrongVersion    Reason = "wrong_version"    // the device reported a version other than the destination
-	ReasonNotApplicable   Reason = "not_applicable"   // the device's version is not a source version
-	ReasonDeviceNotFound  Reason = "device_not_found" // listed in the target but not registered
-	ReasonTaskConflict    Reason = "task_conflict"    // another active task holds the module
-	ReasonAlreadyUpToDate Reason = "already_latest"
+	ReasonNone           Reason = ""
+	ReasonDownloadFailed Reason = "download_failed"
+	ReasonVerifyFailed   Reason = "verify_failed"
+	ReasonInstallFailed  Reason = "install_failed"
+	ReasonUpgradeFailed  Reason = "upgrade_failed" // generic device failure
+	ReasonDeviceRejected Reason = "rejected"       // the device declined (busy, low battery, ignored…)
+	ReasonTimeout        Reason = "timeout"
+	ReasonCanceled       Reason = "canceled"      // by an operator
+	ReasonJobCanceled    Reason = "job_canceled"  // the job was canceled
+	ReasonJobFinished    Reason = "job_finished"  // the schedule's finish time passed
+	ReasonOverwritten    Reason = "overwritten"   // a newer job took the device (overwrite mode)
+	ReasonWrongVersion   Reason = "wrong_version" // the device reported a version other than the destination
+
+	// Why a target was skipped (TaskSkipped), or, for ReasonAlreadyOnVersion,
+	// why a device declined a notice.
+	ReasonNotFound              Reason = "not_found"               // listed in the target but not registered
+	ReasonAlreadyOnVersion      Reason = "already_on_version"      // the device runs the destination already
+	ReasonSourceVersionMismatch Reason = "source_version_mismatch" // the device's version is not a source version
+	ReasonBusyInOtherJob        Reason = "busy_in_other_job"       // another job's active task holds the module
+	ReasonDowngrade             Reason = "downgrade"               // the destination is older and the job does not allow downgrades
 )
 
 // ReasonForStep maps a negative progress step (Alibaba/EnOS/native) to a reason.
@@ -158,7 +186,7 @@ func ReasonForStep(step int) Reason {
 func (r Reason) Retryable() bool {
 	switch r {
 	case ReasonTimeout, ReasonCanceled, ReasonJobCanceled, ReasonJobFinished, ReasonOverwritten,
-		ReasonNotApplicable, ReasonDeviceNotFound, ReasonTaskConflict, ReasonAlreadyUpToDate:
+		ReasonNotFound, ReasonAlreadyOnVersion, ReasonSourceVersionMismatch, ReasonBusyInOtherJob, ReasonDowngrade:
 		return false
 	}
 	return true
@@ -202,7 +230,7 @@ func (c TaskCounts) Total() int64 {
 
 // Finished sums the terminal states.
 func (c TaskCounts) Finished() int64 {
-	return c[TaskSucceeded] + c[TaskFailed] + c[TaskCanceled]
+	return c[TaskSucceeded] + c[TaskFailed] + c[TaskCanceled] + c[TaskSkipped]
 }
 
 // Active sums the unfinished states.
@@ -210,3 +238,38 @@ func (c TaskCounts) Active() int64 { return c.Total() - c.Finished() }
 
 // Dispatched sums the states that count against max concurrency.
 func (c TaskCounts) Dispatched() int64 { return c[TaskNotified] + c[TaskInProgress] }
+
+// SkipBusy turns a task that lost its device's module to another job's
+// active task into a skipped one, finished at now.
+func (t *Task) SkipBusy(now time.Time) {
+	t.State, t.Reason, t.Detail = TaskSkipped, ReasonBusyInOtherJob, "another job's unfinished task holds the device's module"
+	t.FinishedAt, t.UpdatedAt = now, now
+}
+
+// JobOutcome is how a finished job went, as the vendors report it (Huawei
+// Success/PartialSuccess/Fail, Alibaba and EnOS job results).
+type JobOutcome string
+
+const (
+	OutcomeNone      JobOutcome = ""          // the job has not ended
+	OutcomeSucceeded JobOutcome = "succeeded" // every task succeeded
+	OutcomePartial   JobOutcome = "partial"   // some succeeded, some did not (failed, skipped, canceled)
+	OutcomeFailed    JobOutcome = "failed"    // none succeeded (also: no task at all)
+	OutcomeCanceled  JobOutcome = "canceled"  // the job was canceled
+)
+
+// Outcome of a job in state with these task counts. A skipped task is not a
+// success: the device was not upgraded by this job.
+func Outcome(state JobState, c TaskCounts) JobOutcome {
+	switch {
+	case state == JobCanceled:
+		return OutcomeCanceled
+	case !state.Terminal():
+		return OutcomeNone
+	case c[TaskSucceeded] > 0 && c[TaskSucceeded] == c.Total():
+		return OutcomeSucceeded
+	case c[TaskSucceeded] > 0:
+		return OutcomePartial
+	}
+	return OutcomeFailed
+}

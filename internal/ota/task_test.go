@@ -21,6 +21,11 @@ func TestTransitions(t *testing.T) {
 		{TaskRetryWait, TaskQueued}, {TaskRetryWait, TaskSucceeded}, {TaskRetryWait, TaskCanceled},
 		{TaskFailed, TaskQueued}, {TaskFailed, TaskConfirm},
 		{TaskCanceled, TaskQueued}, {TaskCanceled, TaskConfirm},
+		// Waiting for the device: admitted, skipped, done by itself, canceled;
+		// a device gone offline before it started gives its task back.
+		{TaskWaiting, TaskQueued}, {TaskWaiting, TaskConfirm}, {TaskWaiting, TaskSucceeded},
+		{TaskWaiting, TaskSkipped}, {TaskWaiting, TaskCanceled},
+		{TaskQueued, TaskWaiting}, {TaskNotified, TaskWaiting},
 	} {
 		allowed[p] = true
 	}
@@ -40,11 +45,13 @@ func TestTransitions(t *testing.T) {
 func TestSourcesOf(t *testing.T) {
 	tests := map[TaskState][]TaskState{
 		TaskNotified:  {TaskQueued},
-		TaskQueued:    {TaskConfirm, TaskNotified, TaskRetryWait, TaskFailed, TaskCanceled},
+		TaskQueued:    {TaskWaiting, TaskConfirm, TaskNotified, TaskRetryWait, TaskFailed, TaskCanceled},
 		TaskRetryWait: {TaskQueued, TaskNotified, TaskInProgress},
-		TaskCanceled:  {TaskConfirm, TaskQueued, TaskNotified, TaskInProgress, TaskRetryWait},
-		TaskSucceeded: {TaskConfirm, TaskQueued, TaskNotified, TaskInProgress, TaskRetryWait},
-		TaskConfirm:   {TaskFailed, TaskCanceled},
+		TaskCanceled:  {TaskWaiting, TaskConfirm, TaskQueued, TaskNotified, TaskInProgress, TaskRetryWait},
+		TaskSucceeded: {TaskWaiting, TaskConfirm, TaskQueued, TaskNotified, TaskInProgress, TaskRetryWait},
+		TaskConfirm:   {TaskWaiting, TaskFailed, TaskCanceled},
+		TaskWaiting:   {TaskQueued, TaskNotified},
+		TaskSkipped:   {TaskWaiting},
 	}
 	for to, want := range tests {
 		got := SourcesOf(to)
@@ -55,7 +62,7 @@ func TestSourcesOf(t *testing.T) {
 		}
 	}
 	// Nothing leaves a terminal state except by an operator's retry.
-	for _, s := range []TaskState{TaskSucceeded, TaskFailed, TaskCanceled} {
+	for _, s := range []TaskState{TaskSucceeded, TaskFailed, TaskCanceled, TaskSkipped} {
 		for _, to := range TaskStates {
 			if CanTransition(s, to) && to != TaskQueued && to != TaskConfirm {
 				t.Errorf("terminal %s may move to %s", s, to)
@@ -66,7 +73,7 @@ func TestSourcesOf(t *testing.T) {
 
 func TestTaskStatePredicates(t *testing.T) {
 	for _, s := range TaskStates {
-		terminal := s == TaskSucceeded || s == TaskFailed || s == TaskCanceled
+		terminal := s == TaskSucceeded || s == TaskFailed || s == TaskCanceled || s == TaskSkipped
 		if s.Terminal() != terminal || s.Active() == terminal {
 			t.Errorf("%s: Terminal=%v Active=%v", s, s.Terminal(), s.Active())
 		}
@@ -75,7 +82,7 @@ func TestTaskStatePredicates(t *testing.T) {
 			t.Errorf("%s: Dispatched=%v", s, s.Dispatched())
 		}
 	}
-	if len(TaskStates) != 8 {
+	if len(TaskStates) != 10 {
 		t.Errorf("TaskStates lists %d states", len(TaskStates))
 	}
 }

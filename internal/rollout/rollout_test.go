@@ -165,6 +165,14 @@ func TestEngineDrivesAJob(t *testing.T) {
 		if _, err := svc.CreateDevice(ctx, p, ota.Device{ProductKey: "pk", Name: name}); err != nil {
 			t.Fatal(err)
 		}
+		// Online on version 1: an offline device's task would wait.
+		ref := ota.DeviceRef{ProductKey: "pk", Name: name}
+		if err := svc.DeviceConnected(ctx, ref, true); err != nil {
+			t.Fatal(err)
+		}
+		if err := svc.ReportVersion(ctx, ref, "", "1"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	pkg, err := svc.CreatePackage(ctx, p, ota.Package{ProductKey: "pk", Name: "fw", Version: "2"}, "fw.bin", strings.NewReader("x"))
 	if err != nil {

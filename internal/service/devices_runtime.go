@@ -45,7 +45,7 @@ func moduleOrDefault(m string) string {
 // activeTask returns the device's unfinished task on module, nil if none.
 func (s *Service) activeTask(ctx context.Context, dev ota.DeviceRef, module string) (*ota.Task, error) {
 	tasks, _, err := s.store.ListTasks(ctx, store.TaskFilter{ProductKey: dev.ProductKey, Module: module,
-		Devices: []string{dev.Name}, States: activeStates, Limit: 1}, store.Page{Limit: 1}, false)
+		Devices: []string{dev.Name}, States: ota.ActiveTaskStates, Limit: 1}, store.Page{Limit: 1}, false)
 	if err != nil || len(tasks) == 0 {
 		return nil, err
 	}
@@ -102,6 +102,9 @@ func (s *Service) ReportVersion(ctx context.Context, dev ota.DeviceRef, module, 
 		}
 	}
 	if t != nil {
+		if t.State == ota.TaskWaiting {
+			return s.admitTask(ctx, t, &d)
+		}
 		return nil
 	}
 	return s.matchDynamicJobs(ctx, &d, module, version, now)
@@ -130,10 +133,11 @@ func (s *Service) matchDynamicJobs(ctx context.Context, d *ota.Device, module, v
 		if err != nil {
 			return err
 		}
-		if !pkg.AppliesTo(version) {
+		state, _ := job.Admit(&pkg, d)
+		if state == ota.TaskSkipped {
 			continue
 		}
-		n, err := s.insertTasks(ctx, job, []ota.Task{s.newTask(job, &pkg, d.Name, version, now)}, now)
+		n, err := s.insertTasks(ctx, job, []ota.Task{s.targetTask(job, &pkg, d.Name, version, state, ota.ReasonNone, now)}, now)
 		if err != nil {
 			return err
 		}
@@ -144,7 +148,7 @@ func (s *Service) matchDynamicJobs(ctx context.Context, d *ota.Device, module, v
 				return err
 			}
 			if cur.State.Terminal() {
-				_, err := s.store.UpdateTasks(ctx, store.TaskFilter{JobID: job.ID, Devices: []string{d.Name}, States: activeStates},
+				_, err := s.store.UpdateTasks(ctx, store.TaskFilter{JobID: job.ID, Devices: []string{d.Name}, States: ota.ActiveTaskStates},
 					store.TaskUpdate{State: ota.TaskCanceled, Reason: endReason(cur), Now: now})
 				return err
 			}
@@ -253,6 +257,20 @@ func (s *Service) NextNotice(ctx context.Context, dev ota.DeviceRef, module stri
 	if err != nil || t == nil {
 		return nil, err
 	}
+	if t.State == ota.TaskWaiting {
+		// The device is asking, so it is there: admit the task as if online.
+		d, err := s.store.GetDevice(ctx, dev.ProductKey, dev.Name)
+		if err != nil {
+			return nil, err
+		}
+		d.Online = true
+		if err := s.admitTask(ctx, t, &d); err != nil {
+			return nil, err
+		}
+		if t, err = s.activeTask(ctx, dev, module); err != nil || t == nil {
+			return nil, err
+		}
+	}
 	if t.State != ota.TaskQueued && t.State != ota.TaskNotified && t.State != ota.TaskInProgress {
 		return nil, nil
 	}
@@ -290,8 +308,16 @@ func (s *Service) NextNotice(ctx context.Context, dev ota.DeviceRef, module stri
 	return &n, nil
 }
 
-// DeviceConnected records that a device came online (true) or went offline.
-// Front-ends call NextNotice after a connect to deliver what is waiting.
+// DeviceConnected records that a device came online (true) or went offline,
+// and admits its waiting tasks (DeviceAvailable) or gives its due ones back
+// to waiting (DeviceUnavailable). Front-ends call NextNotice after a connect
+// to deliver what is due.
 func (s *Service) DeviceConnected(ctx context.Context, dev ota.DeviceRef, online bool) error {
-	return s.store.SetDeviceOnline(ctx, dev.ProductKey, dev.Name, online, s.clock.Now())
+	if err := s.store.SetDeviceOnline(ctx, dev.ProductKey, dev.Name, online, s.clock.Now()); err != nil {
+		return err
+	}
+	if online {
+		return s.DeviceAvailable(ctx, dev)
+	}
+	return s.DeviceUnavailable(ctx, dev)
 }

@@ -21,7 +21,7 @@ package service
 //     the replicas claim in the same instant; they are never overshot by one
 //     replica.
 //   - Timeouts: a notified task with no progress more than TimeoutSeconds
-//     after NotifiedAt, and an in-progress task not on the destination
+//     after NotifiedAt (unless the job's TimeoutFrom is in_progress), and an in-progress task not on the destination
 //     version more than TimeoutSeconds after its first progress (StartedAt),
 //     fail with ReasonTimeout. A timeout is never retried.
 //   - Abort threshold: the job is canceled (not paused: a paused job resumed
@@ -121,7 +121,7 @@ func (s *Service) sweepEndedJobs(ctx context.Context) error {
 			return err
 		}
 		for _, j := range jobs {
-			n, err := s.store.UpdateTasks(ctx, store.TaskFilter{JobID: j.ID, States: activeStates},
+			n, err := s.store.UpdateTasks(ctx, store.TaskFilter{JobID: j.ID, States: ota.ActiveTaskStates},
 				store.TaskUpdate{State: ota.TaskCanceled, Reason: endReason(j), Detail: j.StateReason, Now: now})
 			if err != nil {
 				return err
@@ -293,7 +293,7 @@ func (s *Service) advanceJob(ctx context.Context, job ota.Job, rep *TickReport) 
 	}
 	if job.Materialized && job.Selection == ota.SelectStatic && counts.Active() == 0 {
 		why := ""
-		if counts.Total() == 0 {
+		if counts.Total() == counts[ota.TaskSkipped] {
 			why = "no device matched the target"
 		}
 		ended, err := s.endJob(ctx, job, ota.JobCompleted, ota.ReasonNone, why)
@@ -330,6 +330,9 @@ func (s *Service) timeOut(ctx context.Context, job *ota.Job, counts ota.TaskCoun
 	} {
 		if counts[step.state] == 0 {
 			continue
+		}
+		if step.state == ota.TaskNotified && job.TimeoutFrom == ota.TimeoutFromInProgress {
+			continue // the clock starts when the device starts the upgrade
 		}
 		step.filter.JobID, step.filter.States = job.ID, []ota.TaskState{step.state}
 		n, err := s.store.UpdateTasks(ctx, step.filter, store.TaskUpdate{State: ota.TaskFailed, Reason: ota.ReasonTimeout,
@@ -448,7 +451,7 @@ func (s *Service) endJob(ctx context.Context, job ota.Job, state ota.JobState, t
 		return false, ignoreConflict(err)
 	}
 	s.engine.setAfter(job.ID, 0)
-	if _, err := s.store.UpdateTasks(ctx, store.TaskFilter{JobID: job.ID, States: activeStates},
+	if _, err := s.store.UpdateTasks(ctx, store.TaskFilter{JobID: job.ID, States: ota.ActiveTaskStates},
 		store.TaskUpdate{State: ota.TaskCanceled, Reason: taskReason, Detail: why, Now: now}); err != nil {
 		return true, err
 	}
@@ -497,8 +500,6 @@ func (s *Service) packageGone(ctx context.Context, job ota.Job, err error, rep *
 	}
 	return err
 }
-
-var activeStates = []ota.TaskState{ota.TaskConfirm, ota.TaskQueued, ota.TaskNotified, ota.TaskInProgress, ota.TaskRetryWait}
 
 func ignoreConflict(err error) error {
 	if ota.ErrorCode(err) == ota.CodeConflict {

@@ -116,8 +116,10 @@ func (r *rolloutEnv) devices(prefix string, n int, version string, groups ...str
 	names := make([]string, n)
 	for i := range names {
 		names[i] = fmt.Sprintf("%s-%04d", prefix, i)
+		// Online: a device that is offline waits (TaskWaiting) instead of
+		// being notified; tests of waiting take devices offline themselves.
 		d := ota.Device{TenantID: "acme", ProductKey: rolloutProduct, Name: names[i], Secret: "s", Groups: groups,
-			CreatedAt: r.clock.Now()}
+			CreatedAt: r.clock.Now(), Online: true}
 		if version != "" {
 			d.Versions = map[string]string{ota.DefaultModule: version}
 		}

@@ -154,7 +154,8 @@ func twoEngines(t *testing.T, open func() store.Store, fleet int) {
 	}
 }
 
-// createDevices creates fleet devices on version 1.0 with a few writers.
+// createDevices creates fleet devices, online on version 1.0, with a few
+// writers.
 func createDevices(t *testing.T, st store.Store, fleet int) {
 	t.Helper()
 	ctx := context.Background()
@@ -167,7 +168,7 @@ func createDevices(t *testing.T, st store.Store, fleet int) {
 			defer wg.Done()
 			for i := w; i < fleet; i += workers {
 				d := ota.Device{TenantID: "acme", ProductKey: rolloutProduct, Name: fmt.Sprintf("d-%06d", i), Secret: "s",
-					Versions: map[string]string{ota.DefaultModule: "1.0"}, CreatedAt: rolloutT0}
+					Versions: map[string]string{ota.DefaultModule: "1.0"}, CreatedAt: rolloutT0, Online: true}
 				if err := st.CreateDevice(ctx, d); err != nil {
 					errs <- err
 					return

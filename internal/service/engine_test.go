@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -168,39 +169,53 @@ func TestMaterializeTargets(t *testing.T) {
 	diff := r.pkg(func(p *ota.Package) { p.Differential = true; p.SourceVersions = []string{"1.0"} })
 	listed := r.pkg(func(p *ota.Package) { p.SourceVersions = []string{"0.9", "1.0"} })
 
+	// want: device → state, or state/reason for a skipped one.
 	tests := []struct {
 		name   string
 		pkg    ota.Package
 		target ota.Target
-		want   []string
+		want   map[string]string
 	}{
-		{"full package: every device not on the destination", full, ota.Target{All: true},
-			[]string{"unknown-0000", "v09-0000", "v09-0001", "v10-0000", "v10-0001", "v10-0002"}},
+		{"full package: every device, those on the destination skipped, the one without a version waiting", full, ota.Target{All: true},
+			map[string]string{"on-dest-0000": "skipped/already_on_version", "on-dest-0001": "skipped/already_on_version",
+				"unknown-0000": "waiting", "v09-0000": "confirm", "v09-0001": "confirm", "v10-0000": "confirm",
+				"v10-0001": "confirm", "v10-0002": "confirm"}},
 		{"differential: only its source version", diff, ota.Target{All: true},
-			[]string{"v10-0000", "v10-0001", "v10-0002"}},
+			map[string]string{"v10-0000": "confirm", "v10-0001": "confirm", "v10-0002": "confirm"}},
 		{"target source versions narrow", full, ota.Target{All: true, SourceVersions: []string{"0.9"}},
-			[]string{"v09-0000", "v09-0001"}},
+			map[string]string{"v09-0000": "confirm", "v09-0001": "confirm"}},
 		{"source versions alone are a target", listed, ota.Target{SourceVersions: []string{"0.9"}},
-			[]string{"v09-0000", "v09-0001"}},
-		{"disjoint source versions: nobody", diff, ota.Target{All: true, SourceVersions: []string{"0.9"}}, nil},
-		{"groups", full, ota.Target{Groups: []string{"g2", "nogroup"}}, []string{"v09-0000", "v09-0001"}},
-		{"device list: unknown, up-to-date and not-applicable devices are skipped", diff,
-			ota.Target{Devices: []string{"v10-0001", "ghost", "on-dest-0000", "v09-0000", "unknown-0000"}}, []string{"v10-0001"}},
+			map[string]string{"v09-0000": "confirm", "v09-0001": "confirm"}},
+		{"disjoint source versions: nobody", diff, ota.Target{All: true, SourceVersions: []string{"0.9"}}, map[string]string{}},
+		{"groups", full, ota.Target{Groups: []string{"g2", "nogroup"}}, map[string]string{"v09-0000": "confirm", "v09-0001": "confirm"}},
+		{"device list: every listed name is a task, with why it is skipped", diff,
+			ota.Target{Devices: []string{"v10-0001", "ghost", "on-dest-0000", "v09-0000", "unknown-0000"}},
+			map[string]string{"v10-0001": "confirm", "ghost": "skipped/not_found", "on-dest-0000": "skipped/already_on_version",
+				"v09-0000": "skipped/source_version_mismatch", "unknown-0000": "waiting"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r.t = t
 			j := r.job(tc.pkg, func(j *ota.Job) { j.Target = tc.target; j.NeedConfirm = true })
 			r.tickUntilMaterialized(j.ID)
-			if got := r.taskDevices(j.ID); !slices.Equal(got, tc.want) {
-				t.Fatalf("tasks for %v, want %v", got, tc.want)
-			}
+			got := map[string]string{}
+			due := ""
 			for _, task := range r.tasks(j.ID) {
-				if task.State != ota.TaskConfirm || task.ToVersion != "2.0" {
+				if task.ToVersion != "2.0" {
 					t.Fatalf("task %+v", task)
 				}
+				got[task.DeviceName] = string(task.State)
+				if task.State == ota.TaskSkipped {
+					got[task.DeviceName] += "/" + string(task.Reason)
+				}
+				if task.State == ota.TaskConfirm && due == "" {
+					due = task.DeviceName
+				}
 			}
-			if len(tc.want) == 0 {
+			if !maps.Equal(got, tc.want) {
+				t.Fatalf("tasks %v, want %v", got, tc.want)
+			}
+			if due == "" {
 				r.wantJobState(j.ID, ota.JobCompleted)
 				return
 			}
@@ -208,7 +223,7 @@ func TestMaterializeTargets(t *testing.T) {
 			if _, err := r.svc.CancelJob(r.ctx, r.p, j.ID); err != nil {
 				t.Fatal(err)
 			}
-			if task := r.task(j.ID, tc.want[0]); task.FromVersion != r.deviceVersion(tc.want[0]) {
+			if task := r.task(j.ID, due); task.FromVersion != r.deviceVersion(due) {
 				t.Fatalf("from version %q", task.FromVersion)
 			}
 		})
@@ -675,14 +690,20 @@ func TestOverwriteModes(t *testing.T) {
 	pkg2 := r.pkg(func(p *ota.Package) { p.Version = "3.0" })
 	keep := r.job(pkg2, func(j *ota.Job) { j.Overwrite = ota.OverwriteKeep })
 	r.tick()
-	r.wantCounts(keep.ID, "")
+	r.wantCounts(keep.ID, "skipped=3") // visible, with why
+	if task := r.task(keep.ID, "d-0000"); task.Reason != ota.ReasonBusyInOtherJob {
+		t.Fatalf("kept device's task in the new job: %+v", task)
+	}
 	r.wantJobState(keep.ID, ota.JobCompleted)
 	r.wantCounts(a.ID, "confirm=1 notified=1 in_progress=1")
 
 	over := r.job(pkg2, func(j *ota.Job) { j.Overwrite = ota.OverwriteReplace })
 	r.tick()
-	if got := r.taskDevices(over.ID); !slices.Equal(got, []string{"d-0000", "d-0001"}) {
-		t.Fatalf("overwrite took %v", got)
+	if got := r.taskDevices(over.ID); !slices.Equal(got, []string{"d-0000", "d-0001", "d-0002"}) {
+		t.Fatalf("overwrite's tasks %v", got)
+	}
+	if task := r.task(over.ID, "d-0002"); task.State != ota.TaskSkipped || task.Reason != ota.ReasonBusyInOtherJob {
+		t.Fatalf("the device in progress elsewhere: %+v", task)
 	}
 	for _, d := range []string{"d-0000", "d-0001"} {
 		task := r.wantState(a.ID, d, ota.TaskCanceled)
@@ -691,7 +712,7 @@ func TestOverwriteModes(t *testing.T) {
 		}
 	}
 	r.wantState(a.ID, "d-0002", ota.TaskInProgress) // in progress is never overwritten
-	r.wantCounts(over.ID, "notified=2")
+	r.wantCounts(over.ID, "notified=2 skipped=1")
 }
 
 func TestDynamicJob(t *testing.T) {
@@ -770,7 +791,7 @@ func TestVerifyJob(t *testing.T) {
 	errCode(t, err, ota.CodeConflict, "verified")
 	up := r.job(pkg, nil) // now allowed
 	r.tick()
-	r.wantCounts(up.ID, "notified=2")
+	r.wantCounts(up.ID, "notified=2 skipped=2") // d-0000 and d-0001 are on 2.0 already
 
 	bad := r.pkg(func(p *ota.Package) {
 		p.NeedVerify = true

@@ -19,6 +19,13 @@ type JobView struct {
 	Counts ota.TaskCounts
 }
 
+// Initializing reports whether the job's tasks are still being created in
+// the background (Counts then shows those created so far).
+func (v JobView) Initializing() bool { return !v.Job.Materialized }
+
+// Outcome is how the job went once it has ended (ota.Outcome).
+func (v JobView) Outcome() ota.JobOutcome { return ota.Outcome(v.Job.State, v.Counts) }
+
 // TaskResult is the outcome of an operator action on one device's task.
 type TaskResult struct {
 	Device string
@@ -26,10 +33,12 @@ type TaskResult struct {
 	Err    error
 }
 
-// CreateJob validates and records a job and returns at once: the engine
-// materializes its tasks in batches on its next ticks (never holding all
-// devices in memory), so the caller never waits for a large fleet. A rejected
-// job leaves nothing.
+// CreateJob validates and records a job. Every target is a task from the
+// moment the job exists: a job on a device list (at most ota.MaxJobDevices,
+// without gray sampling) is stored with all its tasks in one transaction;
+// any other target is materialized by the engine in batches (never holding
+// all devices in memory), and the job says so (JobView.Initializing) until
+// it is done. A rejected job leaves nothing.
 //
 // An upgrade job needs a package that does not need verification or has
 // passed it (CodeNotVerified). A verify job needs a package not verified and
@@ -73,7 +82,7 @@ func (s *Service) CreateJob(ctx context.Context, p Principal, in ota.Job) (ota.J
 	job := in
 	job.ID = ota.NewID(now)
 	job.TenantID = p.TenantID
-	job.ProductKey, job.Module = pkg.ProductKey, pkg.Module
+	job.ProductKey, job.Module, job.PackageKind = pkg.ProductKey, pkg.Module, pkg.Kind
 	job.CreatedAt, job.UpdatedAt = now, now
 	job.StateReason, job.Materialized, job.MaterializeCursor = "", false, ""
 	job.StartedAt, job.FinishedAt = time.Time{}, time.Time{}
@@ -82,7 +91,19 @@ func (s *Service) CreateJob(ctx context.Context, p Principal, in ota.Job) (ota.J
 	} else {
 		job.State = ota.JobPlanned
 	}
-	if err := s.store.CreateJob(ctx, job); err != nil {
+	if len(job.Target.Devices) > 0 && job.Target.GrayPercent == 0 {
+		tasks, err := s.listTasks(ctx, &job, &pkg, now)
+		if err != nil {
+			return ota.Job{}, err
+		}
+		if err := s.overwriteFor(ctx, &job, tasks, now); err != nil {
+			return ota.Job{}, err
+		}
+		job.Materialized = true
+		if err := s.store.CreateJobWithTasks(ctx, job, tasks); err != nil {
+			return ota.Job{}, err
+		}
+	} else if err := s.store.CreateJob(ctx, job); err != nil {
 		return ota.Job{}, err
 	}
 	if job.Type == ota.JobVerify {
@@ -245,7 +266,7 @@ type taskAction struct {
 var (
 	retryAction = taskAction{verb: "retry", from: []ota.TaskState{ota.TaskFailed, ota.TaskCanceled},
 		to: func(j *ota.Job) ota.TaskState { return j.FirstTaskState() }}
-	cancelAction = taskAction{verb: "cancel", from: activeStates,
+	cancelAction = taskAction{verb: "cancel", from: ota.ActiveTaskStates,
 		to: func(*ota.Job) ota.TaskState { return ota.TaskCanceled }, reason: ota.ReasonCanceled}
 	confirmAction = taskAction{verb: "confirm", from: []ota.TaskState{ota.TaskConfirm},
 		to: func(*ota.Job) ota.TaskState { return ota.TaskQueued }}

@@ -7,27 +7,31 @@ package service
 // server, or another replica, carries on where the last batch ended.
 //
 // Rules (one place):
-//   - Candidates are the target's devices (all of the product, its groups, or
-//     the listed names) that existed when the job started (static and the
-//     initial pass of a dynamic job), on a version the package applies to
-//     (ota.Package.AppliesTo: never the destination, only a source version
-//     when the package names some) and on one of target.SourceVersions when
-//     the target names some.
-//   - A device that is not a candidate gets no task, listed or not: unknown
-//     names, devices already on the destination, devices on a version the
-//     package does not apply to. Every task materialization creates is
-//     active, which keeps a re-run batch idempotent (the store refuses a
-//     second active task per device and module), so two replicas, or a
-//     restart in the middle of a batch, never duplicate a task. The job's
-//     counts show how many devices did get one.
+//   - A job on a device list (without gray sampling) gets every task in the
+//     transaction that creates it (CreateJob, listTasks): each listed name
+//     is a task, in the state ota.Job.Admit gives it — waiting, confirm,
+//     queued, or skipped with the reason (not_found, already_on_version,
+//     source_version_mismatch, downgrade; and busy_in_other_job from the
+//     store when another job's task holds the module). The job is
+//     materialized from the start.
+//   - Any other target materializes here, a batch per store transaction
+//     that also moves the job's cursor (store.MaterializeBatch): a batch is
+//     stored exactly once, whatever crashes or replicas race on it.
+//     Candidates are the target's devices (all of the product, or its
+//     groups) that existed when the job started, narrowed in the store to
+//     the package's and the target's source versions when they name some.
+//     Each gets a task in the state Admit gives it, skipped ones included,
+//     so the operator sees why a device was not upgraded.
 //   - Gray sampling takes exactly GrayCount(N) of the N candidates, chosen by
 //     selection sampling over the name order with a per-device hash
 //     (ota.GrayPick), keeping only counters: N is counted once at the start.
+//     Devices Admit skips are not candidates and get no task: they are not
+//     part of the sample.
 //   - A device that holds an active task of another job on the module keeps
-//     it (overwrite mode keep: the new task is skipped) or loses it (mode
-//     overwrite: a confirm, queued, retry_wait or notified task is canceled
-//     with ReasonOverwritten; an in-progress one is never overwritten, and the
-//     new task is then skipped).
+//     it (overwrite mode keep: the new task is skipped, busy_in_other_job)
+//     or loses it (mode overwrite: a confirm, queued, retry_wait or notified
+//     task is canceled with ReasonOverwritten; an in-progress one is never
+//     overwritten, and the new task is then skipped).
 
 import (
 	"context"
@@ -125,18 +129,22 @@ func (cs *candidateSource) filter() store.DeviceFilter {
 	return f
 }
 
-// isCandidate applies the per-device rules the store filter cannot express.
+// inInitialSet applies the creation-time rule the store filter cannot
+// express: the initial device set is the one at the job's start; a dynamic
+// job picks up later devices when they report their version
+// (ReportVersion).
+func (cs *candidateSource) inInitialSet(d *ota.Device) bool {
+	return cs.job.StartedAt.IsZero() || !d.CreatedAt.After(cs.job.StartedAt)
+}
+
+// isCandidate reports whether a device may be sampled: in the initial set
+// and not skipped.
 func (cs *candidateSource) isCandidate(d *ota.Device) bool {
-	// The initial device set is the one at the start; a dynamic job picks up
-	// later devices when they report their version (ReportVersion).
-	if !cs.job.StartedAt.IsZero() && d.CreatedAt.After(cs.job.StartedAt) {
+	if !cs.inInitialSet(d) {
 		return false
 	}
-	v := d.Version(cs.job.Module)
-	if !cs.pkg.AppliesTo(v) {
-		return false
-	}
-	return len(cs.job.Target.SourceVersions) == 0 || slices.Contains(cs.job.Target.SourceVersions, v)
+	state, _ := cs.job.Admit(cs.pkg, d)
+	return state != ota.TaskSkipped
 }
 
 // next returns the devices after `after` (one batch of at most limit
@@ -217,10 +225,11 @@ func (cs *candidateSource) count(ctx context.Context, batch int) (int64, error) 
 	return n, nil
 }
 
-// materialize creates up to maxBatches batches of the job's tasks and
-// records the new cursor. It returns the job as stored and how many tasks
-// were inserted. A CodeConflict from UpdateJob means the job changed state
-// meanwhile (paused, canceled): the caller re-reads it next tick.
+// materialize creates up to maxBatches batches of the job's tasks, each in
+// one transaction with the new cursor. It returns the job as stored and how
+// many tasks were stored. A CodeConflict means the job changed meanwhile
+// (paused, canceled, another replica's batch): nothing of that batch was
+// written, and the caller re-reads the job next tick.
 func (s *Service) materialize(ctx context.Context, job ota.Job, pkg *ota.Package, maxBatches int) (ota.Job, int64, error) {
 	batch := s.opts.MaterializeBatch
 	gray := job.Target.GrayPercent > 0
@@ -237,20 +246,24 @@ func (s *Service) materialize(ctx context.Context, job ota.Job, pkg *ota.Package
 		cur.candidates = n
 	}
 	now := s.clock.Now()
-	var inserted int64
+	var stored int64
 	done := false
 	for b := 0; b < maxBatches && !done; b++ {
 		devs, last, end, err := cs.next(ctx, cur.after, batch)
 		if err != nil {
-			return job, inserted, err
+			return job, stored, err
 		}
 		tasks := make([]ota.Task, 0, len(devs))
 		for i := range devs {
 			d := &devs[i]
-			if !cs.isCandidate(d) {
+			if !cs.inInitialSet(d) {
 				continue
 			}
+			state, reason := job.Admit(pkg, d)
 			if gray {
+				if state == ota.TaskSkipped {
+					continue
+				}
 				take := ota.GrayPick(ota.GrayUniform(job.ID, d.Name), cur.seen, cur.picked, cur.candidates, job.Target.GrayCount(cur.candidates))
 				cur.seen++
 				if !take {
@@ -258,53 +271,107 @@ func (s *Service) materialize(ctx context.Context, job ota.Job, pkg *ota.Package
 				}
 				cur.picked++
 			}
-			tasks = append(tasks, s.newTask(&job, pkg, d.Name, d.Version(job.Module), now))
+			tasks = append(tasks, s.targetTask(&job, pkg, d.Name, d.Version(job.Module), state, reason, now))
 		}
-		n, err := s.insertTasks(ctx, &job, tasks, now)
-		if err != nil {
-			return job, inserted, err
+		if job.Selection == ota.SelectDynamic {
+			// A device the running job took when it reported a version
+			// (matchDynamicJobs) keeps that task and gets no second one.
+			if tasks, err = s.withoutTaskInJob(ctx, &job, tasks); err != nil {
+				return job, stored, err
+			}
 		}
-		inserted += n
+		if err := s.overwriteFor(ctx, &job, tasks, now); err != nil {
+			return job, stored, err
+		}
+		expect := job.MaterializeCursor
 		cur.after, done = last, end
-		job.MaterializeCursor = cur.String()
-		job.Materialized = done
-		job.UpdatedAt = now
-		if err := s.store.UpdateJob(ctx, job, job.State); err != nil {
-			return job, inserted, s.endedWhileMaterializing(ctx, job, err)
+		next := job
+		next.MaterializeCursor, next.Materialized, next.UpdatedAt = cur.String(), done, now
+		if err := s.store.MaterializeBatch(ctx, next, expect, tasks); err != nil {
+			return job, stored, err
 		}
+		job = next
+		stored += int64(len(tasks))
 	}
-	return job, inserted, nil
+	return job, stored, nil
 }
 
-// endedWhileMaterializing handles a failed cursor write: when the job was
-// canceled or completed meanwhile, its end may have canceled its unfinished
-// tasks before this batch's were inserted, and those would hold their
-// devices' modules for good; they are canceled here. err is returned as is.
-func (s *Service) endedWhileMaterializing(ctx context.Context, job ota.Job, err error) error {
-	if ota.ErrorCode(err) != ota.CodeConflict {
-		return err
-	}
-	cur, gerr := s.store.GetJob(ctx, job.TenantID, job.ID)
-	if gerr != nil {
-		if ota.ErrorCode(gerr) == ota.CodeNotFound {
-			return err // deleted with its tasks
+// listTasks builds the tasks of a job on a device list (no gray sampling),
+// one per listed name, reading the devices in pages.
+func (s *Service) listTasks(ctx context.Context, job *ota.Job, pkg *ota.Package, now time.Time) ([]ota.Task, error) {
+	names := job.Target.Devices
+	tasks := make([]ota.Task, 0, len(names))
+	for start := 0; start < len(names); start += taskActionPage {
+		chunk := names[start:min(start+taskActionPage, len(names))]
+		devs, _, err := s.store.ListDevices(ctx, store.DeviceFilter{TenantID: job.TenantID, ProductKey: job.ProductKey, Names: chunk},
+			store.Page{Limit: len(chunk)}, false)
+		if err != nil {
+			return nil, err
 		}
-		return gerr
-	}
-	if cur.State.Terminal() {
-		if _, uerr := s.store.UpdateTasks(ctx, store.TaskFilter{JobID: job.ID, States: activeStates},
-			store.TaskUpdate{State: ota.TaskCanceled, Reason: endReason(cur), Detail: cur.StateReason, Now: s.clock.Now()}); uerr != nil {
-			return uerr
+		byName := make(map[string]*ota.Device, len(devs))
+		for i := range devs {
+			byName[devs[i].Name] = &devs[i]
+		}
+		for _, name := range chunk {
+			d := byName[name]
+			state, reason := job.Admit(pkg, d)
+			from := ""
+			if d != nil {
+				from = d.Version(job.Module)
+			}
+			tasks = append(tasks, s.targetTask(job, pkg, name, from, state, reason, now))
 		}
 	}
-	return err
+	return tasks, nil
 }
 
-func (s *Service) newTask(job *ota.Job, pkg *ota.Package, device, from string, now time.Time) ota.Task {
-	return ota.Task{
+// targetTask is a new task of the job in the state Admit gave it.
+func (s *Service) targetTask(job *ota.Job, pkg *ota.Package, device, from string, state ota.TaskState, reason ota.Reason,
+	now time.Time) ota.Task {
+	t := ota.Task{
 		JobID: job.ID, TenantID: job.TenantID, ProductKey: job.ProductKey, DeviceName: device, Module: job.Module,
-		State: job.FirstTaskState(), FromVersion: from, ToVersion: pkg.Version, CreatedAt: now, UpdatedAt: now,
+		State: state, Reason: reason, FromVersion: from, ToVersion: pkg.Version, CreatedAt: now, UpdatedAt: now,
 	}
+	if state.Terminal() {
+		t.FinishedAt = now
+		t.Detail = skipDetail(reason, from, pkg.Version)
+	}
+	return t
+}
+
+// skipDetail says in words why a target was skipped.
+func skipDetail(r ota.Reason, from, to string) string {
+	switch r {
+	case ota.ReasonNotFound:
+		return "no such device in the product"
+	case ota.ReasonAlreadyOnVersion:
+		return fmt.Sprintf("the device already runs %q", from)
+	case ota.ReasonSourceVersionMismatch:
+		return fmt.Sprintf("the device runs %q, which is not a source version of the job or package", from)
+	case ota.ReasonDowngrade:
+		return fmt.Sprintf("the device runs %q, newer than %q: create the job with allow_downgrade to go back", from, to)
+	}
+	return ""
+}
+
+// overwriteFor applies overwrite mode replace to tasks about to be stored:
+// other jobs' pending tasks on their devices are canceled.
+func (s *Service) overwriteFor(ctx context.Context, job *ota.Job, tasks []ota.Task, now time.Time) error {
+	if job.Overwrite != ota.OverwriteReplace {
+		return nil
+	}
+	var names []string
+	for i := range tasks {
+		if tasks[i].State.Active() {
+			names = append(names, tasks[i].DeviceName)
+		}
+	}
+	for start := 0; start < len(names); start += taskActionPage {
+		if err := s.overwrite(ctx, job, names[start:min(start+taskActionPage, len(names))], now); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // insertTasks applies the overwrite mode and the one-task-per-job rule to a
@@ -317,20 +384,11 @@ func (s *Service) insertTasks(ctx context.Context, job *ota.Job, tasks []ota.Tas
 	for i := range tasks {
 		names[i] = tasks[i].DeviceName
 	}
-	// A device that already had a task in this job (a batch run again after
-	// a crash, or by a second replica) keeps it and gets no second one. The
-	// store skips active duplicates by itself; finished ones are found here.
-	done, _, err := s.store.ListTasks(ctx, store.TaskFilter{JobID: job.ID, Devices: names,
-		States: []ota.TaskState{ota.TaskSucceeded, ota.TaskFailed, ota.TaskCanceled}}, store.Page{Limit: len(names)}, false)
+	// A device that already had a task in this job keeps it and gets no
+	// second one. The store skips active duplicates by itself.
+	tasks, err := s.withoutTaskInJob(ctx, job, tasks)
 	if err != nil {
 		return 0, err
-	}
-	if len(done) > 0 {
-		had := make(map[string]bool, len(done))
-		for _, t := range done {
-			had[t.DeviceName] = true
-		}
-		tasks = slices.DeleteFunc(tasks, func(t ota.Task) bool { return had[t.DeviceName] })
 	}
 	if job.Overwrite == ota.OverwriteReplace {
 		if err := s.overwrite(ctx, job, names, now); err != nil {
@@ -338,6 +396,27 @@ func (s *Service) insertTasks(ctx context.Context, job *ota.Job, tasks []ota.Tas
 		}
 	}
 	return s.store.InsertTasks(ctx, tasks)
+}
+
+// withoutTaskInJob drops the tasks whose device already has a task in the
+// job (at most a page of them: callers pass batches).
+func (s *Service) withoutTaskInJob(ctx context.Context, job *ota.Job, tasks []ota.Task) ([]ota.Task, error) {
+	if len(tasks) == 0 {
+		return tasks, nil
+	}
+	names := make([]string, len(tasks))
+	for i := range tasks {
+		names[i] = tasks[i].DeviceName
+	}
+	had, _, err := s.store.ListTasks(ctx, store.TaskFilter{JobID: job.ID, Devices: names}, store.Page{Limit: len(names)}, false)
+	if err != nil || len(had) == 0 {
+		return tasks, err
+	}
+	seen := make(map[string]bool, len(had))
+	for _, t := range had {
+		seen[t.DeviceName] = true
+	}
+	return slices.DeleteFunc(tasks, func(t ota.Task) bool { return seen[t.DeviceName] }), nil
 }
 
 // overwritable are the states a newer job may take a device's task from.

@@ -131,18 +131,32 @@ type Buckets interface {
 
 // JobFilter selects jobs. Zero fields do not filter.
 type JobFilter struct {
-	TenantID   string
-	PackageID  string
-	ProductKey string
-	Module     string
-	Type       ota.JobType
-	Selection  ota.Selection
-	States     []ota.JobState
+	TenantID    string
+	PackageID   string
+	ProductKey  string
+	Module      string
+	Type        ota.JobType
+	PackageKind ota.PackageKind
+	Selection   ota.Selection
+	States      []ota.JobState
 }
 
 // Jobs: OTA jobs.
 type Jobs interface {
 	CreateJob(ctx context.Context, j ota.Job) error
+	// CreateJobWithTasks creates the job and its first tasks in one
+	// transaction, so that a job on a device list shows every target from the
+	// moment it exists. A task whose device's module is held by another
+	// active task is stored skipped (ota.Task.SkipBusy) instead, also when
+	// another replica takes the module at the same moment.
+	CreateJobWithTasks(ctx context.Context, j ota.Job, tasks []ota.Task) error
+	// MaterializeBatch stores one batch of a job's tasks (busy ones skipped as
+	// in CreateJobWithTasks) and writes j.Materialized, j.MaterializeCursor
+	// and j.UpdatedAt, in one transaction, only if the stored job is still in
+	// j.State with cursor expectCursor; else CodeConflict and nothing is
+	// written. So a batch is stored exactly once, whatever crashes or
+	// replicas racing on it.
+	MaterializeBatch(ctx context.Context, j ota.Job, expectCursor string, tasks []ota.Task) error
 	GetJob(ctx context.Context, tenantID, id string) (ota.Job, error)
 	ListJobs(ctx context.Context, f JobFilter, page Page) ([]ota.Job, int64, error)
 	// UpdateJob writes every mutable field (state, reason, materialization

@@ -34,7 +34,13 @@ func newFleet(t *testing.T, n int) *fleet {
 	}
 	e.devices(f.product, []string{"g1"}, names...)
 	for _, n := range names {
-		if err := e.svc.ReportVersion(context.Background(), ota.DeviceRef{ProductKey: f.product, Name: n}, "", "V1.0"); err != nil {
+		// Online on V1.0, as connected devices: an offline device's sub-task
+		// would wait (Waitting) for it.
+		ref := ota.DeviceRef{ProductKey: f.product, Name: n}
+		if err := e.svc.DeviceConnected(context.Background(), ref, true); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.svc.ReportVersion(context.Background(), ref, "", "V1.0"); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -94,7 +94,7 @@ func TestResultCodes(t *testing.T) {
 	e := newEnvWith(t, func(c *config.Config) { c.MQTTAddr = "127.0.0.1:0" })
 	ctx := context.Background()
 	e.product("prod1")
-	want := map[int]string{1: "rejected", 3: "already_latest", 7: "verify_failed", 10: "install_failed", 255: "upgrade_failed", 42: "upgrade_failed"}
+	want := map[int]string{1: "rejected", 3: "already_on_version", 7: "verify_failed", 10: "install_failed", 255: "upgrade_failed", 42: "upgrade_failed"}
 	var targets []string
 	byID := map[string]int{}
 	for code := range want {

@@ -435,6 +435,8 @@ const (
 
 // subTaskStatus maps task states per spec §4.
 var subTaskStatus = map[ota.TaskState]string{
+	ota.TaskWaiting:    statusWaitting,
+	ota.TaskSkipped:    statusFail, // error_code says why (the skip reason)
 	ota.TaskConfirm:    statusWaitting,
 	ota.TaskQueued:     statusWaitting,
 	ota.TaskNotified:   statusProcessing,
@@ -465,8 +467,8 @@ func progressOf(c ota.TaskCounts) taskProgress {
 		Total:         int32(c.Total()),
 		Processing:    int32(c[ota.TaskNotified] + c[ota.TaskInProgress]),
 		Success:       int32(c[ota.TaskSucceeded]),
-		Fail:          int32(c[ota.TaskFailed]),
-		Waitting:      int32(c[ota.TaskConfirm] + c[ota.TaskQueued]),
+		Fail:          int32(c[ota.TaskFailed] + c[ota.TaskSkipped]),
+		Waitting:      int32(c[ota.TaskWaiting] + c[ota.TaskConfirm] + c[ota.TaskQueued]),
 		FailWaitRetry: int32(c[ota.TaskRetryWait]),
 		Stopped:       int32(c[ota.TaskCanceled]),
 	}
@@ -482,17 +484,16 @@ func taskStatus(j ota.Job, c ota.TaskCounts) string {
 			return statusInitializing
 		}
 		return statusProcessing
-	case ota.JobCanceled:
+	}
+	switch ota.Outcome(j.State, c) {
+	case ota.OutcomeCanceled:
 		return statusStopped
-	case ota.JobCompleted:
-		switch ok := c[ota.TaskSucceeded]; {
-		case ok > 0 && ok == c.Total():
-			return statusSuccess
-		case ok == 0:
-			return statusFail
-		default:
-			return statusPartialSuccess
-		}
+	case ota.OutcomeSucceeded:
+		return statusSuccess
+	case ota.OutcomePartial:
+		return statusPartialSuccess
+	case ota.OutcomeFailed:
+		return statusFail
 	}
 	return statusProcessing
 }
@@ -502,26 +503,28 @@ var taskStatuses = []string{statusInitializing, statusWaitting, statusProcessing
 // reasonText is the error_msg of a failed or stopped sub-task; the strings
 // Huawei's console shows are used where they exist.
 var reasonText = map[ota.Reason]string{
-	ota.ReasonDownloadFailed:  "Download of the package failed",
-	ota.ReasonVerifyFailed:    "Integrity check failure for new downloaded package",
-	ota.ReasonInstallFailed:   "Installation of the package failed",
-	ota.ReasonUpgradeFailed:   "The device reported an upgrade failure",
-	ota.ReasonDeviceRejected:  "The device declined the upgrade",
-	ota.ReasonTimeout:         "Wait for the device to report upgrade result timeout",
-	ota.ReasonCanceled:        "Stopped by the user",
-	ota.ReasonJobCanceled:     "The batch task was stopped",
-	ota.ReasonJobFinished:     "The batch task ended before the device upgraded",
-	ota.ReasonOverwritten:     "Replaced by a newer task",
-	ota.ReasonWrongVersion:    "The device reported a version other than the package version",
-	ota.ReasonNotApplicable:   "The device version is not a supported source version",
-	ota.ReasonDeviceNotFound:  "Device not found",
-	ota.ReasonTaskConflict:    "Task Conflict",
-	ota.ReasonAlreadyUpToDate: "The device already runs the package version",
+	ota.ReasonDownloadFailed:        "Download of the package failed",
+	ota.ReasonVerifyFailed:          "Integrity check failure for new downloaded package",
+	ota.ReasonInstallFailed:         "Installation of the package failed",
+	ota.ReasonUpgradeFailed:         "The device reported an upgrade failure",
+	ota.ReasonDeviceRejected:        "The device declined the upgrade",
+	ota.ReasonTimeout:               "Wait for the device to report upgrade result timeout",
+	ota.ReasonCanceled:              "Stopped by the user",
+	ota.ReasonJobCanceled:           "The batch task was stopped",
+	ota.ReasonJobFinished:           "The batch task ended before the device upgraded",
+	ota.ReasonOverwritten:           "Replaced by a newer task",
+	ota.ReasonWrongVersion:          "The device reported a version other than the package version",
+	ota.ReasonSourceVersionMismatch: "The device version is not a supported source version",
+	ota.ReasonNotFound:              "Device not found",
+	ota.ReasonBusyInOtherJob:        "Task Conflict",
+	ota.ReasonAlreadyOnVersion:      "The device already runs the package version",
+	ota.ReasonDowngrade:             "The package version is older than the device version",
 }
 
 func detailOf(t ota.Task) taskDetail {
 	d := taskDetail{Target: DeviceID(t.ProductKey, t.DeviceName), Status: subTaskStatus[t.State]}
-	if (t.State == ota.TaskFailed || t.State == ota.TaskCanceled || t.State == ota.TaskRetryWait) && t.Reason != ota.ReasonNone {
+	if (t.State == ota.TaskFailed || t.State == ota.TaskCanceled || t.State == ota.TaskRetryWait || t.State == ota.TaskSkipped) &&
+		t.Reason != ota.ReasonNone {
 		msg := reasonText[t.Reason]
 		if msg == "" {
 			msg = string(t.Reason)

@@ -112,17 +112,17 @@ type UpgradeNotice struct {
 // resultReasons maps a failed result_code to why the task failed. 0 is
 // success; codes not listed are a generic failure.
 var resultReasons = map[int]ota.Reason{
-	1:   ota.ReasonDeviceRejected,  // device busy
-	2:   ota.ReasonDownloadFailed,  // poor signal
-	3:   ota.ReasonAlreadyUpToDate, // already the latest version
-	4:   ota.ReasonDeviceRejected,  // low battery
-	5:   ota.ReasonDeviceRejected,  // not enough storage
-	6:   ota.ReasonDownloadFailed,  // download timed out
-	7:   ota.ReasonVerifyFailed,    // package check failed
-	8:   ota.ReasonDeviceRejected,  // package type not supported
-	9:   ota.ReasonDeviceRejected,  // not enough memory
-	10:  ota.ReasonInstallFailed,   // installation failed
-	255: ota.ReasonUpgradeFailed,   // internal error
+	1:   ota.ReasonDeviceRejected,   // device busy
+	2:   ota.ReasonDownloadFailed,   // poor signal
+	3:   ota.ReasonAlreadyOnVersion, // already the latest version
+	4:   ota.ReasonDeviceRejected,   // low battery
+	5:   ota.ReasonDeviceRejected,   // not enough storage
+	6:   ota.ReasonDownloadFailed,   // download timed out
+	7:   ota.ReasonVerifyFailed,     // package check failed
+	8:   ota.ReasonDeviceRejected,   // package type not supported
+	9:   ota.ReasonDeviceRejected,   // not enough memory
+	10:  ota.ReasonInstallFailed,    // installation failed
+	255: ota.ReasonUpgradeFailed,    // internal error
 }
 
 var resultText = map[int]string{

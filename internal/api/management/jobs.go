@@ -79,6 +79,8 @@ type jobCreate struct {
 	NeedConfirm        bool         `json:"need_confirm"`
 	Overwrite          string       `json:"overwrite"`
 	AllowDeviceRequest bool         `json:"allow_device_request"`
+	AllowDowngrade     bool         `json:"allow_downgrade"`
+	TimeoutFrom        string       `json:"timeout_from"` // notified (default) or in_progress
 	Abort              abortJSON    `json:"abort"`
 	Tags               []tagJSON    `json:"tags"`
 	ExtInfo            string       `json:"ext_info"`
@@ -94,6 +96,7 @@ func (in jobCreate) toOTA() (ota.Job, error) {
 		Retry:          ota.Retry{Count: in.Retry.Count, Interval: time.Duration(in.Retry.IntervalSeconds) * time.Second},
 		TimeoutSeconds: in.TimeoutSeconds, NeedPush: in.NeedPush == nil || *in.NeedPush, NeedConfirm: in.NeedConfirm,
 		Overwrite: ota.OverwriteMode(in.Overwrite), AllowDeviceRequest: in.AllowDeviceRequest,
+		AllowDowngrade: in.AllowDowngrade, TimeoutFrom: ota.TimeoutFrom(in.TimeoutFrom),
 		Abort: ota.Abort{FailurePercent: in.Abort.FailurePercent, MinFinished: in.Abort.MinFinished},
 		Tags:  tagsToOTA(in.Tags), ExtInfo: in.ExtInfo,
 	}
@@ -121,35 +124,42 @@ func (in jobCreate) toOTA() (ota.Job, error) {
 }
 
 type jobJSON struct {
-	ID                 string           `json:"id"`
-	PackageID          string           `json:"package_id"`
-	Product            string           `json:"product"`
-	Module             string           `json:"module"`
-	Name               string           `json:"name"`
-	Description        string           `json:"description"`
-	Type               string           `json:"type"`
-	Selection          string           `json:"selection"`
-	Target             targetJSON       `json:"target"`
-	Schedule           scheduleJSON     `json:"schedule"`
-	MaxConcurrency     int              `json:"max_concurrency"`
-	MaxPerMinute       int              `json:"max_per_minute"`
-	Retry              retryJSON        `json:"retry"`
-	TimeoutSeconds     int              `json:"timeout_seconds"`
-	NeedPush           bool             `json:"need_push"`
-	NeedConfirm        bool             `json:"need_confirm"`
-	Overwrite          string           `json:"overwrite"`
-	AllowDeviceRequest bool             `json:"allow_device_request"`
-	Abort              abortJSON        `json:"abort"`
-	Tags               []tagJSON        `json:"tags"`
-	ExtInfo            string           `json:"ext_info"`
-	State              string           `json:"state"`
-	StateReason        string           `json:"state_reason"`
-	Materialized       bool             `json:"materialized"`
-	Counts             map[string]int64 `json:"counts,omitempty"` // GET /jobs/{id} only
-	CreatedAt          time.Time        `json:"created_at"`
-	UpdatedAt          time.Time        `json:"updated_at"`
-	StartedAt          *time.Time       `json:"started_at"`
-	FinishedAt         *time.Time       `json:"finished_at"`
+	ID                 string       `json:"id"`
+	PackageID          string       `json:"package_id"`
+	Product            string       `json:"product"`
+	Module             string       `json:"module"`
+	Name               string       `json:"name"`
+	Description        string       `json:"description"`
+	Type               string       `json:"type"`
+	Selection          string       `json:"selection"`
+	Target             targetJSON   `json:"target"`
+	Schedule           scheduleJSON `json:"schedule"`
+	MaxConcurrency     int          `json:"max_concurrency"`
+	MaxPerMinute       int          `json:"max_per_minute"`
+	Retry              retryJSON    `json:"retry"`
+	TimeoutSeconds     int          `json:"timeout_seconds"`
+	NeedPush           bool         `json:"need_push"`
+	NeedConfirm        bool         `json:"need_confirm"`
+	Overwrite          string       `json:"overwrite"`
+	AllowDeviceRequest bool         `json:"allow_device_request"`
+	AllowDowngrade     bool         `json:"allow_downgrade"`
+	TimeoutFrom        string       `json:"timeout_from"`
+	PackageKind        string       `json:"package_kind"`
+	Abort              abortJSON    `json:"abort"`
+	Tags               []tagJSON    `json:"tags"`
+	ExtInfo            string       `json:"ext_info"`
+	State              string       `json:"state"`
+	StateReason        string       `json:"state_reason"`
+	Materialized       bool         `json:"materialized"`
+	// Initializing: tasks are still being created in the background; Counts
+	// shows those so far. The job does not complete before.
+	Initializing bool             `json:"initializing"`
+	Counts       map[string]int64 `json:"counts,omitempty"`  // GET /jobs/{id} and create only
+	Outcome      string           `json:"outcome,omitempty"` // once ended, with counts: succeeded, partial, failed, canceled
+	CreatedAt    time.Time        `json:"created_at"`
+	UpdatedAt    time.Time        `json:"updated_at"`
+	StartedAt    *time.Time       `json:"started_at"`
+	FinishedAt   *time.Time       `json:"finished_at"`
 }
 
 func jobFromOTA(j ota.Job) jobJSON {
@@ -163,9 +173,10 @@ func jobFromOTA(j ota.Job) jobJSON {
 		Retry:          retryJSON{Count: j.Retry.Count, IntervalSeconds: int(j.Retry.Interval / time.Second)},
 		TimeoutSeconds: j.TimeoutSeconds, NeedPush: j.NeedPush, NeedConfirm: j.NeedConfirm,
 		Overwrite: string(j.Overwrite), AllowDeviceRequest: j.AllowDeviceRequest,
+		AllowDowngrade: j.AllowDowngrade, TimeoutFrom: string(j.TimeoutFrom), PackageKind: string(j.PackageKind),
 		Abort: abortJSON{FailurePercent: j.Abort.FailurePercent, MinFinished: j.Abort.MinFinished},
 		Tags:  tagsFromOTA(j.Tags), ExtInfo: j.ExtInfo, State: string(j.State), StateReason: j.StateReason,
-		Materialized: j.Materialized, CreatedAt: utc(j.CreatedAt), UpdatedAt: utc(j.UpdatedAt),
+		Materialized: j.Materialized, Initializing: !j.Materialized, CreatedAt: utc(j.CreatedAt), UpdatedAt: utc(j.UpdatedAt),
 		StartedAt: utcOrNil(j.StartedAt), FinishedAt: utcOrNil(j.FinishedAt),
 	}
 	if w := j.Schedule.Window; w != nil {
@@ -256,9 +267,12 @@ func (a *API) createJob(w http.ResponseWriter, r *http.Request, p service.Princi
 	if err != nil {
 		return err
 	}
-	out := jobFromOTA(job)
-	out.Counts = countsJSON(nil)
-	httpx.WriteJSON(w, http.StatusCreated, out)
+	// Read back with its counts: a job on a device list has all its tasks.
+	v, err := a.svc.GetJob(r.Context(), p, job.ID)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusCreated, jobViewJSON(v))
 	return nil
 }
 
@@ -269,7 +283,13 @@ func (a *API) listJobs(w http.ResponseWriter, r *http.Request, p service.Princip
 	}
 	q := r.URL.Query()
 	f := store.JobFilter{PackageID: q.Get("package"), ProductKey: q.Get("product"), Module: q.Get("module"),
-		Type: ota.JobType(q.Get("type")), Selection: ota.Selection(q.Get("selection"))}
+		Type: ota.JobType(q.Get("type")), Selection: ota.Selection(q.Get("selection")),
+		PackageKind: ota.PackageKind(q.Get("package_kind"))}
+	if f.PackageKind != "" {
+		if err := ota.CheckPackageKind("package_kind", f.PackageKind); err != nil {
+			return err
+		}
+	}
 	for _, s := range splitList(q["state"]) {
 		st := ota.JobState(s)
 		if err := ota.CheckJobState("state", st); err != nil {
@@ -300,10 +320,16 @@ func (a *API) getJob(w http.ResponseWriter, r *http.Request, p service.Principal
 	if err != nil {
 		return err
 	}
+	httpx.WriteJSON(w, http.StatusOK, jobViewJSON(v))
+	return nil
+}
+
+// jobViewJSON is a job with its counts and, once ended, its outcome.
+func jobViewJSON(v service.JobView) jobJSON {
 	out := jobFromOTA(v.Job)
 	out.Counts = countsJSON(v.Counts)
-	httpx.WriteJSON(w, http.StatusOK, out)
-	return nil
+	out.Outcome = string(v.Outcome())
+	return out
 }
 
 func (a *API) deleteJob(w http.ResponseWriter, r *http.Request, p service.Principal) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"strings"
 	"testing"
@@ -46,7 +47,12 @@ func (e *jobsEnv) devices(names ...string) {
 		if _, err := e.Client.CreateDevice(context.Background(), "thermo", client.DeviceCreate{Name: n}); err != nil {
 			e.t.Fatal(err)
 		}
-		if err := e.svc.ReportVersion(context.Background(), ota.DeviceRef{ProductKey: "thermo", Name: n}, "", "1.0"); err != nil {
+		// Online on 1.0: an offline device's task would wait for it.
+		ref := ota.DeviceRef{ProductKey: "thermo", Name: n}
+		if err := e.svc.DeviceConnected(context.Background(), ref, true); err != nil {
+			e.t.Fatal(err)
+		}
+		if err := e.svc.ReportVersion(context.Background(), ref, "", "1.0"); err != nil {
 			e.t.Fatal(err)
 		}
 	}
@@ -95,7 +101,8 @@ func TestJobCreateContract(t *testing.T) {
 		!j.Schedule.Start.Equal(jobsT0.Add(time.Hour)) || len(j.Target.Devices) != 3 || j.Target.SourceVersions[0] != "1.0" {
 		t.Fatalf("job read back: %s", b)
 	}
-	if len(j.Counts) != len(client.TaskStates) || j.TaskTotal() != 0 {
+	// A job on a device list has its tasks from the start.
+	if len(j.Counts) != len(client.TaskStates) || j.TaskTotal() != 3 || j.Counts["queued"] != 3 || j.Initializing {
 		t.Fatalf("counts %v", j.Counts)
 	}
 
@@ -331,4 +338,101 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// TestJobTargetsVisibleAtOnce: a job on three listed devices — one never
+// connected, one already on the destination, one online — answers its
+// create call with three tasks, before any engine tick: waiting, skipped
+// (already_on_version), queued; the tick notifies the online one, and the
+// waiting one is upgraded once its device comes online. Downgrades are
+// refused unless the job allows them.
+func TestJobTargetsVisibleAtOnce(t *testing.T) {
+	e := newJobsEnv(t)
+	ctx := context.Background()
+	if _, err := e.Client.CreateDevice(ctx, "thermo", client.DeviceCreate{Name: "never"}); err != nil {
+		t.Fatal(err)
+	}
+	e.devices("ondest", "online", "newer")
+	if err := e.svc.ReportVersion(ctx, ota.DeviceRef{ProductKey: "thermo", Name: "ondest"}, "", "2.0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.ReportVersion(ctx, ota.DeviceRef{ProductKey: "thermo", Name: "newer"}, "", "2.1"); err != nil {
+		t.Fatal(err)
+	}
+	pkg := e.upload("fw", client.PackageMetadata{})
+	job, err := e.Client.CreateJob(ctx, client.JobCreate{PackageID: pkg.ID,
+		Target: client.JobTarget{Devices: []string{"never", "ondest", "online", "newer"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.TaskTotal() != 4 || job.Counts["waiting"] != 1 || job.Counts["skipped"] != 2 || job.Counts["queued"] != 1 || job.Initializing {
+		t.Fatalf("create answered counts %v, initializing %v", job.Counts, job.Initializing)
+	}
+	states := func() map[string]string {
+		t.Helper()
+		page, err := e.Client.ListTasks(ctx, job.ID, client.TaskFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, tk := range page.Items {
+			out[tk.Device] = tk.State
+			if tk.Reason != "" {
+				out[tk.Device] += "/" + tk.Reason
+			}
+		}
+		return out
+	}
+	want := map[string]string{"never": "waiting", "ondest": "skipped/already_on_version", "online": "queued",
+		"newer": "skipped/downgrade"}
+	if got := states(); !maps.Equal(got, want) {
+		t.Fatalf("tasks right after create %v, want %v", got, want)
+	}
+	e.tick()
+	want["online"] = "notified"
+	if got := states(); !maps.Equal(got, want) {
+		t.Fatalf("tasks after a tick %v, want %v", got, want)
+	}
+
+	// The never-connected device comes online and reports its version.
+	ref := ota.DeviceRef{ProductKey: "thermo", Name: "never"}
+	if err := e.svc.DeviceConnected(ctx, ref, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := states()["never"]; got != "waiting" {
+		t.Fatalf("online without a version: %s, want waiting", got)
+	}
+	if err := e.svc.ReportVersion(ctx, ref, "", "1.0"); err != nil {
+		t.Fatal(err)
+	}
+	if got := states()["never"]; got != "queued" {
+		t.Fatalf("online on 1.0: %s, want queued", got)
+	}
+	e.tick()
+	if got := states()["never"]; got != "notified" {
+		t.Fatalf("after a tick: %s, want notified", got)
+	}
+	for _, d := range []string{"never", "online"} {
+		if err := e.svc.ReportVersion(ctx, ota.DeviceRef{ProductKey: "thermo", Name: d}, "", "2.0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.tick()
+	done, err := e.Client.GetJob(ctx, job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done.State != "completed" || done.Outcome != "partial" || done.Counts["succeeded"] != 2 {
+		t.Fatalf("job at the end: %s, outcome %q, counts %v", done.State, done.Outcome, done.Counts)
+	}
+
+	// With allow_downgrade the newer device is taken.
+	down, err := e.Client.CreateJob(ctx, client.JobCreate{PackageID: pkg.ID, AllowDowngrade: true,
+		Target: client.JobTarget{Devices: []string{"newer"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if down.Counts["queued"] != 1 || !down.AllowDowngrade {
+		t.Fatalf("allow_downgrade job: %v", down.Counts)
+	}
 }

@@ -15,21 +15,56 @@ import (
 const jobColumns = `id, tenant_id, package_id, product_key, module, name, description, type, selection, target,
 	start_at, finish_at, daily_window, max_concurrency, max_per_minute, retry_count, retry_interval_ns, timeout_seconds,
 	need_push, need_confirm, overwrite, allow_device_request, abort_failure_percent, abort_min_finished, tags, ext_info, space,
-	state, state_reason, materialized, materialize_cursor, created_at, updated_at, started_at, finished_at`
+	state, state_reason, materialized, materialize_cursor, created_at, updated_at, started_at, finished_at,
+	allow_downgrade, timeout_from, package_kind`
 
 func (s *Store) CreateJob(ctx context.Context, j ota.Job) error {
+	_, err := s.pool.Exec(ctx, insertJobSQL, jobArgs(j)...)
+	return conflictAs(translate(err, "create job"), "job %q already exists", j.ID)
+}
+
+const insertJobSQL = `INSERT INTO jobs (` + jobColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+		$11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35,
+		$36, $37, $38)`
+
+func jobArgs(j ota.Job) []any {
 	var window *string // NULL: no window
 	if j.Schedule.Window != nil {
 		w := sqlcommon.EncodeWindow(j.Schedule.Window)
 		window = &w
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO jobs (`+jobColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
-		$11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35)`,
-		j.ID, j.TenantID, j.PackageID, j.ProductKey, j.Module, j.Name, j.Description, j.Type, j.Selection, sqlcommon.EncodeTarget(j.Target),
+	return []any{j.ID, j.TenantID, j.PackageID, j.ProductKey, j.Module, j.Name, j.Description, j.Type, j.Selection, sqlcommon.EncodeTarget(j.Target),
 		ts(j.Schedule.Start), ts(j.Schedule.Finish), window, j.MaxConcurrency, j.MaxPerMinute, j.Retry.Count, int64(j.Retry.Interval), j.TimeoutSeconds,
 		j.NeedPush, j.NeedConfirm, j.Overwrite, j.AllowDeviceRequest, j.Abort.FailurePercent, j.Abort.MinFinished, sqlcommon.EncodeTags(j.Tags), j.ExtInfo, j.Space,
-		j.State, j.StateReason, j.Materialized, j.MaterializeCursor, ts(j.CreatedAt), ts(j.UpdatedAt), ts(j.StartedAt), ts(j.FinishedAt))
-	return conflictAs(translate(err, "create job"), "job %q already exists", j.ID)
+		j.State, j.StateReason, j.Materialized, j.MaterializeCursor, ts(j.CreatedAt), ts(j.UpdatedAt), ts(j.StartedAt), ts(j.FinishedAt),
+		j.AllowDowngrade, j.TimeoutFrom, j.PackageKind}
+}
+
+// CreateJobWithTasks creates the job and its tasks in one transaction.
+func (s *Store) CreateJobWithTasks(ctx context.Context, j ota.Job, tasks []ota.Task) error {
+	err := s.writeJobTasks(ctx, tasks, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, insertJobSQL, jobArgs(j)...)
+		return conflictAs(translate(err, "create job"), "job %q already exists", j.ID)
+	})
+	return translate(err, "create job")
+}
+
+// MaterializeBatch stores a batch of the job's tasks and its new cursor in
+// one transaction, if the stored job is still in j.State at expectCursor.
+func (s *Store) MaterializeBatch(ctx context.Context, j ota.Job, expectCursor string, tasks []ota.Task) error {
+	err := s.writeJobTasks(ctx, tasks, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE jobs SET materialized = $1, materialize_cursor = $2, updated_at = $3
+			WHERE tenant_id = $4 AND id = $5 AND state = $6 AND materialize_cursor = $7`,
+			j.Materialized, j.MaterializeCursor, ts(j.UpdatedAt), j.TenantID, j.ID, j.State, expectCursor)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ota.Errorf(ota.CodeConflict, "job %q changed while its tasks were being created: reload it", j.ID)
+		}
+		return nil
+	})
+	return translate(err, "materialize job")
 }
 
 func scanJob(row pgx.Row) (ota.Job, error) {
@@ -41,7 +76,8 @@ func scanJob(row pgx.Row) (ota.Job, error) {
 	err := row.Scan(&j.ID, &j.TenantID, &j.PackageID, &j.ProductKey, &j.Module, &j.Name, &j.Description, &j.Type, &j.Selection, &target,
 		&start, &finish, &window, &j.MaxConcurrency, &j.MaxPerMinute, &j.Retry.Count, &retryNS, &j.TimeoutSeconds,
 		&j.NeedPush, &j.NeedConfirm, &j.Overwrite, &j.AllowDeviceRequest, &j.Abort.FailurePercent, &j.Abort.MinFinished, &tags, &j.ExtInfo, &j.Space,
-		&j.State, &j.StateReason, &j.Materialized, &j.MaterializeCursor, &created, &updated, &started, &finished)
+		&j.State, &j.StateReason, &j.Materialized, &j.MaterializeCursor, &created, &updated, &started, &finished,
+		&j.AllowDowngrade, &j.TimeoutFrom, &j.PackageKind)
 	if err != nil {
 		return ota.Job{}, err
 	}
@@ -86,6 +122,9 @@ func (s *Store) ListJobs(ctx context.Context, f store.JobFilter, page store.Page
 	}
 	if f.Type != "" {
 		w.add("type = %s", f.Type)
+	}
+	if f.PackageKind != "" {
+		w.add("package_kind = %s", f.PackageKind)
 	}
 	if f.Selection != "" {
 		w.add("selection = %s", f.Selection)

@@ -61,6 +61,22 @@ func (s *Store) InsertTasks(ctx context.Context, tasks []ota.Task) (int64, error
 	if len(tasks) == 0 {
 		return 0, nil
 	}
+	b, err := s.newTaskBatch(ctx, tasks)
+	if err != nil {
+		return 0, err
+	}
+	var inserted int64
+	for range insertAttempts {
+		inserted, err = s.insertTasksOnce(ctx, b, true)
+		if !isRetryable(err) {
+			break
+		}
+	}
+	return inserted, translate(err, "insert tasks")
+}
+
+// newTaskBatch orders tasks for insertion (see InsertTasks).
+func (s *Store) newTaskBatch(ctx context.Context, tasks []ota.Task) (*taskBatch, error) {
 	b := &taskBatch{tasks: tasks, order: make([]int, len(tasks))}
 	for i := range b.order {
 		b.order[i] = i
@@ -74,22 +90,79 @@ func (s *Store) InsertTasks(ctx context.Context, tasks []ota.Task) (int64, error
 		if i != o {
 			ids, err := s.allocateTaskIDs(ctx, len(tasks))
 			if err != nil {
-				return 0, err
+				return nil, err
 			}
 			b.ids = ids
 			break
 		}
 	}
+	return b, nil
+}
 
-	var inserted int64
+// writeJobTasks runs first (create the job, move its cursor) and inserts
+// the job's tasks in the same transaction, storing those whose device's
+// module another active task holds as skipped (ota.Task.SkipBusy): the
+// insert skips them (ON CONFLICT DO NOTHING, also against a replica's
+// concurrent insert), and the rows it did not write are found by name.
+// A lost deadlock or serialization race runs the whole transaction again.
+func (s *Store) writeJobTasks(ctx context.Context, tasks []ota.Task, first func(pgx.Tx) error) error {
+	var b *taskBatch
+	if len(tasks) > 0 {
+		var err error
+		if b, err = s.newTaskBatch(ctx, tasks); err != nil {
+			return err
+		}
+	}
 	var err error
 	for range insertAttempts {
-		inserted, err = s.insertTasksOnce(ctx, b, true)
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if err := first(tx); err != nil {
+				return err
+			}
+			if b == nil {
+				return nil
+			}
+			if _, err := insertTasksStaged(ctx, tx, b); err != nil {
+				return err
+			}
+			names := make([]string, len(tasks))
+			for i := range tasks {
+				names[i] = tasks[i].DeviceName
+			}
+			rows, err := tx.Query(ctx, `SELECT device_name FROM tasks WHERE job_id = $1 AND device_name = ANY($2)`,
+				tasks[0].JobID, names)
+			if err != nil {
+				return err
+			}
+			stored, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				return err
+			}
+			present := make(map[string]bool, len(stored))
+			for _, n := range stored {
+				present[n] = true
+			}
+			var busy [][]any
+			for _, t := range tasks {
+				if present[t.DeviceName] {
+					continue
+				}
+				t.SkipBusy(t.UpdatedAt)
+				busy = append(busy, []any{t.JobID, t.TenantID, t.ProductKey, t.DeviceName, t.Module, string(t.State),
+					t.FromVersion, t.ToVersion, int32(t.Progress), int32(t.Attempts), string(t.Reason), t.Detail,
+					ts(t.NotifiedAt), ts(t.StartedAt), ts(t.FinishedAt), ts(t.NextAttemptAt), ts(t.CreatedAt), ts(t.UpdatedAt)})
+			}
+			if len(busy) == 0 {
+				return nil
+			}
+			_, err = tx.CopyFrom(ctx, pgx.Identifier{"tasks"}, taskInsertColumns, pgx.CopyFromRows(busy))
+			return err
+		})
 		if !isRetryable(err) {
 			break
 		}
 	}
-	return inserted, translate(err, "insert tasks")
+	return err
 }
 
 // allocateTaskIDs takes n increasing ids from the tasks' identity sequence.
@@ -426,7 +499,7 @@ func onlyActive(states []ota.TaskState) bool {
 
 // terminalStates is the SQL list of ota's terminal task states, written as in
 // the predicate of tasks_one_active so the planner can use that index.
-const terminalStates = `('succeeded', 'failed', 'canceled')`
+const terminalStates = `('succeeded', 'failed', 'canceled', 'skipped')`
 
 // claimSQL claims ($1 job, $2 after id, $3 limit, $4 now). The ids are
 // picked first (an InitPlan, run once) so the UPDATE reaches its rows through

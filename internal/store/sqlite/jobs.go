@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"strings"
 	"time"
 
 	"github.com/updraft-ota/updraft/internal/ota"
@@ -14,36 +15,122 @@ const jobCols = `id, tenant_id, package_id, product_key, module, name, descripti
 	schedule_start, schedule_finish, schedule_window, max_concurrency, max_per_minute, retry_count,
 	retry_interval_ns, timeout_seconds, need_push, need_confirm, overwrite, allow_device_request,
 	abort_failure_percent, abort_min_finished, tags, ext_info, space, state, state_reason, materialized,
-	materialize_cursor, created_at, updated_at, started_at, finished_at`
+	materialize_cursor, created_at, updated_at, started_at, finished_at, allow_downgrade, timeout_from, package_kind`
+
+// execer is a connection or a transaction.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
 
 // CreateJob adds a job; CodeConflict if the id exists.
 func (s *Store) CreateJob(ctx context.Context, j ota.Job) error {
-	_, err := s.write.ExecContext(ctx, "INSERT INTO jobs ("+jobCols+`) VALUES (
-		?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	return insertJob(ctx, s.write, j)
+}
+
+func insertJob(ctx context.Context, db execer, j ota.Job) error {
+	_, err := db.ExecContext(ctx, "INSERT INTO jobs ("+jobCols+`) VALUES (
+		?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		j.ID, j.TenantID, j.PackageID, j.ProductKey, j.Module, j.Name, j.Description, string(j.Type), string(j.Selection),
 		sqlcommon.EncodeTarget(j.Target), dbTime(j.Schedule.Start), dbTime(j.Schedule.Finish),
 		sqlcommon.EncodeWindow(j.Schedule.Window), j.MaxConcurrency, j.MaxPerMinute, j.Retry.Count,
 		int64(j.Retry.Interval), j.TimeoutSeconds, dbBool(j.NeedPush), dbBool(j.NeedConfirm), string(j.Overwrite),
 		dbBool(j.AllowDeviceRequest), j.Abort.FailurePercent, j.Abort.MinFinished, sqlcommon.EncodeTags(j.Tags),
 		j.ExtInfo, j.Space, string(j.State), j.StateReason, dbBool(j.Materialized), j.MaterializeCursor,
-		dbTime(j.CreatedAt), dbTime(j.UpdatedAt), dbTime(j.StartedAt), dbTime(j.FinishedAt))
+		dbTime(j.CreatedAt), dbTime(j.UpdatedAt), dbTime(j.StartedAt), dbTime(j.FinishedAt),
+		dbBool(j.AllowDowngrade), string(j.TimeoutFrom), string(j.PackageKind))
 	if ota.ErrorCode(dbError(err, "")) == ota.CodeConflict {
 		return ota.Errorf(ota.CodeConflict, "job %q already exists", j.ID)
 	}
 	return dbError(err, "create job "+j.ID)
 }
 
+// CreateJobWithTasks adds the job and its tasks in one transaction.
+func (s *Store) CreateJobWithTasks(ctx context.Context, j ota.Job, tasks []ota.Task) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := insertJob(ctx, tx, j); err != nil {
+			return err
+		}
+		return insertTargetTasks(ctx, tx, j.ID, tasks)
+	})
+	return dbError(err, "create job "+j.ID)
+}
+
+// MaterializeBatch stores a batch of the job's tasks and its new cursor in
+// one transaction, if the stored job is still in j.State at expectCursor.
+func (s *Store) MaterializeBatch(ctx context.Context, j ota.Job, expectCursor string, tasks []ota.Task) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE jobs SET materialized = ?, materialize_cursor = ?, updated_at = ?
+			WHERE id = ? AND tenant_id = ? AND state = ? AND materialize_cursor = ?`,
+			dbBool(j.Materialized), j.MaterializeCursor, dbTime(j.UpdatedAt), j.ID, j.TenantID, string(j.State), expectCursor)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return ota.Errorf(ota.CodeConflict, "job %q changed while its tasks were being created: reload it", j.ID)
+		}
+		return insertTargetTasks(ctx, tx, j.ID, tasks)
+	})
+	return dbError(err, "materialize job "+j.ID)
+}
+
+// insertTargetTasks inserts a job's tasks; those whose device's module is
+// held by another active task are stored skipped (ota.Task.SkipBusy). The
+// transaction is the single writer, so nothing can take a module between
+// the insert and the check.
+func insertTargetTasks(ctx context.Context, tx *sql.Tx, jobID string, tasks []ota.Task) error {
+	if _, err := insertTasksTx(ctx, tx, tasks); err != nil {
+		return err
+	}
+	present := make(map[string]bool, len(tasks))
+	for start := 0; start < len(tasks); start += insertRowsPerStatement {
+		chunk := tasks[start:min(start+insertRowsPerStatement, len(tasks))]
+		names := make([]any, 0, len(chunk)+1)
+		names = append(names, jobID)
+		for i := range chunk {
+			names = append(names, chunk[i].DeviceName)
+		}
+		rows, err := tx.QueryContext(ctx, "SELECT device_name FROM tasks WHERE job_id = ? AND device_name IN (?"+
+			strings.Repeat(", ?", len(chunk)-1)+")", names...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				rows.Close()
+				return err
+			}
+			present[n] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+	}
+	var busy []ota.Task
+	for _, t := range tasks {
+		if !present[t.DeviceName] {
+			t.SkipBusy(t.UpdatedAt)
+			busy = append(busy, t)
+		}
+	}
+	_, err := insertTasksTx(ctx, tx, busy)
+	return err
+}
+
 func scanJob(r rowScanner) (ota.Job, error) {
 	var j ota.Job
-	var typ, sel, target, window, overwrite, tags, state string
-	var needPush, needConfirm, allowReq, materialized int
+	var typ, sel, target, window, overwrite, tags, state, timeoutFrom, kind string
+	var needPush, needConfirm, allowReq, materialized, allowDowngrade int
 	var retryInterval int64
 	var start, finish, created, updated, started, finished sql.NullInt64
 	err := r.Scan(&j.ID, &j.TenantID, &j.PackageID, &j.ProductKey, &j.Module, &j.Name, &j.Description, &typ, &sel, &target,
 		&start, &finish, &window, &j.MaxConcurrency, &j.MaxPerMinute, &j.Retry.Count,
 		&retryInterval, &j.TimeoutSeconds, &needPush, &needConfirm, &overwrite, &allowReq,
 		&j.Abort.FailurePercent, &j.Abort.MinFinished, &tags, &j.ExtInfo, &j.Space, &state, &j.StateReason, &materialized,
-		&j.MaterializeCursor, &created, &updated, &started, &finished)
+		&j.MaterializeCursor, &created, &updated, &started, &finished, &allowDowngrade, &timeoutFrom, &kind)
 	if err != nil {
 		return ota.Job{}, err
 	}
@@ -56,6 +143,9 @@ func scanJob(r rowScanner) (ota.Job, error) {
 	j.NeedConfirm = needConfirm != 0
 	j.AllowDeviceRequest = allowReq != 0
 	j.Materialized = materialized != 0
+	j.AllowDowngrade = allowDowngrade != 0
+	j.TimeoutFrom = ota.TimeoutFrom(timeoutFrom)
+	j.PackageKind = ota.PackageKind(kind)
 	j.Schedule.Start = goTime(start)
 	j.Schedule.Finish = goTime(finish)
 	j.CreatedAt = goTime(created)
@@ -100,6 +190,9 @@ func (s *Store) ListJobs(ctx context.Context, f store.JobFilter, page store.Page
 	}
 	if f.Type != "" {
 		w.add("type = ?", string(f.Type))
+	}
+	if f.PackageKind != "" {
+		w.add("package_kind = ?", string(f.PackageKind))
 	}
 	if f.Selection != "" {
 		w.add("selection = ?", string(f.Selection))

@@ -106,64 +106,72 @@ func (s *Store) InsertTasks(ctx context.Context, tasks []ota.Task) (int64, error
 	}
 	var inserted int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		stmts := map[string]*sql.Stmt{} // prepared once per call and shape
-		defer func() {
-			for _, st := range stmts {
-				st.Close()
-			}
-		}()
-		exec := func(query string, args []any) error {
-			st := stmts[query]
-			if st == nil {
-				var err error
-				if st, err = tx.PrepareContext(ctx, query); err != nil {
-					return err
-				}
-				stmts[query] = st
-			}
-			res, err := st.ExecContext(ctx, args...)
-			if err != nil {
-				return err
-			}
-			n, err := res.RowsAffected()
-			inserted += n
-			return err
-		}
-		args := make([]any, 0, insertRowsPerStatement*taskInsertArgs)
-		for start := 0; start < len(tasks); start += insertRowsPerStatement {
-			chunk := tasks[start:min(start+insertRowsPerStatement, len(tasks))]
-			shared := true
-			for i := 1; i < len(chunk) && shared; i++ {
-				shared = sameShared(&chunk[0], &chunk[i])
-			}
-			args = args[:0]
-			var query string
-			if shared {
-				args = appendSharedArgs(args, &chunk[0])
-				for i := range chunk {
-					args = append(args, chunk[i].DeviceName, chunk[i].FromVersion)
-				}
-				query = insertSharedFull
-				if len(chunk) != insertRowsPerStatement {
-					query = insertSharedSQL(len(chunk))
-				}
-			} else {
-				for i := range chunk {
-					args = appendTaskArgs(args, &chunk[i])
-				}
-				query = insertTasksFull
-				if len(chunk) != insertRowsPerStatement {
-					query = insertTasksSQL(len(chunk))
-				}
-			}
-			if err := exec(query, args); err != nil {
-				return err
-			}
-		}
-		return nil
+		var err error
+		inserted, err = insertTasksTx(ctx, tx, tasks)
+		return err
 	})
 	if err != nil {
 		return 0, dbError(err, "insert tasks")
+	}
+	return inserted, nil
+}
+
+// insertTasksTx is InsertTasks inside the caller's transaction.
+func insertTasksTx(ctx context.Context, tx *sql.Tx, tasks []ota.Task) (int64, error) {
+	var inserted int64
+	stmts := map[string]*sql.Stmt{} // prepared once per call and shape
+	defer func() {
+		for _, st := range stmts {
+			st.Close()
+		}
+	}()
+	exec := func(query string, args []any) error {
+		st := stmts[query]
+		if st == nil {
+			var err error
+			if st, err = tx.PrepareContext(ctx, query); err != nil {
+				return err
+			}
+			stmts[query] = st
+		}
+		res, err := st.ExecContext(ctx, args...)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		inserted += n
+		return err
+	}
+	args := make([]any, 0, insertRowsPerStatement*taskInsertArgs)
+	for start := 0; start < len(tasks); start += insertRowsPerStatement {
+		chunk := tasks[start:min(start+insertRowsPerStatement, len(tasks))]
+		shared := true
+		for i := 1; i < len(chunk) && shared; i++ {
+			shared = sameShared(&chunk[0], &chunk[i])
+		}
+		args = args[:0]
+		var query string
+		if shared {
+			args = appendSharedArgs(args, &chunk[0])
+			for i := range chunk {
+				args = append(args, chunk[i].DeviceName, chunk[i].FromVersion)
+			}
+			query = insertSharedFull
+			if len(chunk) != insertRowsPerStatement {
+				query = insertSharedSQL(len(chunk))
+			}
+		} else {
+			for i := range chunk {
+				args = appendTaskArgs(args, &chunk[i])
+			}
+			query = insertTasksFull
+			if len(chunk) != insertRowsPerStatement {
+				query = insertTasksSQL(len(chunk))
+			}
+		}
+		if err := exec(query, args); err != nil {
+			return inserted, err
+		}
 	}
 	return inserted, nil
 }

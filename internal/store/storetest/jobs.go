@@ -44,6 +44,7 @@ func testJobCreateGet(t *testing.T, s store.Store) {
 		},
 		MaxConcurrency: 1234, MaxPerMinute: 600, Retry: ota.Retry{Count: 3, Interval: 90 * time.Minute},
 		TimeoutSeconds: 3600, NeedPush: true, NeedConfirm: true, Overwrite: ota.OverwriteReplace, AllowDeviceRequest: true,
+		AllowDowngrade: true, TimeoutFrom: ota.TimeoutFromInProgress, PackageKind: ota.KindModule,
 		Abort:   ota.Abort{FailurePercent: 7.5, MinFinished: 40},
 		Tags:    []ota.Tag{{Key: "wave", Value: "1"}, {Key: "团队", Value: "固件"}},
 		ExtInfo: `{"k":"v"}`, Space: "space-7",
@@ -89,6 +90,10 @@ func testJobList(t *testing.T, s store.Store) {
 	add := func(pkg, product, module string, typ ota.JobType, sel ota.Selection, state ota.JobState) {
 		j := newJob("acme", pkg, product, at(time.Duration(len(js))*time.Second))
 		j.Module, j.Type, j.Selection, j.State = module, typ, sel, state
+		j.PackageKind = ota.KindFirmware
+		if module != "default" {
+			j.PackageKind = ota.KindModule
+		}
 		js = append(js, mustJob(t, s, j))
 	}
 	add("pA", "pk1", "default", ota.JobUpgrade, ota.SelectStatic, ota.JobRunning)  // 0
@@ -123,6 +128,8 @@ func testJobList(t *testing.T, s store.Store) {
 		{"module", acme(store.JobFilter{Module: "mcu"}), store.Page{}, ids(4, 2), 2},
 		{"type", acme(store.JobFilter{Type: ota.JobVerify}), store.Page{}, ids(1), 1},
 		{"selection", acme(store.JobFilter{Selection: ota.SelectDynamic}), store.Page{}, ids(5, 2), 2},
+		{"package kind", acme(store.JobFilter{PackageKind: ota.KindModule}), store.Page{}, ids(4, 2), 2},
+		{"package kind and type", acme(store.JobFilter{PackageKind: ota.KindFirmware, Type: ota.JobUpgrade}), store.Page{}, ids(5, 3, 0), 3},
 		{"one state", acme(store.JobFilter{States: []ota.JobState{ota.JobRunning}}), store.Page{}, ids(2, 0), 2},
 		{"states", acme(store.JobFilter{States: []ota.JobState{ota.JobPaused, ota.JobPlanned, ota.JobCanceled}}), store.Page{}, ids(5, 4, 3), 3},
 		{"package and state", acme(store.JobFilter{PackageID: "pA", States: []ota.JobState{ota.JobRunning, ota.JobPlanned}}), store.Page{}, ids(5, 0), 2},
@@ -217,5 +224,77 @@ func testJobDelete(t *testing.T, s store.Store) {
 	mustOK(t, err, "InsertTasks after delete")
 	if n != 1 {
 		t.Fatalf("InsertTasks for a device whose task was deleted = %d, want 1", n)
+	}
+}
+
+// testJobWithTasks: a job and its first tasks are stored together; a task
+// whose device's module another job holds is stored skipped, with why.
+func testJobWithTasks(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	other := mustJob(t, s, newJob("acme", "pA", "pk1", at(0)))
+	mustInsert(t, s, newTask(other, "busy", ota.TaskQueued))
+
+	j := newJob("acme", "pB", "pk1", at(time.Second))
+	j.Materialized = true
+	tasks := []ota.Task{newTask(j, "free", ota.TaskQueued), newTask(j, "busy", ota.TaskQueued),
+		newTask(j, "offline", ota.TaskWaiting), newTask(j, "ghost", ota.TaskSkipped)}
+	tasks[3].Reason = ota.ReasonNotFound
+	mustOK(t, s.CreateJobWithTasks(ctx, j, tasks), "CreateJobWithTasks")
+	got, err := s.GetJob(ctx, "acme", j.ID)
+	mustOK(t, err, "GetJob")
+	wantEqual(t, j, got, "job")
+	states := map[string]string{}
+	for _, task := range listAll(t, s, store.TaskFilter{JobID: j.ID}) {
+		states[task.DeviceName] = string(task.State) + "/" + string(task.Reason)
+	}
+	wantEqual(t, map[string]string{"free": "queued/", "busy": "skipped/busy_in_other_job", "offline": "waiting/",
+		"ghost": "skipped/not_found"}, states, "tasks")
+	// The waiting task holds its module like any active one.
+	if n, err := s.InsertTasks(ctx, []ota.Task{newTask(other, "offline", ota.TaskQueued)}); err != nil || n != 0 {
+		t.Fatalf("a second active task next to a waiting one: %d, %v", n, err)
+	}
+
+	// A duplicate job id writes nothing, tasks included.
+	dup := newTask(j, "another", ota.TaskQueued)
+	wantCode(t, s.CreateJobWithTasks(ctx, j, []ota.Task{dup}), ota.CodeConflict, "CreateJobWithTasks duplicate")
+	if got := listAll(t, s, store.TaskFilter{Devices: []string{"another"}}); len(got) != 0 {
+		t.Fatalf("a refused job left tasks %v", got)
+	}
+}
+
+// testMaterializeBatch: a batch and the job's cursor are one transaction
+// that checks the expected cursor and state, so a batch is stored once.
+func testMaterializeBatch(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	other := mustJob(t, s, newJob("acme", "pA", "pk1", at(0)))
+	mustInsert(t, s, newTask(other, "d2", ota.TaskNotified))
+	j := newJob("acme", "pB", "pk1", at(time.Second))
+	j.State = ota.JobRunning
+	mustJob(t, s, j)
+
+	next := j
+	next.MaterializeCursor, next.UpdatedAt = "d2", at(2*time.Second)
+	batch := []ota.Task{newTask(j, "d1", ota.TaskQueued), newTask(j, "d2", ota.TaskQueued)}
+	mustOK(t, s.MaterializeBatch(ctx, next, "", batch), "MaterializeBatch")
+	// The same batch again (a second replica, a retry after a crash): refused whole.
+	wantCode(t, s.MaterializeBatch(ctx, next, "", batch), ota.CodeConflict, "MaterializeBatch at a stale cursor")
+	got := listAll(t, s, store.TaskFilter{JobID: j.ID})
+	if len(got) != 2 || got[0].State != ota.TaskQueued || got[1].State != ota.TaskSkipped || got[1].Reason != ota.ReasonBusyInOtherJob {
+		t.Fatalf("tasks after one batch: %+v", got)
+	}
+	stored, err := s.GetJob(ctx, "acme", j.ID)
+	mustOK(t, err, "GetJob")
+	if stored.MaterializeCursor != "d2" || stored.Materialized || !stored.UpdatedAt.Equal(at(2*time.Second)) {
+		t.Fatalf("job after one batch: cursor %q materialized %v updated %v", stored.MaterializeCursor, stored.Materialized, stored.UpdatedAt)
+	}
+	// A job that changed state meanwhile (canceled) takes no batch.
+	stored.State, stored.UpdatedAt = ota.JobCanceled, at(3*time.Second)
+	mustOK(t, s.UpdateJob(ctx, stored, ota.JobRunning), "UpdateJob cancel")
+	last := next
+	last.MaterializeCursor, last.Materialized = "d3", true
+	wantCode(t, s.MaterializeBatch(ctx, last, "d2", []ota.Task{newTask(j, "d3", ota.TaskQueued)}), ota.CodeConflict,
+		"MaterializeBatch on a canceled job")
+	if n := len(listAll(t, s, store.TaskFilter{JobID: j.ID})); n != 2 {
+		t.Fatalf("a canceled job got a batch: %d tasks", n)
 	}
 }

@@ -73,6 +73,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Jobs/List", testJobList},
 		{"Jobs/UpdateCAS", testJobUpdate},
 		{"Jobs/Delete", testJobDelete},
+		{"Jobs/CreateWithTasks", testJobWithTasks},
+		{"Jobs/MaterializeBatch", testMaterializeBatch},
 
 		{"Tasks/InsertGet", testTaskInsertGet},
 		{"Tasks/OneActivePerModule", testTaskOneActive},

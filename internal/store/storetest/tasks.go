@@ -80,7 +80,7 @@ func testTaskInsertGet(t *testing.T, s store.Store) {
 	}
 	done := newTask(j, "dev-2", ota.TaskFailed)
 	done.FinishedAt = at(time.Hour + 7*time.Millisecond)
-	done.Reason = ota.ReasonDeviceNotFound
+	done.Reason = ota.ReasonNotFound
 	queued := newTask(j, "dev-3", ota.TaskQueued)
 
 	if n, err := s.InsertTasks(ctx, nil); err != nil || n != 0 {

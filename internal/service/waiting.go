@@ -1,0 +1,96 @@
+package service
+
+// Waiting tasks: a target device that is offline, or whose version of the
+// module is not known yet, has a task in TaskWaiting. It holds the device's
+// module but does not count against max_concurrency or max_per_minute, and
+// no timeout runs. Device protocols tell the service when a device is back
+// (DeviceConnected, ReportVersion, NextNotice all lead here), and the task
+// is admitted again with ota.Job.Admit: due (queued, or confirm) when the
+// device is online on a qualifying version, skipped when its version does
+// not qualify, still waiting otherwise. A device that goes offline before
+// it started its upgrade gives its due task back to waiting
+// (DeviceUnavailable), so that it is notified again when it returns and its
+// timeout clock runs only while it can answer.
+
+import (
+	"context"
+
+	"github.com/updraft-ota/updraft/internal/ota"
+	"github.com/updraft-ota/updraft/internal/store"
+)
+
+// maxWaitingPerDevice bounds the tasks one availability call looks at: a
+// device has at most one active task per module.
+const maxWaitingPerDevice = 100
+
+// DeviceAvailable admits the device's waiting tasks again, now that it is
+// online or has reported a version. Device protocols call it (through
+// DeviceConnected and ReportVersion, or directly) whenever either changes.
+// It reads the device as stored, so call it after recording the change.
+func (s *Service) DeviceAvailable(ctx context.Context, dev ota.DeviceRef) error {
+	d, err := s.store.GetDevice(ctx, dev.ProductKey, dev.Name)
+	if err != nil {
+		return err
+	}
+	return s.admitWaiting(ctx, &d, "")
+}
+
+// admitWaiting admits d's waiting tasks (on module only, when set).
+func (s *Service) admitWaiting(ctx context.Context, d *ota.Device, module string) error {
+	tasks, _, err := s.store.ListTasks(ctx, store.TaskFilter{ProductKey: d.ProductKey, Module: module,
+		Devices: []string{d.Name}, States: []ota.TaskState{ota.TaskWaiting}, Limit: maxWaitingPerDevice},
+		store.Page{Limit: maxWaitingPerDevice}, false)
+	if err != nil {
+		return err
+	}
+	for i := range tasks {
+		if err := s.admitTask(ctx, &tasks[i], d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// admitTask moves one waiting task where Admit says, if anywhere. A task
+// that changed meanwhile (the engine, an operator) is left as it is.
+func (s *Service) admitTask(ctx context.Context, t *ota.Task, d *ota.Device) error {
+	job, err := s.store.GetJob(ctx, t.TenantID, t.JobID)
+	if err != nil {
+		return ignoreNotFound(err)
+	}
+	if job.State.Terminal() {
+		return nil // its end cancels the task
+	}
+	pkg, err := s.store.GetPackage(ctx, job.TenantID, job.PackageID)
+	if err != nil {
+		return ignoreNotFound(err) // the engine cancels a job whose package is gone
+	}
+	state, reason := job.Admit(&pkg, d)
+	if state == ota.TaskWaiting {
+		return nil
+	}
+	now := s.clock.Now()
+	from := d.Version(job.Module)
+	if err := t.Transition(state, now); err != nil {
+		return err
+	}
+	t.FromVersion = from
+	if state == ota.TaskSkipped {
+		t.Reason, t.Detail = reason, skipDetail(reason, from, pkg.Version)
+	}
+	if err := s.store.UpdateTask(ctx, *t, ota.TaskWaiting); err != nil {
+		return ignoreConflict(err)
+	}
+	s.log.Debug("waiting task admitted", "job", job.ID, "device", d.Name, "state", state, "reason", reason)
+	return nil
+}
+
+// DeviceUnavailable gives the device's due tasks that it has not started
+// (queued, notified) back to waiting: it went offline. Set-based: one
+// store update for all its modules.
+func (s *Service) DeviceUnavailable(ctx context.Context, dev ota.DeviceRef) error {
+	_, err := s.store.UpdateTasks(ctx, store.TaskFilter{ProductKey: dev.ProductKey, Devices: []string{dev.Name},
+		States: []ota.TaskState{ota.TaskQueued, ota.TaskNotified}},
+		store.TaskUpdate{State: ota.TaskWaiting, Detail: "the device went offline", Now: s.clock.Now()})
+	return err
+}
