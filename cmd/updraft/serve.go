@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -13,6 +15,10 @@ import (
 )
 
 func init() { rootCmd.AddCommand(newServeCmd()) }
+
+// stopGrace is how long serve waits, after the HTTP drain's own timeout, for
+// the background parts to stop before it exits regardless.
+const stopGrace = 15 * time.Second
 
 func newServeCmd() *cobra.Command {
 	cfg := config.Default()
@@ -63,8 +69,20 @@ UPDRAFT_BOOTSTRAP_ACCESS_KEY and UPDRAFT_BOOTSTRAP_SECRET_KEY to choose them).`,
 
 			shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 			defer cancel()
-			if err := srv.Shutdown(shutdownCtx); err != nil && serveErr == nil {
-				serveErr = err
+			// The drain is bounded by shutdownCtx; the parts stopped after
+			// it (broker, engine, stores) bound themselves too. This bound
+			// is the last guarantee that SIGTERM ends the process even if
+			// one of them does not.
+			done := make(chan error, 1)
+			go func() { done <- srv.Shutdown(shutdownCtx) }()
+			select {
+			case err := <-done:
+				if err != nil && serveErr == nil {
+					serveErr = err
+				}
+			case <-time.After(cfg.ShutdownTimeout + stopGrace):
+				log.Error("shutdown did not finish; exiting anyway", "waited", cfg.ShutdownTimeout+stopGrace)
+				return fmt.Errorf("shutdown did not finish within %v (UPDRAFT_SHUTDOWN_TIMEOUT + %v)", cfg.ShutdownTimeout+stopGrace, stopGrace)
 			}
 			return serveErr
 		},

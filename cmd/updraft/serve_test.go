@@ -85,6 +85,7 @@ func startServe(t *testing.T, env []string, args ...string) (cmd *exec.Cmd, addr
 			}
 			var rec map[string]any
 			if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "updraft serving" {
+				stderr.serving = rec
 				return cmd, rec["http"].(string), stdout, stderr
 			}
 		case <-deadline:
@@ -96,8 +97,9 @@ func startServe(t *testing.T, env []string, args ...string) (cmd *exec.Cmd, addr
 // syncLines reads a process's stderr: lines go to ch as they come (for
 // waiting on one) and are kept for all.
 type syncLines struct {
-	ch    chan string
-	lines []string
+	ch      chan string
+	lines   []string
+	serving map[string]any // the "updraft serving" log record
 }
 
 func (s *syncLines) read(r io.Reader) {
@@ -167,6 +169,39 @@ func TestServeRunsAndStopsOnSIGTERM(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), creds.Secret) {
 		t.Errorf("the key was not printed on first start: %q", stdout.String())
+	}
+}
+
+// SIGTERM stops serve within its bound even with device connections open,
+// including one that never sent CONNECT (mochi's own shutdown waited for
+// such a socket forever).
+func TestServeStopsWithinBoundWithDevicesConnected(t *testing.T) {
+	dir := t.TempDir()
+	cmd, _, _, stderr := startServe(t, []string{"UPDRAFT_SHUTDOWN_TIMEOUT=2s"}, "--data", dir, "--http", "127.0.0.1:0", "--mqtt", "127.0.0.1:0")
+	mqttAddr, _ := stderr.serving["mqtt"].(string)
+	if mqttAddr == "" {
+		t.Fatalf("no MQTT address in the serving log record %v", stderr.serving)
+	}
+	for range 3 {
+		c, err := net.Dial("tcp", mqttAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	start := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	code := waitExit(t, cmd)
+	took := time.Since(start)
+	logs := stderr.all()
+	if code != 0 || !strings.Contains(logs, "updraft stopped") {
+		t.Fatalf("exit code %d after SIGTERM, want 0 and a clean stop in the log:\n%s", code, logs)
+	}
+	// The bound is the drain (2s) plus stopGrace; a clean stop is far inside it.
+	if limit := 2*time.Second + stopGrace; took > limit {
+		t.Errorf("serve took %v to stop after SIGTERM, more than its bound %v", took, limit)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/updraft-ota/updraft/internal/server"
 	"github.com/updraft-ota/updraft/internal/service"
 	"github.com/updraft-ota/updraft/internal/sim"
+	"github.com/updraft-ota/updraft/internal/testenv"
 )
 
 // TestHuaweiSim runs `updraft sim --dialect huawei` against a real server:
@@ -77,7 +78,7 @@ func TestHuaweiSim(t *testing.T) {
 			}
 		}
 	}()
-	if err := <-done; err != nil {
+	if err := testenv.Recv(t, done, 5*time.Minute, "the sim command to finish"); err != nil {
 		t.Fatalf("sim: %v\n%s", err, stderr.String())
 	}
 	v, err := svc.GetJob(ctx, p, job.ID)

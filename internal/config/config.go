@@ -38,6 +38,7 @@ type Config struct {
 	PublicURL  string // --public-url: base of download links devices get
 	LogLevel   string // --log-level: debug, info, warn, error
 	LogFormat  string // --log-format: text or json
+	PprofAddr  string // --pprof: listen address of net/http/pprof; "" (default) = off
 
 	// SigningKey (env UPDRAFT_SIGNING_KEY) signs fs download URLs. Empty:
 	// read from or created in <data>/signing.key (LoadSigningKey).
@@ -89,6 +90,7 @@ var flagSpecs = []flagSpec{
 	{"public-url", func(c *Config) *string { return &c.PublicURL }, "public base URL of this server, used in download links (default derived from --http)"},
 	{"log-level", func(c *Config) *string { return &c.LogLevel }, "log level: debug, info, warn, error"},
 	{"log-format", func(c *Config) *string { return &c.LogFormat }, "log format: text or json"},
+	{"pprof", func(c *Config) *string { return &c.PprofAddr }, "serve net/http/pprof on this separate address, such as 127.0.0.1:6060 (default off; never expose it publicly)"},
 }
 
 // EnvName is the environment variable that mirrors a flag: --mqtt-broker is
@@ -201,6 +203,11 @@ func (c *Config) Validate() error {
 	}
 	if err := checkListenAddr("http", c.HTTPAddr); err != nil {
 		return err
+	}
+	if c.PprofAddr != "" {
+		if err := checkListenAddr("pprof", c.PprofAddr); err != nil {
+			return err
+		}
 	}
 	if !strings.EqualFold(c.MQTTAddr, Off) {
 		if err := checkListenAddr("mqtt", c.MQTTAddr); err != nil {

@@ -71,6 +71,7 @@ type Broker struct {
 	byDevice map[ota.DeviceRef]*conn // the current connection of each device
 	stripes  [64]sync.Mutex          // serialise online/offline per device
 
+	ln      *brokerListener // owns every accepted connection, so Close can end them itself
 	closing atomic.Bool
 	wg      sync.WaitGroup
 
@@ -184,7 +185,8 @@ func NewBroker(devices deviceproto.Devices, opts BrokerOptions) (*Broker, error)
 		ln.Close()
 		return nil, err
 	}
-	if err := b.srv.AddListener(listeners.NewNet("updraft", ln)); err != nil {
+	b.ln = newBrokerListener("updraft", ln)
+	if err := b.srv.AddListener(b.ln); err != nil {
 		ln.Close()
 		return nil, err
 	}
@@ -208,17 +210,153 @@ func (b *Broker) Listening() int { return int(b.listening.Load()) }
 // Published is the number of notices published so far.
 func (b *Broker) Published() int64 { return b.notified.Load() }
 
-// Close disconnects every device and stops the broker. Devices connected at
-// shutdown are not marked offline one by one (they reconnect to the next
-// server within seconds and that marks them online again).
+// Close disconnects every device and stops the broker within about
+// 2×shutdownBound whatever the devices do. Devices connected at shutdown are
+// not marked offline one by one (they reconnect to the next server within
+// seconds and that marks them online again).
+//
+// mochi's own shutdown can deadlock, and Updraft does not use it to end
+// connections: Server.Close asks each listener to disconnect its clients,
+// and mochi's client listing takes the same read lock twice, so a client
+// connecting or disconnecting in between (a waiting writer) blocks both
+// forever (mochi-mqtt/server #488, unfixed in v2.7.9, the newest release).
+// It then waits for connection goroutines whose WaitGroup.Add runs inside
+// the goroutine itself, racing the Wait. brokerListener is Updraft's own
+// listener instead: it counts each connection before starting it, and Close
+// ends the connections by closing their sockets, waits for their goroutines,
+// and only then calls Server.Close, for which nothing is left to disconnect
+// (brokerListener.Close does not call mochi's client listing at all).
 func (b *Broker) Close() error {
 	if b.closing.Swap(true) {
 		return nil
 	}
-	err := b.srv.Close()
-	b.cancel()
-	b.wg.Wait()
+	b.cancel() // device calls in flight (authentication, reports) return now
+	if !b.ln.shutdown(shutdownBound) {
+		b.log.Error("embedded MQTT broker: device connections still running after their sockets were closed; stopping anyway", "waited", shutdownBound)
+	}
+	var err error
+	if !waitBounded(func() { err = b.srv.Close() }, shutdownBound) {
+		b.log.Error("embedded MQTT broker: mochi did not stop; stopping anyway", "waited", shutdownBound)
+	}
+	if !waitBounded(b.wg.Wait, shutdownBound) {
+		b.log.Error("embedded MQTT broker: notice deliveries still running; stopping anyway", "waited", shutdownBound)
+	}
 	return err
+}
+
+// shutdownBound bounds each waiting step of Close.
+const shutdownBound = 5 * time.Second
+
+// connectTimeout is how long a new connection may take to send CONNECT
+// (mochi then replaces the deadline by the session's keep-alive).
+const connectTimeout = 30 * time.Second
+
+// waitBounded runs wait and reports whether it returned within d. A wait
+// that does not is left running: the caller goes on regardless.
+func waitBounded(wait func(), d time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		wait()
+		close(done)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// brokerListener is the broker's mochi listener (listeners.Listener) on a
+// net.Listener. Unlike mochi's listeners.Net it owns the connections it
+// accepts: it registers each one before handing it to mochi, and shutdown
+// closes them all and waits for mochi to finish with them.
+type brokerListener struct {
+	id     string
+	ln     net.Listener
+	served chan struct{} // closed when Serve's accept loop has returned
+
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+	wg     sync.WaitGroup // one per connection handed to mochi
+}
+
+func newBrokerListener(id string, ln net.Listener) *brokerListener {
+	return &brokerListener{id: id, ln: ln, served: make(chan struct{}), conns: make(map[net.Conn]struct{})}
+}
+
+func (l *brokerListener) ID() string              { return l.id }
+func (l *brokerListener) Address() string         { return l.ln.Addr().String() }
+func (l *brokerListener) Protocol() string        { return l.ln.Addr().Network() }
+func (l *brokerListener) Init(*slog.Logger) error { return nil }
+
+// Serve accepts connections until the listener is closed.
+func (l *brokerListener) Serve(establish listeners.EstablishFn) {
+	defer close(l.served)
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue // transient (e.g. out of file descriptors): keep accepting
+			}
+			return
+		}
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			c.Close()
+			return
+		}
+		// mochi sets no deadline until CONNECT arrives: without this a
+		// socket that never sends one would be held open forever.
+		_ = c.SetDeadline(time.Now().Add(connectTimeout))
+		l.conns[c] = struct{}{}
+		l.wg.Add(1) // before the goroutine starts, so shutdown's Wait counts it
+		l.mu.Unlock()
+		go func() {
+			defer l.wg.Done()
+			_ = establish(l.id, c) // refusals are logged by the hook with their reason
+			c.Close()
+			l.mu.Lock()
+			delete(l.conns, c)
+			l.mu.Unlock()
+		}()
+	}
+}
+
+// Close is mochi's request to stop the listener and disconnect its clients.
+// shutdown has done both before Broker.Close calls Server.Close, so it only
+// makes sure the socket is closed; it deliberately never calls closeClients
+// (mochi's deadlock-prone client listing).
+func (l *brokerListener) Close(listeners.CloseFn) {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	l.ln.Close()
+}
+
+// shutdown stops accepting, closes every connection and waits up to d for
+// mochi to finish with them; it reports whether they all finished.
+func (l *brokerListener) shutdown(d time.Duration) bool {
+	l.mu.Lock()
+	l.closed = true
+	conns := make([]net.Conn, 0, len(l.conns))
+	for c := range l.conns {
+		conns = append(conns, c)
+	}
+	l.mu.Unlock()
+	l.ln.Close()
+	for _, c := range conns {
+		c.Close()
+	}
+	return waitBounded(func() {
+		<-l.served // once the accept loop is gone no Add can follow the Wait
+		l.wg.Wait()
+	}, d)
 }
 
 // Notify implements service.Notifier: each notice is published to its device

@@ -18,6 +18,7 @@ import (
 	"github.com/updraft-ota/updraft/internal/rollout"
 	"github.com/updraft-ota/updraft/internal/service"
 	"github.com/updraft-ota/updraft/internal/store/sqlite"
+	"github.com/updraft-ota/updraft/internal/testenv"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -109,7 +110,7 @@ func TestRunReturnsWhenContextEnds(t *testing.T) {
 	go func() { done <- rollout.Run(ctx, adv, time.Millisecond) }()
 	eventually(t, "ticks", func() bool { return adv.n.Load() >= 2 })
 	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
+	if err := testenv.Recv(t, done, time.Minute, "Run to return after cancel"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run returned %v", err)
 	}
 }

@@ -57,6 +57,9 @@ type Server struct {
 
 	mqttAddr string // the embedded MQTT broker's address ("" without one)
 
+	pprofLn    net.Listener // --pprof (pprof.go); nil when off
+	pprofServe func()
+
 	creds   *Credentials // set when this start created the first tenant
 	started bool
 	serveCh chan error
@@ -99,6 +102,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		}
 		return nil
 	})
+	if err := s.listenPprof(); err != nil {
+		return nil, err
+	}
 	var mqttLn net.Listener
 	if cfg.MQTTBroker == "" && cfg.EmbeddedMQTT() {
 		if mqttLn, err = listen(log, "mqtt", cfg.MQTTAddr, config.Default().MQTTAddr); err != nil {
@@ -258,6 +264,10 @@ func (s *Server) Start() error {
 		return errors.New("server already started")
 	}
 	s.started = true
+	if s.pprofServe != nil {
+		go s.pprofServe()
+		s.log.Info("pprof serving", "addr", s.PprofAddr())
+	}
 	go func() {
 		err := s.http.Serve(s.ln)
 		if errors.Is(err, http.ErrServerClosed) {
@@ -266,7 +276,11 @@ func (s *Server) Start() error {
 		s.serveCh <- err
 		close(s.serveCh)
 	}()
-	s.log.Info("updraft serving", "http", s.Addr(), "public_url", s.publicURL,
+	mqttAt := s.mqttAddr
+	if s.cfg.MQTTBroker != "" {
+		mqttAt = config.Redact(s.cfg.MQTTBroker)
+	}
+	s.log.Info("updraft serving", "http", s.Addr(), "mqtt", mqttAt, "public_url", s.publicURL,
 		"db", config.Redact(s.cfg.DBURL), "blob", config.Redact(s.cfg.BlobURL), "data", s.cfg.DataDir)
 	return nil
 }

@@ -341,13 +341,13 @@ func TestShutdownDrainsInFlight(t *testing.T) {
 	if got := append(head, rest...); !bytes.Equal(got, content) {
 		t.Errorf("downloaded %d bytes, want %d", len(got), len(content))
 	}
-	if err := <-done; err != nil {
+	if err := testenv.Recv(t, done, time.Minute, "Shutdown to return"); err != nil {
 		t.Errorf("Shutdown: %v", err)
 	}
 	if _, err := http.Get(s.URL() + "/healthz"); err == nil {
 		t.Error("the server still answers after Shutdown")
 	}
-	if err := <-s.Err(); err != nil {
+	if err := testenv.Recv(t, s.Err(), time.Minute, "the HTTP server to exit"); err != nil {
 		t.Errorf("Err() after Shutdown = %v", err)
 	}
 }

@@ -117,7 +117,7 @@ func twoEngines(t *testing.T, open func() store.Store, fleet int) {
 			errs <- fmt.Errorf("engine %d: job not dispatched after 10 000 ticks", i)
 		}(i)
 	}
-	wg.Wait()
+	testenv.Within(t, 5*time.Minute, "every engine replica to finish", wg.Wait)
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
@@ -176,7 +176,7 @@ func createDevices(t *testing.T, st store.Store, fleet int) {
 			}
 		}(w)
 	}
-	wg.Wait()
+	testenv.Within(t, 5*time.Minute, "every engine replica to finish", wg.Wait)
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/updraft-ota/updraft/internal/api/huaweiiotda"
 	"github.com/updraft-ota/updraft/internal/config"
 	"github.com/updraft-ota/updraft/internal/ota"
+	"github.com/updraft-ota/updraft/internal/testenv"
 )
 
 // connect tries a raw IoTDA CONNECT.
@@ -21,7 +22,7 @@ func connect(t *testing.T, broker, clientID, username, password string) (paho.Cl
 		SetPassword(password).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second)
 	c := paho.NewClient(o)
 	tok := c.Connect()
-	tok.Wait()
+	testenv.Within(t, time.Minute, "the MQTT CONNECT of "+clientID, func() { tok.Wait() })
 	if tok.Error() == nil {
 		t.Cleanup(func() { c.Disconnect(100) })
 	}
@@ -80,7 +81,7 @@ func TestDeviceConnect(t *testing.T) {
 		"$oc/#":                             false,
 	} {
 		tok := c.Subscribe(filter, 1, nil)
-		tok.Wait()
+		testenv.Within(t, time.Minute, "the SUBACK for "+filter, func() { tok.Wait() })
 		code := tok.(*paho.SubscribeToken).Result()[filter]
 		if granted := code < 0x80 && tok.Error() == nil; granted != ok {
 			t.Errorf("subscribe %s: code %#x, want granted = %v", filter, code, ok)

@@ -64,7 +64,7 @@ func TestMigrateConcurrentReplicas(t *testing.T) {
 	for i, s := range replicas {
 		wg.Go(func() { errs[i] = s.Migrate(ctx) })
 	}
-	wg.Wait()
+	testenv.Within(t, 5*time.Minute, "every replica goroutine to finish", wg.Wait)
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("replica %d: %v", i, err)
@@ -124,7 +124,7 @@ func TestInsertTasksConcurrentReplicasKeepOneActive(t *testing.T) {
 			}
 		})
 	}
-	wg.Wait()
+	testenv.Within(t, 5*time.Minute, "every replica goroutine to finish", wg.Wait)
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("replica %d: %v", i, err)
@@ -195,7 +195,7 @@ func TestClaimTasksConcurrentReplicasNoDuplicates(t *testing.T) {
 			}
 		})
 	}
-	wg.Wait()
+	testenv.Within(t, 5*time.Minute, "every replica goroutine to finish", wg.Wait)
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
@@ -246,7 +246,7 @@ func TestCompareAndSetConcurrentReplicas(t *testing.T) {
 			jobErrs[i] = s.UpdateJob(ctx, j, ota.JobRunning)
 		})
 	}
-	wg.Wait()
+	testenv.Within(t, 5*time.Minute, "every replica goroutine to finish", wg.Wait)
 	for name, errs := range map[string][]error{"UpdateTask": taskErrs, "UpdateJob": jobErrs} {
 		wins := 0
 		for _, err := range errs {

@@ -10,6 +10,7 @@ import (
 	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/store"
 	"github.com/updraft-ota/updraft/internal/store/storetest"
+	"github.com/updraft-ota/updraft/internal/testenv"
 )
 
 // openTest opens a migrated store on a fresh file in tb's temp dir.
@@ -130,7 +131,7 @@ func TestConcurrentUse(t *testing.T) {
 			}
 		})
 	}
-	wg.Wait()
+	testenv.Within(t, 5*time.Minute, "every concurrent store caller to finish", wg.Wait)
 	close(errs)
 	for err := range errs {
 		t.Error(err)
@@ -159,7 +160,7 @@ func TestMigrateConcurrently(t *testing.T) {
 	for i, s := range stores {
 		wg.Go(func() { errs[i] = s.Migrate(t.Context()) })
 	}
-	wg.Wait()
+	testenv.Within(t, 5*time.Minute, "every concurrent store caller to finish", wg.Wait)
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("Migrate in store %d: %v", i, err)

@@ -1,0 +1,184 @@
+// Command download measures P1 of issue 13: downloading a package through
+// its signed URL from a real `updraft serve` (file blob store) against nginx
+// serving the same bytes from a plain directory (sendfile on, access log off,
+// one worker per core), both driven by wrk on the same machine, alternated
+// -pairs times for each connection count.
+//
+//	bash bench/download.sh                      # installs nginx-light and wrk if missing
+//	go run ./bench/download -size-mb 100 -conns 16,64 -pairs 3 -duration 10s
+//
+// Target (issue 13): Updraft ≥ 0.9× nginx.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/updraft-ota/updraft/bench/internal/benchkit"
+	"github.com/updraft-ota/updraft/client"
+)
+
+func main() {
+	bin := flag.String("updraft", "", "updraft binary (default: go build ./cmd/updraft)")
+	nginx := flag.String("nginx", "nginx", "nginx binary")
+	wrk := flag.String("wrk", "wrk", "wrk binary")
+	sizeMB := flag.Int("size-mb", 100, "package size in MiB")
+	connList := flag.String("conns", "16,64", "wrk connection counts, comma-separated")
+	pairs := flag.Int("pairs", 3, "nginx/updraft pairs per connection count")
+	duration := flag.Duration("duration", 10*time.Second, "wrk duration per run")
+	flag.Parse()
+	if err := run(*bin, *nginx, *wrk, *sizeMB, *connList, *pairs, *duration); err != nil {
+		fmt.Fprintln(os.Stderr, "download:", err)
+		os.Exit(1)
+	}
+}
+
+func run(bin, nginxBin, wrkBin string, sizeMB int, connList string, pairs int, duration time.Duration) error {
+	ctx := context.Background()
+	for _, b := range []string{nginxBin, wrkBin} {
+		if _, err := exec.LookPath(b); err != nil {
+			if _, err2 := os.Stat("/usr/sbin/" + b); err2 != nil {
+				return fmt.Errorf("%s not found: install it (apt-get install nginx-light wrk) or run bash bench/download.sh", b)
+			}
+		}
+	}
+	if _, err := exec.LookPath(nginxBin); err != nil {
+		nginxBin = "/usr/sbin/" + nginxBin
+	}
+	work, err := os.MkdirTemp("", "bench-download-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	// nginx's workers drop root to its default user: let them read the file.
+	if err := os.Chmod(work, 0o755); err != nil {
+		return err
+	}
+	if bin, err = benchkit.BuildUpdraft(bin, work); err != nil {
+		return err
+	}
+	content := make([]byte, sizeMB<<20)
+	_, _ = rand.Read(content)
+	root := filepath.Join(work, "www")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(root, "fw.bin"), content, 0o644); err != nil {
+		return err
+	}
+	data := filepath.Join(work, "data")
+	if err := os.Mkdir(data, 0o755); err != nil {
+		return err
+	}
+	srv, err := benchkit.StartServer(benchkit.ServerOptions{Bin: bin, DataDir: data})
+	if err != nil {
+		return err
+	}
+	defer srv.Stop()
+	api := client.New(srv.Base, srv.KeyID, srv.Secret)
+	if _, err := api.CreateProduct(ctx, client.ProductCreate{Key: "dl", Name: "dl"}); err != nil {
+		return err
+	}
+	pkg, err := api.UploadPackage(ctx, client.PackageMetadata{Product: "dl", Name: "fw", Version: "2.0"}, "fw.bin", bytes.NewReader(content))
+	if err != nil {
+		return err
+	}
+	updURL, err := api.PackageURL(ctx, pkg.ID)
+	if err != nil {
+		return err
+	}
+	ngAddr, err := benchkit.FreeAddr()
+	if err != nil {
+		return err
+	}
+	conf := filepath.Join(work, "nginx.conf")
+	err = os.WriteFile(conf, []byte(fmt.Sprintf(`daemon off;
+worker_processes auto;
+pid %[1]s/nginx.pid;
+error_log %[1]s/nginx-error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  client_body_temp_path %[1]s/tmp;
+  proxy_temp_path %[1]s/tmp;
+  fastcgi_temp_path %[1]s/tmp;
+  uwsgi_temp_path %[1]s/tmp;
+  scgi_temp_path %[1]s/tmp;
+  server { listen %[2]s; root %[3]s; }
+}
+`, work, ngAddr, root)), 0o644)
+	if err != nil {
+		return err
+	}
+	ng := exec.Command(nginxBin, "-c", conf, "-p", work)
+	ng.Stderr = os.Stderr
+	if err := ng.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = ng.Process.Kill(); _ = ng.Wait() }()
+	if err := benchkit.WaitTCP(ngAddr, 10*time.Second); err != nil {
+		return err
+	}
+	ngURL := "http://" + ngAddr + "/fw.bin"
+	fmt.Printf("P1 download %d MiB through the signed URL vs nginx, wrk %v per run, %d pairs; load average %s\n", sizeMB, duration, pairs, benchkit.LoadAverage())
+	for _, cs := range strings.Split(connList, ",") {
+		c, err := strconv.Atoi(strings.TrimSpace(cs))
+		if err != nil {
+			return fmt.Errorf("-conns: %w", err)
+		}
+		p, err := benchkit.RunPairs(ctx, pairs,
+			func(int) (float64, error) { return runWrk(wrkBin, ngURL, c, duration) },
+			func(int) (float64, error) { return runWrk(wrkBin, updURL, c, duration) },
+			func(r, u float64) float64 { return u / r })
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%d connections: nginx MB/s %s; updraft MB/s %s\n", c, benchkit.Summarize(p.Ref), benchkit.Summarize(p.Upd))
+		fmt.Printf("P1 ratio updraft/nginx at %d connections: %s   target ≥ 0.9\n", c, benchkit.Summarize(p.Ratio))
+	}
+	return nil
+}
+
+var transfer = regexp.MustCompile(`Transfer/sec:\s+([0-9.]+)([KMG]?B)`)
+
+// runWrk runs wrk and returns the transfer rate in MB/s; any non-2xx answer
+// is an error.
+func runWrk(bin, url string, conns int, d time.Duration) (float64, error) {
+	threads := 2
+	if conns < threads {
+		threads = conns
+	}
+	out, err := exec.Command(bin, "-t"+strconv.Itoa(threads), "-c"+strconv.Itoa(conns), "-d"+d.String(), "--timeout", "60s", url).CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("wrk: %v: %s", err, out)
+	}
+	if bytes.Contains(out, []byte("Non-2xx")) {
+		return 0, fmt.Errorf("wrk saw errors: %s", out)
+	}
+	m := transfer.FindSubmatch(out)
+	if m == nil {
+		return 0, fmt.Errorf("no Transfer/sec in wrk output: %s", out)
+	}
+	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	switch string(m[2]) {
+	case "KB":
+		v /= 1024
+	case "GB":
+		v *= 1024
+	case "B":
+		v /= 1 << 20
+	}
+	return v, nil
+}
