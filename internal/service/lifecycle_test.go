@@ -15,7 +15,10 @@ func ptrTo[T any](v T) *T { return &v }
 func TestJobCreatedWithoutStarting(t *testing.T) {
 	r := newRolloutEnv(t, service.Options{})
 	r.devices("d", 2, "1.0")
-	j := r.job(r.pkg(nil), func(j *ota.Job) { j.State = ota.JobPaused; j.Target = ota.Target{Devices: []string{"d-0000", "d-0001"}} })
+	j := r.job(r.pkg(nil), func(j *ota.Job) {
+		j.State = ota.JobPaused
+		j.Target = ota.Target{Devices: []string{"d-0000", "d-0001"}}
+	})
 	r.wantCounts(j.ID, "queued=2")
 	r.tick()
 	r.wantJobState(j.ID, ota.JobPaused)
