@@ -79,15 +79,37 @@ func checkRequiredLen(field, what, s string, min, max int) error {
 	return nil
 }
 
-// CheckLen checks an optional free-text field's length in characters.
+// CheckLen checks an optional free-text field (descriptions, custom info):
+// at most max characters of valid UTF-8, no control characters other than
+// tab and line breaks (no ANSI escapes), no bidirectional overrides.
 func CheckLen(field, s string, max int) error {
 	if n := utf8.RuneCountInString(s); n > max {
 		return Invalid(field, "%s may be at most %d characters, got %d", field, max, n)
 	}
+	return checkText(field, s, "\t\n\r")
+}
+
+// checkText: valid UTF-8, no control character except those in allowed, no
+// bidirectional embedding, override or isolate (U+202A–U+202E,
+// U+2066–U+2069), which make text display differently from what it is.
+func checkText(field, s, allowed string) error {
 	if !utf8.ValidString(s) {
 		return Invalid(field, "%s is not valid UTF-8", field)
 	}
+	for _, r := range s {
+		if unicode.IsControl(r) && !strings.ContainsRune(allowed, r) {
+			return Invalid(field, "%s contains the control character %U: remove it (terminal escapes and invisible controls are not allowed)", field, r)
+		}
+		if IsBidiControl(r) {
+			return Invalid(field, "%s contains the bidirectional control %U: remove it (it makes text display differently from what it is)", field, r)
+		}
+	}
 	return nil
+}
+
+// IsBidiControl reports the explicit bidirectional formatting characters.
+func IsBidiControl(r rune) bool {
+	return r >= 0x202A && r <= 0x202E || r >= 0x2066 && r <= 0x2069
 }
 
 // CheckProductKey: 1–36 of [A-Za-z0-9_-].
@@ -184,15 +206,10 @@ func CheckDisplayName(field, s string, max int, required bool) error {
 	if required && s == "" {
 		return Invalid(field, "%s is required", field)
 	}
-	if err := CheckLen(field, s, max); err != nil {
-		return err
+	if n := utf8.RuneCountInString(s); n > max {
+		return Invalid(field, "%s may be at most %d characters, got %d", field, max, n)
 	}
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			return Invalid(field, "%s contains a control character", field)
-		}
-	}
-	return nil
+	return checkText(field, s, "")
 }
 
 // CheckSignFormat: a SHA256 sign is 64 hex digits, an MD5 sign 32.
@@ -250,17 +267,29 @@ func CheckBucketName(field, s string) error {
 	return nil
 }
 
-// CheckObjectKey: 1–1024 characters, no NUL, no ".." path segment.
+// ObjectKeyChars are the characters an object key may use besides ASCII
+// letters and digits: S3's "safe characters", space, and '/' as the separator. No
+// backslash, control character or non-ASCII, so a key is the same file
+// name on every blob store and OS and cannot smuggle a line break into logs.
+const ObjectKeyChars = "/!-_.*'() "
+
+// CheckObjectKey: 1–1024 of [A-Za-z0-9/!-_.*'() ], not starting with '/',
+// no empty, "." or ".." path segment.
 func CheckObjectKey(field, s string) error {
 	if err := checkRequiredLen(field, "object key", s, 1, MaxObjectKeyLen); err != nil {
 		return err
 	}
-	if strings.ContainsRune(s, 0) || strings.HasPrefix(s, "/") {
-		return Invalid(field, "object key %q must not start with '/' or contain NUL", s)
+	for _, r := range s {
+		if !(r < utf8.RuneSelf && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') || strings.ContainsRune(ObjectKeyChars, r)) {
+			return Invalid(field, "object key %q contains %q: only ASCII letters, digits and %s are allowed", s, r, describe(ObjectKeyChars))
+		}
+	}
+	if strings.HasPrefix(s, "/") {
+		return Invalid(field, "object key %q must not start with '/'", s)
 	}
 	for _, seg := range strings.Split(s, "/") {
-		if seg == ".." || seg == "." {
-			return Invalid(field, "object key %q must not contain '.' or '..' segments", s)
+		if seg == ".." || seg == "." || seg == "" {
+			return Invalid(field, "object key %q must not contain empty, '.' or '..' path segments", s)
 		}
 	}
 	return nil
@@ -289,6 +318,9 @@ func CheckTags(field string, tags []Tag) error {
 			return err
 		}
 		if err := checkRequiredLen(field, "tag value", t.Value, 1, MaxTagValueLen); err != nil {
+			return err
+		}
+		if err := checkText(field, t.Value, ""); err != nil {
 			return err
 		}
 		if seen[t.Key] {

@@ -60,6 +60,9 @@ func (s *Service) CreateJob(ctx context.Context, p Principal, in ota.Job) (ota.J
 	if err != nil {
 		return ota.Job{}, err
 	}
+	if err := s.checkQuota(ctx, p.TenantID, quotaRunningJobs, 0); err != nil {
+		return ota.Job{}, err
+	}
 	switch in.Type {
 	case ota.JobUpgrade:
 		if pkg.NeedVerify && pkg.VerifyStatus != ota.VerifyPassed {

@@ -112,6 +112,9 @@ func (s *Service) CreatePackage(ctx context.Context, p Principal, in ota.Package
 	if err := s.checkPackageTarget(ctx, p, in); err != nil {
 		return ota.Package{}, err
 	}
+	if err := s.checkQuota(ctx, p.TenantID, quotaPackages, 0); err != nil {
+		return ota.Package{}, err
+	}
 
 	now := s.clock.Now().UTC()
 	in.ID = ota.NewID(now)
@@ -128,6 +131,11 @@ func (s *Service) CreatePackage(ctx context.Context, p Principal, in ota.Package
 		info.Bucket, info.Key = bucket, key
 	}
 	if err := finishPackage(&in, info); err != nil {
+		s.removeBlob(ctx, bucket, key)
+		return ota.Package{}, err
+	}
+	// The size is known only now: check the storage quota with it.
+	if err := s.checkQuota(ctx, p.TenantID, quotaPackages, info.Size); err != nil {
 		s.removeBlob(ctx, bucket, key)
 		return ota.Package{}, err
 	}
@@ -222,6 +230,9 @@ func (s *Service) RegisterObject(ctx context.Context, p Principal, in ota.Packag
 	}
 	info.Bucket, info.Key = bucket, key
 	if err := ota.CheckFileSize("object_key", info.Size); err != nil {
+		return ota.Package{}, err
+	}
+	if err := s.checkQuota(ctx, p.TenantID, quotaPackages, info.Size); err != nil {
 		return ota.Package{}, err
 	}
 	if info.SHA256 == "" || info.MD5 == "" {

@@ -73,14 +73,14 @@ func (s *Service) Bootstrap(ctx context.Context, tenantID, keyID, secret string)
 		return ota.AccessKey{}, false, err
 	}
 	now := s.clock.Now().UTC()
-	if err := s.store.CreateTenant(ctx, ota.Tenant{ID: tenantID, Name: tenantID, CreatedAt: now}); err != nil {
+	if err := s.store.CreateTenant(ctx, ota.Tenant{ID: tenantID, Name: tenantID, CreatedAt: now, Operator: true}); err != nil {
 		if ota.ErrorCode(err) == ota.CodeConflict {
 			// Another replica bootstrapped the same empty database first.
 			return ota.AccessKey{}, false, nil
 		}
 		return ota.AccessKey{}, false, err
 	}
-	key = ota.AccessKey{ID: keyID, TenantID: tenantID, Secret: secret, CreatedAt: now}
+	key = ota.AccessKey{ID: keyID, TenantID: tenantID, Secret: secret, Role: ota.RoleAdmin, CreatedAt: now}
 	if err := s.store.CreateAccessKey(ctx, key); err != nil {
 		return ota.AccessKey{}, false, err
 	}
@@ -136,7 +136,7 @@ func (s *Service) Authenticate(ctx context.Context, keyID, secret string) (Princ
 	if subtle.ConstantTimeCompare([]byte(k.Secret), []byte(secret)) != 1 {
 		return Principal{}, unauth
 	}
-	return Principal{TenantID: k.TenantID, AccessKeyID: k.ID}, nil
+	return PrincipalOf(k), nil
 }
 
 // AccessKey returns a key with its secret, for front-ends that verify request
@@ -319,6 +319,9 @@ func (s *Service) CreateDevice(ctx context.Context, p Principal, in ota.Device) 
 		return ota.Device{}, err
 	}
 	if _, err := s.GetProduct(ctx, p, in.ProductKey); err != nil {
+		return ota.Device{}, err
+	}
+	if err := s.checkQuota(ctx, p.TenantID, quotaDevices, 0); err != nil {
 		return ota.Device{}, err
 	}
 	in.Online = false

@@ -32,8 +32,11 @@ func TestBootstrapGeneratesAndAuthenticates(t *testing.T) {
 		t.Errorf("generated key %q / secret %q have the wrong shape", key.ID, key.Secret)
 	}
 	p, err := e.svc.Authenticate(e.ctx, key.ID, key.Secret)
-	if err != nil || p != (service.Principal{TenantID: "default", AccessKeyID: key.ID}) {
-		t.Fatalf("Authenticate = %+v, %v", p, err)
+	if err != nil || p != (service.Principal{TenantID: "default", AccessKeyID: key.ID, Role: ota.RoleAdmin}) {
+		t.Fatalf("Authenticate = %+v, %v (the bootstrap key is the first admin key)", p, err)
+	}
+	if ten, err := e.svc.GetTenant(e.ctx, p, ""); err != nil || !ten.Operator {
+		t.Fatalf("bootstrapped tenant %+v, %v: want the operator tenant", ten, err)
 	}
 	// Second start: nothing new.
 	again, created, err := e.svc.Bootstrap(e.ctx, "", "", "")

@@ -37,10 +37,13 @@ type NopNotifier struct{}
 // Notify does nothing.
 func (NopNotifier) Notify(context.Context, []ota.Notice) error { return nil }
 
-// Principal is the caller of a management API: a tenant, through one key.
+// Principal is the caller of a management API: a tenant, through one key
+// with one role. Internal callers (device protocols, the engine) build
+// Principal{TenantID: …} without a role: they never pass through Allow.
 type Principal struct {
 	TenantID    string
 	AccessKeyID string
+	Role        ota.Role
 }
 
 // Options configure a Service.

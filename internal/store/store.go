@@ -46,8 +46,29 @@ type Tenants interface {
 	CreateTenant(ctx context.Context, t ota.Tenant) error // CodeConflict if the id exists
 	GetTenant(ctx context.Context, id string) (ota.Tenant, error)
 	CountTenants(ctx context.Context) (int64, error)
+	ListTenants(ctx context.Context, page Page) ([]ota.Tenant, int64, error) // by id
+	SetTenantQuota(ctx context.Context, id string, q ota.Quota) error
+	// DeleteTenant removes a tenant, its access keys and bucket claims;
+	// CodeConflict if it still owns products, packages or jobs (checked in
+	// the same transaction as the delete).
+	DeleteTenant(ctx context.Context, id string) error
+	// TenantUsage counts what a tenant holds, for its quota.
+	TenantUsage(ctx context.Context, id string) (Usage, error)
+
 	CreateAccessKey(ctx context.Context, k ota.AccessKey) error // CodeConflict if the id exists
+	// GetAccessKey reads the key from the database on every call (no cache),
+	// so a deleted (revoked) key stops working at once on every replica.
 	GetAccessKey(ctx context.Context, id string) (ota.AccessKey, error)
+	ListAccessKeys(ctx context.Context, tenantID string) ([]ota.AccessKey, error) // by creation
+	DeleteAccessKey(ctx context.Context, tenantID, id string) error               // CodeNotFound if the tenant has no such key
+}
+
+// Usage is what a tenant holds, compared with its ota.Quota.
+type Usage struct {
+	Packages     int64
+	StorageBytes int64
+	Devices      int64
+	RunningJobs  int64
 }
 
 // Products: products and their custom modules. Product keys are unique across

@@ -153,7 +153,7 @@ func (v verifier) authenticate(r *http.Request, body []byte, projectID string) (
 	if hp := r.Header.Get(headerProjectID); hp != "" && hp != projectID {
 		return service.Principal{}, unauthenticated("X-Project-Id %q does not match the project %q in the path", hp, projectID)
 	}
-	return service.Principal{TenantID: key.TenantID, AccessKeyID: key.ID}, nil
+	return service.PrincipalOf(key), nil
 }
 
 // payloadHash is the hex SHA-256 of the body, or X-Sdk-Content-Sha256 when

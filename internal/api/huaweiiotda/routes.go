@@ -136,6 +136,9 @@ func (a *API) run(r *http.Request, h handlerFunc) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	if err := p.AllowMethod(r.Method); err != nil { // every IoTDA POST/PUT/DELETE changes something
+		return 0, nil, err
+	}
 	return h(r.Context(), &call{r: r, p: p, body: body, productNames: map[string]string{}})
 }
 

@@ -71,14 +71,20 @@ func (a *API) handler() http.Handler {
 	a.registerPackages(mux)
 	a.registerObjects(mux) // objects.go (huaweiiotda helper): files registered later by bucket/key
 	a.registerJobs(mux)    // jobs.go (rollout)
+	a.registerTenants(mux) // tenants.go (security)
 	return httpx.RequestID(a.fallback(mux))
 }
 
 // route registers an authenticated handler for pattern ("METHOD /api/v1/…").
+// The key's role is checked before the handler runs: GET reads, every other
+// method changes something (service.Principal.AllowMethod).
 func (a *API) route(mux *http.ServeMux, pattern string, h handlerFunc) {
 	a.routes = append(a.routes, pattern)
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		p, err := a.authenticate(r)
+		if err == nil {
+			err = p.AllowMethod(r.Method)
+		}
 		if err == nil {
 			err = h(w, r, p)
 		}

@@ -116,7 +116,7 @@ func (e *env) addTenant(id string) *client.Client {
 		e.t.Fatal(err)
 	}
 	keyID, secret := strings.ToUpper(id)+"KEY0123456789", id+"-secret-0123456789abcdef"
-	if err := e.Store.CreateAccessKey(ctx, ota.AccessKey{ID: keyID, TenantID: id, Secret: secret, CreatedAt: now}); err != nil {
+	if err := e.Store.CreateAccessKey(ctx, ota.AccessKey{ID: keyID, TenantID: id, Secret: secret, Role: ota.RoleAdmin, CreatedAt: now}); err != nil {
 		e.t.Fatal(err)
 	}
 	return client.New(e.URL, keyID, secret)

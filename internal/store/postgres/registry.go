@@ -11,48 +11,6 @@ import (
 	"github.com/updraft-ota/updraft/internal/store"
 )
 
-// Tenants and access keys.
-
-func (s *Store) CreateTenant(ctx context.Context, t ota.Tenant) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)`,
-		t.ID, t.Name, ts(t.CreatedAt))
-	return conflictAs(translate(err, "create tenant"), "tenant %q already exists", t.ID)
-}
-
-func (s *Store) GetTenant(ctx context.Context, id string) (ota.Tenant, error) {
-	var t ota.Tenant
-	var created pgtype.Timestamptz
-	err := s.pool.QueryRow(ctx, `SELECT id, name, created_at FROM tenants WHERE id = $1`, id).
-		Scan(&t.ID, &t.Name, &created)
-	if err != nil {
-		return ota.Tenant{}, notFoundAs(err, "get tenant", ota.NotFound("tenant", id))
-	}
-	t.CreatedAt = fromTS(created)
-	return t, nil
-}
-
-func (s *Store) CountTenants(ctx context.Context) (int64, error) {
-	return s.count(ctx, "tenants", &where{}, "count tenants")
-}
-
-func (s *Store) CreateAccessKey(ctx context.Context, k ota.AccessKey) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO access_keys (id, tenant_id, secret, created_at) VALUES ($1, $2, $3, $4)`,
-		k.ID, k.TenantID, k.Secret, ts(k.CreatedAt))
-	return conflictAs(translate(err, "create access key"), "access key %q already exists", k.ID)
-}
-
-func (s *Store) GetAccessKey(ctx context.Context, id string) (ota.AccessKey, error) {
-	var k ota.AccessKey
-	var created pgtype.Timestamptz
-	err := s.pool.QueryRow(ctx, `SELECT id, tenant_id, secret, created_at FROM access_keys WHERE id = $1`, id).
-		Scan(&k.ID, &k.TenantID, &k.Secret, &created)
-	if err != nil {
-		return ota.AccessKey{}, notFoundAs(err, "get access key", ota.NotFound("access key", id))
-	}
-	k.CreatedAt = fromTS(created)
-	return k, nil
-}
-
 // Products and modules.
 
 func (s *Store) CreateProduct(ctx context.Context, p ota.Product) error {

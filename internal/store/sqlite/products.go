@@ -9,62 +9,6 @@ import (
 	"github.com/updraft-ota/updraft/internal/store/sqlcommon"
 )
 
-// CreateTenant adds a tenant; CodeConflict if the id exists.
-func (s *Store) CreateTenant(ctx context.Context, t ota.Tenant) error {
-	_, err := s.write.ExecContext(ctx, "INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)",
-		t.ID, t.Name, dbTime(t.CreatedAt))
-	if ota.ErrorCode(dbError(err, "")) == ota.CodeConflict {
-		return ota.Errorf(ota.CodeConflict, "tenant %q already exists", t.ID)
-	}
-	return dbError(err, "create tenant "+t.ID)
-}
-
-func (s *Store) GetTenant(ctx context.Context, id string) (ota.Tenant, error) {
-	var t ota.Tenant
-	var created sql.NullInt64
-	err := s.read.QueryRowContext(ctx, "SELECT id, name, created_at FROM tenants WHERE id = ?", id).
-		Scan(&t.ID, &t.Name, &created)
-	if err == sql.ErrNoRows {
-		return ota.Tenant{}, ota.NotFound("tenant", id)
-	}
-	if err != nil {
-		return ota.Tenant{}, dbError(err, "get tenant "+id)
-	}
-	t.CreatedAt = goTime(created)
-	return t, nil
-}
-
-func (s *Store) CountTenants(ctx context.Context) (int64, error) {
-	var n int64
-	err := s.read.QueryRowContext(ctx, "SELECT count(*) FROM tenants").Scan(&n)
-	return n, dbError(err, "count tenants")
-}
-
-// CreateAccessKey adds an access key; CodeConflict if the id exists.
-func (s *Store) CreateAccessKey(ctx context.Context, k ota.AccessKey) error {
-	_, err := s.write.ExecContext(ctx, "INSERT INTO access_keys (id, tenant_id, secret, created_at) VALUES (?, ?, ?, ?)",
-		k.ID, k.TenantID, k.Secret, dbTime(k.CreatedAt))
-	if ota.ErrorCode(dbError(err, "")) == ota.CodeConflict {
-		return ota.Errorf(ota.CodeConflict, "access key %q already exists", k.ID)
-	}
-	return dbError(err, "create access key "+k.ID)
-}
-
-func (s *Store) GetAccessKey(ctx context.Context, id string) (ota.AccessKey, error) {
-	var k ota.AccessKey
-	var created sql.NullInt64
-	err := s.read.QueryRowContext(ctx, "SELECT id, tenant_id, secret, created_at FROM access_keys WHERE id = ?", id).
-		Scan(&k.ID, &k.TenantID, &k.Secret, &created)
-	if err == sql.ErrNoRows {
-		return ota.AccessKey{}, ota.NotFound("access key", id)
-	}
-	if err != nil {
-		return ota.AccessKey{}, dbError(err, "get access key "+id)
-	}
-	k.CreatedAt = goTime(created)
-	return k, nil
-}
-
 // CreateProduct adds a product; CodeConflict if the key exists in any tenant.
 func (s *Store) CreateProduct(ctx context.Context, p ota.Product) error {
 	_, err := s.write.ExecContext(ctx,

@@ -39,7 +39,7 @@ func testTenants(t *testing.T, s store.Store) {
 func testAccessKeys(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	mustOK(t, s.CreateTenant(ctx, ota.Tenant{ID: "acme", Name: "Acme", CreatedAt: base}), "CreateTenant")
-	k := ota.AccessKey{ID: "AK0123456789", TenantID: "acme", Secret: "s3cr3t/+=", CreatedAt: at(1500 * time.Millisecond)}
+	k := ota.AccessKey{ID: "AK0123456789", TenantID: "acme", Secret: "s3cr3t/+=", Role: ota.RoleReadonly, CreatedAt: at(1500 * time.Millisecond)}
 	mustOK(t, s.CreateAccessKey(ctx, k), "CreateAccessKey")
 	wantCode(t, s.CreateAccessKey(ctx, ota.AccessKey{ID: k.ID, TenantID: "acme", Secret: "x"}), ota.CodeConflict,
 		"CreateAccessKey with an existing id")
@@ -48,6 +48,60 @@ func testAccessKeys(t *testing.T, s store.Store) {
 	wantEqual(t, k, got, "access key")
 	_, err = s.GetAccessKey(ctx, "AKmissing")
 	wantCode(t, err, ota.CodeNotFound, "GetAccessKey of a missing id")
+
+	k2 := ota.AccessKey{ID: "AK2", TenantID: "acme", Secret: "second", Role: ota.RoleAdmin, CreatedAt: at(2 * time.Second)}
+	mustOK(t, s.CreateAccessKey(ctx, k2), "CreateAccessKey 2")
+	keys, err := s.ListAccessKeys(ctx, "acme")
+	mustOK(t, err, "ListAccessKeys")
+	wantEqual(t, []ota.AccessKey{k, k2}, keys, "keys by creation")
+	wantCode(t, s.DeleteAccessKey(ctx, "other", k.ID), ota.CodeNotFound, "DeleteAccessKey in another tenant")
+	mustOK(t, s.DeleteAccessKey(ctx, "acme", k.ID), "DeleteAccessKey")
+	_, err = s.GetAccessKey(ctx, k.ID)
+	wantCode(t, err, ota.CodeNotFound, "GetAccessKey after delete")
+	wantCode(t, s.DeleteAccessKey(ctx, "acme", k.ID), ota.CodeNotFound, "DeleteAccessKey twice")
+}
+
+// testTenantsAdmin: operator flag and quota round-trip, listing, usage,
+// and delete refusing a tenant that still owns things.
+func testTenantsAdmin(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	op := ota.Tenant{ID: "op", Name: "Operator", CreatedAt: base, Operator: true}
+	acme := ota.Tenant{ID: "acme", Name: "Acme", CreatedAt: base, Quota: ota.Quota{MaxPackages: 1, MaxStorageBytes: 2, MaxDevices: 3, MaxRunningJobs: 4}}
+	mustOK(t, s.CreateTenant(ctx, op), "CreateTenant op")
+	mustOK(t, s.CreateTenant(ctx, acme), "CreateTenant acme")
+	got, err := s.GetTenant(ctx, "acme")
+	mustOK(t, err, "GetTenant")
+	wantEqual(t, acme, got, "tenant with quota")
+	list, n, err := s.ListTenants(ctx, store.Page{})
+	mustOK(t, err, "ListTenants")
+	wantEqual(t, int64(2), n, "tenant count")
+	wantEqual(t, []ota.Tenant{acme, op}, list, "tenants by id")
+	q := ota.Quota{MaxDevices: 7}
+	mustOK(t, s.SetTenantQuota(ctx, "acme", q), "SetTenantQuota")
+	got, _ = s.GetTenant(ctx, "acme")
+	wantEqual(t, q, got.Quota, "quota after set")
+	wantCode(t, s.SetTenantQuota(ctx, "nope", q), ota.CodeNotFound, "SetTenantQuota of a missing tenant")
+
+	u, err := s.TenantUsage(ctx, "acme")
+	mustOK(t, err, "TenantUsage empty")
+	wantEqual(t, store.Usage{}, u, "usage of an empty tenant")
+	mustProduct(t, s, "acme", "p-acme", "P")
+	mustOK(t, s.CreateDevice(ctx, ota.Device{TenantID: "acme", ProductKey: "p-acme", Name: "d1", CreatedAt: base}), "CreateDevice")
+	u, err = s.TenantUsage(ctx, "acme")
+	mustOK(t, err, "TenantUsage")
+	wantEqual(t, int64(1), u.Devices, "devices in usage")
+
+	mustOK(t, s.CreateAccessKey(ctx, ota.AccessKey{ID: "AKacme", TenantID: "acme", Secret: "x", Role: ota.RoleAdmin, CreatedAt: base}), "CreateAccessKey")
+	wantCode(t, s.DeleteTenant(ctx, "acme"), ota.CodeConflict, "DeleteTenant of a tenant with a product")
+	mustOK(t, s.DeleteDevice(ctx, "p-acme", "d1"), "DeleteDevice")
+	wantCode(t, s.DeleteTenant(ctx, "nope"), ota.CodeNotFound, "DeleteTenant of a missing tenant")
+	mustOK(t, s.CreateTenant(ctx, ota.Tenant{ID: "empty", Name: "E", CreatedAt: base}), "CreateTenant empty")
+	mustOK(t, s.CreateAccessKey(ctx, ota.AccessKey{ID: "AKempty", TenantID: "empty", Secret: "x", Role: ota.RoleAdmin, CreatedAt: base}), "CreateAccessKey empty")
+	mustOK(t, s.DeleteTenant(ctx, "empty"), "DeleteTenant")
+	_, err = s.GetTenant(ctx, "empty")
+	wantCode(t, err, ota.CodeNotFound, "GetTenant after delete")
+	_, err = s.GetAccessKey(ctx, "AKempty")
+	wantCode(t, err, ota.CodeNotFound, "the deleted tenant's key")
 }
 
 func mustProduct(t *testing.T, s store.Store, tenant, key, name string) ota.Product {

@@ -48,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 
 		{"Tenants/CreateGet", testTenants},
 		{"Tenants/AccessKeys", testAccessKeys},
+		{"Tenants/Admin", testTenantsAdmin},
 
 		{"Products/CreateGet", testProductCreateGet},
 		{"Products/KeyUniqueAcrossTenants", testProductKeyUnique},
