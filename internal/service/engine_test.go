@@ -720,12 +720,16 @@ func TestDynamicJob(t *testing.T) {
 	r.devices("d", 3, "1.0")
 	r.devices("old", 1, "0.9")
 	pkg := r.pkg(func(p *ota.Package) { p.SourceVersions = []string{"1.0", "1.1"} })
-	olderDyn := r.job(pkg, func(j *ota.Job) {
+	// One unfinished dynamic job per package: the older one is on another
+	// package of the same module.
+	olderDyn := r.job(r.pkg(func(p *ota.Package) { p.SourceVersions = []string{"1.0", "1.1"} }), func(j *ota.Job) {
 		j.Selection = ota.SelectDynamic
 		j.Target = ota.Target{SourceVersions: []string{"1.1"}}
 	})
 	r.clock.Add(time.Second)
 	dyn := r.job(pkg, func(j *ota.Job) { j.Selection = ota.SelectDynamic })
+	_, err := r.svc.CreateJob(r.ctx, r.p, ota.Job{PackageID: pkg.ID, Selection: ota.SelectDynamic, Target: ota.Target{All: true}})
+	errCode(t, err, ota.CodeConflict, "already has an unfinished dynamic job")
 	r.tick()
 	if got := r.taskDevices(dyn.ID); !slices.Equal(got, []string{"d-0000", "d-0001", "d-0002"}) {
 		t.Fatalf("initial tasks %v", got)

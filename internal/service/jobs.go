@@ -43,7 +43,10 @@ type TaskResult struct {
 // An upgrade job needs a package that does not need verification or has
 // passed it (CodeNotVerified). A verify job needs a package not verified and
 // not being verified (CodeConflict) and listed devices that exist; it moves
-// the package to verifying, and its outcome to verified or failed.
+// the package to verifying, and its outcome to verified or failed. A job
+// given with State JobPaused is created without starting: it does nothing
+// until StartJob. At most one dynamic job per package is unfinished at a
+// time (CodeConflict).
 func (s *Service) CreateJob(ctx context.Context, p Principal, in ota.Job) (ota.Job, error) {
 	now := s.clock.Now()
 	in.Normalize()
@@ -79,6 +82,20 @@ func (s *Service) CreateJob(ctx context.Context, p Principal, in ota.Job) (ota.J
 		}
 	}
 
+	if in.Selection == ota.SelectDynamic {
+		// Alibaba: one dynamic job per package; a second would only compete
+		// with the first for the same devices.
+		live, _, err := s.store.ListJobs(ctx, store.JobFilter{TenantID: p.TenantID, PackageID: pkg.ID, Selection: ota.SelectDynamic,
+			States: unfinishedJobStates}, store.Page{Limit: 1})
+		if err != nil {
+			return ota.Job{}, err
+		}
+		if len(live) > 0 {
+			return ota.Job{}, ota.Errorf(ota.CodeConflict, "package %q already has an unfinished dynamic job %q: cancel it first, or change its settings",
+				pkg.ID, live[0].ID)
+		}
+	}
+
 	job := in
 	job.ID = ota.NewID(now)
 	job.TenantID = p.TenantID
@@ -86,34 +103,28 @@ func (s *Service) CreateJob(ctx context.Context, p Principal, in ota.Job) (ota.J
 	job.CreatedAt, job.UpdatedAt = now, now
 	job.StateReason, job.Materialized, job.MaterializeCursor = "", false, ""
 	job.StartedAt, job.FinishedAt = time.Time{}, time.Time{}
-	if job.Schedule.Started(now) {
+	switch {
+	case in.State == ota.JobPaused: // created without starting (StartJob)
+		job.State, job.StateReason = ota.JobPaused, heldReason
+	case job.Schedule.Started(now):
 		job.State, job.StartedAt = ota.JobRunning, now
-	} else {
+	default:
 		job.State = ota.JobPlanned
 	}
+	var tasks []ota.Task
 	if len(job.Target.Devices) > 0 && job.Target.GrayPercent == 0 {
-		tasks, err := s.listTasks(ctx, &job, &pkg, now)
-		if err != nil {
+		if tasks, err = s.listTasks(ctx, &job, &pkg, now); err != nil {
 			return ota.Job{}, err
 		}
 		if err := s.overwriteFor(ctx, &job, tasks, now); err != nil {
 			return ota.Job{}, err
 		}
 		job.Materialized = true
-		if err := s.store.CreateJobWithTasks(ctx, job, tasks); err != nil {
-			return ota.Job{}, err
-		}
-	} else if err := s.store.CreateJob(ctx, job); err != nil {
-		return ota.Job{}, err
 	}
-	if job.Type == ota.JobVerify {
-		pkg.VerifyStatus, pkg.ModifiedAt = ota.VerifyInProgress, now
-		if err := s.store.UpdatePackage(ctx, pkg); err != nil {
-			if derr := s.store.DeleteJob(ctx, job.TenantID, job.ID); derr != nil {
-				s.log.Error("create job: could not remove the job after a failed package update", "job", job.ID, "err", derr)
-			}
-			return ota.Job{}, err
-		}
+	// The store re-checks the package in the job's transaction: deleted
+	// meanwhile is CodeNotFound, and of concurrent verify jobs one wins.
+	if err := s.store.CreateJobWithTasks(ctx, job, tasks); err != nil {
+		return ota.Job{}, err
 	}
 	s.log.Info("job created", "job", job.ID, "tenant", job.TenantID, "package", job.PackageID, "type", job.Type,
 		"selection", job.Selection, "state", job.State)

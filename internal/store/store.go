@@ -123,6 +123,12 @@ type Packages interface {
 	// UpdatePackage writes the mutable fields: name, description, custom info,
 	// tags, need-verify, verify status, modified time.
 	UpdatePackage(ctx context.Context, p ota.Package) error
+	// UpdatePackageInfo writes only the fields an operator edits: name,
+	// description, custom info, tags, modified time (CodeConflict if the
+	// name is taken). It never touches the verify status the engine owns.
+	UpdatePackageInfo(ctx context.Context, p ota.Package) error
+	// DeletePackage removes a package; CodeConflict if an unfinished job
+	// uses it, checked in the same transaction as the delete.
 	DeletePackage(ctx context.Context, tenantID, id string) error
 	// CountPackageRefs counts packages using a blob (so a shared object is not
 	// deleted while another package still points at it).
@@ -157,7 +163,10 @@ type Jobs interface {
 	// transaction, so that a job on a device list shows every target from the
 	// moment it exists. A task whose device's module is held by another
 	// active task is stored skipped (ota.Task.SkipBusy) instead, also when
-	// another replica takes the module at the same moment.
+	// another replica takes the module at the same moment. The job's package
+	// must exist (CodeNotFound), and a concurrent DeletePackage either comes
+	// first or sees the job; a verify job moves its package to verifying in
+	// the same transaction (CodeConflict if it is verifying or verified).
 	CreateJobWithTasks(ctx context.Context, j ota.Job, tasks []ota.Task) error
 	// MaterializeBatch stores one batch of a job's tasks (busy ones skipped as
 	// in CreateJobWithTasks) and writes j.Materialized, j.MaterializeCursor
@@ -171,6 +180,11 @@ type Jobs interface {
 	// UpdateJob writes every mutable field (state, reason, materialization
 	// progress, times) if the stored state is still expect; CodeConflict if not.
 	UpdateJob(ctx context.Context, j ota.Job, expect ota.JobState) error
+	// UpdateJobSettings writes what an operator may change on a job that has
+	// not ended: description, target (its source versions), max
+	// concurrency, max per minute, timeout, tags, updated time. CodeConflict
+	// if the job has ended.
+	UpdateJobSettings(ctx context.Context, j ota.Job) error
 	// DeleteJob removes a job and its tasks.
 	DeleteJob(ctx context.Context, tenantID, id string) error
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -43,10 +44,42 @@ func jobArgs(j ota.Job) []any {
 // CreateJobWithTasks creates the job and its tasks in one transaction.
 func (s *Store) CreateJobWithTasks(ctx context.Context, j ota.Job, tasks []ota.Task) error {
 	err := s.writeJobTasks(ctx, tasks, func(tx pgx.Tx) error {
+		if err := claimPackage(ctx, tx, j); err != nil {
+			return err
+		}
 		_, err := tx.Exec(ctx, insertJobSQL, jobArgs(j)...)
 		return conflictAs(translate(err, "create job"), "job %q already exists", j.ID)
 	})
 	return translate(err, "create job")
+}
+
+// claimPackage holds the job's package against a concurrent DeletePackage
+// (FOR SHARE until commit) and, for a verify job, moves it to verifying
+// unless it is verifying or verified already: of two verify jobs created at
+// once, the second's UPDATE waits for the first's row lock and then finds
+// the status changed.
+func claimPackage(ctx context.Context, tx pgx.Tx, j ota.Job) error {
+	if j.Type == ota.JobVerify {
+		tag, err := tx.Exec(ctx, `UPDATE packages SET verify_status = $1, modified_at = $2
+			WHERE tenant_id = $3 AND id = $4 AND verify_status NOT IN ($5, $6)`,
+			ota.VerifyInProgress, ts(j.CreatedAt), j.TenantID, j.PackageID, ota.VerifyInProgress, ota.VerifyPassed)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 1 {
+			return nil
+		}
+	}
+	var status string
+	err := tx.QueryRow(ctx, `SELECT verify_status FROM packages WHERE tenant_id = $1 AND id = $2 FOR SHARE`,
+		j.TenantID, j.PackageID).Scan(&status)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ota.NotFound("package", j.PackageID)
+	}
+	if err != nil || j.Type != ota.JobVerify {
+		return err
+	}
+	return ota.Errorf(ota.CodeConflict, "package %q is already %s: a package is verified once", j.PackageID, status)
 }
 
 // MaterializeBatch stores a batch of the job's tasks and its new cursor in
@@ -172,6 +205,27 @@ func (s *Store) UpdateJob(ctx context.Context, j ota.Job, expect ota.JobState) e
 		return err
 	}
 	return ota.Errorf(ota.CodeConflict, "job %q is %s, not %s: it changed meanwhile; reload it and try again", j.ID, cur.State, expect)
+}
+
+// UpdateJobSettings writes the settings an operator may change on a job
+// that has not ended.
+func (s *Store) UpdateJobSettings(ctx context.Context, j ota.Job) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE jobs SET description = $3, target = $4, max_concurrency = $5, max_per_minute = $6,
+			timeout_seconds = $7, tags = $8, updated_at = $9
+		WHERE tenant_id = $1 AND id = $2 AND state NOT IN ('completed', 'canceled')`,
+		j.TenantID, j.ID, j.Description, sqlcommon.EncodeTarget(j.Target), j.MaxConcurrency, j.MaxPerMinute, j.TimeoutSeconds,
+		sqlcommon.EncodeTags(j.Tags), ts(j.UpdatedAt))
+	if err != nil {
+		return translate(err, "update job")
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	cur, err := s.GetJob(ctx, j.TenantID, j.ID)
+	if err != nil {
+		return err
+	}
+	return ota.Errorf(ota.CodeConflict, "job %q is %s: an ended job cannot be changed", j.ID, cur.State)
 }
 
 // DeleteJob removes the job and its tasks in one transaction.

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -92,9 +93,40 @@ func (s *Store) UpdatePackage(ctx context.Context, p ota.Package) error {
 	return conflictAs(err, "a package named %q already exists", p.Name)
 }
 
+// UpdatePackageInfo writes the operator-editable fields only.
+func (s *Store) UpdatePackageInfo(ctx context.Context, p ota.Package) error {
+	err := s.execOne(ctx, ota.NotFound("package", p.ID), "update package",
+		`UPDATE packages SET name = $3, description = $4, custom_info = $5, tags = $6, modified_at = $7
+		WHERE tenant_id = $1 AND id = $2`,
+		p.TenantID, p.ID, p.Name, p.Description, p.CustomInfo, sqlcommon.EncodeTags(p.Tags), ts(p.ModifiedAt))
+	return conflictAs(err, "a package named %q already exists", p.Name)
+}
+
+// DeletePackage removes a package no unfinished job uses. The package row
+// is locked first (FOR UPDATE), which waits for a job creation holding it
+// (CreateJobWithTasks, FOR SHARE) to commit; the count of unfinished jobs
+// that follows, a new statement, sees that job.
 func (s *Store) DeletePackage(ctx context.Context, tenantID, id string) error {
-	return s.execOne(ctx, ota.NotFound("package", id), "delete package",
-		`DELETE FROM packages WHERE tenant_id = $1 AND id = $2`, tenantID, id)
+	return translate(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var one int
+		err := tx.QueryRow(ctx, `SELECT 1 FROM packages WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tenantID, id).Scan(&one)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ota.NotFound("package", id)
+		}
+		if err != nil {
+			return err
+		}
+		var live int64
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM jobs WHERE tenant_id = $1 AND package_id = $2
+			AND state NOT IN ('completed', 'canceled')`, tenantID, id).Scan(&live); err != nil {
+			return err
+		}
+		if live > 0 {
+			return ota.Errorf(ota.CodeConflict, "package %q is used by %d unfinished job(s): cancel them or wait until they finish", id, live)
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM packages WHERE tenant_id = $1 AND id = $2`, tenantID, id)
+		return err
+	}), "delete package")
 }
 
 func (s *Store) CountPackageRefs(ctx context.Context, bucket, key string) (int64, error) {

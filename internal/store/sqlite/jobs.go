@@ -47,12 +47,41 @@ func insertJob(ctx context.Context, db execer, j ota.Job) error {
 // CreateJobWithTasks adds the job and its tasks in one transaction.
 func (s *Store) CreateJobWithTasks(ctx context.Context, j ota.Job, tasks []ota.Task) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := claimPackage(ctx, tx, j); err != nil {
+			return err
+		}
 		if err := insertJob(ctx, tx, j); err != nil {
 			return err
 		}
 		return insertTargetTasks(ctx, tx, j.ID, tasks)
 	})
 	return dbError(err, "create job "+j.ID)
+}
+
+// claimPackage checks that the job's package exists and, for a verify job,
+// moves it to verifying unless it is verifying or verified already.
+func claimPackage(ctx context.Context, tx *sql.Tx, j ota.Job) error {
+	if j.Type == ota.JobVerify {
+		res, err := tx.ExecContext(ctx, `UPDATE packages SET verify_status = ?, modified_at = ?
+			WHERE id = ? AND tenant_id = ? AND verify_status NOT IN (?, ?)`,
+			string(ota.VerifyInProgress), dbTime(j.CreatedAt), j.PackageID, j.TenantID,
+			string(ota.VerifyInProgress), string(ota.VerifyPassed))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return err
+		}
+	}
+	var status string
+	err := tx.QueryRowContext(ctx, "SELECT verify_status FROM packages WHERE id = ? AND tenant_id = ?", j.PackageID, j.TenantID).Scan(&status)
+	if err == sql.ErrNoRows {
+		return ota.NotFound("package", j.PackageID)
+	}
+	if err != nil || j.Type != ota.JobVerify {
+		return err
+	}
+	return ota.Errorf(ota.CodeConflict, "package %q is already %s: a package is verified once", j.PackageID, status)
 }
 
 // MaterializeBatch stores a batch of the job's tasks and its new cursor in
@@ -242,6 +271,33 @@ func (s *Store) UpdateJob(ctx context.Context, j ota.Job, expect ota.JobState) e
 			return err
 		}
 		return ota.Errorf(ota.CodeConflict, "job %q is %s, not %s: reload it and try again", j.ID, state, expect)
+	})
+	return dbError(err, "update job "+j.ID)
+}
+
+// UpdateJobSettings writes the settings an operator may change on a job
+// that has not ended.
+func (s *Store) UpdateJobSettings(ctx context.Context, j ota.Job) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE jobs SET description = ?, target = ?, max_concurrency = ?, max_per_minute = ?,
+			timeout_seconds = ?, tags = ?, updated_at = ? WHERE id = ? AND tenant_id = ? AND state NOT IN ('completed', 'canceled')`,
+			j.Description, sqlcommon.EncodeTarget(j.Target), j.MaxConcurrency, j.MaxPerMinute, j.TimeoutSeconds,
+			sqlcommon.EncodeTags(j.Tags), dbTime(j.UpdatedAt), j.ID, j.TenantID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return err
+		}
+		var state string
+		err = tx.QueryRowContext(ctx, "SELECT state FROM jobs WHERE id = ? AND tenant_id = ?", j.ID, j.TenantID).Scan(&state)
+		if err == sql.ErrNoRows {
+			return ota.NotFound("job", j.ID)
+		}
+		if err != nil {
+			return err
+		}
+		return ota.Errorf(ota.CodeConflict, "job %q is %s: an ended job cannot be changed", j.ID, state)
 	})
 	return dbError(err, "update job "+j.ID)
 }

@@ -119,9 +119,35 @@ func (s *Store) UpdatePackage(ctx context.Context, p ota.Package) error {
 	return affectedOne(res, err, "update package "+p.ID, ota.NotFound("package", p.ID))
 }
 
+// UpdatePackageInfo writes the operator-editable fields only.
+func (s *Store) UpdatePackageInfo(ctx context.Context, p ota.Package) error {
+	res, err := s.write.ExecContext(ctx, `UPDATE packages SET name = ?, description = ?, custom_info = ?, tags = ?, modified_at = ?
+		WHERE id = ? AND tenant_id = ?`,
+		p.Name, p.Description, p.CustomInfo, sqlcommon.EncodeTags(p.Tags), dbTime(p.ModifiedAt), p.ID, p.TenantID)
+	if ota.ErrorCode(dbError(err, "")) == ota.CodeConflict {
+		return ota.Errorf(ota.CodeConflict, "a package named %q already exists: choose another name", p.Name)
+	}
+	return affectedOne(res, err, "update package "+p.ID, ota.NotFound("package", p.ID))
+}
+
+// DeletePackage removes a package no unfinished job uses. The check and the
+// delete are one transaction on the single writer, so a job created at the
+// same moment (CreateJobWithTasks, which needs the package) comes strictly
+// before or after.
 func (s *Store) DeletePackage(ctx context.Context, tenantID, id string) error {
-	res, err := s.write.ExecContext(ctx, "DELETE FROM packages WHERE id = ? AND tenant_id = ?", id, tenantID)
-	return affectedOne(res, err, "delete package "+id, ota.NotFound("package", id))
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var live int64
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM jobs WHERE package_id = ? AND tenant_id = ?
+			AND state NOT IN ('completed', 'canceled')`, id, tenantID).Scan(&live); err != nil {
+			return err
+		}
+		if live > 0 {
+			return ota.Errorf(ota.CodeConflict, "package %q is used by %d unfinished job(s): cancel them or wait until they finish", id, live)
+		}
+		res, err := tx.ExecContext(ctx, "DELETE FROM packages WHERE id = ? AND tenant_id = ?", id, tenantID)
+		return affectedOne(res, err, "delete package "+id, ota.NotFound("package", id))
+	})
+	return dbError(err, "delete package "+id)
 }
 
 // CountPackageRefs counts packages (of any tenant) stored in bucket/key.

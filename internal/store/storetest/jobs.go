@@ -234,7 +234,8 @@ func testJobWithTasks(t *testing.T, s store.Store) {
 	other := mustJob(t, s, newJob("acme", "pA", "pk1", at(0)))
 	mustInsert(t, s, newTask(other, "busy", ota.TaskQueued))
 
-	j := newJob("acme", "pB", "pk1", at(time.Second))
+	pkg := mustPackage(t, s, newPackage("acme", "pk1", "fw-with-tasks", "2.0", at(0)))
+	j := newJob("acme", pkg.ID, "pk1", at(time.Second))
 	j.Materialized = true
 	tasks := []ota.Task{newTask(j, "free", ota.TaskQueued), newTask(j, "busy", ota.TaskQueued),
 		newTask(j, "offline", ota.TaskWaiting), newTask(j, "ghost", ota.TaskSkipped)}
@@ -297,4 +298,62 @@ func testMaterializeBatch(t *testing.T, s store.Store) {
 	if n := len(listAll(t, s, store.TaskFilter{JobID: j.ID})); n != 2 {
 		t.Fatalf("a canceled job got a batch: %d tasks", n)
 	}
+}
+
+// testJobNeedsPackage: a job is created only on a package that exists; a
+// package is deleted only when no unfinished job uses it; a verify job
+// takes its package to verifying in its own transaction, once.
+func testJobNeedsPackage(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	gone := newJob("acme", "no-such-package", "pk1", at(0))
+	wantCode(t, s.CreateJobWithTasks(ctx, gone, nil), ota.CodeNotFound, "job on a missing package")
+	if _, err := s.GetJob(ctx, "acme", gone.ID); ota.ErrorCode(err) != ota.CodeNotFound {
+		t.Fatalf("the refused job exists: %v", err)
+	}
+
+	pkg := newPackage("acme", "pk1", "fw-verify", "2.0", at(0))
+	pkg.NeedVerify, pkg.VerifyStatus = true, ota.VerifyPending
+	mustPackage(t, s, pkg)
+	v := newJob("acme", pkg.ID, "pk1", at(time.Second))
+	v.Type, v.State = ota.JobVerify, ota.JobRunning
+	mustOK(t, s.CreateJobWithTasks(ctx, v, nil), "verify job")
+	got, err := s.GetPackage(ctx, "acme", pkg.ID)
+	mustOK(t, err, "GetPackage")
+	if got.VerifyStatus != ota.VerifyInProgress {
+		t.Fatalf("package after its verify job: %s", got.VerifyStatus)
+	}
+	v2 := newJob("acme", pkg.ID, "pk1", at(2*time.Second))
+	v2.Type = ota.JobVerify
+	wantCode(t, s.CreateJobWithTasks(ctx, v2, nil), ota.CodeConflict, "second verify job")
+
+	wantCode(t, s.DeletePackage(ctx, "acme", pkg.ID), ota.CodeConflict, "DeletePackage with a running job")
+	v.State, v.UpdatedAt = ota.JobCanceled, at(3*time.Second)
+	mustOK(t, s.UpdateJob(ctx, v, ota.JobRunning), "cancel the job")
+	mustOK(t, s.DeletePackage(ctx, "acme", pkg.ID), "DeletePackage once its job ended")
+}
+
+// testJobSettings: an operator's settings change on a live job, never on an
+// ended one; state and materialization fields stay.
+func testJobSettings(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	j := newJob("acme", "pA", "pk1", at(0))
+	j.State, j.MaterializeCursor = ota.JobRunning, "dev-7"
+	mustJob(t, s, j)
+	want := j
+	want.Description, want.MaxConcurrency, want.MaxPerMinute, want.TimeoutSeconds = "new", 7, 60, 900
+	want.Tags = []ota.Tag{{Key: "k", Value: "v"}}
+	want.Target.SourceVersions = []string{"1.0", "1.1"}
+	want.UpdatedAt = at(time.Minute)
+	stale := want
+	stale.State, stale.MaterializeCursor = ota.JobCompleted, "other" // not written by this call
+	mustOK(t, s.UpdateJobSettings(ctx, stale), "UpdateJobSettings")
+	got, err := s.GetJob(ctx, "acme", j.ID)
+	mustOK(t, err, "GetJob")
+	wantEqual(t, want, got, "job after UpdateJobSettings")
+
+	got.State, got.UpdatedAt = ota.JobCanceled, at(2*time.Minute)
+	mustOK(t, s.UpdateJob(ctx, got, ota.JobRunning), "cancel")
+	wantCode(t, s.UpdateJobSettings(ctx, want), ota.CodeConflict, "UpdateJobSettings on an ended job")
+	missing := newJob("acme", "pA", "pk1", at(time.Hour))
+	wantCode(t, s.UpdateJobSettings(ctx, missing), ota.CodeNotFound, "UpdateJobSettings on a missing job")
 }

@@ -204,3 +204,27 @@ func testPackageRefs(t *testing.T, s store.Store) {
 	mustOK(t, s.DeletePackage(ctx, "acme", a.ID), "DeletePackage")
 	count("shared", "objects/fw.bin", 1)
 }
+
+// testPackageInfo: UpdatePackageInfo writes the descriptive fields only.
+func testPackageInfo(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	p := newPackage("acme", "pk1", "fw-a", "2.0", at(0))
+	p.NeedVerify, p.VerifyStatus = true, ota.VerifyInProgress
+	mustPackage(t, s, p)
+	mustPackage(t, s, newPackage("acme", "pk1", "fw-b", "2.0", at(time.Second)))
+	edit := p
+	edit.Name, edit.Description, edit.CustomInfo, edit.Tags = "fw-renamed", "d", "c", []ota.Tag{{Key: "k", Value: "v"}}
+	edit.ModifiedAt = at(time.Minute)
+	edit.VerifyStatus, edit.NeedVerify = ota.VerifyFailed, false // not written
+	mustOK(t, s.UpdatePackageInfo(ctx, edit), "UpdatePackageInfo")
+	got, err := s.GetPackage(ctx, "acme", p.ID)
+	mustOK(t, err, "GetPackage")
+	want := edit
+	want.VerifyStatus, want.NeedVerify = ota.VerifyInProgress, true
+	wantEqual(t, want, got, "package after UpdatePackageInfo")
+	edit.Name = "fw-b"
+	wantCode(t, s.UpdatePackageInfo(ctx, edit), ota.CodeConflict, "UpdatePackageInfo to a taken name")
+	edit.ID = "missing"
+	edit.Name = "fw-c"
+	wantCode(t, s.UpdatePackageInfo(ctx, edit), ota.CodeNotFound, "UpdatePackageInfo on a missing package")
+}

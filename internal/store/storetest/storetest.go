@@ -63,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Packages/CreateGet", testPackageCreateGet},
 		{"Packages/List", testPackageList},
 		{"Packages/Update", testPackageUpdate},
+		{"Packages/UpdateInfo", testPackageInfo},
 		{"Packages/Delete", testPackageDelete},
 		{"Packages/CountRefs", testPackageRefs},
 
@@ -75,6 +76,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Jobs/Delete", testJobDelete},
 		{"Jobs/CreateWithTasks", testJobWithTasks},
 		{"Jobs/MaterializeBatch", testMaterializeBatch},
+		{"Jobs/NeedPackage", testJobNeedsPackage},
+		{"Jobs/Settings", testJobSettings},
 
 		{"Tasks/InsertGet", testTaskInsertGet},
 		{"Tasks/OneActivePerModule", testTaskOneActive},

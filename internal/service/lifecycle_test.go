@@ -1,0 +1,203 @@
+package service_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/updraft-ota/updraft/internal/ota"
+	"github.com/updraft-ota/updraft/internal/service"
+)
+
+func ptrTo[T any](v T) *T { return &v }
+
+// TestJobCreatedWithoutStarting: a job created held (EnOS create, then
+// start) has its tasks but notifies nobody until StartJob.
+func TestJobCreatedWithoutStarting(t *testing.T) {
+	r := newRolloutEnv(t, service.Options{})
+	r.devices("d", 2, "1.0")
+	j := r.job(r.pkg(nil), func(j *ota.Job) {
+		j.State = ota.JobPaused
+		j.Target = ota.Target{Devices: []string{"d-0000", "d-0001"}}
+	})
+	r.wantCounts(j.ID, "queued=2")
+	r.tick()
+	r.wantJobState(j.ID, ota.JobPaused)
+	r.wantCounts(j.ID, "queued=2")
+	if _, err := r.svc.StartJob(r.ctx, r.p, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	r.tick()
+	r.wantJobState(j.ID, ota.JobRunning)
+	r.wantCounts(j.ID, "notified=2")
+	// A job paused after it started is resumed, not started.
+	if _, err := r.svc.PauseJob(r.ctx, r.p, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err := r.svc.StartJob(r.ctx, r.p, j.ID)
+	errCode(t, err, ota.CodeConflict, "created without starting")
+}
+
+// TestUpdateJobSettings: rate, timeout, tags and source versions change on
+// a live job within the limits of a new one; an ended job refuses.
+func TestUpdateJobSettings(t *testing.T) {
+	r := newRolloutEnv(t, service.Options{})
+	r.devices("d", 3, "1.0")
+	j := r.job(r.pkg(nil), func(j *ota.Job) { j.NeedConfirm = true })
+	got, err := r.svc.UpdateJob(r.ctx, r.p, j.ID, service.JobChange{MaxPerMinute: ptrTo(20), TimeoutSeconds: ptrTo(600),
+		Tags: &[]ota.Tag{{Key: "wave", Value: "2"}}, SourceVersions: &[]string{"1.0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := r.getJob(j.ID).Job
+	if stored.MaxPerMinute != 20 || stored.TimeoutSeconds != 600 || len(stored.Tags) != 1 || stored.Tags[0].Value != "2" ||
+		len(stored.Target.SourceVersions) != 1 || got.MaxPerMinute != 20 {
+		t.Fatalf("stored job %+v", stored)
+	}
+	_, err = r.svc.UpdateJob(r.ctx, r.p, j.ID, service.JobChange{TimeoutSeconds: ptrTo(ota.MaxTimeoutSeconds + 1)})
+	errCode(t, err, ota.CodeInvalid, "timeout_seconds")
+	_, err = r.svc.UpdateJob(r.ctx, r.p, j.ID, service.JobChange{MaxPerMinute: ptrTo(ota.MinPerMinuteLimit - 1)})
+	errCode(t, err, ota.CodeInvalid, "max_per_minute")
+	if _, err := r.svc.CancelJob(r.ctx, r.p, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.svc.UpdateJob(r.ctx, r.p, j.ID, service.JobChange{MaxPerMinute: ptrTo(30)})
+	errCode(t, err, ota.CodeConflict, "ended job")
+}
+
+// TestUpdatePackageInfo: name, description and custom info change; the
+// verify status the engine owns does not move with them.
+func TestUpdatePackageInfo(t *testing.T) {
+	r := newRolloutEnv(t, service.Options{})
+	pkg := r.pkg(func(p *ota.Package) { p.NeedVerify = true })
+	other := r.pkg(nil)
+	got, err := r.svc.UpdatePackage(r.ctx, r.p, pkg.ID, service.PackageChange{Name: ptrTo("renamed"), Description: ptrTo("new text"),
+		CustomInfo: ptrTo(`{"reboot":true}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := r.svc.GetPackage(r.ctx, r.p, pkg.ID)
+	if err != nil || stored.Name != "renamed" || stored.Description != "new text" || stored.CustomInfo != `{"reboot":true}` ||
+		stored.VerifyStatus != ota.VerifyPending || got.Name != "renamed" {
+		t.Fatalf("stored %+v, %v", stored, err)
+	}
+	_, err = r.svc.UpdatePackage(r.ctx, r.p, pkg.ID, service.PackageChange{Name: ptrTo(other.Name)})
+	errCode(t, err, ota.CodeConflict, "already exists")
+	_, err = r.svc.UpdatePackage(r.ctx, r.p, pkg.ID, service.PackageChange{CustomInfo: ptrTo(string(make([]byte, ota.MaxCustomInfoLen+1)))})
+	errCode(t, err, ota.CodeInvalid, "custom_info")
+}
+
+// TestCancelTasksByStateIDAndDevice: set-based cancels by state (Alibaba's
+// flags), by task id, and by device across jobs.
+func TestCancelTasksByStateIDAndDevice(t *testing.T) {
+	r := newRolloutEnv(t, service.Options{})
+	r.devices("d", 4, "1.0")
+	j := r.job(r.pkg(nil), func(j *ota.Job) { j.NeedConfirm = true; j.MaxConcurrency = 1 })
+	r.tick()
+	if _, err := r.svc.ConfirmTasks(r.ctx, r.p, j.ID, []string{"d-0000", "d-0001"}); err != nil {
+		t.Fatal(err)
+	}
+	r.tick()
+	r.wantCounts(j.ID, "confirm=2 queued=1 notified=1")
+	n, err := r.svc.CancelTasksWhere(r.ctx, r.p, j.ID, []ota.TaskState{ota.TaskConfirm}, nil)
+	if err != nil || n != 2 {
+		t.Fatalf("cancel confirm tasks: %d, %v", n, err)
+	}
+	r.wantCounts(j.ID, "queued=1 notified=1 canceled=2")
+	_, err = r.svc.CancelTasksWhere(r.ctx, r.p, j.ID, []ota.TaskState{ota.TaskSucceeded}, nil)
+	errCode(t, err, ota.CodeInvalid, "unfinished")
+	queued := r.task(j.ID, "d-0001")
+	if queued.State != ota.TaskQueued {
+		queued = r.task(j.ID, "d-0000")
+	}
+	n, err = r.svc.CancelTasksWhere(r.ctx, r.p, j.ID, nil, []int64{queued.ID})
+	if err != nil || n != 1 {
+		t.Fatalf("cancel by id: %d, %v", n, err)
+	}
+	r.wantCounts(j.ID, "notified=1 canceled=3")
+
+	// By device, across jobs and modules.
+	r.devices("m", 1, "1.0")
+	if _, err := r.svc.CreateModule(r.ctx, r.p, ota.Module{ProductKey: rolloutProduct, Name: "wifi"}); err != nil {
+		t.Fatal(err)
+	}
+	a := r.job(r.pkg(nil), func(j *ota.Job) { j.Target = ota.Target{Devices: []string{"m-0000"}} })
+	b := r.job(r.pkg(func(p *ota.Package) { p.Kind, p.Module = ota.KindModule, "wifi" }), func(j *ota.Job) {
+		j.Target = ota.Target{Devices: []string{"m-0000"}}
+	})
+	r.wantState(b.ID, "m-0000", ota.TaskWaiting) // no version of wifi known yet
+	n, err = r.svc.CancelDeviceTasks(r.ctx, r.p, rolloutProduct, "m-0000", "")
+	if err != nil || n != 2 {
+		t.Fatalf("cancel by device: %d, %v", n, err)
+	}
+	r.wantState(a.ID, "m-0000", ota.TaskCanceled)
+	r.wantState(b.ID, "m-0000", ota.TaskCanceled)
+}
+
+// TestWaitingDevices: an offline device's task waits (no notice, no
+// timeout, not counted against concurrency), becomes due when the device
+// connects, and gives a due task back when it disconnects before starting.
+func TestWaitingDevices(t *testing.T) {
+	r := newRolloutEnv(t, service.Options{})
+	r.devices("on", 1, "1.0")
+	r.devices("off", 2, "1.0")
+	for _, d := range []string{"off-0000", "off-0001"} {
+		if err := r.svc.DeviceConnected(r.ctx, ref(d), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j := r.job(r.pkg(nil), func(j *ota.Job) { j.MaxConcurrency = 1 })
+	r.tick()
+	r.wantCounts(j.ID, "waiting=2 notified=1")
+	r.clock.Add(3 * time.Hour) // past the 2 h timeout: only the notified one times out
+	r.tick()
+	r.wantCounts(j.ID, "waiting=2 failed=1")
+
+	if err := r.svc.DeviceConnected(r.ctx, ref("off-0000"), true); err != nil {
+		t.Fatal(err)
+	}
+	r.wantState(j.ID, "off-0000", ota.TaskQueued)
+	r.tick()
+	r.wantState(j.ID, "off-0000", ota.TaskNotified)
+	// Gone again before it started: back to waiting, its clock stopped.
+	if err := r.svc.DeviceConnected(r.ctx, ref("off-0000"), false); err != nil {
+		t.Fatal(err)
+	}
+	r.wantState(j.ID, "off-0000", ota.TaskWaiting)
+	r.clock.Add(3 * time.Hour)
+	r.tick()
+	r.wantState(j.ID, "off-0000", ota.TaskWaiting)
+	// A device that polls is there: its waiting task is claimed at once.
+	n, err := r.svc.NextNotice(r.ctx, ref("off-0001"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := r.task(j.ID, "off-0001")
+	if n != nil || task.State != ota.TaskQueued { // a pushing job: the engine sends it
+		t.Fatalf("after a poll: notice %v, task %s", n, task.State)
+	}
+	// Back online on a version the job does not apply to: skipped.
+	r.reportVersion("off-0000", "2.5")
+	task = r.wantState(j.ID, "off-0000", ota.TaskSkipped)
+	if task.Reason != ota.ReasonDowngrade {
+		t.Fatalf("reason %s", task.Reason)
+	}
+}
+
+// TestTimeoutFromInProgress: with TimeoutFrom in_progress (EnOS) a notified
+// task does not time out; the clock starts at the first progress report.
+func TestTimeoutFromInProgress(t *testing.T) {
+	r := newRolloutEnv(t, service.Options{})
+	r.devices("d", 1, "1.0")
+	j := r.job(r.pkg(nil), func(j *ota.Job) { j.TimeoutFrom = ota.TimeoutFromInProgress; j.TimeoutSeconds = 600 })
+	r.tick()
+	r.clock.Add(time.Hour)
+	r.tick()
+	r.wantState(j.ID, "d-0000", ota.TaskNotified)
+	r.progress("d-0000", 10)
+	r.clock.Add(11 * time.Minute)
+	r.tick()
+	task := r.wantState(j.ID, "d-0000", ota.TaskFailed)
+	if task.Reason != ota.ReasonTimeout {
+		t.Fatalf("reason %s", task.Reason)
+	}
+}
