@@ -204,7 +204,9 @@ func (s *Server) routes(blobHandler http.Handler) {
 		s.mux.Handle("/blob/", blobHandler)
 	}
 	s.mux.Handle(management.Prefix+"/", management.New(s.svc, management.Options{Log: s.log}))
-	s.mux.Handle(devapi.Prefix+"/", devapi.New(s.svc, devapi.Options{Log: s.log}))
+	// Polling devices are answered from this replica's memory when nothing
+	// changed (service.DeviceView).
+	s.mux.Handle(devapi.Prefix+"/", devapi.New(service.NewDeviceView(s.svc, service.DeviceViewOptions{}), devapi.Options{Log: s.log}))
 	// dialects: mount each vendor dialect's handler on s.mux at its own paths here.
 	huaweiiotda.New(s.svc, huaweiiotda.Options{Log: s.log}).Register(s.mux)
 	// web console at / (--console); it leaves requests to / that carry an

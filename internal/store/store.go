@@ -31,6 +31,15 @@ type Store interface {
 	SchemaVersion(ctx context.Context) (applied, latest int, err error)
 	Ping(ctx context.Context) error
 	Close() error
+
+	// DeviceViewVersion returns a number that is different from every
+	// earlier answer once a transaction has committed that inserted a task,
+	// moved a finished task back to an active state (an operator retry),
+	// deleted a device or changed its secret. It may change more often (on
+	// any write, say), never less. Reading it is cheap: replicas read it
+	// instead of the tables to know whether what they remember of devices
+	// ("nothing pending", credentials) still holds.
+	DeviceViewVersion(ctx context.Context) (int64, error)
 }
 
 // Page asks for a slice of a listing. Lists of packages and jobs are newest
