@@ -69,7 +69,7 @@ func New(root string, signingKey []byte, publicBaseURL string, clock func() time
 	if err != nil {
 		return nil, fmt.Errorf("fs blob store: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Join(abs, metaDir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(abs, metaDir), 0o700); err != nil {
 		return nil, fmt.Errorf("fs blob store: cannot create the blob directory: %w", err)
 	}
 	if clock == nil {
@@ -217,7 +217,7 @@ func (s *Store) Put(ctx context.Context, bucket, key string, r io.Reader, maxSiz
 // concurrent Delete may prune dir between the two steps, so it tries again.
 func (s *Store) createTemp(bucket, key, dir string) (*os.File, error) {
 	for attempt := 0; ; attempt++ {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EEXIST) {
 				return nil, ota.Errorf(ota.CodeConflict, "object key %q in bucket %q runs through an existing object: the file store cannot hold both", key, bucket)
 			}
@@ -276,7 +276,7 @@ func writeAll(w io.Writer, p []byte) error {
 
 func (s *Store) writeMeta(bucket, key string, m meta) error {
 	p := s.metaPath(bucket, key)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return unavailable(err, "cannot create the metadata directory of bucket %q", bucket)
 	}
 	b, err := json.Marshal(m)

@@ -79,8 +79,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		params.Add("_pragma", "journal_mode(WAL)")
 	}
 	if !memory && !strings.HasPrefix(path, "file:") {
-		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, ota.Errorf(ota.CodeUnavailable, "cannot create the directory of the SQLite database %s: %v", path, err)
+		}
+		if err := restrictFiles(path); err != nil {
+			return nil, err
 		}
 	}
 	write, err := sql.Open("sqlite", withParams(path, params))
@@ -377,4 +380,22 @@ func jsonList(list any) string {
 		panic(fmt.Sprintf("sqlite: jsonList of %T: %v", list, err))
 	}
 	return string(b)
+}
+
+// restrictFiles creates the database file owner-only (0600) before SQLite
+// opens it, and narrows an existing one and its -wal and -shm files: they
+// hold every secret of the fleet. SQLite gives the WAL and SHM files it
+// creates the database file's mode, so they are 0600 too.
+func restrictFiles(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return ota.Errorf(ota.CodeUnavailable, "cannot create the SQLite database %s: %v", path, err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !os.IsNotExist(err) {
+			return ota.Errorf(ota.CodeUnavailable, "cannot make %s readable by its owner only: %v", p, err)
+		}
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -189,4 +190,48 @@ func TestSchemaVersionBeforeMigrate(t *testing.T) {
 	if err != nil || applied != 0 || latest < 1 {
 		t.Fatalf("SchemaVersion before Migrate = %d, %d, %v; want 0, >=1, nil", applied, latest, err)
 	}
+}
+
+// TestFilesOwnerOnly: the database and its WAL and SHM files are 0600, also
+// when an older version left them 0644.
+func TestFilesOwnerOnly(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "sub", "updraft.db")
+	check := func(when string) {
+		t.Helper()
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatalf("%s: %v", when, err)
+			}
+			if fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s: %s has mode %v, want 0600", when, filepath.Base(p), fi.Mode().Perm())
+			}
+		}
+		fi, _ := os.Stat(filepath.Dir(path))
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s: directory mode %v is open to group/others", when, fi.Mode().Perm())
+		}
+	}
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	check("new database")
+	s.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		_ = os.Chmod(p, 0o644)
+	}
+	s, err = Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.CountTenants(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	check("reopened 0644 database")
 }
