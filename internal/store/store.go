@@ -87,6 +87,10 @@ type DeviceFilter struct {
 	Versions []string
 	// HasVersion: only devices that have reported a version of Module.
 	HasVersion bool
+	// Online, when set, keeps devices connected (true) or not (false).
+	Online *bool
+	// NamePrefix keeps devices whose name starts with it (case-sensitive).
+	NamePrefix string
 	AfterName  string // keyset paging: names > AfterName, ascending
 	Limit      int
 }
@@ -103,6 +107,17 @@ type Devices interface {
 	// SetDeviceOnline records a connect (true) or disconnect (false).
 	SetDeviceOnline(ctx context.Context, productKey, name string, online bool, at time.Time) error
 	DeleteDevice(ctx context.Context, productKey, name string) error
+	// CountDeviceVersions counts a product's devices per reported version of
+	// module (DefaultModule when empty), most devices first, then by
+	// version; devices that have reported none count under "". At most limit
+	// versions are returned.
+	CountDeviceVersions(ctx context.Context, tenantID, productKey, module string, limit int) ([]VersionCount, error)
+}
+
+// VersionCount is how many devices run one version.
+type VersionCount struct {
+	Version string
+	Devices int64
 }
 
 // PackageFilter selects packages. Zero fields do not filter.
