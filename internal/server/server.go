@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	devapi "github.com/updraft-ota/updraft/internal/api/device"
+	"github.com/updraft-ota/updraft/internal/api/aliyuniot"
 	"github.com/updraft-ota/updraft/internal/api/huaweiiotda"
 	"github.com/updraft-ota/updraft/internal/api/management"
 	"github.com/updraft-ota/updraft/internal/blob"
@@ -194,6 +195,7 @@ func (s *Server) routes(blobHandler http.Handler) {
 	s.mux.Handle(devapi.Prefix+"/", devapi.New(s.svc, devapi.Options{Log: s.log}))
 	// dialects: mount each vendor dialect's handler on s.mux at its own paths here.
 	huaweiiotda.New(s.svc, huaweiiotda.Options{Log: s.log}).Register(s.mux)
+	aliyuniot.New(s.svc, aliyuniot.Options{Log: s.log}).Register(s.mux)
 }
 
 // openBlobs opens the blob store named by --blob.

@@ -70,6 +70,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Buckets/Claim", testBucketClaim},
 		{"Buckets/ClaimConcurrent", testBucketClaimConcurrent},
 
+		{"Nonces/Use", testNonces},
+		{"Nonces/UseConcurrent", testNoncesConcurrent},
+
 		{"Jobs/CreateGet", testJobCreateGet},
 		{"Jobs/List", testJobList},
 		{"Jobs/UpdateCAS", testJobUpdate},
