@@ -96,14 +96,16 @@ func New(svc *service.Service, opts Options) *API {
 	return a
 }
 
-// Register mounts the API at "/" (exactly; POST and GET) and the upload
-// endpoint at UploadPath. Other routes are untouched.
+// Register mounts the API on POST "/" (exactly) and the upload endpoint at
+// UploadPath. GET "/" (ListOTAModuleByProduct from the Tea SDK) is shared with
+// the web console, so the server mounts Handler there itself.
 func (a *API) Register(mux *http.ServeMux) {
-	h := httpx.RequestID(http.HandlerFunc(a.serve))
-	mux.Handle("POST /{$}", h)
-	mux.Handle("GET /{$}", h)
+	mux.Handle("POST /{$}", a.Handler())
 	mux.Handle("POST "+UploadPath, httpx.RequestID(http.HandlerFunc(a.upload)))
 }
+
+// Handler answers API requests (any method) to "/".
+func (a *API) Handler() http.Handler { return httpx.RequestID(http.HandlerFunc(a.serve)) }
 
 func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 	rid := httpx.RequestIDFrom(r.Context())
