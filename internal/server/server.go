@@ -24,6 +24,7 @@ import (
 
 	devapi "github.com/updraft-ota/updraft/internal/api/device"
 	"github.com/updraft-ota/updraft/internal/api/aliyuniot"
+	"github.com/updraft-ota/updraft/internal/api/enos"
 	"github.com/updraft-ota/updraft/internal/api/huaweiiotda"
 	"github.com/updraft-ota/updraft/internal/api/management"
 	"github.com/updraft-ota/updraft/internal/blob"
@@ -215,6 +216,7 @@ func (s *Server) routes(blobHandler http.Handler) {
 	// through the console when the console owns the root path.
 	aliyun := aliyuniot.New(s.svc, aliyuniot.Options{Log: s.log})
 	aliyun.Register(s.mux)
+	enos.New(s.svc, enos.Options{Log: s.log}).Register(s.mux)
 	// web console at / (--console); it leaves requests to / that carry an
 	// Action parameter to console.Options.RootAPI (the Alibaba RPC API).
 	if s.cfg.ConsoleEnabled() {
