@@ -22,8 +22,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	devapi "github.com/updraft-ota/updraft/internal/api/device"
 	"github.com/updraft-ota/updraft/internal/api/aliyuniot"
+	devapi "github.com/updraft-ota/updraft/internal/api/device"
 	"github.com/updraft-ota/updraft/internal/api/enos"
 	"github.com/updraft-ota/updraft/internal/api/huaweiiotda"
 	"github.com/updraft-ota/updraft/internal/api/management"
