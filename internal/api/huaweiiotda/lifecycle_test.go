@@ -30,7 +30,11 @@ func huaweiLifecycle(t *testing.T, failLast bool) {
 	// A product key with "_" and a shorter one that is its prefix: device
 	// ids resolve to the longest registered product key.
 	e.product("acme_x")
-	e.product("acme")
+	// "acme" is a native product: a Huawei product "acme" could not have a
+	// device "x_node_1" (its id would be acme_x/node_1's).
+	if _, err := e.svc.CreateProduct(ctx, e.p, ota.Product{Key: "acme", Name: "Native acme"}); err != nil {
+		t.Fatal(err)
+	}
 	const n = 5
 	var sims []*huaweiiotda.SimDevice
 	var targets []string
