@@ -28,6 +28,7 @@ import (
 	"github.com/updraft-ota/updraft/internal/blob"
 	"github.com/updraft-ota/updraft/internal/blob/blobstore"
 	"github.com/updraft-ota/updraft/internal/config"
+	"github.com/updraft-ota/updraft/internal/console"
 	"github.com/updraft-ota/updraft/internal/mqtt"
 	"github.com/updraft-ota/updraft/internal/rollout"
 	"github.com/updraft-ota/updraft/internal/service"
@@ -203,9 +204,16 @@ func (s *Server) routes(blobHandler http.Handler) {
 		s.mux.Handle("/blob/", blobHandler)
 	}
 	s.mux.Handle(management.Prefix+"/", management.New(s.svc, management.Options{Log: s.log}))
-	s.mux.Handle(devapi.Prefix+"/", devapi.New(s.svc, devapi.Options{Log: s.log}))
+	// Polling devices are answered from this replica's memory when nothing
+	// changed (service.DeviceView).
+	s.mux.Handle(devapi.Prefix+"/", devapi.New(service.NewDeviceView(s.svc, service.DeviceViewOptions{}), devapi.Options{Log: s.log}))
 	// dialects: mount each vendor dialect's handler on s.mux at its own paths here.
 	huaweiiotda.New(s.svc, huaweiiotda.Options{Log: s.log}).Register(s.mux)
+	// web console at / (--console); it leaves requests to / that carry an
+	// Action parameter to console.Options.RootAPI (the Alibaba RPC API).
+	if s.cfg.ConsoleEnabled() {
+		console.New(s.svc, console.Options{Log: s.log}).Register(s.mux)
+	}
 }
 
 // openBlobs opens the blob store named by --blob.
