@@ -5,10 +5,30 @@
 (function () {
   var csrf = (document.getElementById("main") || {}).dataset ? document.getElementById("main").dataset.csrf : "";
 
-  // Forms that ask first.
+  // Forms that ask first (the job's action forms ask in their own handler).
   document.querySelectorAll("form.confirm").forEach(function (f) {
+    if (f.closest("#job-actions")) return;
     f.addEventListener("submit", function (e) {
       if (!window.confirm(f.dataset.confirm)) e.preventDefault();
+    });
+  });
+
+  // The live job page's buttons act without leaving the page (the chart
+  // keeps its history); the live stream shows the result.
+  document.querySelectorAll("#job-actions form").forEach(function (f) {
+    f.addEventListener("submit", function (e) {
+      e.preventDefault();
+      if (f.dataset.confirm && !window.confirm(f.dataset.confirm)) return;
+      var out = document.getElementById("action-error"), btn = f.querySelector("button");
+      btn.disabled = true; out.hidden = true;
+      fetch(f.action, { method: "POST", credentials: "same-origin",
+        headers: { "X-CSRF-Token": f.elements.csrf.value, "Accept": "application/json" } })
+        .then(function (r) {
+          btn.disabled = false;
+          if (r.ok) return;
+          return r.json().then(function (b) { out.textContent = b.message; out.hidden = false; });
+        })
+        .catch(function () { btn.disabled = false; out.textContent = "The request failed: check the connection."; out.hidden = false; });
     });
   });
 
@@ -71,6 +91,7 @@
       var td = document.createElement("td");
       if (c.href) { var a = document.createElement("a"); a.href = c.href; a.textContent = c.text; td.appendChild(a); }
       else { td.textContent = c.text; if (c.cls) td.className = c.cls; }
+      if (cells.length === 1) td.colSpan = 4;
       tr.appendChild(td);
     });
     return tr;
