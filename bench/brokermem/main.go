@@ -18,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -31,14 +32,15 @@ func main() {
 	pairs := flag.Int("pairs", 3, "mosquitto/updraft pairs")
 	settle := flag.Duration("settle", 3*time.Second, "wait after the last connect before reading RSS")
 	extra := flag.String("serve-args", "", "extra serve flags, space-separated")
+	profile := flag.String("profile", "", "save the server's heap profile (heap-N.pprof) and goroutine dump after each Updraft run in this directory (runs it with --pprof)")
 	flag.Parse()
-	if err := run(*bin, *mosq, *devices, *pairs, *settle, *extra); err != nil {
+	if err := run(*bin, *mosq, *devices, *pairs, *settle, *extra, *profile); err != nil {
 		fmt.Fprintln(os.Stderr, "brokermem:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, mosqBin string, devices, pairs int, settle time.Duration, extra string) error {
+func run(bin, mosqBin string, devices, pairs int, settle time.Duration, extra, profile string) error {
 	ctx := context.Background()
 	work, err := os.MkdirTemp("", "bench-brokermem-")
 	if err != nil {
@@ -54,6 +56,12 @@ func run(bin, mosqBin string, devices, pairs int, settle time.Duration, extra st
 	}
 	fleet := benchkit.Fleet{Product: fmt.Sprintf("mem%d", time.Now().UnixNano()%1e6), Count: devices, Seed: "brokermem"}
 	opts := benchkit.ServerOptions{Bin: bin, DataDir: data, MQTT: true, Args: strings.Fields(extra)}
+	pprofAddr := ""
+	if profile != "" {
+		if pprofAddr, err = benchkit.FreeAddr(); err != nil {
+			return err
+		}
+	}
 	srv, err := benchkit.StartServer(opts)
 	if err != nil {
 		return err
@@ -68,6 +76,7 @@ func run(bin, mosqBin string, devices, pairs int, settle time.Duration, extra st
 	fmt.Printf("P7 broker memory per connected idle device: %d devices, %d pairs, settle %v\n", devices, pairs, settle)
 	fmt.Printf("load average at start: %s\n", benchkit.LoadAverage())
 
+	run := 0
 	measure := func(pid int, addr string, anonymous bool) (float64, error) {
 		time.Sleep(time.Second)
 		before, err := benchkit.StatusKB(pid, "VmRSS")
@@ -87,6 +96,14 @@ func run(bin, mosqBin string, devices, pairs int, settle time.Duration, extra st
 			return 0, err
 		}
 		perDevice := float64(after-before) * 1024 / float64(devices) / 1000 // KB (10^3 bytes) per device
+		if !anonymous && pprofAddr != "" {
+			run++
+			for name, path := range map[string]string{fmt.Sprintf("heap-%d.pprof", run): "heap", fmt.Sprintf("goroutine-%d.txt", run): "goroutine?debug=1", fmt.Sprintf("memstats-%d.txt", run): "heap?debug=1"} {
+				if err := benchkit.SaveURL("http://"+pprofAddr+"/debug/pprof/"+path, filepath.Join(profile, name)); err != nil {
+					return 0, err
+				}
+			}
+		}
 		fmt.Fprintf(os.Stderr, "  pid %d: RSS %d → %d KiB, connected in %.1f s: %.2f KB per device\n", pid, before, after, connected.Seconds(), perDevice)
 		return perDevice, nil
 	}
@@ -100,7 +117,11 @@ func run(bin, mosqBin string, devices, pairs int, settle time.Duration, extra st
 			return measure(m.Cmd.Process.Pid, m.Addr, true)
 		},
 		func(int) (float64, error) {
-			srv, err := benchkit.StartServer(opts)
+			o := opts
+			if pprofAddr != "" {
+				o.Args = append(o.Args, "--pprof", pprofAddr)
+			}
+			srv, err := benchkit.StartServer(o)
 			if err != nil {
 				return 0, err
 			}

@@ -62,11 +62,7 @@ func resolveAccess(cmd *cobra.Command) (serverURL, keyID, secret string, err err
 	serverURL = flagOrEnv(cmd, "server", "UPDRAFT_SERVER")
 	key := flagOrEnv(cmd, "key", "UPDRAFT_KEY")
 	if serverURL == "" || key == "" {
-		data := flagOrEnv(cmd, "data", "UPDRAFT_DATA")
-		if data == "" {
-			data = config.Default().DataDir
-		}
-		path := filepath.Join(data, server.CredentialsFile)
+		path := credentialsPath(cmd)
 		creds, err := server.ReadCredentials(path)
 		switch {
 		case err == nil:
@@ -84,6 +80,9 @@ func resolveAccess(cmd *cobra.Command) (serverURL, keyID, secret string, err err
 	if serverURL == "" {
 		serverURL = defaultServer
 	}
+	if !strings.Contains(serverURL, "://") {
+		serverURL = "http://" + serverURL // --server 127.0.0.1:8080
+	}
 	if key == "" {
 		return serverURL, "", "", errNoAccessKey
 	}
@@ -92,6 +91,16 @@ func resolveAccess(cmd *cobra.Command) (serverURL, keyID, secret string, err err
 		return "", "", "", errors.New("the access key must be ID:SECRET (--key or UPDRAFT_KEY)")
 	}
 	return serverURL, id, sec, nil
+}
+
+// credentialsPath is <data>/credentials.json (--data, UPDRAFT_DATA, or the
+// server's default data directory).
+func credentialsPath(cmd *cobra.Command) string {
+	data := flagOrEnv(cmd, "data", "UPDRAFT_DATA")
+	if data == "" {
+		data = config.Default().DataDir
+	}
+	return filepath.Join(data, server.CredentialsFile)
 }
 
 var errNoAccessKey = errors.New("no access key: pass --key ID:SECRET, set UPDRAFT_KEY, or run where updraft-data/credentials.json is (or point --data at its directory)")

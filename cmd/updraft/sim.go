@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	updraftserver "github.com/updraft-ota/updraft/internal/server"
 	"github.com/updraft-ota/updraft/internal/sim"
 )
 
@@ -24,8 +25,9 @@ func newSimCmd() *cobra.Command {
 	var timeout time.Duration
 	var verbose bool
 	var dialect string
+	var keepRunning bool
 	cmd := &cobra.Command{
-		Use:   "sim --product P --count N --version V --mqtt HOST:PORT [--create --server URL --key ID:SECRET]",
+		Use:   "sim --product P --count N --version V [--mqtt HOST:PORT] [--create --group G --server URL --key ID:SECRET]",
 		Short: "Simulate a fleet of devices against a running server",
 		Long: `Run N virtual devices, each a real device-SDK client, against a running server.
 Devices start on --version, upgrade when told (they download and verify every
@@ -42,9 +44,14 @@ Failures are injected by device index, so the counts are exact:
   --fail-attempts K  failing devices fail their first K notices, then succeed (0: always fail)
   --interrupt        every device's first download is cut half-way and resumed with Range
 
+The devices connect to --mqtt, by default the address the server recorded in
+credentials.json (the port it really bound). If the server does not answer the
+first device there, sim warns: the devices are on some other broker.
+
 A one-line summary is kept on stderr. The run ends when every online device
 has succeeded (or, with failures injected, every one has a final outcome and no
-notice came for --settle), at --timeout (exit status 1), or on Ctrl-C.`,
+notice came for --settle), at --timeout (exit status 1), or on Ctrl-C; with
+--keep-running the fleet stays connected, for the next job, until Ctrl-C.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// The same server and key resolution as every operator command,
@@ -55,6 +62,13 @@ notice came for --settle), at --timeout (exit status 1), or on Ctrl-C.`,
 				return err
 			}
 			cfg.Server, cfg.KeyID, cfg.KeySecret = server, id, secret
+			if cfg.MQTT == "" && cfg.Transport == "mqtt" {
+				if creds, err := updraftserver.ReadCredentials(credentialsPath(cmd)); err == nil {
+					cfg.MQTT = creds.MQTT
+				}
+			}
+			stderr := cmd.ErrOrStderr()
+			cfg.Warn = func(msg string) { fmt.Fprintln(stderr, "\n"+msg) }
 			if verbose {
 				cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 			}
@@ -63,18 +77,20 @@ notice came for --settle), at --timeout (exit status 1), or on Ctrl-C.`,
 			} else if dialect != "native" {
 				return fmt.Errorf("--dialect %q: use native or huawei", dialect)
 			}
-			return runSim(cmd.Context(), cfg, timeout, cmd.ErrOrStderr())
+			return runSim(cmd.Context(), cfg, timeout, keepRunning, cmd.ErrOrStderr())
 		},
 	}
 	f := cmd.Flags()
 	f.String("server", "", "server URL, for --create and --transport http (env UPDRAFT_SERVER; default: credentials.json's)")
 	f.String("key", "", "access key ID:SECRET, for --create; its secret seeds device secrets (env UPDRAFT_KEY; default: <data>/credentials.json)")
 	f.String("data", "", "data directory holding credentials.json (env UPDRAFT_DATA; default ./updraft-data)")
-	f.StringVar(&cfg.MQTT, "mqtt", "", "MQTT broker HOST:PORT the devices connect to")
+	f.StringVar(&cfg.MQTT, "mqtt", "", "MQTT broker HOST:PORT the devices connect to (default: credentials.json's)")
 	f.StringVar(&cfg.Product, "product", "", "product key of the devices")
 	f.IntVar(&cfg.Count, "count", 0, "number of devices")
 	f.StringVar(&cfg.Version, "version", "", "version the devices start on")
 	f.BoolVar(&cfg.Create, "create", false, "register the devices (and the product) first; existing ones are kept")
+	f.StringVar(&cfg.Group, "group", "", "with --create: put new devices in this group (target them with job create --group)")
+	f.BoolVar(&keepRunning, "keep-running", false, "keep the fleet connected after every device is done, until Ctrl-C or --timeout")
 	f.StringVar(&cfg.Transport, "transport", "mqtt", "mqtt (notices pushed) or http (devices poll)")
 	f.Float64Var(&cfg.FailDownload, "fail-download", 0, "share of online devices whose download fails")
 	f.Float64Var(&cfg.FailInstall, "fail-install", 0, "share of the other online devices whose install fails")
@@ -95,7 +111,7 @@ notice came for --settle), at --timeout (exit status 1), or on Ctrl-C.`,
 	return cmd
 }
 
-func runSim(ctx context.Context, cfg sim.Config, timeout time.Duration, stderr io.Writer) error {
+func runSim(ctx context.Context, cfg sim.Config, timeout time.Duration, keepRunning bool, stderr io.Writer) error {
 	s, err := sim.New(cfg)
 	if err != nil {
 		return err
@@ -143,21 +159,37 @@ func runSim(ctx context.Context, cfg sim.Config, timeout time.Duration, stderr i
 	check := time.NewTicker(200 * time.Millisecond)
 	defer check.Stop()
 	var outcome error
+	idle := false // keepRunning: every device done and said so
 loop:
 	for {
 		select {
 		case <-show.C:
 			line(false)
 		case <-check.C:
-			if s.Done() {
+			if !s.Done() {
+				idle = false
+				continue
+			}
+			if !keepRunning {
 				break loop
 			}
+			if !idle {
+				idle = true
+				line(true)
+				fmt.Fprintln(stderr, "sim: every device is done; --keep-running: the fleet stays connected until Ctrl-C")
+			}
 		case <-deadline:
+			if keepRunning && s.Done() {
+				break loop
+			}
 			st := s.Stats()
 			outcome = fmt.Errorf("timed out after %s: %d of %d online devices have no final outcome",
 				timeout, st.Devices-st.Offline-st.Succeeded-st.Failed, st.Devices-st.Offline)
 			break loop
 		case <-ctx.Done():
+			if keepRunning && s.Done() {
+				break loop // the fleet had finished its work: a normal end
+			}
 			outcome = errors.New("interrupted")
 			break loop
 		case err := <-runErr:

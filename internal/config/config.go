@@ -39,6 +39,7 @@ type Config struct {
 	LogLevel   string // --log-level: debug, info, warn, error
 	LogFormat  string // --log-format: text or json
 	PprofAddr  string // --pprof: listen address of net/http/pprof; "" (default) = off
+	Console    string // --console: serve the web console at / (true, default) or not (false)
 
 	// SigningKey (env UPDRAFT_SIGNING_KEY) signs fs download URLs. Empty:
 	// read from or created in <data>/signing.key (LoadSigningKey).
@@ -69,6 +70,7 @@ func Default() Config {
 		MQTTAddr:        ":1883",
 		LogLevel:        "info",
 		LogFormat:       "text",
+		Console:         "true",
 		ShutdownTimeout: 15 * time.Second,
 	}
 }
@@ -90,6 +92,7 @@ var flagSpecs = []flagSpec{
 	{"public-url", func(c *Config) *string { return &c.PublicURL }, "public base URL of this server, used in download links (default derived from --http)"},
 	{"log-level", func(c *Config) *string { return &c.LogLevel }, "log level: debug, info, warn, error"},
 	{"log-format", func(c *Config) *string { return &c.LogFormat }, "log format: text or json"},
+	{"console", func(c *Config) *string { return &c.Console }, "serve the web console at / on the HTTP listener: true or false"},
 	{"pprof", func(c *Config) *string { return &c.PprofAddr }, "serve net/http/pprof on this separate address, such as 127.0.0.1:6060 (default off; never expose it publicly)"},
 }
 
@@ -173,6 +176,12 @@ func (c *Config) Complete() {
 	}
 }
 
+// ConsoleEnabled reports whether the web console is served (default yes).
+func (c *Config) ConsoleEnabled() bool {
+	on, err := strconv.ParseBool(c.Console)
+	return err != nil || on
+}
+
 // EmbeddedMQTT reports whether the server runs its own MQTT broker.
 func (c *Config) EmbeddedMQTT() bool {
 	return c.MQTTBroker == "" && !strings.EqualFold(c.MQTTAddr, Off) && c.MQTTAddr != ""
@@ -203,6 +212,9 @@ func (c *Config) Validate() error {
 	}
 	if err := checkListenAddr("http", c.HTTPAddr); err != nil {
 		return err
+	}
+	if _, err := strconv.ParseBool(c.Console); c.Console != "" && err != nil {
+		return fmt.Errorf("--console %q (%s): use true or false", c.Console, EnvName("console"))
 	}
 	if c.PprofAddr != "" {
 		if err := checkListenAddr("pprof", c.PprofAddr); err != nil {

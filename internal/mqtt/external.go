@@ -225,7 +225,18 @@ func NewExternal(devices deviceproto.Devices, opts ExternalOptions) (*External, 
 		o.SetConnectionLostHandler(func(_ paho.Client, err error) {
 			e.log.Warn("connection to MQTT broker lost; reconnecting", "err", err)
 		})
-		e.consumers = append(e.consumers, paho.NewClient(o))
+		c := paho.NewClient(o)
+		// A persistent session's queued messages arrive right after CONNACK,
+		// before the connect handler has subscribed (paho registers a
+		// subscription's handler only then); without a route paho neither
+		// handles nor acknowledges them, and they sit unacknowledged until
+		// the next reconnect. So the routes exist before the first connect.
+		for _, d := range e.dialects {
+			for _, f := range d.Filters() {
+				c.AddRoute(f, func(_ paho.Client, m paho.Message) { e.enqueue(m, d) })
+			}
+		}
+		e.consumers = append(e.consumers, c)
 	}
 	for _, c := range append([]paho.Client{e.pub}, e.consumers...) {
 		t := c.Connect()

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
@@ -22,11 +23,36 @@ func randomName(prefix string) string {
 	return prefix + hex.EncodeToString(b)
 }
 
-// startExternal connects a server side to the real Mosquitto; at cleanup it
-// also deletes its persistent sessions so the shared broker keeps nothing.
-func startExternal(t *testing.T, addr, clientID, group string, f *deviceprototest.Fake, consumers int) *External {
+// productOnly narrows the native dialect to one product's topics. Every test
+// of every package shares one Mosquitto: with the dialect's own filters
+// (updraft/v1/+/+/…) a test's consumer also receives the device traffic of
+// all the others (an e2e fleet of thousands), which counts in Handled and can
+// overflow the consumer's queue on the broker, so a test waiting for its one
+// message either never sees the count it expects or loses the message.
+type productOnly struct {
+	Dialect
+	product string
+}
+
+func (p productOnly) Filters() []string {
+	var out []string
+	for _, f := range p.Dialect.Filters() {
+		out = append(out, strings.Replace(f, "/+/", "/"+p.product+"/", 1)) // the first level after the root is the product
+	}
+	return out
+}
+
+// nativeFor is the native dialect confined to product's topics.
+func nativeFor(f *deviceprototest.Fake, product string) []Dialect {
+	return []Dialect{productOnly{NewNative(f, 0, nil), product}}
+}
+
+// startExternal connects a server side to the real Mosquitto, consuming
+// product's device topics only; at cleanup it also deletes its persistent
+// sessions so the shared broker keeps nothing.
+func startExternal(t *testing.T, addr, clientID, group, product string, f *deviceprototest.Fake, consumers int) *External {
 	t.Helper()
-	e, err := NewExternal(f, ExternalOptions{URL: "mqtt://" + addr, ClientID: clientID, Group: group, Consumers: consumers, Workers: 4, Logger: quietLogger()})
+	e, err := NewExternal(f, ExternalOptions{URL: "mqtt://" + addr, ClientID: clientID, Group: group, Consumers: consumers, Workers: 4, Logger: quietLogger(), Dialects: nativeFor(f, product)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +81,7 @@ func TestExternalBrokerMosquitto(t *testing.T) {
 	ref := f.AddDevice(product, "d1", "s")
 	f.SetPending(notice(product, "d1", 7, "2.0"))
 	clientID, group := randomName("updraft-test-"), randomName("g")
-	e := startExternal(t, addr, clientID, group, f, 2)
+	e := startExternal(t, addr, clientID, group, product, f, 2)
 
 	// A device on Mosquitto (which authenticates it; here anonymously).
 	d := &device{got: map[string][][]byte{}}
@@ -133,7 +159,7 @@ func TestExternalBrokerKeepsMessagesAcrossRestart(t *testing.T) {
 	clientID, group := randomName("updraft-test-"), randomName("g")
 	// One consumer: the broker keeps a device's messages in order within one
 	// session (across several, shared subscriptions may reorder them).
-	e, err := NewExternal(f, ExternalOptions{URL: addr, ClientID: clientID, Group: group, Consumers: 1, Logger: quietLogger()})
+	e, err := NewExternal(f, ExternalOptions{URL: addr, ClientID: clientID, Group: group, Consumers: 1, Logger: quietLogger(), Dialects: nativeFor(f, product)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +180,7 @@ func TestExternalBrokerKeepsMessagesAcrossRestart(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		d.publish(t, wire.Topic(product, "d1", wire.TopicVersion), wire.VersionReport{Version: fmt.Sprintf("1.%d", i+1)})
 	}
-	startExternal(t, addr, clientID, group, f, 1)
+	startExternal(t, addr, clientID, group, product, f, 1)
 	eventually(t, "reports sent during the restart", func() bool { return len(f.Versions()) == 11 })
 	for i, v := range f.Versions()[1:] {
 		if want := fmt.Sprintf("1.%d", i+1); v.Version != want {
@@ -189,7 +215,7 @@ func TestExternalSubscribedWhenNewReturns(t *testing.T) {
 	}
 	t.Cleanup(func() { d.c.Disconnect(0) })
 	for i := 0; i < 5; i++ {
-		e := startExternal(t, addr, randomName("updraft-test-"), randomName("g"), f, 1)
+		e := startExternal(t, addr, randomName("updraft-test-"), randomName("g"), product, f, 1)
 		want := fmt.Sprintf("1.%d", i)
 		d.publish(t, wire.Topic(product, "d1", wire.TopicVersion), wire.VersionReport{Version: want})
 		eventually(t, "report "+want, func() bool { return e.Handled() >= 1 })

@@ -13,12 +13,17 @@ import (
 // reads it, so its format is fixed.
 const CredentialsFile = "credentials.json"
 
-// Credentials are the first tenant's access key and where to use it.
+// Credentials are the first tenant's access key and where to use it: the
+// addresses the server really bound (a default port in use falls back to the
+// next free one), so the CLI and `sim` need no port.
 type Credentials struct {
 	Tenant          string `json:"tenant"`
 	AccessKeyID     string `json:"access_key_id"`
 	SecretAccessKey string `json:"secret_access_key"`
 	Server          string `json:"server"`
+	// MQTT is where devices connect: host:port of the embedded broker, or
+	// the external broker's URL without its credentials; "" with no MQTT.
+	MQTT string `json:"mqtt,omitempty"`
 }
 
 // bootstrap creates the first tenant and key on an empty database, writes
@@ -29,9 +34,9 @@ func (s *Server) bootstrap(ctx context.Context) error {
 		return fmt.Errorf("creating the first tenant (UPDRAFT_BOOTSTRAP_*): %w", err)
 	}
 	if !created {
-		return nil
+		return s.refreshCredentials()
 	}
-	c := Credentials{Tenant: key.TenantID, AccessKeyID: key.ID, SecretAccessKey: key.Secret, Server: s.URL()}
+	c := Credentials{Tenant: key.TenantID, AccessKeyID: key.ID, SecretAccessKey: key.Secret, Server: s.URL(), MQTT: s.deviceMQTT}
 	path := filepath.Join(s.cfg.DataDir, CredentialsFile)
 	if err := writeCredentials(path, c); err != nil {
 		// The key exists in the database now; losing it here would lock the
@@ -41,6 +46,26 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	}
 	s.creds = &c
 	s.printCredentials(c, path)
+	return nil
+}
+
+// refreshCredentials updates the addresses in an existing credentials.json
+// when this start bound others (another port after a fallback, MQTT turned on
+// or off); the key is kept. A missing or foreign file is left alone.
+func (s *Server) refreshCredentials() error {
+	path := filepath.Join(s.cfg.DataDir, CredentialsFile)
+	c, err := ReadCredentials(path)
+	if err != nil {
+		return nil // removed on purpose, or another process bootstrapped the database
+	}
+	if c.Server == s.URL() && c.MQTT == s.deviceMQTT {
+		return nil
+	}
+	c.Server, c.MQTT = s.URL(), s.deviceMQTT
+	if err := writeCredentials(path, c); err != nil {
+		return fmt.Errorf("updating the addresses in %s: %w", path, err)
+	}
+	s.log.Info("credentials.json updated with this start's addresses", "path", path, "server", c.Server, "mqtt", c.MQTT)
 	return nil
 }
 
@@ -54,6 +79,9 @@ func (s *Server) printCredentials(c Credentials, path string) {
 		fmt.Fprintf(out, " (also saved, mode 0600, in %s)", path)
 	}
 	fmt.Fprintf(out, ":\n  access key id:     %s\n  secret access key: %s\n  server:            %s\n", c.AccessKeyID, c.SecretAccessKey, c.Server)
+	if c.MQTT != "" {
+		fmt.Fprintf(out, "  devices' MQTT:     %s\n", c.MQTT)
+	}
 }
 
 // writeCredentials writes c atomically with mode 0600: a crash leaves either

@@ -72,7 +72,10 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "store": "unreachable (see the server log)"})
 		return
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	// mqtt is where this server's devices connect (as credentials.json
+	// records it): `updraft sim` and operators compare it with the broker
+	// they point devices at.
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok", "mqtt": s.deviceMQTT})
 }
 
 // middleware gives every request an id, then counts, times and logs it.

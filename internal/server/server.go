@@ -11,9 +11,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -26,6 +28,7 @@ import (
 	"github.com/updraft-ota/updraft/internal/blob"
 	"github.com/updraft-ota/updraft/internal/blob/blobstore"
 	"github.com/updraft-ota/updraft/internal/config"
+	"github.com/updraft-ota/updraft/internal/console"
 	"github.com/updraft-ota/updraft/internal/mqtt"
 	"github.com/updraft-ota/updraft/internal/rollout"
 	"github.com/updraft-ota/updraft/internal/service"
@@ -56,6 +59,10 @@ type Server struct {
 	stops []func(context.Context) error
 
 	mqttAddr string // the embedded MQTT broker's address ("" without one)
+	// deviceMQTT is where devices connect, for credentials.json, /healthz and
+	// the log: the embedded broker as reached locally, or the external
+	// broker's host:port; "" with MQTT off.
+	deviceMQTT string
 
 	pprofLn    net.Listener // --pprof (pprof.go); nil when off
 	pprofServe func()
@@ -111,6 +118,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 			return nil, err
 		}
 		s.onShutdown(func(context.Context) error { _ = mqttLn.Close(); return nil }) // the broker may have closed it already
+	}
+	switch {
+	case cfg.MQTTBroker != "":
+		s.deviceMQTT = brokerHostPort(cfg.MQTTBroker)
+	case mqttLn != nil:
+		s.deviceMQTT = localHostPort(mqttLn.Addr())
 	}
 	s.publicURL = cfg.PublicURL
 	if s.publicURL == "" {
@@ -191,9 +204,16 @@ func (s *Server) routes(blobHandler http.Handler) {
 		s.mux.Handle("/blob/", blobHandler)
 	}
 	s.mux.Handle(management.Prefix+"/", management.New(s.svc, management.Options{Log: s.log}))
-	s.mux.Handle(devapi.Prefix+"/", devapi.New(s.svc, devapi.Options{Log: s.log}))
+	// Polling devices are answered from this replica's memory when nothing
+	// changed (service.DeviceView).
+	s.mux.Handle(devapi.Prefix+"/", devapi.New(service.NewDeviceView(s.svc, service.DeviceViewOptions{}), devapi.Options{Log: s.log}))
 	// dialects: mount each vendor dialect's handler on s.mux at its own paths here.
 	huaweiiotda.New(s.svc, huaweiiotda.Options{Log: s.log}).Register(s.mux)
+	// web console at / (--console); it leaves requests to / that carry an
+	// Action parameter to console.Options.RootAPI (the Alibaba RPC API).
+	if s.cfg.ConsoleEnabled() {
+		console.New(s.svc, console.Options{Log: s.log}).Register(s.mux)
+	}
 }
 
 // openBlobs opens the blob store named by --blob.
@@ -242,16 +262,39 @@ func OpenStore(ctx context.Context, dbURL string) (store.Store, error) {
 }
 
 // localURL is how a process on this machine reaches addr.
-func localURL(addr net.Addr) string {
+func localURL(addr net.Addr) string { return "http://" + localHostPort(addr) }
+
+// brokerHostPort is the external broker's host:port for devices: the
+// server's own credentials and options in the URL are not theirs.
+func brokerHostPort(raw string) string {
+	if !strings.Contains(raw, "://") {
+		raw = "mqtt://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	switch u.Scheme {
+	case "mqtts", "ssl", "tls":
+		return "ssl://" + u.Host
+	case "ws", "wss":
+		return u.Scheme + "://" + u.Host + u.Path
+	}
+	return u.Host
+}
+
+// localHostPort is how a process on this machine reaches addr (a wildcard
+// listen address becomes 127.0.0.1).
+func localHostPort(addr net.Addr) string {
 	tcp, ok := addr.(*net.TCPAddr)
 	if !ok {
-		return "http://" + addr.String()
+		return addr.String()
 	}
 	host := "127.0.0.1"
 	if !tcp.IP.IsUnspecified() && tcp.IP != nil {
 		host = tcp.IP.String()
 	}
-	return "http://" + net.JoinHostPort(host, fmt.Sprint(tcp.Port))
+	return net.JoinHostPort(host, fmt.Sprint(tcp.Port))
 }
 
 // onShutdown registers fn to run on Shutdown, after HTTP has drained, in
@@ -276,11 +319,7 @@ func (s *Server) Start() error {
 		s.serveCh <- err
 		close(s.serveCh)
 	}()
-	mqttAt := s.mqttAddr
-	if s.cfg.MQTTBroker != "" {
-		mqttAt = config.Redact(s.cfg.MQTTBroker)
-	}
-	s.log.Info("updraft serving", "http", s.Addr(), "mqtt", mqttAt, "public_url", s.publicURL,
+	s.log.Info("updraft serving", "http", s.Addr(), "mqtt", s.deviceMQTT, "public_url", s.publicURL,
 		"db", config.Redact(s.cfg.DBURL), "blob", config.Redact(s.cfg.BlobURL), "data", s.cfg.DataDir)
 	return nil
 }

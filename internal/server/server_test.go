@@ -205,12 +205,12 @@ func TestCredentialsWrittenOnceAndDataKept(t *testing.T) {
 	if out2.Len() != 0 {
 		t.Errorf("the restart printed %q", out2.String())
 	}
-	raw2, _ := os.ReadFile(path)
-	if !bytes.Equal(raw, raw2) {
-		t.Error("credentials.json was rewritten on restart")
-	}
-	if c2, ok := s2.Credentials(); !ok || c2 != creds {
-		t.Errorf("Credentials() after restart = %+v, %v", c2, ok)
+	// The restart bound another port (":0"): the file follows it, and
+	// keeps the key.
+	want2 := creds
+	want2.Server = s2.URL()
+	if c2, ok := s2.Credentials(); !ok || c2 != want2 {
+		t.Errorf("Credentials() after restart = %+v, %v; want %+v", c2, ok, want2)
 	}
 	if _, err := s2.Service().GetProduct(context.Background(), p, "kept"); err != nil {
 		t.Errorf("product lost across the restart: %v", err)
@@ -397,5 +397,45 @@ func TestPostgres(t *testing.T) {
 	s2 := server.StartForTest(t, func(c *config.Config) { c.DBURL = own; c.DataDir = dir })
 	if s2.CreatedTenant() {
 		t.Error("restart on PostgreSQL bootstrapped again")
+	}
+}
+
+// credentials.json records the addresses the server really bound, MQTT
+// included, and a later start on other ports updates them (keeping the key);
+// /healthz reports the same MQTT address.
+func TestCredentialsRecordBoundAddresses(t *testing.T) {
+	dir := t.TempDir()
+	start := func() (*server.Server, server.Credentials) {
+		s := server.StartForTest(t, func(c *config.Config) { c.DataDir = dir; c.MQTTAddr = "127.0.0.1:0" })
+		c, err := server.ReadCredentials(filepath.Join(dir, server.CredentialsFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Server != s.URL() || c.MQTT != s.MQTTAddr() || c.MQTT == "" {
+			t.Fatalf("credentials.json server %q mqtt %q; the server bound %q and %q", c.Server, c.MQTT, s.URL(), s.MQTTAddr())
+		}
+		resp, body := get(t, s.URL()+"/healthz")
+		var h map[string]string
+		if resp.StatusCode != http.StatusOK || json.Unmarshal([]byte(body), &h) != nil || h["mqtt"] != s.MQTTAddr() {
+			t.Fatalf("/healthz = %d %s; want mqtt %q", resp.StatusCode, body, s.MQTTAddr())
+		}
+		return s, c
+	}
+	s1, c1 := start()
+	if err := s1.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Hold the first start's ports so the second one cannot get them back.
+	for _, addr := range []string{s1.Addr(), s1.MQTTAddr()} {
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			defer ln.Close()
+		}
+	}
+	_, c2 := start()
+	if c2.Server == c1.Server || c2.MQTT == c1.MQTT {
+		t.Fatalf("the second start on new ports left credentials.json at %q %q", c2.Server, c2.MQTT)
+	}
+	if c2.AccessKeyID != c1.AccessKeyID || c2.SecretAccessKey != c1.SecretAccessKey {
+		t.Fatal("updating the addresses changed the key")
 	}
 }

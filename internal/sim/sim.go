@@ -39,6 +39,7 @@ type Config struct {
 	Version   string // the version devices start on
 	Module    string // the module they run it on (default "default")
 	Create    bool   // register the devices first (existing ones are kept)
+	Group     string // the group Create puts new devices in ("" none), so a job can target the fleet alone
 	Transport string // "mqtt" (default) or "http"
 
 	// Failure injection, by device index (see Plan): Offline of all devices
@@ -72,7 +73,13 @@ type Config struct {
 	// CheckInterval is how often MQTT devices ask for pending updates on
 	// their own (default: the SDK's, 30 minutes).
 	CheckInterval time.Duration
-	Logger        *slog.Logger
+	// ProbeTimeout: the first MQTT device to connect asks the server for
+	// its update; no answer within this long means the devices are on a
+	// broker the server does not serve, and Warn is told (default 15 s).
+	ProbeTimeout time.Duration
+	// Warn receives problems the operator must see (nil: the Logger).
+	Warn   func(msg string)
+	Logger *slog.Logger
 }
 
 func (c *Config) defaults() error {
@@ -103,6 +110,12 @@ func (c *Config) defaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if c.ProbeTimeout <= 0 {
+		c.ProbeTimeout = 15 * time.Second
+	}
+	if c.Warn == nil {
+		c.Warn = func(msg string) { c.Logger.Warn(msg) }
+	}
 	switch {
 	case c.Product == "":
 		return errors.New("--product is required")
@@ -115,7 +128,7 @@ func (c *Config) defaults() error {
 	case c.Transport != "mqtt" && c.Transport != "http":
 		return fmt.Errorf("--transport %q: use mqtt or http", c.Transport)
 	case c.Transport == "mqtt" && c.MQTT == "":
-		return errors.New("--mqtt HOST:PORT is required with --transport mqtt")
+		return errors.New("--mqtt HOST:PORT is required with --transport mqtt (or run where the server's credentials.json records it)")
 	case (c.Transport == "http" || c.Create) && c.Server == "":
 		return errors.New("--server URL is required with --transport http or --create")
 	case c.Create && c.KeyID == "":
@@ -218,6 +231,7 @@ type Sim struct {
 	busy       atomic.Int64 // handlers running
 	lastNotice atomic.Int64 // unix nanos
 	devs       []*simDevice
+	probe      sync.Once
 }
 
 type simDevice struct {
@@ -310,7 +324,11 @@ func (s *Sim) Create(ctx context.Context) error {
 			defer wg.Done()
 			for i := range work {
 				name := s.cfg.Name(i)
-				_, err := c.CreateDevice(ctx, s.cfg.Product, client.DeviceCreate{Name: name, Secret: Secret(s.cfg.SecretSeed, s.cfg.Product, name)})
+				in := client.DeviceCreate{Name: name, Secret: Secret(s.cfg.SecretSeed, s.cfg.Product, name)}
+				if s.cfg.Group != "" {
+					in.Groups = []string{s.cfg.Group}
+				}
+				_, err := c.CreateDevice(ctx, s.cfg.Product, in)
 				if err != nil && !client.IsConflict(err) {
 					select {
 					case errs <- fmt.Errorf("creating device %s: %w", name, err):
@@ -449,7 +467,24 @@ func (s *Sim) start(ctx context.Context, d *simDevice) {
 	}
 	if s.cfg.Transport == "http" {
 		s.connected.Add(1)
+		return
 	}
+	s.probe.Do(func() { go s.probeBroker(ctx, c) })
+}
+
+// probeBroker asks the server, through the broker the devices connected to,
+// for the device's update. Any broker accepts the connection and counts as
+// "connected"; only the server's own broker (or one it consumes) answers.
+// Without an answer the whole fleet would sit there unseen by the server.
+func (s *Sim) probeBroker(ctx context.Context, c device.Client) {
+	pctx, cancel := context.WithTimeout(ctx, s.cfg.ProbeTimeout)
+	defer cancel()
+	if _, err := c.Check(pctx, s.cfg.Module); err == nil || ctx.Err() != nil {
+		return
+	}
+	s.cfg.Warn(fmt.Sprintf("WARNING: the devices connected to the MQTT broker at %s, but the server did not answer there within %s: "+
+		"it is probably not the server's broker (another broker on that port?). The server records its devices' MQTT address in "+
+		"credentials.json (\"mqtt\") and in /healthz; pass that one as --mqtt.", s.cfg.MQTT, s.cfg.ProbeTimeout))
 }
 
 // handle is a device acting on a notice.

@@ -31,6 +31,15 @@ type Store interface {
 	SchemaVersion(ctx context.Context) (applied, latest int, err error)
 	Ping(ctx context.Context) error
 	Close() error
+
+	// DeviceViewVersion returns a number that is different from every
+	// earlier answer once a transaction has committed that inserted a task,
+	// moved a finished task back to an active state (an operator retry),
+	// deleted a device or changed its secret. It may change more often (on
+	// any write, say), never less. Reading it is cheap: replicas read it
+	// instead of the tables to know whether what they remember of devices
+	// ("nothing pending", credentials) still holds.
+	DeviceViewVersion(ctx context.Context) (int64, error)
 }
 
 // Page asks for a slice of a listing. Lists of packages and jobs are newest
@@ -88,6 +97,10 @@ type DeviceFilter struct {
 	Versions []string
 	// HasVersion: only devices that have reported a version of Module.
 	HasVersion bool
+	// Online, when set, keeps devices connected (true) or not (false).
+	Online *bool
+	// NamePrefix keeps devices whose name starts with it (case-sensitive).
+	NamePrefix string
 	AfterName  string // keyset paging: names > AfterName, ascending
 	Limit      int
 }
@@ -104,6 +117,17 @@ type Devices interface {
 	// SetDeviceOnline records a connect (true) or disconnect (false).
 	SetDeviceOnline(ctx context.Context, productKey, name string, online bool, at time.Time) error
 	DeleteDevice(ctx context.Context, productKey, name string) error
+	// CountDeviceVersions counts a product's devices per reported version of
+	// module (DefaultModule when empty), most devices first, then by
+	// version; devices that have reported none count under "". At most limit
+	// versions are returned.
+	CountDeviceVersions(ctx context.Context, tenantID, productKey, module string, limit int) ([]VersionCount, error)
+}
+
+// VersionCount is how many devices run one version.
+type VersionCount struct {
+	Version string
+	Devices int64
 }
 
 // PackageFilter selects packages. Zero fields do not filter.

@@ -298,3 +298,24 @@ func RunPairs(ctx context.Context, n int, ref, upd func(i int) (float64, error),
 	}
 	return p, nil
 }
+
+// SaveURL writes the body of a GET to path.
+func SaveURL(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -72,6 +72,12 @@ func deviceWhere(f store.DeviceFilter) *where {
 	if f.HasVersion {
 		w.add("versions ? %s", module)
 	}
+	if f.Online != nil {
+		w.add("online = %s", *f.Online)
+	}
+	if f.NamePrefix != "" {
+		w.add("starts_with(name, %s)", f.NamePrefix)
+	}
 	return w
 }
 
@@ -114,4 +120,17 @@ func (s *Store) SetDeviceOnline(ctx context.Context, productKey, name string, on
 func (s *Store) DeleteDevice(ctx context.Context, productKey, name string) error {
 	return s.execOne(ctx, ota.NotFound("device", name), "delete device",
 		`DELETE FROM devices WHERE product_key = $1 AND name = $2`, productKey, name)
+}
+
+func (s *Store) CountDeviceVersions(ctx context.Context, tenantID, productKey, module string, limit int) ([]store.VersionCount, error) {
+	if module == "" {
+		module = ota.DefaultModule
+	}
+	return queryAll(ctx, s, "count device versions", func(r pgx.Row) (store.VersionCount, error) {
+		var vc store.VersionCount
+		err := r.Scan(&vc.Version, &vc.Devices)
+		return vc, err
+	}, `SELECT COALESCE(versions->>$3, ''), count(*) FROM devices
+		WHERE tenant_id = $1 AND product_key = $2 GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT $4`,
+		tenantID, productKey, module, limitOf(limit, store.Page{}))
 }

@@ -100,6 +100,12 @@ func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter, page stor
 	} else if f.HasVersion {
 		w.add("EXISTS (SELECT 1 FROM device_versions v WHERE v.product_key = d.product_key AND v.device_name = d.name AND v.module = ?)", module)
 	}
+	if f.Online != nil {
+		w.add("d.online = ?", dbBool(*f.Online))
+	}
+	if f.NamePrefix != "" {
+		w.add("substr(d.name, 1, length(?)) = ?", f.NamePrefix, f.NamePrefix)
+	}
 
 	total := int64(-1)
 	if count {
@@ -154,4 +160,30 @@ func (s *Store) SetDeviceOnline(ctx context.Context, productKey, name string, on
 func (s *Store) DeleteDevice(ctx context.Context, productKey, name string) error {
 	res, err := s.write.ExecContext(ctx, "DELETE FROM devices WHERE product_key = ? AND name = ?", productKey, name)
 	return affectedOne(res, err, "delete device "+name, ota.NotFound("device", name))
+}
+
+func (s *Store) CountDeviceVersions(ctx context.Context, tenantID, productKey, module string, limit int) ([]store.VersionCount, error) {
+	if module == "" {
+		module = ota.DefaultModule
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT COALESCE(v.version, ''), count(*) FROM devices d
+		LEFT JOIN device_versions v ON v.product_key = d.product_key AND v.device_name = d.name AND v.module = ?
+		WHERE d.tenant_id = ? AND d.product_key = ? GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?`,
+		module, tenantID, productKey, sqlcommon.Limit(limit, 0))
+	if err != nil {
+		return nil, dbError(err, "count device versions")
+	}
+	defer rows.Close()
+	var out []store.VersionCount
+	for rows.Next() {
+		var vc store.VersionCount
+		if err := rows.Scan(&vc.Version, &vc.Devices); err != nil {
+			return nil, dbError(err, "count device versions")
+		}
+		out = append(out, vc)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError(err, "count device versions")
+	}
+	return out, nil
 }

@@ -23,6 +23,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -49,6 +50,9 @@ const writeCacheKiB = 16 << 10
 type Store struct {
 	write *sql.DB // exactly one connection; every write and every CAS read
 	read  *sql.DB // read-only connections; the same pool as write for :memory:
+
+	viewMu   sync.Mutex // guards viewConn (deviceview.go)
+	viewConn *sql.Conn  // held from read for PRAGMA data_version
 }
 
 var _ store.Store = (*Store)(nil)
@@ -127,6 +131,12 @@ func withParams(path string, params url.Values) string {
 
 // Close closes both pools.
 func (s *Store) Close() error {
+	s.viewMu.Lock()
+	if s.viewConn != nil {
+		_ = s.viewConn.Close()
+		s.viewConn = nil
+	}
+	s.viewMu.Unlock()
 	err := s.write.Close()
 	if s.read != s.write {
 		err = errors.Join(err, s.read.Close())

@@ -221,6 +221,9 @@ func testDeviceListFilters(t *testing.T, s store.Store) {
 	// Reported later rather than at creation.
 	dev("f", nil, nil)
 	mustOK(t, s.SetDeviceVersion(ctx, "pk1", "f", ota.DefaultModule, "1.0", base), "SetDeviceVersion f")
+	mustOK(t, s.SetDeviceOnline(ctx, "pk1", "c", true, base), "SetDeviceOnline c")
+	mustOK(t, s.SetDeviceOnline(ctx, "pk1", "d", true, base), "SetDeviceOnline d")
+	yes, no := true, false
 	// Another product with matching groups and versions must never show up.
 	mustDevice(t, s, ota.Device{TenantID: "acme", ProductKey: "pk2", Name: "x", Groups: []string{"g1"},
 		Versions: map[string]string{"default": "1.0", "mcu": "m1"}})
@@ -243,6 +246,12 @@ func testDeviceListFilters(t *testing.T, s store.Store) {
 		{"group and version", store.DeviceFilter{Groups: []string{"g2"}, Module: "mcu", Versions: []string{"m1"}}, []string{"b", "e"}},
 		{"group and names", store.DeviceFilter{Groups: []string{"g3"}, Names: []string{"a", "b", "c"}}, []string{"b"}},
 		{"has mcu after b", store.DeviceFilter{Module: "mcu", HasVersion: true, AfterName: "b"}, []string{"c", "e"}},
+		{"online", store.DeviceFilter{Online: &yes}, []string{"c", "d"}},
+		{"offline", store.DeviceFilter{Online: &no}, []string{"a", "b", "e", "f"}},
+		{"online in g3", store.DeviceFilter{Online: &yes, Groups: []string{"g3"}}, []string{"d"}},
+		{"name prefix", store.DeviceFilter{NamePrefix: "b"}, []string{"b"}},
+		{"name prefix matches none", store.DeviceFilter{NamePrefix: "bb"}, nil},
+		{"name prefix is literal, not a pattern", store.DeviceFilter{NamePrefix: "_"}, nil},
 	}
 	for _, c := range cases {
 		f := c.f
@@ -253,6 +262,24 @@ func testDeviceListFilters(t *testing.T, s store.Store) {
 		if f.AfterName == "" {
 			wantTotal(t, total, int64(len(c.want)), c.name)
 		}
+	}
+
+	// Version distribution: per version of a module, most devices first,
+	// devices without a version under "".
+	vcs, err := s.CountDeviceVersions(ctx, "acme", "pk1", "", 0)
+	mustOK(t, err, "CountDeviceVersions default")
+	vc := func(v string, n int64) store.VersionCount { return store.VersionCount{Version: v, Devices: n} }
+	wantVC := []store.VersionCount{vc("", 2), vc("1.0", 2), vc("1.1", 1), vc("2.0", 1)}
+	if fmt.Sprint(vcs) != fmt.Sprint(wantVC) {
+		t.Fatalf("CountDeviceVersions default = %v, want %v", vcs, wantVC)
+	}
+	vcs, err = s.CountDeviceVersions(ctx, "acme", "pk1", "mcu", 2)
+	mustOK(t, err, "CountDeviceVersions mcu")
+	if want := []store.VersionCount{vc("", 3), vc("m1", 2)}; fmt.Sprint(vcs) != fmt.Sprint(want) {
+		t.Fatalf("CountDeviceVersions mcu limit 2 = %v, want %v", vcs, want)
+	}
+	if vcs, err = s.CountDeviceVersions(ctx, "globex", "pk1", "", 0); err != nil || len(vcs) != 0 {
+		t.Fatalf("another tenant sees version counts %v (%v)", vcs, err)
 	}
 
 	// A matching device comes back whole, versions of every module included.

@@ -94,6 +94,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Tasks/UpdateBulkKeepsOneActive", testTaskUpdateBulkOneActive},
 		{"Tasks/Claim", testTaskClaim},
 		{"Tasks/ClaimConcurrent", testTaskClaimConcurrent},
+
+		{"DeviceView/Version", testDeviceViewVersion},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,247 @@
+package console_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/updraft-ota/updraft/client"
+	"github.com/updraft-ota/updraft/internal/config"
+	"github.com/updraft-ota/updraft/internal/console"
+	"github.com/updraft-ota/updraft/internal/server"
+)
+
+// operator is a browser-like HTTP client: a cookie jar, no redirects
+// followed, so each answer can be checked.
+type operator struct {
+	t    *testing.T
+	base string
+	hc   *http.Client
+}
+
+func newOperator(t *testing.T, srv *server.Server) *operator {
+	jar, _ := cookiejar.New(nil)
+	return &operator{t: t, base: srv.URL(), hc: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}}
+}
+
+func (o *operator) do(method, path string, form url.Values) (int, http.Header, string) {
+	o.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, _ := http.NewRequest(method, o.base+path, body)
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := o.hc.Do(req)
+	if err != nil {
+		o.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+var csrfRE = regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`)
+
+func (o *operator) csrf(path string) string {
+	o.t.Helper()
+	_, _, body := o.do("GET", path, nil)
+	m := csrfRE.FindStringSubmatch(body)
+	if m == nil {
+		o.t.Fatalf("GET %s: no CSRF token in the page:\n%s", path, body)
+	}
+	return m[1]
+}
+
+func (o *operator) signIn(id, secret string) {
+	o.t.Helper()
+	code, h, body := o.do("POST", "/signin", url.Values{"access_key_id": {id}, "secret": {secret}, "next": {"/jobs"}})
+	if code != http.StatusSeeOther || h.Get("Location") != "/jobs" {
+		o.t.Fatalf("sign-in: %d %s\n%s", code, h.Get("Location"), body)
+	}
+}
+
+func startServer(t *testing.T, mutate func(*config.Config)) (*server.Server, server.Credentials) {
+	srv := server.StartForTest(t, mutate)
+	creds, ok := srv.Credentials()
+	if !ok {
+		t.Fatal("no credentials")
+	}
+	return srv, creds
+}
+
+func TestSessionCookieAndSignOut(t *testing.T) {
+	srv, creds := startServer(t, nil)
+	o := newOperator(t, srv)
+
+	// Without a session every page sends the operator to the sign-in form.
+	code, h, _ := o.do("GET", "/jobs?state=running", nil)
+	if code != http.StatusSeeOther || h.Get("Location") != "/signin?next=%2Fjobs%3Fstate%3Drunning" {
+		t.Fatalf("GET /jobs signed out: %d %q", code, h.Get("Location"))
+	}
+	// A wrong secret is refused and sets no cookie.
+	code, h, body := o.do("POST", "/signin", url.Values{"access_key_id": {creds.AccessKeyID}, "secret": {"wrong-secret-123"}})
+	if code != http.StatusUnauthorized || h.Get("Set-Cookie") != "" || !strings.Contains(body, "wrong") {
+		t.Fatalf("wrong secret: %d cookie %q", code, h.Get("Set-Cookie"))
+	}
+	// The right one sets an HttpOnly, SameSite=Strict cookie (not Secure on plain HTTP).
+	code, h, _ = o.do("POST", "/signin", url.Values{"access_key_id": {creds.AccessKeyID}, "secret": {creds.SecretAccessKey}, "next": {"//evil.example/"}})
+	ck := h.Get("Set-Cookie")
+	if code != http.StatusSeeOther || h.Get("Location") != "/" {
+		t.Fatalf("sign-in: %d to %q (an off-site next must become /)", code, h.Get("Location"))
+	}
+	if !strings.Contains(ck, console.SessionCookie+"=") || !strings.Contains(ck, "HttpOnly") || !strings.Contains(ck, "SameSite=Strict") || strings.Contains(ck, "Secure") {
+		t.Fatalf("session cookie %q", ck)
+	}
+	if strings.Contains(ck, creds.SecretAccessKey) {
+		t.Fatal("the cookie carries the secret")
+	}
+	code, _, body = o.do("GET", "/", nil)
+	if code != http.StatusOK || !strings.Contains(body, "devices online") {
+		t.Fatalf("overview: %d\n%s", code, body)
+	}
+
+	// A tampered cookie is no session.
+	u, _ := url.Parse(o.base)
+	good := o.hc.Jar.Cookies(u)[0].Value
+	parts := strings.Split(good, ".")
+	o.hc.Jar.SetCookies(u, []*http.Cookie{{Name: console.SessionCookie, Value: parts[0] + ".9999999999." + parts[2] + "." + parts[3], Path: "/"}})
+	if code, _, _ := o.do("GET", "/", nil); code != http.StatusSeeOther {
+		t.Fatalf("a cookie with a changed expiry was accepted: %d", code)
+	}
+	o.hc.Jar.SetCookies(u, []*http.Cookie{{Name: console.SessionCookie, Value: good, Path: "/"}})
+
+	// Sign-out needs the token too, and clears the cookie.
+	if code, _, _ := o.do("POST", "/signout", url.Values{"csrf": {"00"}}); code != http.StatusForbidden {
+		t.Fatalf("sign-out with a forged token: %d", code)
+	}
+	token := o.csrf("/")
+	code, h, _ = o.do("POST", "/signout", url.Values{"csrf": {token}})
+	if code != http.StatusSeeOther || !strings.Contains(h.Get("Set-Cookie"), "Max-Age=0") {
+		t.Fatalf("sign-out: %d %q", code, h.Get("Set-Cookie"))
+	}
+	if code, _, _ := o.do("GET", "/", nil); code != http.StatusSeeOther {
+		t.Fatalf("still signed in after sign-out: %d", code)
+	}
+}
+
+func TestForgedCSRFChangesNothing(t *testing.T) {
+	srv, creds := startServer(t, nil)
+	api := client.New(srv.URL(), creds.AccessKeyID, creds.SecretAccessKey)
+	ctx := context.Background()
+	if _, err := api.CreateProduct(ctx, client.ProductCreate{Key: "csrfp", Name: "csrf"}); err != nil {
+		t.Fatal(err)
+	}
+	pkg, err := api.UploadPackage(ctx, client.PackageMetadata{Product: "csrfp", Name: "fw", Version: "2.0"}, "fw.bin", strings.NewReader("firmware"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := newOperator(t, srv)
+	o.signIn(creds.AccessKeyID, creds.SecretAccessKey)
+	real := o.csrf("/packages/" + pkg.ID)
+	for _, forged := range []url.Values{{}, {"csrf": {""}}, {"csrf": {strings.Repeat("0", len(real))}}, {"csrf": {real[:len(real)-1] + "x"}}} {
+		code, _, body := o.do("POST", "/packages/"+pkg.ID+"/delete", forged)
+		if code != http.StatusForbidden || !strings.Contains(body, "CSRF") {
+			t.Fatalf("delete with token %q: %d\n%s", forged.Get("csrf"), code, body)
+		}
+	}
+	if _, err := api.GetPackage(ctx, pkg.ID); err != nil {
+		t.Fatalf("the package is gone after forged deletes: %v", err)
+	}
+	// Another session's token is no good either: tokens are per sign-in.
+	o2 := newOperator(t, srv)
+	o2.signIn(creds.AccessKeyID, creds.SecretAccessKey)
+	if code, _, _ := o2.do("POST", "/packages/"+pkg.ID+"/delete", url.Values{"csrf": {real}}); code != http.StatusForbidden {
+		t.Fatalf("another session's token was accepted: %d", code)
+	}
+	// The real token works.
+	if code, h, body := o.do("POST", "/packages/"+pkg.ID+"/delete", url.Values{"csrf": {real}}); code != http.StatusSeeOther || h.Get("Location") != "/packages" {
+		t.Fatalf("delete with the real token: %d\n%s", code, body)
+	}
+	if _, err := api.GetPackage(ctx, pkg.ID); !client.IsNotFound(err) {
+		t.Fatalf("package after delete: %v", err)
+	}
+}
+
+func TestJobFormShowsErrorNextToField(t *testing.T) {
+	srv, creds := startServer(t, nil)
+	api := client.New(srv.URL(), creds.AccessKeyID, creds.SecretAccessKey)
+	ctx := context.Background()
+	if _, err := api.CreateProduct(ctx, client.ProductCreate{Key: "formp", Name: "form"}); err != nil {
+		t.Fatal(err)
+	}
+	pkg, err := api.UploadPackage(ctx, client.PackageMetadata{Product: "formp", Name: "fw", Version: "2.0"}, "fw.bin", strings.NewReader("firmware"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := newOperator(t, srv)
+	o.signIn(creds.AccessKeyID, creds.SecretAccessKey)
+	token := o.csrf("/jobs/new")
+	form := func(mut func(url.Values)) url.Values {
+		v := url.Values{"csrf": {token}, "package_id": {pkg.ID}, "name": {"j"}, "type": {"upgrade"}, "selection": {"static"},
+			"target": {"all"}, "max_concurrency": {"10"}, "timeout_seconds": {"600"}, "timeout_from": {"notified"},
+			"overwrite": {"keep"}, "window_tz": {"UTC"}}
+		mut(v)
+		return v
+	}
+	cases := []struct {
+		name, field string
+		mut         func(url.Values)
+	}{
+		{"timeout below the minimum (service rule)", "timeout_seconds", func(v url.Values) { v.Set("timeout_seconds", "299") }},
+		{"not a number (form)", "max_concurrency", func(v url.Values) { v.Set("max_concurrency", "ten") }},
+		{"gray on a dynamic job", "gray_percent", func(v url.Values) { v.Set("selection", "dynamic"); v.Set("gray_percent", "10") }},
+		{"retry count over the limit", "retry_count", func(v url.Values) { v.Set("retry_count", "6") }},
+		{"unknown time zone", "window_tz", func(v url.Values) { v.Set("window_tz", "Mars/Olympus") }},
+		{"window not a time", "window_from", func(v url.Values) { v.Set("window_from", "25:00"); v.Set("window_to", "03:00") }},
+		{"verify job without devices", "target_devices", func(v url.Values) { v.Set("type", "verify") }},
+	}
+	for _, c := range cases {
+		code, _, body := o.do("POST", "/jobs", form(c.mut))
+		if code != http.StatusBadRequest || !strings.Contains(body, `id="`+c.field+`-error"`) || !strings.Contains(body, `aria-invalid="true" aria-describedby="`+c.field+`-error"`) {
+			t.Errorf("%s: %d; want the error next to %s\n%s", c.name, code, c.field, body)
+		}
+	}
+	jobs, err := api.ListJobs(ctx, client.JobFilter{})
+	if err != nil || jobs.Total != 0 {
+		t.Fatalf("refused forms created jobs: %v %v", jobs.Total, err)
+	}
+	// Just inside the limit it is created.
+	code, h, body := o.do("POST", "/jobs", form(func(v url.Values) { v.Set("timeout_seconds", "300") }))
+	if code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/jobs/") {
+		t.Fatalf("valid job: %d\n%s", code, body)
+	}
+}
+
+func TestRootWithActionIsNotTheConsole(t *testing.T) {
+	srv, _ := startServer(t, nil)
+	o := newOperator(t, srv)
+	if code, h, _ := o.do("GET", "/", nil); code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/signin") {
+		t.Fatalf("GET / without a session: %d %q", code, h.Get("Location"))
+	}
+	if code, h, _ := o.do("GET", "/?Action=QueryOTAJob", nil); code == http.StatusSeeOther || strings.Contains(h.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET /?Action=… went to the console: %d %q", code, h.Get("Content-Type"))
+	}
+}
+
+func TestConsoleOff(t *testing.T) {
+	srv, _ := startServer(t, func(c *config.Config) { c.Console = "false" })
+	o := newOperator(t, srv)
+	for _, p := range []string{"/", "/signin", "/static/console.js"} {
+		if code, _, _ := o.do("GET", p, nil); code != http.StatusNotFound {
+			t.Errorf("--console=false: GET %s = %d, want 404", p, code)
+		}
+	}
+	if code, _, _ := o.do("GET", "/healthz", nil); code != http.StatusOK {
+		t.Fatalf("healthz with the console off: %d", code)
+	}
+}

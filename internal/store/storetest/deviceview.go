@@ -1,0 +1,64 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/updraft-ota/updraft/internal/ota"
+	"github.com/updraft-ota/updraft/internal/store"
+)
+
+// testDeviceViewVersion: the version replicas read instead of the tables
+// moves on every change that can give a device something pending or take
+// its credentials away, and stays put while nothing is written.
+func testDeviceViewVersion(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	version := func() int64 {
+		t.Helper()
+		v, err := s.DeviceViewVersion(ctx)
+		mustOK(t, err, "DeviceViewVersion")
+		return v
+	}
+	moved := func(before int64, what string) int64 {
+		t.Helper()
+		v := version()
+		if v == before {
+			t.Fatalf("DeviceViewVersion stayed %d after %s", v, what)
+		}
+		return v
+	}
+	mustProduct(t, s, "acme", "pk1", "one")
+	mustDevice(t, s, ota.Device{TenantID: "acme", ProductKey: "pk1", Name: "d1", Secret: "s1"})
+	mustDevice(t, s, ota.Device{TenantID: "acme", ProductKey: "pk1", Name: "d2", Secret: "s2"})
+	j := mustJob(t, s, newJob("acme", "pkg", "pk1", base))
+
+	v := version()
+	if again := version(); again != v {
+		t.Fatalf("DeviceViewVersion %d then %d with nothing written", v, again)
+	}
+
+	mustInsert(t, s, newTask(j, "d1", ota.TaskQueued))
+	v = moved(v, "a task was inserted")
+
+	task := listAll(t, s, store.TaskFilter{JobID: j.ID})[0]
+	failed := task
+	failed.State, failed.Reason, failed.FinishedAt, failed.UpdatedAt = ota.TaskFailed, ota.ReasonInstallFailed, at(time.Hour), at(time.Hour)
+	mustOK(t, s.UpdateTask(ctx, failed, ota.TaskQueued), "UpdateTask queued→failed")
+	v = version()
+	retry := failed
+	retry.State, retry.Reason, retry.FinishedAt, retry.UpdatedAt = ota.TaskQueued, ota.ReasonNone, time.Time{}, at(2*time.Hour)
+	mustOK(t, s.UpdateTask(ctx, retry, ota.TaskFailed), "UpdateTask failed→queued (retry)")
+	v = moved(v, "a failed task was retried")
+
+	j2 := mustJob(t, s, newJob("acme", "pkg", "pk1", at(time.Second)))
+	v = version()
+	n, err := s.InsertTasks(ctx, []ota.Task{newTask(j2, "d2", ota.TaskQueued)})
+	mustOK(t, err, "InsertTasks")
+	if n != 1 {
+		t.Fatalf("InsertTasks inserted %d, want 1", n)
+	}
+	v = moved(v, "InsertTasks")
+
+	mustOK(t, s.DeleteDevice(ctx, "pk1", "d2"), "DeleteDevice")
+	moved(v, "a device was deleted")
+}
