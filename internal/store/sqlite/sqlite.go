@@ -225,7 +225,8 @@ func (s *Store) Migrate(ctx context.Context) error {
 	return s.backfillModuleIDs(ctx)
 }
 
-// backfillModuleIDs gives modules created before migration 4 their id.
+// backfillModuleIDs gives modules created before the rollout_filters
+// migration their id.
 // SQLite has no SHA-256 in SQL (PostgreSQL's migration computes it), so it
 // is done here, once per such row.
 func (s *Store) backfillModuleIDs(ctx context.Context) error {
