@@ -200,7 +200,13 @@ func (a *API) createOtaPackage(ctx context.Context, c *call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusCreated, fromPackage(pkg, a.productName(ctx, c, pkg.ProductKey), true), nil
+	out := fromPackage(pkg, a.productName(ctx, c, pkg.ProductKey), true)
+	// Seed 000: a sign_method the request carried is echoed (as the method
+	// used); one it left out stays out, as in the documented example.
+	if req.FileLocation != nil && req.FileLocation.ObsLocation != nil && req.FileLocation.ObsLocation.SignMethod != "" {
+		out.FileLocation.ObsLocation.SignMethod = string(pkg.SignMethod)
+	}
+	return http.StatusCreated, out, nil
 }
 
 func (a *API) listOtaPackages(ctx context.Context, c *call) (int, any, error) {
