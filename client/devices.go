@@ -63,3 +63,24 @@ func (c *Client) GetDevice(ctx context.Context, product, name string) (Device, e
 	err := c.do(ctx, http.MethodGet, "/api/v1/products/"+escape(product)+"/devices/"+escape(name), nil, nil, &out)
 	return out, err
 }
+
+// DeviceUpdate is what SetDeviceGroups sends.
+type DeviceUpdate struct {
+	Groups []string `json:"groups"`
+}
+
+// SetDeviceGroups replaces a device's groups (none: an empty list) and
+// returns the device.
+func (c *Client) SetDeviceGroups(ctx context.Context, product, name string, groups []string) (Device, error) {
+	if groups == nil {
+		groups = []string{}
+	}
+	var out Device
+	err := c.do(ctx, http.MethodPatch, "/api/v1/products/"+escape(product)+"/devices/"+escape(name), nil, DeviceUpdate{Groups: groups}, &out)
+	return out, err
+}
+
+// DeleteDevice deletes a device; its unfinished tasks are canceled first.
+func (c *Client) DeleteDevice(ctx context.Context, product, name string) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/products/"+escape(product)+"/devices/"+escape(name), nil, nil, nil)
+}

@@ -101,3 +101,9 @@ func (c *Client) UpdateModule(ctx context.Context, product, name string, in Modu
 func (c *Client) DeleteModule(ctx context.Context, product, name string) error {
 	return c.do(ctx, http.MethodDelete, "/api/v1/products/"+escape(product)+"/modules/"+escape(name), nil, nil, nil)
 }
+
+// DeleteProduct deletes a product with its modules, devices, packages and
+// finished jobs; refused (conflict) while one of its jobs is unfinished.
+func (c *Client) DeleteProduct(ctx context.Context, key string) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/products/"+escape(key), nil, nil, nil)
+}

@@ -16,7 +16,7 @@ func init() { rootCmd.AddCommand(newDeviceCmd()) }
 func newDeviceCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "device", Short: "Manage devices"}
 	addClientFlags(cmd)
-	cmd.AddCommand(newDeviceCreateCmd(), newDeviceListCmd(), newDeviceShowCmd())
+	cmd.AddCommand(newDeviceCreateCmd(), newDeviceListCmd(), newDeviceShowCmd(), newDeviceRegroupCmd(), newDeviceDeleteCmd())
 	return cmd
 }
 
@@ -130,4 +130,59 @@ func versions(v map[string]string) string {
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, ",")
+}
+
+func newDeviceRegroupCmd() *cobra.Command {
+	var groups []string
+	var none bool
+	cmd := &cobra.Command{
+		Use:   "regroup PRODUCT NAME (--group G... | --none)",
+		Short: "Replace a device's groups",
+		Long: `Replace the groups of a device with the --group flags given (--none: no group).
+Jobs created afterwards see the new groups; tasks of existing jobs stay.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(groups) == 0 && !none {
+				return usageErr(cmd, "give the new groups with --group (repeatable), or --none to leave every group")
+			}
+			if len(groups) > 0 && none {
+				return usageErr(cmd, "--none and --group exclude each other")
+			}
+			c, err := newAPIClient(cmd)
+			if err != nil {
+				return err
+			}
+			d, err := c.SetDeviceGroups(cmd.Context(), args[0], args[1], groups)
+			if err != nil {
+				return err
+			}
+			asJSON, err := outputJSON(cmd)
+			if err != nil || asJSON {
+				return orPrintJSON(cmd, err, d)
+			}
+			return printFields(cmd.OutOrStdout(), "product", d.Product, "device", d.Name, "groups", strings.Join(d.Groups, ","))
+		},
+	}
+	cmd.Flags().StringArrayVar(&groups, "group", nil, "a group of the device (repeatable)")
+	cmd.Flags().BoolVar(&none, "none", false, "remove the device from every group")
+	return cmd
+}
+
+func newDeviceDeleteCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete PRODUCT NAME",
+		Short: "Delete a device (its unfinished tasks are canceled)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newAPIClient(cmd)
+			if err != nil {
+				return err
+			}
+			if err := c.DeleteDevice(cmd.Context(), args[0], args[1]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "device %s/%s deleted\n", args[0], args[1])
+			return nil
+		},
+	}
 }

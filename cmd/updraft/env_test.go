@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,10 +76,68 @@ func runCLI(t *testing.T, args ...string) (stdout string, err error) {
 	t.Helper()
 	root := &cobra.Command{Use: "updraft", SilenceUsage: true, SilenceErrors: true}
 	root.AddCommand(newProductCmd(), newDeviceCmd(), newPackageCmd(), newJobCmd(), newObjectCmd())
+	setup(root)
 	var out, errOut bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&errOut)
 	root.SetArgs(args)
 	err = root.ExecuteContext(context.Background())
 	return out.String(), err
+}
+
+// report renders err as the CLI prints it.
+func reported(err error) string {
+	var b bytes.Buffer
+	report(&b, err)
+	return b.String()
+}
+
+func TestCLIMistakes(t *testing.T) {
+	clearClientEnv(t)
+	// A mistyped subcommand fails with a suggestion and the usage.
+	_, err := runCLI(t, "package", "uplaod", "x.bin")
+	if err == nil || !strings.Contains(err.Error(), `did you mean upload?`) || !strings.Contains(reported(err), "Available Commands:") {
+		t.Errorf("package uplaod: %v\n%s", err, reported(err))
+	}
+	// Wrong arguments and unknown flags carry the usage.
+	for _, args := range [][]string{{"product", "show"}, {"product", "list", "--bogus"}} {
+		_, err := runCLI(t, args...)
+		if err == nil || !strings.Contains(reported(err), "Usage:") {
+			t.Errorf("updraft %s: %v\n%s", strings.Join(args, " "), err, reported(err))
+		}
+	}
+	// Nobody listening: a plain sentence naming the address and the flag.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, err = runCLI(t, "product", "list", "--server", addr, "--key", "a:b") // no scheme: http:// is assumed
+	if msg := reported(err); !strings.Contains(msg, "cannot reach the Updraft server at http://"+addr) || !strings.Contains(msg, "--server") {
+		t.Errorf("server down: %q", msg)
+	}
+	// --server without a scheme reaches a running server.
+	base := startAPI(t)
+	conn := []string{"--server", strings.TrimPrefix(base, "http://"), "--key", cliKeyID + ":" + cliSecret}
+	if _, err := runCLI(t, append([]string{"product", "create", "flagterms", "--name", "Flag terms"}, conn...)...); err != nil {
+		t.Fatalf("--server without scheme: %v", err)
+	}
+	// The server's complaint about an input field names the flag.
+	fw := filepath.Join(t.TempDir(), "fw.bin")
+	if err := os.WriteFile(fw, []byte("fw"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCLI(t, append([]string{"package", "upload", fw, "--product", "flagterms", "--version", "2.0", "--output", "json"}, conn...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pkg struct{ ID string }
+	if err := json.Unmarshal([]byte(out), &pkg); err != nil {
+		t.Fatal(err)
+	}
+	_, err = runCLI(t, append([]string{"job", "create", "--package", pkg.ID, "--all", "--gray-percent", "150"}, conn...)...)
+	if err == nil || !strings.Contains(err.Error(), "--gray-percent") || strings.Contains(err.Error(), "gray_percent") {
+		t.Errorf("job create --gray-percent 150: %v; want the flag named, not the API field", err)
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -50,7 +51,7 @@ func newJobCreateCmd() *cobra.Command {
 		Long: `Create a job that rolls a package out to devices. The server answers at once;
 its engine then creates the tasks and sends the notices within the job's
 window, concurrency and rate. Follow it with: updraft job watch ID`,
-		Example: `  updraft job create --package 69b0… --all --gray 10 --window 22:00-06:00 --utc-offset +08:00
+		Example: `  updraft job create --package 69b0… --all --gray-percent 10 --window 22:00-06:00 --utc-offset +08:00
   updraft job create --package 69b0… --verify --device d1 --device d2
   updraft job create --package 69b0… --dynamic --source-version 1.0 --retry-count 2 --retry-interval 10m`,
 		Args: cobra.NoArgs,
@@ -84,7 +85,9 @@ window, concurrency and rate. Follow it with: updraft job watch ID`,
 	fl.BoolVar(&f.in.Target.All, "all", false, "every device of the package's product")
 	fl.StringArrayVar(&f.in.Target.Devices, "device", nil, "this device (repeatable)")
 	fl.StringArrayVar(&f.in.Target.Groups, "group", nil, "devices in this group (repeatable)")
-	fl.Float64Var(&f.in.Target.GrayPercent, "gray", 0, "take only this percentage of the matching devices (up to 3 decimals)")
+	fl.Float64Var(&f.in.Target.GrayPercent, "gray-percent", 0, "take only this percentage of the matching devices (up to 3 decimals)")
+	fl.Float64Var(&f.in.Target.GrayPercent, "gray", 0, "old name of --gray-percent")
+	_ = fl.MarkDeprecated("gray", "use --gray-percent")
 	fl.StringArrayVar(&f.in.Target.SourceVersions, "source-version", nil, "only devices on this version (repeatable)")
 	fl.StringVar(&f.start, "start", "", "start time: RFC 3339, or a duration from now (30m)")
 	fl.StringVar(&f.finish, "finish", "", "finish time: RFC 3339, or a duration from now; unfinished tasks are then canceled")
@@ -461,7 +464,12 @@ func newJobWatchCmd() *cobra.Command {
 		Short: "Follow a job's tasks per state until it ends",
 		Long: `Follow a job: its state and tasks per state, with a progress bar of finished
 tasks on a terminal (a line per change otherwise), until the job completes or
-is canceled. Interrupting the watch does not affect the job.`,
+is canceled. Interrupting the watch does not affect the job. With --output json
+it prints the job as one JSON object per line at each change, the last one final.
+
+Exit status: 0 when the job ends succeeded or partial (some devices skipped or
+failed, some upgraded), 2 when it ends failed (no device upgraded), 3 when it
+was canceled; 1 for any other error.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := newAPIClient(cmd)
@@ -469,9 +477,13 @@ is canceled. Interrupting the watch does not affect the job.`,
 				return err
 			}
 			if every <= 0 {
-				return errors.New("--every must be positive")
+				return usageErr(cmd, "--every must be positive")
 			}
-			return watchJob(cmd.Context(), c, args[0], every, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			asJSON, err := outputJSON(cmd)
+			if err != nil {
+				return err
+			}
+			return watchJob(cmd.Context(), c, args[0], every, asJSON, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	cmd.Flags().DurationVar(&every, "every", 2*time.Second, "poll interval")
@@ -480,9 +492,9 @@ is canceled. Interrupting the watch does not affect the job.`,
 
 // watchJob polls the job until it ends. On a terminal it redraws a progress
 // bar on errw; otherwise it prints a line to out whenever the counts change.
-func watchJob(ctx context.Context, c *client.Client, id string, every time.Duration, out, errw io.Writer) error {
+func watchJob(ctx context.Context, c *client.Client, id string, every time.Duration, asJSON bool, out, errw io.Writer) error {
 	var bar *progressbar.ProgressBar
-	if isTerminal(errw) {
+	if !asJSON && isTerminal(errw) {
 		bar = progressbar.NewOptions64(-1, progressbar.OptionSetWriter(errw), progressbar.OptionSetWidth(30),
 			progressbar.OptionShowCount(), progressbar.OptionSetPredictTime(false), progressbar.OptionClearOnFinish())
 	}
@@ -495,7 +507,13 @@ func watchJob(ctx context.Context, c *client.Client, id string, every time.Durat
 			return err
 		}
 		line := j.State + "  " + countsLine(j)
-		if bar != nil {
+		if asJSON {
+			if line != last {
+				if err := json.NewEncoder(out).Encode(j); err != nil {
+					return err
+				}
+			}
+		} else if bar != nil {
 			if total := j.TaskTotal(); total > 0 {
 				bar.ChangeMax64(total)
 			}
@@ -509,8 +527,10 @@ func watchJob(ctx context.Context, c *client.Client, id string, every time.Durat
 			if bar != nil {
 				_ = bar.Finish()
 			}
-			fmt.Fprintf(out, "job %s %s%s: %s\n", j.ID, j.State, reasonSuffix(j.StateReason), countsLine(j))
-			return nil
+			if !asJSON {
+				fmt.Fprintf(out, "job %s %s%s: %s\n", j.ID, j.State, reasonSuffix(j.StateReason), countsLine(j))
+			}
+			return watchOutcome(j)
 		}
 		select {
 		case <-ctx.Done():
@@ -518,4 +538,15 @@ func watchJob(ctx context.Context, c *client.Client, id string, every time.Durat
 		case <-tick.C:
 		}
 	}
+}
+
+// watchOutcome turns an ended job into job watch's exit status.
+func watchOutcome(j client.Job) error {
+	switch {
+	case j.State == "canceled" || j.Outcome == "canceled":
+		return &exitError{code: 3, msg: fmt.Sprintf("job %s was canceled%s", j.ID, reasonSuffix(j.StateReason))}
+	case j.Outcome == "failed":
+		return &exitError{code: 2, msg: fmt.Sprintf("job %s failed: no device upgraded", j.ID)}
+	}
+	return nil
 }

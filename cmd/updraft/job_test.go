@@ -69,7 +69,7 @@ func TestJobCLI(t *testing.T) {
 	var buf lockedBuffer
 	done := make(chan error)
 	go func() {
-		done <- watchJob(context.Background(), client.New(base, cliKeyID, cliSecret), job.ID, 5*time.Millisecond, &buf, io.Discard)
+		done <- watchJob(context.Background(), client.New(base, cliKeyID, cliSecret), job.ID, 5*time.Millisecond, false, &buf, io.Discard)
 	}()
 	waitFor(t, "watch to show both devices notified", func() bool { return strings.Contains(buf.String(), "notified=2") })
 	ctx := context.Background()
@@ -124,6 +124,16 @@ func TestJobCLI(t *testing.T) {
 	}
 	if out := run("job", "cancel", job.ID); !strings.Contains(out, "canceled") || !strings.Contains(out, "canceled=2") {
 		t.Errorf("cancel:\n%s", out)
+	}
+	// watch on the canceled job: JSON lines, the last one final, and exit status 3.
+	out, err := runCLI(t, append([]string{"job", "watch", job.ID, "--output", "json"}, conn...)...)
+	if exitCode(err) != 3 {
+		t.Errorf("job watch on a canceled job: %v (exit status %d), want exit status 3", err, exitCode(err))
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var final client.Job
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &final); err != nil || final.State != "canceled" || final.ID != job.ID {
+		t.Errorf("job watch --output json printed %q (%v)", out, err)
 	}
 	if _, err := runCLI(t, append([]string{"job", "retry", job.ID}, conn...)...); err == nil || !strings.Contains(err.Error(), "--all") {
 		t.Errorf("retry without devices: %v", err)

@@ -12,8 +12,9 @@ import (
 
 func init() { rootCmd.AddCommand(newObjectCmd()) }
 
-// The object commands' --key is the object key (as in Huawei's object_key and
-// S3), so the access key is --access-key here.
+// The object commands take the access key as --key like every other command;
+// the object's own key is --object-key (Huawei's object_key). --access-key is
+// the old name of --key, kept (deprecated) for scripts.
 func newObjectCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "object",
@@ -24,28 +25,33 @@ CreateOtaPackage then names such a file in file_location.obs_location
 	}
 	f := cmd.PersistentFlags()
 	f.String("server", "", "server URL (env UPDRAFT_SERVER; default: credentials.json's, else "+defaultServer+")")
-	f.String("access-key", "", "access key as ID:SECRET (env UPDRAFT_KEY; default: <data>/credentials.json)")
+	f.String("key", "", "access key as ID:SECRET (env UPDRAFT_KEY; default: <data>/credentials.json)")
+	f.String("access-key", "", "old name of --key")
+	_ = f.MarkDeprecated("access-key", "use --key ID:SECRET (the object's key is --object-key)")
 	f.String("data", "", "data directory holding credentials.json (env UPDRAFT_DATA; default "+config.Default().DataDir+")")
 	f.String("output", "table", "output format: table or json")
 	cmd.AddCommand(newObjectPutCmd())
 	return cmd
 }
 
-// objectAPIClient resolves the server and access key like the other operator
-// commands (newAPIClient), reading the access key from --access-key.
+// objectAPIClient is newAPIClient, with the deprecated --access-key standing
+// in for --key.
 func objectAPIClient(cmd *cobra.Command) (*client.Client, error) {
-	shim := &cobra.Command{}
-	for from, to := range map[string]string{"server": "server", "access-key": "key", "data": "data"} {
-		v, _ := cmd.Flags().GetString(from)
-		shim.Flags().String(to, v, "")
+	if old, _ := cmd.Flags().GetString("access-key"); old != "" {
+		if cur, _ := cmd.Flags().GetString("key"); cur != "" && cur != old {
+			return nil, fmt.Errorf("--access-key is the old name of --key: give one of them")
+		}
+		if err := cmd.Flags().Set("key", old); err != nil {
+			return nil, err
+		}
 	}
-	return newAPIClient(shim)
+	return newAPIClient(cmd)
 }
 
 func newObjectPutCmd() *cobra.Command {
 	var bucket, key string
 	cmd := &cobra.Command{
-		Use:   "put --bucket B --key K FILE",
+		Use:   "put --bucket B --object-key K FILE",
 		Short: "Store FILE as bucket/key and print its size and SHA-256",
 		Long: `Store FILE as object K in bucket B, streaming it to the server, which measures
 its size, SHA-256 and MD5. The bucket is 3–63 lowercase letters, digits, '.'
@@ -56,7 +62,7 @@ The printed SHA-256 is what Huawei's CreateOtaPackage takes as sign.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if bucket == "" || key == "" {
-				return fmt.Errorf("--bucket and --key are required")
+				return usageErr(cmd, "--bucket and --object-key are required")
 			}
 			c, err := objectAPIClient(cmd)
 			if err != nil {
@@ -88,6 +94,6 @@ The printed SHA-256 is what Huawei's CreateOtaPackage takes as sign.`,
 		},
 	}
 	cmd.Flags().StringVar(&bucket, "bucket", "", "bucket name (required)")
-	cmd.Flags().StringVar(&key, "key", "", "object key, e.g. releases/v2.0/app.bin (required)")
+	cmd.Flags().StringVar(&key, "object-key", "", "object key, e.g. releases/v2.0/app.bin (required)")
 	return cmd
 }

@@ -22,7 +22,7 @@ func TestObjectPut(t *testing.T) {
 	want := hex.EncodeToString(sum[:])
 	key := cliKeyID + ":" + cliSecret
 
-	out, err := runCLI(t, "object", "put", "--server", base, "--access-key", key, "--bucket", "fw-bucket", "--key", "releases/v2.0/app.bin", file)
+	out, err := runCLI(t, "object", "put", "--server", base, "--access-key", key, "--bucket", "fw-bucket", "--object-key", "releases/v2.0/app.bin", file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,9 +30,14 @@ func TestObjectPut(t *testing.T) {
 		t.Fatalf("output lacks the key or SHA-256 %s:\n%s", want, out)
 	}
 
+	// --key is the access key here too.
+	if out, err := runCLI(t, "object", "put", "--server", base, "--key", key, "--bucket", "fw-bucket", "--object-key", "k2.bin", file); err != nil || !strings.Contains(out, want) {
+		t.Fatalf("object put with --key: %v\n%s", err, out)
+	}
+
 	// JSON output, with the key from the credentials file.
 	data := writeCredentials(t, base)
-	out, err = runCLI(t, "object", "put", "--data", data, "--output", "json", "--bucket", "fw-bucket", "--key", "other name.bin", file)
+	out, err = runCLI(t, "object", "put", "--data", data, "--output", "json", "--bucket", "fw-bucket", "--object-key", "other name.bin", file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,10 +53,10 @@ func TestObjectPut(t *testing.T) {
 	}
 
 	for _, args := range [][]string{
-		{"object", "put", "--data", data, "--bucket", "Bad_Bucket", "--key", "k.bin", file}, // bucket rules
-		{"object", "put", "--data", data, "--key", "k.bin", file},                           // no bucket
-		{"object", "put", "--data", data, "--bucket", "fw-bucket", "--key", "a/../b.bin", file},
-		{"object", "put", "--data", data, "--bucket", "fw-bucket", "--key", "k.bin", filepath.Join(data, "missing.bin")},
+		{"object", "put", "--data", data, "--bucket", "Bad_Bucket", "--object-key", "k.bin", file}, // bucket rules
+		{"object", "put", "--data", data, "--object-key", "k.bin", file},                           // no bucket
+		{"object", "put", "--data", data, "--bucket", "fw-bucket", "--object-key", "a/../b.bin", file},
+		{"object", "put", "--data", data, "--bucket", "fw-bucket", "--object-key", "k.bin", filepath.Join(data, "missing.bin")},
 	} {
 		if _, err := runCLI(t, args...); err == nil {
 			t.Errorf("updraft %s succeeded", strings.Join(args, " "))

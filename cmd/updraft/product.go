@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"github.com/spf13/cobra"
 
 	"github.com/updraft-ota/updraft/client"
@@ -11,7 +12,7 @@ func init() { rootCmd.AddCommand(newProductCmd()) }
 func newProductCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "product", Short: "Manage products (device models)"}
 	addClientFlags(cmd)
-	cmd.AddCommand(newProductCreateCmd(), newProductListCmd(), newProductShowCmd())
+	cmd.AddCommand(newProductCreateCmd(), newProductListCmd(), newProductShowCmd(), newProductDeleteCmd())
 	return cmd
 }
 
@@ -108,4 +109,26 @@ func orPrintJSON(cmd *cobra.Command, err error, v any) error {
 		return err
 	}
 	return printJSON(cmd.OutOrStdout(), v)
+}
+
+func newProductDeleteCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete KEY",
+		Short: "Delete a product with its modules, devices, packages and finished jobs",
+		Long: `Delete a product and everything of it: modules, devices, packages (and their
+files) and finished jobs. Refused while one of its jobs is unfinished: cancel
+that job first (updraft job cancel ID).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := newAPIClient(cmd)
+			if err != nil {
+				return err
+			}
+			if err := c.DeleteProduct(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "product %s deleted\n", args[0])
+			return nil
+		},
+	}
 }

@@ -211,7 +211,7 @@ func (c *Console) packages(w http.ResponseWriter, r *http.Request, s *session) e
 		return err
 	}
 	c.render(w, r, s, http.StatusOK, "packages", "Packages", map[string]any{
-		"Packages": pkgs, "Products": products, "Pages": pagesOf(r, n, total), "MaxSize": ota.MaxPackageSize,
+		"Packages": pkgs, "Products": products, "Pages": pagesOf(r, n, total), "MaxSize": int64(ota.MaxPackageSize),
 	})
 	return nil
 }

@@ -184,6 +184,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		return nil, err
 	}
 	eng.Start(s.runCtx)
+	s.svc.SetEngineWake(eng.Wake)
 	s.onShutdown(func(context.Context) error { eng.Stop(); return nil })
 
 	s.routes(blobHandler)

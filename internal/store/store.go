@@ -67,6 +67,11 @@ type Products interface {
 	// FindProduct looks a product up by key alone (device authentication).
 	FindProduct(ctx context.Context, key string) (ota.Product, error)
 	ListProducts(ctx context.Context, tenantID string, page Page) ([]ota.Product, int64, error)
+	// DeleteProduct removes a tenant's product with its modules, devices,
+	// packages and jobs (tasks included), in one transaction: CodeConflict
+	// (nothing removed) while one of its jobs is unfinished, CodeNotFound if
+	// the tenant has no such product. Package files are the caller's.
+	DeleteProduct(ctx context.Context, tenantID, key string) error
 
 	CreateModule(ctx context.Context, m ota.Module) error // CodeConflict if (product, name) exists
 	GetModule(ctx context.Context, tenantID, productKey, name string) (ota.Module, error)
@@ -117,6 +122,9 @@ type Devices interface {
 	// SetDeviceOnline records a connect (true) or disconnect (false).
 	SetDeviceOnline(ctx context.Context, productKey, name string, online bool, at time.Time) error
 	DeleteDevice(ctx context.Context, productKey, name string) error
+	// SetDeviceGroups replaces a device's groups (CodeNotFound if it does
+	// not exist).
+	SetDeviceGroups(ctx context.Context, productKey, name string, groups []string) error
 	// CountDeviceVersions counts a product's devices per reported version of
 	// module (DefaultModule when empty), most devices first, then by
 	// version; devices that have reported none count under "". At most limit

@@ -83,3 +83,15 @@ func MosquittoAddr(tb testing.TB) string {
 	}
 	return addr
 }
+
+// Chromium returns the path of the headless browser for browser tests
+// (UPDRAFT_TEST_CHROMIUM, default Debian's /usr/bin/chromium, which .ci/run
+// installs).
+func Chromium(tb testing.TB) string {
+	tb.Helper()
+	path := env("UPDRAFT_TEST_CHROMIUM", "/usr/bin/chromium")
+	if st, err := os.Stat(path); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+		missing(tb, "Chromium ("+path+")", "apt-get install -y chromium, or set UPDRAFT_TEST_CHROMIUM")
+	}
+	return path
+}

@@ -13,6 +13,33 @@ func (a *API) registerDevices(mux *http.ServeMux) {
 	a.route(mux, "POST /api/v1/products/{product}/devices", a.createDevice)
 	a.route(mux, "GET /api/v1/products/{product}/devices", a.listDevices)
 	a.route(mux, "GET /api/v1/products/{product}/devices/{device}", a.getDevice)
+	a.route(mux, "PATCH /api/v1/products/{product}/devices/{device}", a.updateDevice)
+	a.route(mux, "DELETE /api/v1/products/{product}/devices/{device}", a.deleteDevice)
+}
+
+// updateDevice changes what an operator may change of a device: its groups.
+func (a *API) updateDevice(w http.ResponseWriter, r *http.Request, p service.Principal) error {
+	var in deviceUpdate
+	if err := httpx.DecodeJSON(w, r, &in, a.opts.MaxJSONBody); err != nil {
+		return err
+	}
+	if in.Groups == nil {
+		return ota.Invalid("groups", "groups is required: the device's new groups ([] for none)")
+	}
+	d, err := a.svc.SetDeviceGroups(r.Context(), p, r.PathValue("product"), r.PathValue("device"), *in.Groups)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, deviceFromOTA(d))
+	return nil
+}
+
+func (a *API) deleteDevice(w http.ResponseWriter, r *http.Request, p service.Principal) error {
+	if err := a.svc.DeleteDevice(r.Context(), p, r.PathValue("product"), r.PathValue("device")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 func (a *API) createDevice(w http.ResponseWriter, r *http.Request, p service.Principal) error {

@@ -120,6 +120,11 @@ type deviceCreate struct {
 	Groups []string `json:"groups"`
 }
 
+// deviceUpdate is PATCH's body; groups replaces the device's groups.
+type deviceUpdate struct {
+	Groups *[]string `json:"groups"`
+}
+
 type deviceJSON struct {
 	Product   string            `json:"product"`
 	Name      string            `json:"name"`

@@ -12,6 +12,7 @@ func (a *API) registerProducts(mux *http.ServeMux) {
 	a.route(mux, "POST /api/v1/products", a.createProduct)
 	a.route(mux, "GET /api/v1/products", a.listProducts)
 	a.route(mux, "GET /api/v1/products/{product}", a.getProduct)
+	a.route(mux, "DELETE /api/v1/products/{product}", a.deleteProduct)
 
 	a.route(mux, "POST /api/v1/products/{product}/modules", a.createModule)
 	a.route(mux, "GET /api/v1/products/{product}/modules", a.listModules)
@@ -111,6 +112,16 @@ func (a *API) updateModule(w http.ResponseWriter, r *http.Request, p service.Pri
 		return err
 	}
 	httpx.WriteJSON(w, http.StatusOK, moduleFromOTA(m))
+	return nil
+}
+
+// deleteProduct removes the product and all of it; refused (409) while one
+// of its jobs is unfinished.
+func (a *API) deleteProduct(w http.ResponseWriter, r *http.Request, p service.Principal) error {
+	if err := a.svc.DeleteProduct(r.Context(), p, r.PathValue("product")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

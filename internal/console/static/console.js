@@ -5,10 +5,30 @@
 (function () {
   var csrf = (document.getElementById("main") || {}).dataset ? document.getElementById("main").dataset.csrf : "";
 
-  // Forms that ask first.
+  // Forms that ask first (the job's action forms ask in their own handler).
   document.querySelectorAll("form.confirm").forEach(function (f) {
+    if (f.closest("#job-actions")) return;
     f.addEventListener("submit", function (e) {
       if (!window.confirm(f.dataset.confirm)) e.preventDefault();
+    });
+  });
+
+  // The live job page's buttons act without leaving the page (the chart
+  // keeps its history); the live stream shows the result.
+  document.querySelectorAll("#job-actions form").forEach(function (f) {
+    f.addEventListener("submit", function (e) {
+      e.preventDefault();
+      if (f.dataset.confirm && !window.confirm(f.dataset.confirm)) return;
+      var out = document.getElementById("action-error"), btn = f.querySelector("button");
+      btn.disabled = true; out.hidden = true;
+      fetch(f.action, { method: "POST", credentials: "same-origin",
+        headers: { "X-CSRF-Token": f.elements.csrf.value, "Accept": "application/json" } })
+        .then(function (r) {
+          btn.disabled = false;
+          if (r.ok) return;
+          return r.json().then(function (b) { out.textContent = b.message; out.hidden = false; });
+        })
+        .catch(function () { btn.disabled = false; out.textContent = "The request failed: check the connection."; out.hidden = false; });
     });
   });
 
@@ -53,9 +73,12 @@
   var points = [];
   var $ = function (id) { return document.getElementById(id); };
   var text = function (id, v) { var el = $(id); if (el) el.textContent = v; };
-  function draw() {
-    var max = 1;
+  // The chart's height is the job's whole device count, so its lines read
+  // as the share of the fleet that succeeded or failed.
+  function draw(total) {
+    var max = Math.max(total, 1);
     points.forEach(function (p) { max = Math.max(max, p.s, p.f); });
+    if (points.length === 1) points.unshift({ t: points[0].t - 1000, s: points[0].s, f: points[0].f }); // a level line, not an invisible dot
     var t0 = points[0].t, span = Math.max(points[points.length - 1].t - t0, 1);
     function line(key) {
       return points.map(function (p) {
@@ -71,6 +94,7 @@
       var td = document.createElement("td");
       if (c.href) { var a = document.createElement("a"); a.href = c.href; a.textContent = c.text; td.appendChild(a); }
       else { td.textContent = c.text; if (c.cls) td.className = c.cls; }
+      if (cells.length === 1) td.colSpan = 4;
       tr.appendChild(td);
     });
     return tr;
@@ -86,7 +110,7 @@
     text("job-finished", s.finished); text("job-total", s.total);
     var init = $("job-init"); if (init) init.hidden = !s.initializing;
     Object.keys(s.counts).forEach(function (k) { text("count-" + k, s.counts[k]); });
-    text("leg-succeeded", s.succeeded); text("leg-failed", s.failed); text("failed-total", s.failed_total);
+    text("leg-succeeded", s.succeeded); text("leg-failed", s.failed); text("failed-total", s.failed_total); text("failed-shown", s.failures.length);
     document.querySelectorAll("#job-actions form").forEach(function (f) {
       var ok = f.dataset.when.split(" ").indexOf(s.state) >= 0;
       if (f.hasAttribute("data-needs-failed")) ok = ok && s.failed > 0;
@@ -101,7 +125,7 @@
     });
     points.push({ t: s.at, s: s.succeeded, f: s.failed });
     if (points.length > 600) points.shift();
-    draw();
+    draw(s.total);
   });
   es.addEventListener("end", function () { es.close(); text("live-status", "finished"); });
   es.addEventListener("signedout", function () { es.close(); text("live-status", "signed out: reload to sign in again"); });

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -120,6 +121,40 @@ func (s *Store) SetDeviceOnline(ctx context.Context, productKey, name string, on
 func (s *Store) DeleteDevice(ctx context.Context, productKey, name string) error {
 	return s.execOne(ctx, ota.NotFound("device", name), "delete device",
 		`DELETE FROM devices WHERE product_key = $1 AND name = $2`, productKey, name)
+}
+
+func (s *Store) SetDeviceGroups(ctx context.Context, productKey, name string, groups []string) error {
+	return s.execOne(ctx, ota.NotFound("device", name), "set device groups",
+		`UPDATE devices SET groups = $3 WHERE product_key = $1 AND name = $2`, productKey, name, strs(groups))
+}
+
+// DeleteProduct removes the product and everything of it (see store.Products).
+func (s *Store) DeleteProduct(ctx context.Context, tenantID, key string) error {
+	return translate(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var running string
+		err := tx.QueryRow(ctx, `SELECT id FROM jobs WHERE tenant_id = $1 AND product_key = $2 AND state NOT IN ($3, $4) LIMIT 1`,
+			tenantID, key, string(ota.JobCompleted), string(ota.JobCanceled)).Scan(&running)
+		if err == nil {
+			return ota.Errorf(ota.CodeConflict, "product %q has an unfinished job %s: cancel it first (updraft job cancel %s)", key, running, running)
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM products WHERE tenant_id = $1 AND key = $2`, tenantID, key)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return ota.NotFound("product", key)
+		}
+		// Modules and devices go with the product (ON DELETE CASCADE).
+		for _, q := range []string{`DELETE FROM tasks WHERE job_id IN (SELECT id FROM jobs WHERE tenant_id = $1 AND product_key = $2)`, `DELETE FROM jobs WHERE tenant_id = $1 AND product_key = $2`, `DELETE FROM packages WHERE tenant_id = $1 AND product_key = $2`} {
+			if _, err := tx.Exec(ctx, q, tenantID, key); err != nil {
+				return err
+			}
+		}
+		return nil
+	}), "delete product "+key)
 }
 
 func (s *Store) CountDeviceVersions(ctx context.Context, tenantID, productKey, module string, limit int) ([]store.VersionCount, error) {

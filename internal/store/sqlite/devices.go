@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"time"
 
 	"github.com/updraft-ota/updraft/internal/ota"
@@ -160,6 +161,41 @@ func (s *Store) SetDeviceOnline(ctx context.Context, productKey, name string, on
 func (s *Store) DeleteDevice(ctx context.Context, productKey, name string) error {
 	res, err := s.write.ExecContext(ctx, "DELETE FROM devices WHERE product_key = ? AND name = ?", productKey, name)
 	return affectedOne(res, err, "delete device "+name, ota.NotFound("device", name))
+}
+
+// SetDeviceGroups replaces a device's groups.
+func (s *Store) SetDeviceGroups(ctx context.Context, productKey, name string, groups []string) error {
+	res, err := s.write.ExecContext(ctx, "UPDATE devices SET groups = ? WHERE product_key = ? AND name = ?",
+		sqlcommon.EncodeStrings(groups), productKey, name)
+	return affectedOne(res, err, "set groups of device "+name, ota.NotFound("device", name))
+}
+
+// DeleteProduct removes the product and everything of it (see store.Products).
+func (s *Store) DeleteProduct(ctx context.Context, tenantID, key string) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var running string
+		err := tx.QueryRowContext(ctx, "SELECT id FROM jobs WHERE tenant_id = ? AND product_key = ? AND state NOT IN (?, ?) LIMIT 1",
+			tenantID, key, string(ota.JobCompleted), string(ota.JobCanceled)).Scan(&running)
+		if err == nil {
+			return ota.Errorf(ota.CodeConflict, "product %q has an unfinished job %s: cancel it first (updraft job cancel %s)", key, running, running)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, "DELETE FROM products WHERE tenant_id = ? AND key = ?", tenantID, key)
+		if err := affectedOne(res, err, "delete product "+key, ota.NotFound("product", key)); err != nil {
+			return err
+		}
+		// Modules and devices go with the product (ON DELETE CASCADE); tasks
+		// with their jobs.
+		for _, q := range []string{"DELETE FROM jobs WHERE tenant_id = ? AND product_key = ?", "DELETE FROM packages WHERE tenant_id = ? AND product_key = ?"} {
+			if _, err := tx.ExecContext(ctx, q, tenantID, key); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return dbError(err, "delete product "+key)
 }
 
 func (s *Store) CountDeviceVersions(ctx context.Context, tenantID, productKey, module string, limit int) ([]store.VersionCount, error) {

@@ -54,10 +54,12 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Products/List", testProductList},
 		{"Products/Modules", testModules},
 		{"Products/FindModules", testFindModules},
+		{"Products/Delete", testProductDelete},
 
 		{"Devices/CreateGet", testDeviceCreateGet},
 		{"Devices/VersionsAndOnline", testDeviceVersionsOnline},
 		{"Devices/Delete", testDeviceDelete},
+		{"Devices/SetGroups", testDeviceSetGroups},
 		{"Devices/List", testDeviceList},
 		{"Devices/ListFilters", testDeviceListFilters},
 
