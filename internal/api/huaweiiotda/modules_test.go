@@ -67,8 +67,11 @@ func TestOtaModules(t *testing.T) {
 			if l, err := c.ListBatchTasks(&model.ListBatchTasksRequest{TaskType: "moduleUpgrade"}); err != nil || len(*l.Batchtasks) != 1 {
 				t.Fatalf("module tasks: %+v %v", l, err)
 			}
+			// Its one target is not a registered device: the sub-task is
+			// skipped at once and the engine may complete the task before the
+			// stop arrives (then a conflict).
 			if _, err := c.StopBatchTask(&model.StopBatchTaskRequest{TaskId: *mt.TaskId}); err != nil {
-				t.Fatal(err)
+				wantAPIError(t, err, 409, "IOTDA.000409")
 			}
 			if _, err := c.DeleteBatchTask(&model.DeleteBatchTaskRequest{TaskId: *mt.TaskId}); err != nil {
 				t.Fatal(err)
