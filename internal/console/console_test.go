@@ -15,6 +15,7 @@ import (
 	"github.com/updraft-ota/updraft/client"
 	"github.com/updraft-ota/updraft/internal/config"
 	"github.com/updraft-ota/updraft/internal/console"
+	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/server"
 	"github.com/updraft-ota/updraft/internal/store/postgres"
 	"github.com/updraft-ota/updraft/internal/testenv"
@@ -365,6 +366,32 @@ func TestPagesRenderAndDeviceFilters(t *testing.T) {
 			t.Errorf("devices?%s: %d %v, want %v", f.q, code, got, f.want)
 		}
 	}
+	// A job whose devices wait for confirmation: the live page offers the
+	// button, and it confirms through the service.
+	// (The device must be online on a known version to be asked.)
+	ref := ota.DeviceRef{ProductKey: "pagesp", Name: "alpha-2"}
+	if err := srv.Service().DeviceConnected(ctx, ref, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Service().ReportVersion(ctx, ref, "", "1.0"); err != nil {
+		t.Fatal(err)
+	}
+	cj, err := api.CreateJob(ctx, client.JobCreate{PackageID: pkg.ID, Name: "confirm job", NeedConfirm: true, Target: client.JobTarget{Devices: []string{"alpha-2"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, body := o.do("GET", "/jobs/"+cj.ID, nil)
+	if !strings.Contains(body, `id="btn-confirm" >`) && !strings.Contains(body, `id="btn-confirm">`) {
+		t.Errorf("the confirm button is hidden with a task in confirm:\n%s", body)
+	}
+	token := o.csrf("/jobs/" + cj.ID)
+	if code, _, body := o.do("POST", "/jobs/"+cj.ID+"/confirm", url.Values{"csrf": {token}}); code != http.StatusSeeOther {
+		t.Fatalf("confirm: %d\n%s", code, body)
+	}
+	if v, err := api.GetJob(ctx, cj.ID); err != nil || v.Counts["confirm"] != 0 {
+		t.Fatalf("after confirm: %v %v", v.Counts, err)
+	}
+
 	// Another tenant's or a missing thing is a 404 page, not a crash.
 	if code, _, _ := o.do("GET", "/jobs/nope", nil); code != http.StatusNotFound {
 		t.Errorf("missing job: %d", code)

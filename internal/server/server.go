@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	devapi "github.com/updraft-ota/updraft/internal/api/device"
+	"github.com/updraft-ota/updraft/internal/api/enos"
 	"github.com/updraft-ota/updraft/internal/api/huaweiiotda"
 	"github.com/updraft-ota/updraft/internal/api/management"
 	"github.com/updraft-ota/updraft/internal/blob"
@@ -210,6 +211,7 @@ func (s *Server) routes(blobHandler http.Handler) {
 	s.mux.Handle(devapi.Prefix+"/", devapi.New(service.NewDeviceView(s.svc, service.DeviceViewOptions{}), devapi.Options{Log: s.log}))
 	// dialects: mount each vendor dialect's handler on s.mux at its own paths here.
 	huaweiiotda.New(s.svc, huaweiiotda.Options{Log: s.log}).Register(s.mux)
+	enos.New(s.svc, enos.Options{Log: s.log}).Register(s.mux)
 	// web console at / (--console); it leaves requests to / that carry an
 	// Action parameter to console.Options.RootAPI (the Alibaba RPC API).
 	if s.cfg.ConsoleEnabled() {

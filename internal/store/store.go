@@ -23,6 +23,7 @@ type Store interface {
 	Buckets
 	Jobs
 	Tasks
+	Tokens
 
 	// Migrate applies the embedded migrations not applied yet, in order, each
 	// in its own transaction. It is safe to call from several replicas.
@@ -284,4 +285,31 @@ type Tasks interface {
 	// Concurrent callers never claim the same task (FOR UPDATE SKIP LOCKED on
 	// PostgreSQL, the single writer on SQLite).
 	ClaimTasks(ctx context.Context, jobID string, afterID int64, limit int, now time.Time) ([]ota.Task, error)
+}
+
+// APIToken is a bearer token a dialect's token service issued for an access
+// key (EnOS apim-accesstoken). Stored so that it survives restarts and works
+// on every replica.
+type APIToken struct {
+	Token       string
+	AccessKeyID string
+	TenantID    string
+	ExpiresAt   time.Time
+	CreatedAt   time.Time
+}
+
+// Tokens: issued bearer tokens and the one-time proofs used to obtain them.
+type Tokens interface {
+	// ClaimNonce records value in scope until expiresAt; CodeConflict if it
+	// is already recorded and not expired at now (a replayed proof). Expired
+	// nonces of scope are removed on the way.
+	ClaimNonce(ctx context.Context, scope, value string, expiresAt, now time.Time) error
+	// IssueToken stores t unless t.AccessKeyID already has a token that has
+	// not expired at now, and returns the key's current token either way.
+	IssueToken(ctx context.Context, t APIToken, now time.Time) (APIToken, error)
+	// ReplaceToken stores t as the key's only token (a refresh): the key's
+	// earlier tokens stop working.
+	ReplaceToken(ctx context.Context, t APIToken) error
+	// GetToken finds a token, expired or not (CodeNotFound if unknown).
+	GetToken(ctx context.Context, token string) (APIToken, error)
 }

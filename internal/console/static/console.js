@@ -113,7 +113,7 @@
     text("leg-succeeded", s.succeeded); text("leg-failed", s.failed); text("failed-total", s.failed_total); text("failed-shown", s.failures.length);
     document.querySelectorAll("#job-actions form").forEach(function (f) {
       var ok = f.dataset.when.split(" ").indexOf(s.state) >= 0;
-      if (f.hasAttribute("data-needs-failed")) ok = ok && s.failed > 0;
+      if (f.dataset.needs) ok = ok && s.counts[f.dataset.needs] > 0;
       f.querySelector("button").hidden = !ok;
     });
     var body = $("failures").tBodies[0];
