@@ -22,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/updraft-ota/updraft/internal/api/aliyuniot"
 	devapi "github.com/updraft-ota/updraft/internal/api/device"
 	"github.com/updraft-ota/updraft/internal/api/enos"
 	"github.com/updraft-ota/updraft/internal/api/huaweiiotda"
@@ -211,11 +212,17 @@ func (s *Server) routes(blobHandler http.Handler) {
 	s.mux.Handle(devapi.Prefix+"/", devapi.New(service.NewDeviceView(s.svc, service.DeviceViewOptions{}), devapi.Options{Log: s.log}))
 	// dialects: mount each vendor dialect's handler on s.mux at its own paths here.
 	huaweiiotda.New(s.svc, huaweiiotda.Options{Log: s.log}).Register(s.mux)
+	// Alibaba IoT RPC API: POST / and the OSS-style upload; GET / goes to it
+	// through the console when the console owns the root path.
+	aliyun := aliyuniot.New(s.svc, aliyuniot.Options{Log: s.log})
+	aliyun.Register(s.mux)
 	enos.New(s.svc, enos.Options{Log: s.log}).Register(s.mux)
 	// web console at / (--console); it leaves requests to / that carry an
 	// Action parameter to console.Options.RootAPI (the Alibaba RPC API).
 	if s.cfg.ConsoleEnabled() {
-		console.New(s.svc, console.Options{Log: s.log}).Register(s.mux)
+		console.New(s.svc, console.Options{Log: s.log, RootAPI: aliyun.Handler()}).Register(s.mux)
+	} else {
+		s.mux.Handle("GET /{$}", aliyun.Handler())
 	}
 }
 

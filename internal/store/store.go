@@ -21,6 +21,7 @@ type Store interface {
 	Devices
 	Packages
 	Buckets
+	Nonces
 	Jobs
 	Tasks
 	Tokens
@@ -181,6 +182,19 @@ type Buckets interface {
 	// already has one, and returns the owner either way. It is atomic: of
 	// concurrent first claims exactly one wins and every caller sees it.
 	ClaimBucket(ctx context.Context, tenantID, bucket string, now time.Time) (owner string, err error)
+}
+
+// Nonces: request nonces already used, so that a signed request cannot be
+// replayed (Alibaba SignatureNonce). Kept in the store so that the memory
+// survives a restart and is shared by every replica.
+type Nonces interface {
+	// UseNonce records nonce under scope (an access key id) as used at now and
+	// reports whether it was new. Of concurrent uses of one nonce exactly one
+	// is new.
+	UseNonce(ctx context.Context, scope, nonce string, now time.Time) (fresh bool, err error)
+	// ForgetNonces removes nonces used before t (older than any timestamp the
+	// signature window still accepts) and returns how many went.
+	ForgetNonces(ctx context.Context, before time.Time) (int64, error)
 }
 
 // JobFilter selects jobs. Zero fields do not filter.

@@ -84,3 +84,26 @@ func TestRequestSignature(t *testing.T) {
 	c.login()
 	wantCode(t, "new token after expiry", c.do("ota-jobs", "search", q, body, nil), 0)
 }
+
+// TestTokenOnReplica: a token and a used encryption hold on another server
+// over the same database (a restart or a replica).
+func TestTokenOnReplica(t *testing.T) {
+	e := newEnv(t)
+	c := e.client()
+	ts := e.clock.Now().UnixMilli()
+	a := c.tokenCall("get", ts, e.secret, "")
+	if a.Status != 0 {
+		t.Fatalf("token/get = %+v", a)
+	}
+	c.token = a.Data.AccessToken
+	r := *c
+	r.base = e.replica()
+	if a := r.tokenCall("get", ts, e.secret, ""); a.Status != 1001 {
+		t.Fatalf("encryption replayed on the replica: status %d (%s), want 1001", a.Status, a.Msg)
+	}
+	wantCode(t, "token on the replica", r.do("ota-jobs", "search", map[string]string{"orgId": e.org}, map[string]any{}, nil), 0)
+	e.clock.Add(time.Second)
+	if a := r.tokenCall("get", e.clock.Now().UnixMilli(), e.secret, ""); a.Status != 0 || a.Data.AccessToken != c.token {
+		t.Fatalf("token/get on the replica = %+v, want the live token", a)
+	}
+}

@@ -48,6 +48,8 @@ type env struct {
 	p      service.Principal
 	appKey string
 	secret string
+	dbPath string
+	blobs  string
 }
 
 func newEnv(t *testing.T) *env {
@@ -77,7 +79,28 @@ func newEnv(t *testing.T) *env {
 	hs := httptest.NewServer(mux)
 	t.Cleanup(hs.Close)
 	return &env{t: t, ctx: ctx, svc: svc, clock: clock, url: hs.URL, org: key.TenantID,
-		p: service.Principal{TenantID: key.TenantID, AccessKeyID: key.ID}, appKey: key.ID, secret: key.Secret}
+		p: service.Principal{TenantID: key.TenantID, AccessKeyID: key.ID}, appKey: key.ID, secret: key.Secret,
+		dbPath: filepath.Join(dir, "updraft.db"), blobs: filepath.Join(dir, "blobs")}
+}
+
+// replica is a second server (own store connection, own service) on e's
+// database, as after a restart or on another replica.
+func (e *env) replica() string {
+	e.t.Helper()
+	st, err := sqlite.Open(e.ctx, e.dbPath)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { st.Close() })
+	blobs, err := blobfs.New(e.blobs, []byte("0123456789abcdef-test-key"), "http://127.0.0.1:1", e.clock.Now)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	enos.New(service.New(st, blobs, e.clock, nil, nil, service.Options{}), enos.Options{}).Register(mux)
+	hs := httptest.NewServer(mux)
+	e.t.Cleanup(hs.Close)
+	return hs.URL
 }
 
 // ---- An EnOS client written from EnOS's documentation (spec §3.6), sharing

@@ -137,13 +137,13 @@ func (r jobRequest) toJob(pkg ota.Package, now time.Time) (ota.Job, error) {
 	}
 	j.Target.SourceVersions = s.VersionNumbers
 	if r.UpgradeTimeout != nil {
-		if *r.UpgradeTimeout < ota.MinTimeoutSeconds || *r.UpgradeTimeout > ota.MaxTimeoutSeconds {
+		if *r.UpgradeTimeout < 1 || *r.UpgradeTimeout > 1<<31-1 {
 			return j, ota.Invalid("upgradeTimeout", "upgradeTimeout must be %d–%d seconds, got %d", ota.MinTimeoutSeconds, ota.MaxTimeoutSeconds, *r.UpgradeTimeout)
 		}
 		j.TimeoutSeconds = int(*r.UpgradeTimeout)
 	}
 	if r.MaximumConcurrency != nil {
-		if *r.MaximumConcurrency < 1 {
+		if *r.MaximumConcurrency < 1 { // 0 would mean "default" to ota
 			return j, ota.Invalid("maximumConcurrency", "maximumConcurrency must be at least 1, got %d", *r.MaximumConcurrency)
 		}
 		j.MaxConcurrency = *r.MaximumConcurrency

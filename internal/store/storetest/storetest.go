@@ -76,6 +76,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Tokens/Issue", testTokenIssue},
 		{"Buckets/ClaimConcurrent", testBucketClaimConcurrent},
 
+		{"Nonces/Use", testNonces},
+		{"Nonces/UseConcurrent", testNoncesConcurrent},
+
 		{"Jobs/CreateGet", testJobCreateGet},
 		{"Jobs/List", testJobList},
 		{"Jobs/UpdateCAS", testJobUpdate},
