@@ -1,4 +1,4 @@
--- 0006: filters the front-ends need, in SQL instead of in memory.
+-- 0008: filters the front-ends need, in SQL instead of in memory.
 -- A job's outcome is stored when it ends (ota.Outcome), so that listings
 -- filter by it (Huawei Success/PartialSuccess/Fail). Jobs that ended before
 -- this migration are left '' (no outcome filter matches them).

@@ -1,4 +1,4 @@
--- 0005: filters the front-ends need, in SQL instead of in memory.
+-- 0007: filters the front-ends need, in SQL instead of in memory.
 -- A job's outcome is stored when it ends (ota.Outcome), so that listings
 -- filter by it (Huawei Success/PartialSuccess/Fail). Jobs that ended before
 -- this migration are left '' (no outcome filter matches them).
