@@ -12,6 +12,10 @@ type ProductCreate struct {
 	Key         string `json:"key"`
 	Name        string `json:"name"`
 	Description string `json:"description,omitempty"`
+	// Protocol is the device protocol its devices speak: native (default),
+	// huawei, alibaba or enos. Auth is secret (default) or x509.
+	Protocol string `json:"protocol,omitempty"`
+	Auth     string `json:"auth,omitempty"`
 }
 
 // Product is a device model.
@@ -19,6 +23,8 @@ type Product struct {
 	Key         string    `json:"key"`
 	Name        string    `json:"name"`
 	Description string    `json:"description"`
+	Protocol    string    `json:"protocol"`
+	Auth        string    `json:"auth"`
 	CreatedAt   time.Time `json:"created_at"`
 }
 

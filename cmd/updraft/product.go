@@ -38,6 +38,8 @@ func newProductCreateCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&in.Name, "name", "", "display name (required)")
 	cmd.Flags().StringVar(&in.Description, "desc", "", "description")
+	cmd.Flags().StringVar(&in.Protocol, "protocol", "native", "device protocol its devices speak: native, huawei, alibaba or enos (fixed at creation)")
+	cmd.Flags().StringVar(&in.Auth, "auth", "secret", "how its devices authenticate: secret or x509 (client certificate)")
 	_ = cmd.MarkFlagRequired("name")
 	return cmd
 }
@@ -61,9 +63,9 @@ func newProductListCmd() *cobra.Command {
 			if err != nil || asJSON {
 				return orPrintJSON(cmd, err, l)
 			}
-			t := newTable(cmd.OutOrStdout(), "KEY", "NAME", "CREATED", "DESCRIPTION")
+			t := newTable(cmd.OutOrStdout(), "KEY", "NAME", "PROTOCOL", "CREATED", "DESCRIPTION")
 			for _, p := range l.Items {
-				t.row(p.Key, p.Name, when(p.CreatedAt), p.Description)
+				t.row(p.Key, p.Name, p.Protocol, when(p.CreatedAt), p.Description)
 			}
 			if err := t.flush(); err != nil {
 				return err
@@ -100,7 +102,7 @@ func printProduct(cmd *cobra.Command, p client.Product) error {
 	if err != nil || asJSON {
 		return orPrintJSON(cmd, err, p)
 	}
-	return printFields(cmd.OutOrStdout(), "key", p.Key, "name", p.Name, "description", p.Description, "created", when(p.CreatedAt))
+	return printFields(cmd.OutOrStdout(), "key", p.Key, "name", p.Name, "description", p.Description, "protocol", p.Protocol, "auth", p.Auth, "created", when(p.CreatedAt))
 }
 
 // orPrintJSON returns err, or prints v as JSON.

@@ -188,7 +188,7 @@ func createHuaweiFleet(ctx context.Context, cfg sim.Config, seed string) error {
 	defer hc.CloseIdleConnections()
 	c := client.New(cfg.Server, cfg.KeyID, cfg.KeySecret, client.WithHTTPClient(hc), client.WithUserAgent("updraft-sim"))
 	if _, err := c.GetProduct(ctx, cfg.Product); client.IsNotFound(err) {
-		if _, err := c.CreateProduct(ctx, client.ProductCreate{Key: cfg.Product, Name: cfg.Product}); err != nil && !client.IsConflict(err) {
+		if _, err := c.CreateProduct(ctx, client.ProductCreate{Key: cfg.Product, Name: cfg.Product, Protocol: "huawei"}); err != nil && !client.IsConflict(err) {
 			return fmt.Errorf("creating product %s: %w", cfg.Product, err)
 		}
 	} else if err != nil {

@@ -221,7 +221,7 @@ func TestBrowserRollout(t *testing.T) {
 	// Pause: the page shows it without a reload, and the count stops.
 	step(t, ctx, "pausing", 30*time.Second, chromedp.Click("#btn-pause"), chromedp.WaitVisible("#btn-resume"))
 	waitJS(t, ctx, "the paused state on the live page", 30*time.Second, `document.getElementById("job-state").textContent == "paused"`)
-	screenshot(t, ctx, "job-live.png")
+	screenshot(t, ctx, "job-paused.png")
 	time.Sleep(1500 * time.Millisecond) // what was already notified may finish
 	frozen := eval[string](t, ctx, `document.getElementById("job-finished").textContent`)
 	time.Sleep(1500 * time.Millisecond)
@@ -238,6 +238,9 @@ func TestBrowserRollout(t *testing.T) {
 
 	// Resume and watch it reach 100 % live.
 	step(t, ctx, "resuming", 30*time.Second, chromedp.Click("#btn-resume"), chromedp.WaitVisible("#btn-pause"))
+	// Mid-rollout, once a device has failed (the devices go one at a time).
+	waitJS(t, ctx, "a failure during the rollout", 60*time.Second, `+document.getElementById("count-failed").textContent >= 1`)
+	screenshot(t, ctx, "job-live.png")
 	waitJS(t, ctx, "100 %", 120*time.Second, `document.getElementById("job-percent").textContent == "100 %"`)
 	waitJS(t, ctx, "the failing devices' reasons", 30*time.Second,
 		fmt.Sprintf(`document.querySelectorAll("#failures tbody .reason").length == %d && [...document.querySelectorAll("#failures tbody .reason")].every(function(e){ return e.textContent == "install_failed"; })`, failing))
@@ -245,10 +248,11 @@ func TestBrowserRollout(t *testing.T) {
 		t.Fatalf("failed count %s, want %d", got, failing)
 	}
 	// The chart kept its history across pause and resume (no reload): it
-	// rises from the few succeeded when the page opened to the final count
-	// at the top.
+	// rises from the few succeeded when the page opened to the final share
+	// of the fleet.
 	pts := strings.Fields(eval[string](t, ctx, `document.getElementById("line-succeeded").getAttribute("points")`))
-	if len(pts) < 5 || strings.HasSuffix(pts[0], ",4.0") || !strings.HasSuffix(pts[len(pts)-1], ",4.0") {
+	final := fmt.Sprintf(",%.1f", 119-float64(fleetSize-failing)*115/fleetSize)
+	if len(pts) < 5 || strings.HasSuffix(pts[0], final) || !strings.HasSuffix(pts[len(pts)-1], final) {
 		t.Fatalf("the chart's succeeded line: %v", pts)
 	}
 
@@ -280,6 +284,16 @@ func TestBrowserRollout(t *testing.T) {
 		t.Fatalf("version chart: %q", bars)
 	}
 	screenshot(t, ctx, "overview.png")
+
+	// On a phone the same live page fits the width (nothing scrolls sideways).
+	step(t, ctx, "a phone-sized viewport", 30*time.Second, chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)),
+		chromedp.Navigate(base+jobURL), chromedp.WaitVisible("#live"))
+	waitJS(t, ctx, "the live page on a phone", 30*time.Second, `document.getElementById("live-status").textContent != ""`)
+	if w := eval[int](t, ctx, `document.documentElement.scrollWidth`); w > 390 {
+		t.Errorf("on a 390 px wide phone the job page is %d px wide", w)
+	}
+	screenshot(t, ctx, "job-phone.png")
+	step(t, ctx, "the laptop viewport again", 30*time.Second, chromedp.EmulateViewport(1280, 900))
 
 	// Page weight of the live job page: HTML + CSS + JS.
 	weight := pageWeight(t, base, jobURL, ctx)

@@ -10,10 +10,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/updraft-ota/updraft/client"
 	"github.com/updraft-ota/updraft/internal/config"
 	"github.com/updraft-ota/updraft/internal/console"
+	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/server"
+	"github.com/updraft-ota/updraft/internal/store/postgres"
+	"github.com/updraft-ota/updraft/internal/testenv"
 )
 
 // operator is a browser-like HTTP client: a cookie jar, no redirects
@@ -243,5 +248,152 @@ func TestConsoleOff(t *testing.T) {
 	}
 	if code, _, _ := o.do("GET", "/healthz", nil); code != http.StatusOK {
 		t.Fatalf("healthz with the console off: %d", code)
+	}
+}
+
+// Two replicas on one PostgreSQL: a session made on one works on the other
+// (nothing is kept in memory), and a key whose secret changes in the store
+// ends its sessions on the very next request, on every replica.
+func TestSessionAcrossReplicasAndKeyChange(t *testing.T) {
+	dsn := postgres.TestSchemaDSN(t, testenv.PostgresDSN(t))
+	shared := func(c *config.Config) {
+		c.DBURL = dsn
+		c.BootstrapTenant, c.BootstrapAccessKey, c.BootstrapSecretKey = "acme", "CONSOLEREPLICAKEY01", "console-replica-secret-0123456789"
+	}
+	a, _ := startServer(t, shared)
+	b := server.StartForTest(t, shared)
+	o := newOperator(t, a)
+	o.signIn("CONSOLEREPLICAKEY01", "console-replica-secret-0123456789")
+	token := o.csrf("/")
+
+	// The jar sends 127.0.0.1's cookie to both ports, as a browser would
+	// behind one load-balanced name.
+	o.base = b.URL()
+	if code, _, body := o.do("GET", "/devices", nil); code != http.StatusOK || !strings.Contains(body, "Devices") {
+		t.Fatalf("replica B with A's session: %d", code)
+	}
+	if got := o.csrf("/"); got != token {
+		t.Fatalf("replica B derives another CSRF token for the same session")
+	}
+
+	// The key's secret is rotated behind the console's back.
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if tag, err := conn.Exec(context.Background(),
+		"UPDATE access_keys SET secret = 'rotated-secret-0123456789abcdef' WHERE id = 'CONSOLEREPLICAKEY01'"); err != nil || tag.RowsAffected() != 1 {
+		t.Fatalf("rotating the key: %v %v", tag, err)
+	}
+	for _, srv := range []*server.Server{a, b} {
+		o.base = srv.URL()
+		if code, h, _ := o.do("GET", "/devices", nil); code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/signin") {
+			t.Fatalf("%s after the key changed: %d %q; want the sign-in form", srv.URL(), code, h.Get("Location"))
+		}
+		if code, _, _ := o.do("POST", "/signout", url.Values{"csrf": {token}}); code != http.StatusUnauthorized {
+			t.Fatalf("%s: a change after the key changed: %d, want 401", srv.URL(), code)
+		}
+	}
+}
+
+// Every page renders, and the device list filters in the store.
+func TestPagesRenderAndDeviceFilters(t *testing.T) {
+	srv, creds := startServer(t, nil)
+	api := client.New(srv.URL(), creds.AccessKeyID, creds.SecretAccessKey)
+	ctx := context.Background()
+	if _, err := api.CreateProduct(ctx, client.ProductCreate{Key: "pagesp", Name: "Pages"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.CreateModule(ctx, "pagesp", client.ModuleCreate{Name: "modem", Alias: "LTE modem"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []client.DeviceCreate{{Name: "alpha-1", Groups: []string{"east"}}, {Name: "alpha-2", Groups: []string{"west"}}, {Name: "beta-1", Groups: []string{"east"}}} {
+		if _, err := api.CreateDevice(ctx, "pagesp", d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pkg, err := api.UploadPackage(ctx, client.PackageMetadata{Product: "pagesp", Name: "fw", Version: "2.0"}, "fw.bin", strings.NewReader("firmware"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := api.CreateJob(ctx, client.JobCreate{PackageID: pkg.ID, Name: "pages job", Target: client.JobTarget{Devices: []string{"alpha-1", "nobody"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := newOperator(t, srv)
+	o.signIn(creds.AccessKeyID, creds.SecretAccessKey)
+	pages := []struct{ path, want string }{
+		{"/", "Versions per product"},
+		{"/products", "LTE modem"},
+		{"/devices", "beta-1"},
+		{"/devices/pagesp/alpha-1", job.ID},
+		{"/packages", pkg.SHA256[:12]},
+		{"/packages/" + pkg.ID, pkg.SHA256},
+		{"/jobs", "pages job"},
+		{"/jobs?state=running", "pages job"},
+		{"/jobs/new?package=" + pkg.ID, `value="` + pkg.ID + `" selected`},
+		{"/jobs/" + job.ID, `id="count-skipped">1<`},
+	}
+	for _, p := range pages {
+		code, h, body := o.do("GET", p.path, nil)
+		if code != http.StatusOK || !strings.Contains(body, p.want) {
+			t.Errorf("GET %s: %d, want %q in the page\n%s", p.path, code, p.want, body)
+		}
+		if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
+			t.Errorf("GET %s: CSP %q", p.path, csp)
+		}
+	}
+	filters := []struct {
+		q    string
+		want []string
+	}{
+		{"q=alpha", []string{"alpha-1", "alpha-2"}},
+		{"group=east", []string{"alpha-1", "beta-1"}},
+		{"group=east&q=alpha", []string{"alpha-1"}},
+		{"online=yes", nil},
+		{"online=no&product=pagesp", []string{"alpha-1", "alpha-2", "beta-1"}},
+		{"version=1.0", nil},
+	}
+	rowRE := regexp.MustCompile(`<a href="/devices/pagesp/([^"]+)">`)
+	for _, f := range filters {
+		code, _, body := o.do("GET", "/devices?"+f.q, nil)
+		var got []string
+		for _, m := range rowRE.FindAllStringSubmatch(body, -1) {
+			got = append(got, m[1])
+		}
+		if code != http.StatusOK || strings.Join(got, ",") != strings.Join(f.want, ",") {
+			t.Errorf("devices?%s: %d %v, want %v", f.q, code, got, f.want)
+		}
+	}
+	// A job whose devices wait for confirmation: the live page offers the
+	// button, and it confirms through the service.
+	// (The device must be online on a known version to be asked.)
+	ref := ota.DeviceRef{ProductKey: "pagesp", Name: "alpha-2"}
+	if err := srv.Service().DeviceConnected(ctx, ref, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Service().ReportVersion(ctx, ref, "", "1.0"); err != nil {
+		t.Fatal(err)
+	}
+	cj, err := api.CreateJob(ctx, client.JobCreate{PackageID: pkg.ID, Name: "confirm job", NeedConfirm: true, Target: client.JobTarget{Devices: []string{"alpha-2"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, body := o.do("GET", "/jobs/"+cj.ID, nil)
+	if !strings.Contains(body, `id="btn-confirm" >`) && !strings.Contains(body, `id="btn-confirm">`) {
+		t.Errorf("the confirm button is hidden with a task in confirm:\n%s", body)
+	}
+	token := o.csrf("/jobs/" + cj.ID)
+	if code, _, body := o.do("POST", "/jobs/"+cj.ID+"/confirm", url.Values{"csrf": {token}}); code != http.StatusSeeOther {
+		t.Fatalf("confirm: %d\n%s", code, body)
+	}
+	if v, err := api.GetJob(ctx, cj.ID); err != nil || v.Counts["confirm"] != 0 {
+		t.Fatalf("after confirm: %v %v", v.Counts, err)
+	}
+
+	// Another tenant's or a missing thing is a 404 page, not a crash.
+	if code, _, _ := o.do("GET", "/jobs/nope", nil); code != http.StatusNotFound {
+		t.Errorf("missing job: %d", code)
 	}
 }

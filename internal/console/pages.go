@@ -334,9 +334,13 @@ func (c *Console) jobAction(w http.ResponseWriter, r *http.Request, s *session) 
 		_, err = c.svc.ResumeJob(r.Context(), s.p, id)
 	case "cancel":
 		_, err = c.svc.CancelJob(r.Context(), s.p, id)
-	case "retry-failed":
+	case "retry-failed", "confirm":
+		act := c.svc.RetryTasks
+		if r.PathValue("action") == "confirm" {
+			act = c.svc.ConfirmTasks
+		}
 		var res []service.TaskResult
-		res, err = c.svc.RetryTasks(r.Context(), s.p, id, nil)
+		res, err = act(r.Context(), s.p, id, nil)
 		if err == nil {
 			for _, t := range res {
 				if !t.OK && t.Err != nil {

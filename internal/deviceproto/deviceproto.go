@@ -23,6 +23,14 @@ type Devices interface {
 	NextNotice(ctx context.Context, dev ota.DeviceRef, module string) (*ota.Notice, error)
 	ReportVersion(ctx context.Context, dev ota.DeviceRef, module, version string) error
 	ReportProgress(ctx context.Context, dev ota.DeviceRef, pr service.Progress) error
+	// ProductProtocol is the protocol a product's devices speak: front-ends
+	// accept a CONNECT and render a notice in it alone.
+	ProductProtocol(ctx context.Context, productKey string) (ota.Protocol, error)
+	// CurrentTask is the device's unfinished task on a module (nil: none).
+	CurrentTask(ctx context.Context, dev ota.DeviceRef, module string) (*ota.Task, error)
+	// PushNotice is the notice to send a device that connects or starts
+	// listening: only for jobs that push (pull-only jobs wait to be asked).
+	PushNotice(ctx context.Context, dev ota.DeviceRef, module string) (*ota.Notice, error)
 }
 
 var _ Devices = (*service.Service)(nil)

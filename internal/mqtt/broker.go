@@ -480,7 +480,7 @@ func (b *Broker) listen(c *conn) {
 	defer cancel()
 	now := b.opts.Now()
 	for _, m := range c.sess.Modules {
-		n, err := b.devices.NextNotice(ctx, c.sess.Device, m)
+		n, err := b.devices.PushNotice(ctx, c.sess.Device, m)
 		if err != nil {
 			b.log.Warn("looking up pending notice", "device", c.sess.Device.ProductKey+"/"+c.sess.Device.Name, "module", m, "err", err)
 			continue
@@ -506,6 +506,13 @@ type embeddedLink struct{ b *Broker }
 
 func (l embeddedLink) Publish(_ context.Context, topic string, payload []byte) error {
 	if err := l.b.srv.Publish(topic, payload, false, 1); err != nil {
+		return ota.Errorf(ota.CodeUnavailable, "publishing to %s: %v", topic, err)
+	}
+	return nil
+}
+
+func (l embeddedLink) Tell(_ context.Context, topic string, payload []byte) error {
+	if err := l.b.srv.Publish(topic, payload, false, 0); err != nil {
 		return ota.Errorf(ota.CodeUnavailable, "publishing to %s: %v", topic, err)
 	}
 	return nil
@@ -551,6 +558,7 @@ func (h *hook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
 	}
 	ctx, cancel := b.callCtx()
 	defer cancel()
+	var mismatch string
 	for _, d := range b.dialects {
 		sess, err := d.Authenticate(ctx, c)
 		if errors.Is(err, ErrNotMine) {
@@ -560,8 +568,23 @@ func (h *hook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
 			b.log.Info("device connection refused", "dialect", d.Name(), "client_id", c.ClientID, "remote", c.Remote, "err", err)
 			return false
 		}
+		proto, err := b.devices.ProductProtocol(ctx, sess.Device.ProductKey)
+		if err != nil {
+			b.log.Info("device connection refused", "dialect", d.Name(), "client_id", c.ClientID, "remote", c.Remote, "err", err)
+			return false
+		}
+		if string(proto) != d.Name() {
+			// The credentials parse in this scheme but the product speaks
+			// another protocol: only that protocol may accept its devices.
+			mismatch = fmt.Sprintf("product %q speaks the %s protocol, not %s", sess.Device.ProductKey, proto, d.Name())
+			continue
+		}
 		b.sessions.Store(cl, &conn{cl: cl, sess: sess, dialect: d})
 		return true
+	}
+	if mismatch != "" {
+		b.log.Info("device connection refused: connect with the product's protocol", "client_id", c.ClientID, "remote", c.Remote, "err", mismatch)
+		return false
 	}
 	b.log.Info("device connection refused: no dialect recognises its credentials", "client_id", c.ClientID, "username", c.Username, "remote", c.Remote)
 	return false
@@ -579,10 +602,43 @@ func (h *hook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
 }
 
 func (h *hook) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) {
-	if c := h.conn(cl); c != nil {
-		c.established.Store(true)
-		h.b.online(c)
+	c := h.conn(cl)
+	if c == nil {
+		return
 	}
+	c.established.Store(true)
+	h.b.online(c)
+	listening := false
+	for _, f := range c.sess.AutoSubscribe {
+		// What mochi does for a SUBSCRIBE (server.go processSubscribe),
+		// done by the platform on the device's behalf.
+		sub := packets.Subscription{Filter: f, Qos: 1}
+		h.b.srv.Topics.Subscribe(cl.ID, sub)
+		cl.State.Subscriptions.Add(f, sub)
+		if c.sess.NoticeTopic != "" && matches(f, c.sess.NoticeTopic) {
+			listening = true
+		}
+	}
+	hook, hasHook := c.dialect.(ConnectHook)
+	if !listening && !hasHook {
+		return
+	}
+	// After the CONNACK, not before it: act from another goroutine.
+	h.b.wg.Add(1)
+	go func() {
+		defer h.b.wg.Done()
+		if hasHook {
+			ctx, cancel := h.b.callCtx()
+			err := hook.Connected(ctx, c.sess, embeddedLink{h.b})
+			cancel()
+			if err != nil {
+				h.b.log.Warn("device connect hook failed", "dialect", c.dialect.Name(), "device", c.sess.Device.ProductKey+"/"+c.sess.Device.Name, "err", err)
+			}
+		}
+		if listening {
+			h.b.listen(c)
+		}
+	}()
 }
 
 func (h *hook) OnDisconnect(cl *mochi.Client, _ error, _ bool) {

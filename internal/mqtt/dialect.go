@@ -36,6 +36,12 @@ type Session struct {
 	// the device holds a subscription matching it, it counts as listening:
 	// the broker delivers pending notices then, and pushes new ones.
 	NoticeTopic string
+	// AutoSubscribe are topics the platform subscribes the device to when it
+	// connects, as the vendor's own platform does (Huawei IoTDA: the device's
+	// $oc/…/sys/events/down; its SDKs never SUBSCRIBE to it). The embedded
+	// broker adds these subscriptions itself on connect (QoS 1); one that
+	// matches NoticeTopic makes the device listening at once.
+	AutoSubscribe []string
 }
 
 // Message is one publish from a device.
@@ -53,6 +59,12 @@ type Message struct {
 type Link interface {
 	// Publish sends a message to a device (QoS 1), e.g. a reply.
 	Publish(ctx context.Context, topic string, payload []byte) error
+	// Tell sends a message at QoS 0: a request the device may miss (it is
+	// asked again on its next connect). Use it for messages sent on
+	// connect: mochi checks a client's SUBSCRIBE packet id against the
+	// server's own in-flight QoS 1 ids, so a QoS 1 message sent the moment
+	// a device connects can make its first SUBSCRIBE fail with 0x91.
+	Tell(ctx context.Context, topic string, payload []byte) error
 	// Online records that a device connected or disconnected as the dialect
 	// learned from a message (a status topic or a will). On the embedded
 	// broker connections are tracked by the broker itself and this does
@@ -62,27 +74,46 @@ type Link interface {
 }
 
 // Dialect is one device protocol family on MQTT: its CONNECT credential
-// scheme, its topics and its messages. The native dialect (NewNative) speaks
-// updraft/v1; vendor dialects (Huawei IoTDA, Alibaba, EnOS) plug in the same
-// way. A dialect calls the service through its own reference to it; the
-// broker only routes.
+// scheme, its topics and its messages. Every product names one protocol
+// (ota.Product.Protocol); the dialect whose Name is that protocol is the only
+// one that may accept its devices' CONNECTs and the only one that renders
+// their notices. The native dialect (NewNative) speaks updraft/v1; vendor
+// dialects (Huawei IoTDA, Alibaba, EnOS) plug in the same way. A dialect
+// owns no rules: it translates and calls the service (deviceproto.Devices)
+// through its own reference to it; the broker only routes.
 //
 // Errors from Handle decide what happens to the device's message: nil or an
 // *ota.Error that is not transient (see deviceproto.Transient) acknowledges
 // it (a bad message is dropped and logged); a transient error (the store is
 // down) withholds the acknowledgement so the device sends it again.
 type Dialect interface {
-	// Name identifies the dialect in logs ("native", "huawei", …).
+	// Name is the ota.Protocol this dialect speaks ("native", "huawei",
+	// "alibaba", "enos").
 	Name() string
 	// Authenticate checks a CONNECT on the embedded broker. It returns
 	// ErrNotMine when the credentials are not in its scheme, any other error
-	// to refuse the connection, or the device's session.
+	// to refuse the connection, or the device's session. The broker then
+	// accepts the session only if the device's product speaks this
+	// dialect's protocol (otherwise it tries the next dialect), so schemes
+	// that look alike never take each other's devices.
 	Authenticate(ctx context.Context, c Connect) (*Session, error)
 	// Filters are the topic filters (no $share prefix) whose messages this
 	// dialect handles when the server consumes an external broker.
 	Filters() []string
+	// DeviceKey names the device a topic (one of Filters) belongs to, e.g.
+	// "{product}/{device}": the external broker handles one device's
+	// messages in order by this key, and different devices in parallel.
+	DeviceKey(topic string) string
 	// Handle processes one message a device published.
 	Handle(ctx context.Context, m Message, link Link) error
 	// Render turns a notice into this dialect's downlink message.
 	Render(n ota.Notice) (topic string, payload []byte, err error)
+}
+
+// ConnectHook is implemented by dialects that act when one of their devices
+// has connected (after its AutoSubscribe subscriptions exist and before its
+// pending notices are pushed), e.g. Huawei's version_query to a device whose
+// version is unknown. Errors are logged; the connection stays.
+type ConnectHook interface {
+	Connected(ctx context.Context, s *Session, link Link) error
 }

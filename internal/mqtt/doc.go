@@ -64,18 +64,56 @@
 // (sdk/device MQTTConfig.CheckInterval), the safety net for a notice lost
 // between the engine's claim and the publish.
 //
-// # Dialects
+// # Dialects: one device protocol per product
 //
 // A Dialect is one device protocol family: a CONNECT credential scheme, a
-// set of topics, and the translation of its messages to service calls:
+// set of topics, and the translation of its messages to service calls. Every
+// product names its protocol when it is created (ota.Product.Protocol:
+// native, huawei, alibaba, enos). A CONNECT is accepted only by the dialect
+// whose Name is its product's protocol, and a notice is rendered and
+// published only in its product's protocol (on the embedded broker by the
+// connection's dialect, on an external broker by looking the product up), so
+// schemes that look alike never take each other's devices or notices. Device
+// ids a protocol derives (Huawei "{product}_{device}", ota.Protocol.DeviceID)
+// are unique across the server: the store refuses a colliding device.
 //
-//	type Dialect interface {
-//		Name() string
-//		Authenticate(ctx, Connect) (*Session, error) // ErrNotMine: try the next dialect
-//		Filters() []string                          // topics consumed from an external broker
-//		Handle(ctx, Message, Link) error             // one device publish → service calls
-//		Render(ota.Notice) (topic string, payload []byte, err error) // notice → downlink
-//	}
+// # Implementing a device protocol
+//
+// A dialect translates; it owns no rules (the service decides). To add one:
+//
+//  1. Implement Dialect in your front-end package (internal/api/<vendor>):
+//     Name returns your ota.Protocol ("alibaba", "enos").
+//     Authenticate parses the CONNECT in your vendor's scheme (client id,
+//     username, password), returns ErrNotMine for anything that is not, looks
+//     the device up with deviceproto.Devices.DeviceForAuth, verifies the
+//     password, and returns a Session: Device, Modules
+//     (deviceproto.Modules(dev)), Publish/Subscribe (the device's own topics
+//     only; the broker enforces them on every publish, subscribe and
+//     delivery), NoticeTopic, and AutoSubscribe (topics your platform
+//     subscribes devices to on connect, if it does; empty otherwise).
+//     Filters lists your up topics with '+' for product and device;
+//     DeviceKey maps one of those topics to "{product}/{device}" (ordering
+//     key on an external broker). Handle decodes one message and calls the
+//     service: ReportVersion, ReportProgress, NextNotice (a device asking),
+//     CurrentTask (the device's one unfinished task on a module: never list
+//     tasks yourself), Link.Publish for replies, Link.Online for presence a
+//     message announces. Return *ota.Error: a transient one (store down)
+//     withholds the acknowledgement, anything else acknowledges and drops.
+//     Render turns an ota.Notice into your downlink topic and payload.
+//  2. Optionally implement ConnectHook (Connected runs once the device is
+//     connected and auto-subscribed, before its pending notices are pushed):
+//     e.g. a version query when the device's version is unknown
+//     (Huawei version_query). Send such requests with Link.Tell (QoS 0).
+//  3. Register it: internal/server/server.go appends your dialect to the
+//     list given to BrokerOptions.Dialects and ExternalOptions.Dialects
+//     (next to huaweiiotda.NewDevices). Products your dialect API creates
+//     set Protocol to your protocol.
+//
+// The broker, not the dialect, records presence (service DeviceConnected on
+// connect and disconnect, which admits waiting tasks), and pushes pending
+// notices when the device listens (service PushNotice: only jobs that push;
+// a pull-only job's notice waits for the device to ask). Device HTTP polls
+// record presence through the same service call.
 //
 // Authenticate returns a Session naming the device, the topic filters it may
 // publish and subscribe to, the modules to look for pending notices on, and

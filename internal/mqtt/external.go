@@ -82,6 +82,7 @@ type External struct {
 	handled   atomic.Int64
 	published atomic.Int64
 	m         *metrics
+	protocols *protocols
 
 	// notifying is held (read) by each Notify and taken by Close, so that a
 	// shutdown waits for notices being published instead of dropping them.
@@ -182,7 +183,8 @@ func NewExternal(devices deviceproto.Devices, opts ExternalOptions) (*External, 
 	if opts.ConnectTimeout <= 0 {
 		opts.ConnectTimeout = 10 * time.Second
 	}
-	e := &External{devices: devices, dialects: opts.Dialects, opts: opts, log: opts.Logger.With("component", "mqtt", "broker", server)}
+	e := &External{devices: devices, dialects: opts.Dialects, opts: opts, log: opts.Logger.With("component", "mqtt", "broker", server),
+		protocols: newProtocols(devices)}
 	e.m, err = newMetrics(opts.Registerer, nil, map[string]func() float64{
 		"updraft_mqtt_notices_published_total": func() float64 { return float64(e.published.Load()) },
 	})
@@ -285,13 +287,11 @@ func (e *External) subscribe(c paho.Client) bool {
 	return ok
 }
 
-// enqueue hands a message to the worker of its device (messages of one
-// device share a topic prefix: every level but the last).
+// enqueue hands a message to the worker of its device (the dialect names
+// the device a topic belongs to), so one device's messages are handled in
+// the order this consumer received them.
 func (e *External) enqueue(m paho.Message, d Dialect) {
-	key := m.Topic()
-	if i := strings.LastIndexByte(key, '/'); i > 0 {
-		key = key[:i]
-	}
+	key := d.Name() + "\x00" + d.DeviceKey(m.Topic())
 	h := fnv.New32a()
 	h.Write([]byte(key))
 	select {
@@ -361,17 +361,12 @@ func (e *External) Notify(ctx context.Context, notices []ota.Notice) error {
 	defer cancel()
 	var tokens []paho.Token
 	for _, n := range notices {
-		for _, d := range e.dialects {
-			topic, payload, err := d.Render(n)
-			if errors.Is(err, ErrNotMine) {
-				continue
-			}
-			if err != nil {
-				e.log.Warn("notice not rendered", "dialect", d.Name(), "task", n.TaskID, "err", err)
-				continue
-			}
-			tokens = append(tokens, e.pub.Publish(topic, 1, false, payload))
+		topic, payload, err := e.render(ctx, n)
+		if err != nil {
+			e.log.Warn("notice not rendered", "device", n.ProductKey+"/"+n.DeviceName, "task", n.TaskID, "err", err)
+			continue
 		}
+		tokens = append(tokens, e.pub.Publish(topic, 1, false, payload))
 	}
 	var failed int
 	var last error
@@ -389,6 +384,21 @@ func (e *External) Notify(ctx context.Context, notices []ota.Notice) error {
 		e.log.Warn("notices not published", "failed", failed, "of", len(tokens), "err", last)
 	}
 	return nil
+}
+
+// render renders a notice in its product's protocol alone: a notice
+// published in another protocol's topic could reach another tenant's device
+// whose id reads the same (Huawei "{product}_{device}").
+func (e *External) render(ctx context.Context, n ota.Notice) (string, []byte, error) {
+	p, err := e.protocols.of(ctx, n.ProductKey)
+	if err != nil {
+		return "", nil, err
+	}
+	d := dialectFor(e.dialects, p)
+	if d == nil {
+		return "", nil, ota.Errorf(ota.CodeUnsupported, "product %q speaks the %s protocol, which this server does not serve on MQTT", n.ProductKey, p)
+	}
+	return d.Render(n)
 }
 
 func waitToken(ctx context.Context, t paho.Token) error {
@@ -438,6 +448,13 @@ func (l externalLink) Publish(ctx context.Context, topic string, payload []byte)
 	return nil
 }
 
+func (l externalLink) Tell(ctx context.Context, topic string, payload []byte) error {
+	if err := waitToken(ctx, l.e.pub.Publish(topic, 0, false, payload)); err != nil {
+		return ota.Errorf(ota.CodeUnavailable, "publishing to %s: %v", topic, err)
+	}
+	return nil
+}
+
 // Online records the device's state and, when it comes online, publishes its
 // pending notices.
 func (l externalLink) Online(ctx context.Context, dev ota.DeviceRef, online bool) error {
@@ -452,14 +469,14 @@ func (l externalLink) Online(ctx context.Context, dev ota.DeviceRef, online bool
 		return err
 	}
 	for _, m := range deviceproto.Modules(d) {
-		n, err := l.e.devices.NextNotice(ctx, dev, m)
+		n, err := l.e.devices.PushNotice(ctx, dev, m)
 		if err != nil {
 			return err
 		}
 		if n == nil {
 			continue
 		}
-		topic, payload, err := l.dialect.Render(*n)
+		topic, payload, err := l.e.render(ctx, *n)
 		if err != nil {
 			return err
 		}

@@ -73,6 +73,14 @@ func (*Native) Filters() []string {
 	}
 }
 
+// DeviceKey is "{product}/{device}" of an updraft/v1 topic.
+func (*Native) DeviceKey(topic string) string {
+	if p, d, _, ok := wire.ParseTopic(topic); ok {
+		return p + "/" + d
+	}
+	return topic
+}
+
 // Handle processes version, progress, check and status messages.
 func (n *Native) Handle(ctx context.Context, m Message, link Link) error {
 	p, d, suffix, ok := wire.ParseTopic(m.Topic)

@@ -8,6 +8,10 @@ type Device struct {
 	ProductKey string
 	Name       string // Alibaba DeviceName, EnOS deviceKey; Huawei device_id is {product}_{name}
 	Secret     string // per-device credential; HMAC key for MQTT/HTTP device auth
+	// ProtocolID is the id the product's protocol derives for the device
+	// (Protocol.DeviceID; "" for none). The service sets it at creation and
+	// the store keeps it unique across all tenants.
+	ProtocolID string
 	Groups     []string
 	// Versions is the version the device last reported, per module
 	// (DefaultModule for the whole firmware). Empty until it reports.

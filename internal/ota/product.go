@@ -8,7 +8,62 @@ type Product struct {
 	Key         string // Alibaba ProductKey, Huawei product_id, EnOS productKey
 	Name        string
 	Description string
-	CreatedAt   time.Time
+	// Protocol is how the product's devices talk to Updraft (chosen at
+	// creation, never changed): CONNECT is dispatched to it alone and
+	// notices are rendered in it alone.
+	Protocol Protocol
+	// Auth is how its devices authenticate: a per-device secret (default)
+	// or an X.509 client certificate (mutual TLS).
+	Auth      AuthMode
+	CreatedAt time.Time
+}
+
+// Protocol is a device protocol family.
+type Protocol string
+
+const (
+	ProtocolNative  Protocol = "native"  // updraft/v1 (sdk/device/wire)
+	ProtocolHuawei  Protocol = "huawei"  // Huawei IoTDA device side
+	ProtocolAlibaba Protocol = "alibaba" // Alibaba Cloud IoT device side
+	ProtocolEnOS    Protocol = "enos"    // EnOS device side
+)
+
+// CheckProtocol accepts the declared protocols.
+func CheckProtocol(field string, p Protocol) error {
+	switch p {
+	case ProtocolNative, ProtocolHuawei, ProtocolAlibaba, ProtocolEnOS:
+		return nil
+	}
+	return Invalid(field, "protocol %q is not one of native, huawei, alibaba, enos", p)
+}
+
+// DeviceID is the device id the protocol derives from a product key and a
+// device name, "" when the protocol names devices by the pair itself. Huawei
+// IoTDA's device_id is "{product}_{name}", which two different pairs can
+// share ("a_b"/"c" and "a"/"b_c"): such ids are unique across the server,
+// so one tenant's device can never take another's.
+func (p Protocol) DeviceID(productKey, name string) string {
+	if p == ProtocolHuawei {
+		return productKey + "_" + name
+	}
+	return ""
+}
+
+// AuthMode is how a product's devices authenticate.
+type AuthMode string
+
+const (
+	AuthSecret AuthMode = "secret" // HMAC over the per-device secret
+	AuthX509   AuthMode = "x509"   // a client certificate issued for the device
+)
+
+// CheckAuthMode accepts secret and x509.
+func CheckAuthMode(field string, a AuthMode) error {
+	switch a {
+	case AuthSecret, AuthX509:
+		return nil
+	}
+	return Invalid(field, "auth %q is not one of secret, x509", a)
 }
 
 // DefaultModule is the module every product has: the whole firmware.
@@ -28,9 +83,22 @@ type Module struct {
 	CreatedAt   time.Time
 }
 
-// Validate checks a new product.
+// Validate checks a new product; an empty protocol is native, an empty auth
+// mode secret.
 func (p *Product) Validate() error {
 	if err := CheckProductKey("key", p.Key); err != nil {
+		return err
+	}
+	if p.Protocol == "" {
+		p.Protocol = ProtocolNative
+	}
+	if err := CheckProtocol("protocol", p.Protocol); err != nil {
+		return err
+	}
+	if p.Auth == "" {
+		p.Auth = AuthSecret
+	}
+	if err := CheckAuthMode("auth", p.Auth); err != nil {
 		return err
 	}
 	if err := CheckDisplayName("name", p.Name, MaxProductNameLen, true); err != nil {

@@ -42,6 +42,7 @@ type Engine struct {
 	mu     sync.Mutex
 	cancel context.CancelFunc
 	done   chan struct{}
+	wake   chan struct{} // Wake: tick now (capacity 1: wakes coalesce)
 }
 
 // New builds an Engine. It fails only when its metrics cannot be registered
@@ -57,7 +58,7 @@ func New(svc Advancer, opts Options) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Engine{svc: svc, interval: opts.Interval, log: opts.Log, m: m}, nil
+	return &Engine{svc: svc, interval: opts.Interval, log: opts.Log, m: m, wake: make(chan struct{}, 1)}, nil
 }
 
 // Start runs the loop in a goroutine until ctx ends or Stop is called. It
@@ -75,6 +76,16 @@ func (e *Engine) Start(ctx context.Context) {
 		defer close(e.done)
 		e.loop(ctx)
 	}()
+}
+
+// Wake makes the engine tick as soon as it is not ticking (a job was just
+// created: its first notices should not wait for the interval). It never
+// blocks; wakes that arrive during a tick make one more tick.
+func (e *Engine) Wake() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Stop ends the loop and waits for the tick in progress to finish.
@@ -110,6 +121,7 @@ func (e *Engine) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-e.wake:
 		}
 	}
 }

@@ -199,3 +199,26 @@ func TestEngineDrivesAJob(t *testing.T) {
 		return err == nil && v.Job.State == ota.JobCompleted
 	})
 }
+
+// TestWakeTicksAtOnce: with an interval far longer than the test, a Wake
+// makes the next tick happen now, and wakes never block.
+func TestWakeTicksAtOnce(t *testing.T) {
+	adv := &countingAdvancer{}
+	e, err := rollout.New(adv, rollout.Options{Interval: time.Hour, Log: quiet, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Wake() // before Start: remembered, one tick's worth
+	e.Wake()
+	e.Start(context.Background())
+	defer e.Stop()
+	eventually(t, "the first tick and the tick of the early wake", func() bool { return adv.n.Load() >= 2 })
+	time.Sleep(50 * time.Millisecond)
+	if n := adv.n.Load(); n != 2 {
+		t.Fatalf("%d ticks after two wakes before Start, want 2 (they coalesce)", n)
+	}
+	for want := int64(3); want <= 5; want++ {
+		e.Wake()
+		eventually(t, "a tick after Wake", func() bool { return adv.n.Load() >= want })
+	}
+}

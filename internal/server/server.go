@@ -22,7 +22,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/updraft-ota/updraft/internal/api/aliyuniot"
 	devapi "github.com/updraft-ota/updraft/internal/api/device"
+	"github.com/updraft-ota/updraft/internal/api/enos"
 	"github.com/updraft-ota/updraft/internal/api/huaweiiotda"
 	"github.com/updraft-ota/updraft/internal/api/management"
 	"github.com/updraft-ota/updraft/internal/blob"
@@ -190,6 +192,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		return nil, err
 	}
 	eng.Start(s.runCtx)
+	s.svc.SetEngineWake(eng.Wake)
 	s.onShutdown(func(context.Context) error { eng.Stop(); return nil })
 
 	s.routes(blobHandler)
@@ -215,10 +218,17 @@ func (s *Server) routes(blobHandler http.Handler) {
 	s.mux.Handle(devapi.Prefix+"/", devapi.New(service.NewDeviceView(s.svc, service.DeviceViewOptions{}), devapi.Options{Log: s.log}))
 	// dialects: mount each vendor dialect's handler on s.mux at its own paths here.
 	huaweiiotda.New(s.svc, huaweiiotda.Options{Log: s.log}).Register(s.mux)
+	// Alibaba IoT RPC API: POST / and the OSS-style upload; GET / goes to it
+	// through the console when the console owns the root path.
+	aliyun := aliyuniot.New(s.svc, aliyuniot.Options{Log: s.log})
+	aliyun.Register(s.mux)
+	enos.New(s.svc, enos.Options{Log: s.log}).Register(s.mux)
 	// web console at / (--console); it leaves requests to / that carry an
 	// Action parameter to console.Options.RootAPI (the Alibaba RPC API).
 	if s.cfg.ConsoleEnabled() {
-		console.New(s.svc, console.Options{Log: s.log}).Register(s.mux)
+		console.New(s.svc, console.Options{Log: s.log, RootAPI: aliyun.Handler()}).Register(s.mux)
+	} else {
+		s.mux.Handle("GET /{$}", aliyun.Handler())
 	}
 }
 

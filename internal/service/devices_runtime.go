@@ -42,6 +42,33 @@ func moduleOrDefault(m string) string {
 	return m
 }
 
+// CurrentTask is the device's unfinished task on module (any of
+// ota.ActiveTaskStates), nil if none: the one task a device protocol reports
+// progress against or picks a reported version for. Protocols ask this
+// rather than listing tasks themselves.
+func (s *Service) CurrentTask(ctx context.Context, dev ota.DeviceRef, module string) (*ota.Task, error) {
+	return s.activeTask(ctx, dev, moduleOrDefault(module))
+}
+
+// PushNotice is what a front-end sends a device that has just connected or
+// started listening: NextNotice, but only for a job that pushes (NeedPush).
+// A pull-only job's notice goes to a device only when it asks (NextNotice).
+func (s *Service) PushNotice(ctx context.Context, dev ota.DeviceRef, module string) (*ota.Notice, error) {
+	module = moduleOrDefault(module)
+	t, err := s.activeTask(ctx, dev, module)
+	if err != nil || t == nil {
+		return nil, err
+	}
+	job, err := s.store.GetJob(ctx, t.TenantID, t.JobID)
+	if err != nil {
+		return nil, err
+	}
+	if !job.NeedPush {
+		return nil, nil
+	}
+	return s.NextNotice(ctx, dev, module)
+}
+
 // activeTask returns the device's unfinished task on module, nil if none.
 func (s *Service) activeTask(ctx context.Context, dev ota.DeviceRef, module string) (*ota.Task, error) {
 	tasks, _, err := s.store.ListTasks(ctx, store.TaskFilter{ProductKey: dev.ProductKey, Module: module,

@@ -128,6 +128,7 @@ func (s *Service) CreateJob(ctx context.Context, p Principal, in ota.Job) (ota.J
 	}
 	s.log.Info("job created", "job", job.ID, "tenant", job.TenantID, "package", job.PackageID, "type", job.Type,
 		"selection", job.Selection, "state", job.State)
+	s.wakeEngine() // start it now, not at the next tick
 	return job, nil
 }
 

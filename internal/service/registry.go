@@ -318,20 +318,37 @@ func (s *Service) CreateDevice(ctx context.Context, p Principal, in ota.Device) 
 	} else if err := checkDeviceSecret(in.Secret); err != nil {
 		return ota.Device{}, err
 	}
-	if _, err := s.GetProduct(ctx, p, in.ProductKey); err != nil {
+	prod, err := s.GetProduct(ctx, p, in.ProductKey)
+	if err != nil {
 		return ota.Device{}, err
 	}
+	in.ProtocolID = prod.Protocol.DeviceID(in.ProductKey, in.Name)
 	in.Online = false
 	in.LastSeen = time.Time{}
 	in.CreatedAt = s.clock.Now().UTC()
 	if err := s.store.CreateDevice(ctx, in); err != nil {
 		if ota.ErrorCode(err) == ota.CodeConflict {
+			if _, gerr := s.store.GetDevice(ctx, in.ProductKey, in.Name); gerr != nil && in.ProtocolID != "" {
+				// Not this pair: another product's device derives the same id.
+				return ota.Device{}, &ota.Error{Code: ota.CodeConflict, Field: "name",
+					Message: "device id " + quote(in.ProtocolID) + " (" + string(prod.Protocol) + " protocol: {product}_{device}) is already used by a device of another product: choose another device name"}
+			}
 			return ota.Device{}, &ota.Error{Code: ota.CodeConflict, Field: "name",
 				Message: "device " + quote(in.Name) + " already exists in product " + quote(in.ProductKey)}
 		}
 		return ota.Device{}, err
 	}
 	return in, nil
+}
+
+// ProductProtocol is the device protocol of a product, by key alone (device
+// front-ends dispatch a CONNECT and render a notice in it).
+func (s *Service) ProductProtocol(ctx context.Context, productKey string) (ota.Protocol, error) {
+	prod, err := s.store.FindProduct(ctx, productKey)
+	if err != nil {
+		return "", notFoundAs(err, "product", productKey)
+	}
+	return prod.Protocol, nil
 }
 
 // GetDevice returns a device of the caller's tenant. The secret is not

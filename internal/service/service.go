@@ -6,6 +6,7 @@ package service
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/updraft-ota/updraft/internal/blob"
@@ -78,7 +79,8 @@ type Service struct {
 	notifier Notifier
 	log      *slog.Logger
 	opts     Options
-	engine   engineState // the rollout engine's per-replica hints (engine.go)
+	engine   engineState            // the rollout engine's per-replica hints (engine.go)
+	wake     atomic.Pointer[func()] // wakes this replica's engine (wake.go)
 }
 
 // New builds a Service. notifier may be nil (NopNotifier) and set later with

@@ -21,8 +21,10 @@ type Store interface {
 	Devices
 	Packages
 	Buckets
+	Nonces
 	Jobs
 	Tasks
+	Tokens
 
 	// Migrate applies the embedded migrations not applied yet, in order, each
 	// in its own transaction. It is safe to call from several replicas.
@@ -167,6 +169,19 @@ type Buckets interface {
 	ClaimBucket(ctx context.Context, tenantID, bucket string, now time.Time) (owner string, err error)
 }
 
+// Nonces: request nonces already used, so that a signed request cannot be
+// replayed (Alibaba SignatureNonce). Kept in the store so that the memory
+// survives a restart and is shared by every replica.
+type Nonces interface {
+	// UseNonce records nonce under scope (an access key id) as used at now and
+	// reports whether it was new. Of concurrent uses of one nonce exactly one
+	// is new.
+	UseNonce(ctx context.Context, scope, nonce string, now time.Time) (fresh bool, err error)
+	// ForgetNonces removes nonces used before t (older than any timestamp the
+	// signature window still accepts) and returns how many went.
+	ForgetNonces(ctx context.Context, before time.Time) (int64, error)
+}
+
 // JobFilter selects jobs. Zero fields do not filter.
 type JobFilter struct {
 	TenantID    string
@@ -262,4 +277,31 @@ type Tasks interface {
 	// Concurrent callers never claim the same task (FOR UPDATE SKIP LOCKED on
 	// PostgreSQL, the single writer on SQLite).
 	ClaimTasks(ctx context.Context, jobID string, afterID int64, limit int, now time.Time) ([]ota.Task, error)
+}
+
+// APIToken is a bearer token a dialect's token service issued for an access
+// key (EnOS apim-accesstoken). Stored so that it survives restarts and works
+// on every replica.
+type APIToken struct {
+	Token       string
+	AccessKeyID string
+	TenantID    string
+	ExpiresAt   time.Time
+	CreatedAt   time.Time
+}
+
+// Tokens: issued bearer tokens and the one-time proofs used to obtain them.
+type Tokens interface {
+	// ClaimNonce records value in scope until expiresAt; CodeConflict if it
+	// is already recorded and not expired at now (a replayed proof). Expired
+	// nonces of scope are removed on the way.
+	ClaimNonce(ctx context.Context, scope, value string, expiresAt, now time.Time) error
+	// IssueToken stores t unless t.AccessKeyID already has a token that has
+	// not expired at now, and returns the key's current token either way.
+	IssueToken(ctx context.Context, t APIToken, now time.Time) (APIToken, error)
+	// ReplaceToken stores t as the key's only token (a refresh): the key's
+	// earlier tokens stop working.
+	ReplaceToken(ctx context.Context, t APIToken) error
+	// GetToken finds a token, expired or not (CodeNotFound if unknown).
+	GetToken(ctx context.Context, token string) (APIToken, error)
 }

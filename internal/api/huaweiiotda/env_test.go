@@ -139,7 +139,7 @@ func (e *env) client(mode string, opts ...clientOpt) *iotda.IoTDAClient {
 // product registers a product.
 func (e *env) product(key string) {
 	e.t.Helper()
-	if _, err := e.svc.CreateProduct(context.Background(), e.p, ota.Product{Key: key, Name: "Product " + key}); err != nil {
+	if _, err := e.svc.CreateProduct(context.Background(), e.p, ota.Product{Key: key, Name: "Product " + key, Protocol: ota.ProtocolHuawei}); err != nil {
 		e.t.Fatal(err)
 	}
 }

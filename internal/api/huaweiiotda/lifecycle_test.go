@@ -19,18 +19,29 @@ import (
 // MQTT protocol, the devices download, check and upgrade, and ShowBatchTask
 // reports them all Success; in the second run the last device fails its
 // package check and is reported Fail (the task PartialSuccess).
+//
+// LikeSDK runs the same with devices built the way the official device SDKs
+// behave (issue 8, item 1): they never SUBSCRIBE to their down topic and
+// report their versions only when asked with version_query, so they are
+// upgraded only because the broker subscribes them on connect and Updraft
+// asks for the version.
 func TestHuaweiDeviceLifecycle(t *testing.T) {
-	t.Run("AllSucceed", func(t *testing.T) { huaweiLifecycle(t, false) })
-	t.Run("OneFailsCheck", func(t *testing.T) { huaweiLifecycle(t, true) })
+	t.Run("AllSucceed", func(t *testing.T) { huaweiLifecycle(t, false, false) })
+	t.Run("OneFailsCheck", func(t *testing.T) { huaweiLifecycle(t, true, false) })
+	t.Run("LikeSDK", func(t *testing.T) { huaweiLifecycle(t, false, true) })
 }
 
-func huaweiLifecycle(t *testing.T, failLast bool) {
+func huaweiLifecycle(t *testing.T, failLast, likeSDK bool) {
 	e := newEnvWith(t, func(c *config.Config) { c.MQTTAddr = "127.0.0.1:0" })
 	ctx := context.Background()
 	// A product key with "_" and a shorter one that is its prefix: device
 	// ids resolve to the longest registered product key.
 	e.product("acme_x")
-	e.product("acme")
+	// "acme" is a native product: a Huawei product "acme" could not have a
+	// device "x_node_1" (its id would be acme_x/node_1's).
+	if _, err := e.svc.CreateProduct(ctx, e.p, ota.Product{Key: "acme", Name: "Native acme"}); err != nil {
+		t.Fatal(err)
+	}
 	const n = 5
 	var sims []*huaweiiotda.SimDevice
 	var targets []string
@@ -39,7 +50,7 @@ func huaweiLifecycle(t *testing.T, failLast bool) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sim := &huaweiiotda.SimDevice{DeviceID: huaweiiotda.DeviceID(d.ProductKey, d.Name), Secret: d.Secret, Broker: e.srv.MQTTAddr(), FwVersion: "V1.0", SwVersion: "S1"}
+		sim := &huaweiiotda.SimDevice{DeviceID: huaweiiotda.DeviceID(d.ProductKey, d.Name), Secret: d.Secret, Broker: e.srv.MQTTAddr(), FwVersion: "V1.0", SwVersion: "S1", LikeSDK: likeSDK}
 		if failLast && i == n {
 			sim.FailCode = 7 // reports a failed package check
 		}

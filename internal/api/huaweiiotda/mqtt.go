@@ -20,7 +20,6 @@ import (
 	"github.com/updraft-ota/updraft/internal/mqtt"
 	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/service"
-	"github.com/updraft-ota/updraft/internal/store"
 )
 
 // Device-side names.
@@ -169,16 +168,27 @@ func NewDevices(svc *service.Service, now func() time.Time) *Devices {
 // Name is "huawei".
 func (*Devices) Name() string { return "huawei" }
 
-// resolve finds the device a Huawei device_id names: the reading with the
-// longest registered product key.
+// resolve finds the device a Huawei device_id names: the device of a
+// Huawei-protocol product whose derived id it is. Such ids are unique across
+// the server (the store refuses a second), so at most one reading matches; a
+// device of a product on another protocol is never found here.
 func (d *Devices) resolve(ctx context.Context, deviceID string) (ota.Device, error) {
 	for _, ref := range SplitCandidates(deviceID) {
 		dev, err := d.svc.DeviceForAuth(ctx, ref)
 		switch ota.ErrorCode(err) {
 		case "":
-			return dev, nil
+			if dev.ProtocolID == deviceID {
+				return dev, nil
+			}
+			if dev.ProtocolID == "" {
+				// Stores read before ProtocolID was kept: ask the product.
+				if p, err := d.svc.ProductProtocol(ctx, ref.ProductKey); err != nil {
+					return ota.Device{}, err
+				} else if p == ota.ProtocolHuawei {
+					return dev, nil
+				}
+			}
 		case ota.CodeNotFound:
-			continue
 		default:
 			return ota.Device{}, err
 		}
@@ -228,11 +238,49 @@ func (d *Devices) Authenticate(ctx context.Context, c mqtt.Connect) (*mqtt.Sessi
 		Publish:     []string{own},
 		Subscribe:   []string{own},
 		NoticeTopic: DownTopic(deviceID),
+		// IoTDA subscribes a device to its system topics itself; the
+		// official SDKs never SUBSCRIBE to the down topic.
+		AutoSubscribe: []string{DownTopic(deviceID)},
 	}, nil
 }
 
 // Filters is every device's event up topic.
 func (*Devices) Filters() []string { return []string{UpTopic("+")} }
+
+// DeviceKey is the device_id of a $oc/devices/{device_id}/… topic.
+func (*Devices) DeviceKey(topic string) string {
+	rest, ok := strings.CutPrefix(topic, "$oc/devices/")
+	if !ok {
+		return topic
+	}
+	id, _, _ := strings.Cut(rest, "/")
+	return id
+}
+
+var _ mqtt.ConnectHook = (*Devices)(nil)
+
+// Connected sends version_query to a device whose version Updraft does not
+// know: the official SDKs report their versions only when asked, and a
+// device without a version gets no task of a job with source versions or a
+// dynamic job.
+func (d *Devices) Connected(ctx context.Context, s *mqtt.Session, link mqtt.Link) error {
+	dev, err := d.svc.DeviceForAuth(ctx, s.Device)
+	if err != nil {
+		return err
+	}
+	if dev.Version(ota.DefaultModule) != "" {
+		return nil
+	}
+	deviceID := DeviceID(dev.ProductKey, dev.Name)
+	msg := EventMessage{ObjectDeviceID: deviceID, Services: []Event{{
+		ServiceID: OTAServiceID, EventType: EventVersionQuery, EventTime: formatTime(d.now()), Paras: json.RawMessage("{}"),
+	}}}
+	b, err := json.Marshal(msg)
+	if err != nil {
+		return ota.Internal(err, "encoding version_query")
+	}
+	return link.Tell(ctx, DownTopic(deviceID), b)
+}
 
 // Handle processes $ota events: version_report and upgrade_progress_report.
 func (d *Devices) Handle(ctx context.Context, m mqtt.Message, link mqtt.Link) error {
@@ -287,14 +335,7 @@ func (d *Devices) Handle(ctx context.Context, m mqtt.Message, link mqtt.Link) er
 
 // activeTask is the device's unfinished task on module, nil if none.
 func (d *Devices) activeTask(ctx context.Context, dev ota.Device, module string) (*ota.Task, error) {
-	tasks, _, err := d.svc.ListTasks(ctx, service.Principal{TenantID: dev.TenantID}, store.TaskFilter{
-		ProductKey: dev.ProductKey, Module: module, Devices: []string{dev.Name},
-		States: []ota.TaskState{ota.TaskConfirm, ota.TaskQueued, ota.TaskNotified, ota.TaskInProgress, ota.TaskRetryWait},
-	}, store.Page{Limit: 1})
-	if err != nil || len(tasks) == 0 {
-		return nil, err
-	}
-	return &tasks[0], nil
+	return d.svc.CurrentTask(ctx, ota.DeviceRef{ProductKey: dev.ProductKey, Name: dev.Name}, module)
 }
 
 // versionReport records the device's version. Updraft keeps one version per

@@ -35,6 +35,12 @@ type SimDevice struct {
 	HTTP *http.Client
 	// OnEvent, if set, sees every $ota event the device receives.
 	OnEvent func(Event)
+	// LikeSDK makes the device behave as the official IoTDA device SDKs
+	// do: it never SUBSCRIBEs to its down topic (the platform subscribes
+	// it on connect) and reports its versions only when asked with
+	// version_query. Otherwise it subscribes and reports on connect, which
+	// a device needs on an external broker that subscribes no one.
+	LikeSDK bool
 
 	mu       sync.Mutex
 	c        paho.Client
@@ -51,7 +57,8 @@ func (d *SimDevice) versions() (fw, sw string) {
 // Versions returns what the device runs now.
 func (d *SimDevice) Versions() (fw, sw string) { return d.versions() }
 
-// Connect connects, subscribes to the down topic and reports the versions.
+// Connect connects, subscribes to the down topic and reports the versions
+// (with LikeSDK: connects only).
 func (d *SimDevice) Connect(ctx context.Context) error {
 	broker := d.Broker
 	if !strings.Contains(broker, "://") {
@@ -66,14 +73,19 @@ func (d *SimDevice) Connect(ctx context.Context) error {
 		SetCleanSession(true).
 		SetAutoReconnect(false).
 		SetConnectTimeout(10 * time.Second).
-		SetOrderMatters(false)
+		SetOrderMatters(false).
+		// Messages on topics it never subscribed to (the SDKs' case).
+		SetDefaultPublishHandler(d.onMessage)
 	c := paho.NewClient(o)
+	d.mu.Lock()
+	d.c = c // before CONNECT: a version_query may arrive with the CONNACK
+	d.mu.Unlock()
 	if err := wait(ctx, c.Connect()); err != nil {
 		return fmt.Errorf("huawei device %s: connect: %w", d.DeviceID, err)
 	}
-	d.mu.Lock()
-	d.c = c
-	d.mu.Unlock()
+	if d.LikeSDK {
+		return nil
+	}
 	if err := wait(ctx, c.Subscribe(DownTopic(d.DeviceID), 1, d.onMessage)); err != nil {
 		c.Disconnect(100)
 		return fmt.Errorf("huawei device %s: subscribe: %w", d.DeviceID, err)

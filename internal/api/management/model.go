@@ -74,17 +74,21 @@ type productCreate struct {
 	Key         string `json:"key"`
 	Name        string `json:"name"`
 	Description string `json:"description"`
+	Protocol    string `json:"protocol"`
+	Auth        string `json:"auth"`
 }
 
 type productJSON struct {
 	Key         string    `json:"key"`
 	Name        string    `json:"name"`
 	Description string    `json:"description"`
+	Protocol    string    `json:"protocol"`
+	Auth        string    `json:"auth"`
 	CreatedAt   time.Time `json:"created_at"`
 }
 
 func productFromOTA(p ota.Product) productJSON {
-	return productJSON{Key: p.Key, Name: p.Name, Description: p.Description, CreatedAt: utc(p.CreatedAt)}
+	return productJSON{Key: p.Key, Name: p.Name, Description: p.Description, Protocol: string(p.Protocol), Auth: string(p.Auth), CreatedAt: utc(p.CreatedAt)}
 }
 
 // Module JSON uses ota's field names (module_name, alias_name) so that

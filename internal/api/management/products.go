@@ -26,7 +26,8 @@ func (a *API) createProduct(w http.ResponseWriter, r *http.Request, p service.Pr
 	if err := httpx.DecodeJSON(w, r, &in, a.opts.MaxJSONBody); err != nil {
 		return err
 	}
-	prod, err := a.svc.CreateProduct(r.Context(), p, ota.Product{Key: in.Key, Name: in.Name, Description: in.Description})
+	prod, err := a.svc.CreateProduct(r.Context(), p, ota.Product{Key: in.Key, Name: in.Name, Description: in.Description,
+		Protocol: ota.Protocol(in.Protocol), Auth: ota.AuthMode(in.Auth)})
 	if err != nil {
 		return err
 	}

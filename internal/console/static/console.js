@@ -73,9 +73,12 @@
   var points = [];
   var $ = function (id) { return document.getElementById(id); };
   var text = function (id, v) { var el = $(id); if (el) el.textContent = v; };
-  function draw() {
-    var max = 1;
+  // The chart's height is the job's whole device count, so its lines read
+  // as the share of the fleet that succeeded or failed.
+  function draw(total) {
+    var max = Math.max(total, 1);
     points.forEach(function (p) { max = Math.max(max, p.s, p.f); });
+    if (points.length === 1) points.unshift({ t: points[0].t - 1000, s: points[0].s, f: points[0].f }); // a level line, not an invisible dot
     var t0 = points[0].t, span = Math.max(points[points.length - 1].t - t0, 1);
     function line(key) {
       return points.map(function (p) {
@@ -107,10 +110,10 @@
     text("job-finished", s.finished); text("job-total", s.total);
     var init = $("job-init"); if (init) init.hidden = !s.initializing;
     Object.keys(s.counts).forEach(function (k) { text("count-" + k, s.counts[k]); });
-    text("leg-succeeded", s.succeeded); text("leg-failed", s.failed); text("failed-total", s.failed_total);
+    text("leg-succeeded", s.succeeded); text("leg-failed", s.failed); text("failed-total", s.failed_total); text("failed-shown", s.failures.length);
     document.querySelectorAll("#job-actions form").forEach(function (f) {
       var ok = f.dataset.when.split(" ").indexOf(s.state) >= 0;
-      if (f.hasAttribute("data-needs-failed")) ok = ok && s.failed > 0;
+      if (f.dataset.needs) ok = ok && s.counts[f.dataset.needs] > 0;
       f.querySelector("button").hidden = !ok;
     });
     var body = $("failures").tBodies[0];
@@ -122,7 +125,7 @@
     });
     points.push({ t: s.at, s: s.succeeded, f: s.failed });
     if (points.length > 600) points.shift();
-    draw();
+    draw(s.total);
   });
   es.addEventListener("end", function () { es.close(); text("live-status", "finished"); });
   es.addEventListener("signedout", function () { es.close(); text("live-status", "signed out: reload to sign in again"); });

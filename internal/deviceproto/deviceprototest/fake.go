@@ -38,7 +38,8 @@ type Fake struct {
 	versions []VersionCall
 	progress []ProgressCall
 	connects map[ota.DeviceRef]int
-	fail     []error // returned by the next calls to ReportVersion/ReportProgress
+	protocol map[string]ota.Protocol // product key → protocol (native if unset)
+	fail     []error                 // returned by the next calls to ReportVersion/ReportProgress
 }
 
 // New returns an empty Fake.
@@ -47,7 +48,43 @@ func New() *Fake {
 		devices:  map[ota.DeviceRef]*ota.Device{},
 		pending:  map[pendingKey]ota.Notice{},
 		connects: map[ota.DeviceRef]int{},
+		protocol: map[string]ota.Protocol{},
 	}
+}
+
+// SetProtocol makes product speak protocol p (every product is native until
+// set).
+func (f *Fake) SetProtocol(product string, p ota.Protocol) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.protocol[product] = p
+}
+
+// ProductProtocol implements deviceproto.Devices.
+func (f *Fake) ProductProtocol(_ context.Context, product string) (ota.Protocol, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if p, ok := f.protocol[product]; ok {
+		return p, nil
+	}
+	return ota.ProtocolNative, nil
+}
+
+// CurrentTask implements deviceproto.Devices: the pending notice's task.
+func (f *Fake) CurrentTask(_ context.Context, ref ota.DeviceRef, module string) (*ota.Task, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, ok := f.pending[pendingKey{ref, module}]
+	if !ok {
+		return nil, nil
+	}
+	return &ota.Task{ID: n.TaskID, JobID: n.JobID, ProductKey: ref.ProductKey, DeviceName: ref.Name, Module: module,
+		ToVersion: n.Version, State: ota.TaskNotified}, nil
+}
+
+// PushNotice implements deviceproto.Devices (every pending notice pushes).
+func (f *Fake) PushNotice(ctx context.Context, ref ota.DeviceRef, module string) (*ota.Notice, error) {
+	return f.NextNotice(ctx, ref, module)
 }
 
 // AddDevice registers a device with its secret.

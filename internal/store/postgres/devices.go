@@ -14,20 +14,20 @@ import (
 )
 
 func (s *Store) CreateDevice(ctx context.Context, d ota.Device) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO devices (product_key, name, tenant_id, secret, groups, versions, online, last_seen, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		d.ProductKey, d.Name, d.TenantID, d.Secret, strs(d.Groups), sqlcommon.EncodeVersions(d.Versions), d.Online, ts(d.LastSeen), ts(d.CreatedAt))
-	err = conflictAs(translate(err, "create device"), "product %q already has a device %q", d.ProductKey, d.Name)
+	_, err := s.pool.Exec(ctx, `INSERT INTO devices (product_key, name, tenant_id, secret, groups, versions, online, last_seen, created_at, protocol_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULLIF($10, ''))`,
+		d.ProductKey, d.Name, d.TenantID, d.Secret, strs(d.Groups), sqlcommon.EncodeVersions(d.Versions), d.Online, ts(d.LastSeen), ts(d.CreatedAt), d.ProtocolID)
+	err = conflictAs(translate(err, "create device"), "product %q already has a device %q, or its device id %q is taken", d.ProductKey, d.Name, d.ProtocolID)
 	return notFoundRefAs(err, ota.NotFound("product", d.ProductKey))
 }
 
-const deviceColumns = `product_key, name, tenant_id, secret, groups, versions, online, last_seen, created_at`
+const deviceColumns = `product_key, name, tenant_id, secret, groups, versions, online, last_seen, created_at, COALESCE(protocol_id, '')`
 
 func scanDevice(row pgx.Row) (ota.Device, error) {
 	var d ota.Device
 	var versions string
 	var lastSeen, created pgtype.Timestamptz
-	if err := row.Scan(&d.ProductKey, &d.Name, &d.TenantID, &d.Secret, &d.Groups, &versions, &d.Online, &lastSeen, &created); err != nil {
+	if err := row.Scan(&d.ProductKey, &d.Name, &d.TenantID, &d.Secret, &d.Groups, &versions, &d.Online, &lastSeen, &created, &d.ProtocolID); err != nil {
 		return ota.Device{}, err
 	}
 	var err error

@@ -56,17 +56,17 @@ func (s *Store) GetAccessKey(ctx context.Context, id string) (ota.AccessKey, err
 // Products and modules.
 
 func (s *Store) CreateProduct(ctx context.Context, p ota.Product) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO products (key, tenant_id, name, description, created_at) VALUES ($1, $2, $3, $4, $5)`,
-		p.Key, p.TenantID, p.Name, p.Description, ts(p.CreatedAt))
+	_, err := s.pool.Exec(ctx, `INSERT INTO products (key, tenant_id, name, description, protocol, auth, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		p.Key, p.TenantID, p.Name, p.Description, string(p.Protocol), string(p.Auth), ts(p.CreatedAt))
 	return conflictAs(translate(err, "create product"), "product key %q is already taken: product keys are unique across tenants", p.Key)
 }
 
-const productColumns = `key, tenant_id, name, description, created_at`
+const productColumns = `key, tenant_id, name, description, protocol, auth, created_at`
 
 func scanProduct(row pgx.Row) (ota.Product, error) {
 	var p ota.Product
 	var created pgtype.Timestamptz
-	if err := row.Scan(&p.Key, &p.TenantID, &p.Name, &p.Description, &created); err != nil {
+	if err := row.Scan(&p.Key, &p.TenantID, &p.Name, &p.Description, &p.Protocol, &p.Auth, &created); err != nil {
 		return ota.Product{}, err
 	}
 	p.CreatedAt = fromTS(created)

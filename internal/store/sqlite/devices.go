@@ -16,10 +16,10 @@ import (
 // does not.
 func (s *Store) CreateDevice(ctx context.Context, d ota.Device) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO devices (product_key, name, tenant_id, secret, groups, online, last_seen, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err := tx.ExecContext(ctx, `INSERT INTO devices (product_key, name, tenant_id, secret, groups, online, last_seen, created_at, protocol_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''))`,
 			d.ProductKey, d.Name, d.TenantID, d.Secret, sqlcommon.EncodeStrings(d.Groups), dbBool(d.Online),
-			dbTime(d.LastSeen), dbTime(d.CreatedAt))
+			dbTime(d.LastSeen), dbTime(d.CreatedAt), d.ProtocolID)
 		if err != nil {
 			return err
 		}
@@ -43,7 +43,7 @@ func (s *Store) CreateDevice(ctx context.Context, d ota.Device) error {
 // deviceSelect reads a device with its versions folded into a JSON object.
 const deviceSelect = `SELECT d.tenant_id, d.product_key, d.name, d.secret, d.groups, d.online, d.last_seen, d.created_at,
 	(SELECT json_group_object(v.module, v.version) FROM device_versions v
-	 WHERE v.product_key = d.product_key AND v.device_name = d.name)
+	 WHERE v.product_key = d.product_key AND v.device_name = d.name), COALESCE(d.protocol_id, '')
 	FROM devices d`
 
 func scanDevice(r rowScanner) (ota.Device, error) {
@@ -51,7 +51,7 @@ func scanDevice(r rowScanner) (ota.Device, error) {
 	var groups, versions string
 	var online int
 	var lastSeen, created sql.NullInt64
-	if err := r.Scan(&d.TenantID, &d.ProductKey, &d.Name, &d.Secret, &groups, &online, &lastSeen, &created, &versions); err != nil {
+	if err := r.Scan(&d.TenantID, &d.ProductKey, &d.Name, &d.Secret, &groups, &online, &lastSeen, &created, &versions, &d.ProtocolID); err != nil {
 		return ota.Device{}, err
 	}
 	var err error

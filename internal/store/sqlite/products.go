@@ -68,20 +68,20 @@ func (s *Store) GetAccessKey(ctx context.Context, id string) (ota.AccessKey, err
 // CreateProduct adds a product; CodeConflict if the key exists in any tenant.
 func (s *Store) CreateProduct(ctx context.Context, p ota.Product) error {
 	_, err := s.write.ExecContext(ctx,
-		"INSERT INTO products (key, tenant_id, name, description, created_at) VALUES (?, ?, ?, ?, ?)",
-		p.Key, p.TenantID, p.Name, p.Description, dbTime(p.CreatedAt))
+		"INSERT INTO products (key, tenant_id, name, description, protocol, auth, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+		p.Key, p.TenantID, p.Name, p.Description, string(p.Protocol), string(p.Auth), dbTime(p.CreatedAt))
 	if ota.ErrorCode(dbError(err, "")) == ota.CodeConflict {
 		return ota.Errorf(ota.CodeConflict, "product key %q is already taken: choose another key", p.Key)
 	}
 	return dbError(err, "create product "+p.Key)
 }
 
-const productCols = "tenant_id, key, name, description, created_at"
+const productCols = "tenant_id, key, name, description, protocol, auth, created_at"
 
 func scanProduct(r rowScanner) (ota.Product, error) {
 	var p ota.Product
 	var created sql.NullInt64
-	if err := r.Scan(&p.TenantID, &p.Key, &p.Name, &p.Description, &created); err != nil {
+	if err := r.Scan(&p.TenantID, &p.Key, &p.Name, &p.Description, &p.Protocol, &p.Auth, &created); err != nil {
 		return ota.Product{}, err
 	}
 	p.CreatedAt = goTime(created)

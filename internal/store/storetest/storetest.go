@@ -70,7 +70,12 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Packages/CountRefs", testPackageRefs},
 
 		{"Buckets/Claim", testBucketClaim},
+		{"Tokens/Nonces", testTokenNonces},
+		{"Tokens/Issue", testTokenIssue},
 		{"Buckets/ClaimConcurrent", testBucketClaimConcurrent},
+
+		{"Nonces/Use", testNonces},
+		{"Nonces/UseConcurrent", testNoncesConcurrent},
 
 		{"Jobs/CreateGet", testJobCreateGet},
 		{"Jobs/List", testJobList},
