@@ -274,6 +274,9 @@ type Job struct {
 
 	State       JobState
 	StateReason string // why it is paused/canceled/completed early (abort threshold, finish time…)
+	// Outcome is set when the job ends (ota.Outcome of its final counts), so
+	// that jobs filter by it; empty while it runs.
+	Outcome JobOutcome
 	// Materialized is true once every task of the job's initial device set
 	// exists (for a dynamic job, later matches are added as devices report).
 	// MaterializeCursor is the engine's opaque resume point while

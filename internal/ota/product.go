@@ -1,6 +1,10 @@
 package ota
 
-import "time"
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"time"
+)
 
 // Product is a device model. Packages, jobs and devices belong to one product.
 type Product struct {
@@ -75,6 +79,7 @@ const MaxCustomModules = 10
 
 // Module is an independently versioned part of a device (MCU, modem, app…).
 type Module struct {
+	ID          string // ModuleID(ProductKey, Name), assigned by the store
 	TenantID    string
 	ProductKey  string
 	Name        string
@@ -119,4 +124,12 @@ func (m *Module) Validate() error {
 		return err
 	}
 	return CheckLen("description", m.Description, MaxDescriptionLen)
+}
+
+// ModuleID is a module's stable id (Huawei module_id): the first 12 bytes of
+// SHA-256 over product key, NUL, module name, in hex. Deterministic, so that
+// it is the same on every replica and can be computed for existing rows.
+func ModuleID(productKey, module string) string {
+	sum := sha256.Sum256([]byte(productKey + "\x00" + module))
+	return hex.EncodeToString(sum[:12])
 }

@@ -446,7 +446,17 @@ func (s *Service) notice(t *ota.Task, job *ota.Job, pkg *ota.Package, url string
 func (s *Service) endJob(ctx context.Context, job ota.Job, state ota.JobState, taskReason ota.Reason, why string) (ended bool, err error) {
 	now := s.clock.Now()
 	prev := job.State
+	// The outcome is of the counts once the unfinished tasks are canceled.
+	counts, err := s.store.CountTasks(ctx, job.ID)
+	if err != nil {
+		return false, err
+	}
+	final := ota.TaskCounts{ota.TaskCanceled: counts.Active()}
+	for _, st := range []ota.TaskState{ota.TaskSucceeded, ota.TaskFailed, ota.TaskCanceled, ota.TaskSkipped} {
+		final[st] += counts[st]
+	}
 	job.State, job.StateReason, job.FinishedAt, job.UpdatedAt = state, why, now, now
+	job.Outcome = ota.Outcome(state, final)
 	if err := s.store.UpdateJob(ctx, job, prev); err != nil {
 		return false, ignoreConflict(err)
 	}

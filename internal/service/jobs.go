@@ -23,8 +23,14 @@ type JobView struct {
 // the background (Counts then shows those created so far).
 func (v JobView) Initializing() bool { return !v.Job.Materialized }
 
-// Outcome is how the job went once it has ended (ota.Outcome).
-func (v JobView) Outcome() ota.JobOutcome { return ota.Outcome(v.Job.State, v.Counts) }
+// Outcome is how the job went once it has ended: as stored when it ended,
+// else (a job ended before outcomes were stored) from its counts.
+func (v JobView) Outcome() ota.JobOutcome {
+	if v.Job.Outcome != ota.OutcomeNone {
+		return v.Job.Outcome
+	}
+	return ota.Outcome(v.Job.State, v.Counts)
+}
 
 // TaskResult is the outcome of an operator action on one device's task.
 type TaskResult struct {
@@ -317,7 +323,7 @@ func (s *Service) RetryTasks(ctx context.Context, p Principal, jobID string, dev
 // tasks; a verify job's package is being verified again.
 func (s *Service) reopen(ctx context.Context, job ota.Job) error {
 	now := s.clock.Now()
-	job.State, job.StateReason, job.FinishedAt, job.UpdatedAt = ota.JobRunning, "", time.Time{}, now
+	job.State, job.StateReason, job.FinishedAt, job.UpdatedAt, job.Outcome = ota.JobRunning, "", time.Time{}, now, ota.OutcomeNone
 	if err := s.store.UpdateJob(ctx, job, ota.JobCompleted); err != nil {
 		return ignoreConflict(err)
 	}

@@ -199,6 +199,11 @@ func (s *Service) RegisterObject(ctx context.Context, p Principal, in ota.Packag
 	if err := s.checkObjectRef(bucket, key); err != nil {
 		return ota.Package{}, err
 	}
+	// The documented file types hold for every way a package is registered:
+	// the object's name is the package's file name.
+	if err := ota.CheckFileName("object_key", path.Base(key)); err != nil {
+		return ota.Package{}, err
+	}
 	if in.Region != "" {
 		if err := ota.CheckRegionName("region_name", in.Region); err != nil {
 			return ota.Package{}, err

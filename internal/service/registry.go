@@ -211,6 +211,7 @@ func (s *Service) CreateModule(ctx context.Context, p Principal, in ota.Module) 
 			"product %q already has %d custom modules, the most allowed: delete an unused one first", in.ProductKey, n)
 	}
 	in.CreatedAt = s.clock.Now().UTC()
+	in.ID = ota.ModuleID(in.ProductKey, in.Name) // what the store assigns
 	if err := s.store.CreateModule(ctx, in); err != nil {
 		if ota.ErrorCode(err) == ota.CodeConflict {
 			return ota.Module{}, &ota.Error{Code: ota.CodeConflict, Field: "module_name",
@@ -252,6 +253,13 @@ func (s *Service) ListModules(ctx context.Context, p Principal, productKey strin
 		return nil, 0, err
 	}
 	return s.store.ListModules(ctx, p.TenantID, productKey, clampPage(page))
+}
+
+// FindModules lists the caller's custom modules by id, highest first: of
+// one product (f.ProductKey), of all, or the one with f.ID.
+func (s *Service) FindModules(ctx context.Context, p Principal, f store.ModuleFilter, page store.Page) ([]ota.Module, int64, error) {
+	f.TenantID = p.TenantID
+	return s.store.FindModules(ctx, f, clampPage(page))
 }
 
 // UpdateModule changes a module's alias and description.

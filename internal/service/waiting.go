@@ -28,23 +28,20 @@ const maxWaitingPerDevice = 100
 // DeviceConnected and ReportVersion, or directly) whenever either changes.
 // It reads the device as stored, so call it after recording the change.
 func (s *Service) DeviceAvailable(ctx context.Context, dev ota.DeviceRef) error {
+	// The common case (a connect storm, nothing waiting) costs one indexed
+	// query; the device is read only when a task waits for it.
+	tasks, _, err := s.store.ListTasks(ctx, store.TaskFilter{ProductKey: dev.ProductKey,
+		Devices: []string{dev.Name}, States: []ota.TaskState{ota.TaskWaiting}, Limit: maxWaitingPerDevice},
+		store.Page{Limit: maxWaitingPerDevice}, false)
+	if err != nil || len(tasks) == 0 {
+		return err
+	}
 	d, err := s.store.GetDevice(ctx, dev.ProductKey, dev.Name)
 	if err != nil {
 		return err
 	}
-	return s.admitWaiting(ctx, &d, "")
-}
-
-// admitWaiting admits d's waiting tasks (on module only, when set).
-func (s *Service) admitWaiting(ctx context.Context, d *ota.Device, module string) error {
-	tasks, _, err := s.store.ListTasks(ctx, store.TaskFilter{ProductKey: d.ProductKey, Module: module,
-		Devices: []string{d.Name}, States: []ota.TaskState{ota.TaskWaiting}, Limit: maxWaitingPerDevice},
-		store.Page{Limit: maxWaitingPerDevice}, false)
-	if err != nil {
-		return err
-	}
 	for i := range tasks {
-		if err := s.admitTask(ctx, &tasks[i], d); err != nil {
+		if err := s.admitTask(ctx, &tasks[i], &d); err != nil {
 			return err
 		}
 	}

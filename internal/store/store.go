@@ -78,8 +78,18 @@ type Products interface {
 	CreateModule(ctx context.Context, m ota.Module) error // CodeConflict if (product, name) exists
 	GetModule(ctx context.Context, tenantID, productKey, name string) (ota.Module, error)
 	ListModules(ctx context.Context, tenantID, productKey string, page Page) ([]ota.Module, int64, error)
+	// FindModules lists a tenant's modules by id, highest first (Page.BeforeID
+	// pages by id): of one product, or of all, or the one with an id.
+	FindModules(ctx context.Context, f ModuleFilter, page Page) ([]ota.Module, int64, error)
 	UpdateModule(ctx context.Context, m ota.Module) error // alias and description only
 	DeleteModule(ctx context.Context, tenantID, productKey, name string) error
+}
+
+// ModuleFilter selects custom modules; TenantID is required.
+type ModuleFilter struct {
+	TenantID   string
+	ProductKey string
+	ID         string // ota.ModuleID
 }
 
 // DeviceFilter selects devices. Zero fields do not filter.
@@ -137,7 +147,12 @@ type PackageFilter struct {
 	Module     string
 	Kind       ota.PackageKind
 	Version    string
-	Name       string
+	Name       string // exactly this name
+	// NameContains: the name contains this text (case-sensitive).
+	NameContains string
+	Space        string // resource space label (Huawei app_id)
+	// VerifyStatuses: the verify status is one of these.
+	VerifyStatuses []ota.VerifyStatus
 }
 
 // Packages: registered upgrade packages.
@@ -192,6 +207,13 @@ type JobFilter struct {
 	PackageKind ota.PackageKind
 	Selection   ota.Selection
 	States      []ota.JobState
+	Space       string // resource space label (Huawei app_id)
+	// Outcome: ended jobs with this outcome (ota.Outcome, stored when the
+	// job ends).
+	Outcome ota.JobOutcome
+	// Materialized: when set, only jobs whose tasks all exist (true) or are
+	// still being created (false).
+	Materialized *bool
 }
 
 // Jobs: OTA jobs.

@@ -64,8 +64,8 @@ func TestWrongSecret(t *testing.T) {
 type recordingProxy struct {
 	*httptest.Server
 	method, url string
-	header       http.Header
-	body         []byte
+	header      http.Header
+	body        []byte
 }
 
 func newRecordingProxy(t *testing.T, target string) *recordingProxy {

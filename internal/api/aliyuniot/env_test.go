@@ -192,4 +192,3 @@ func str(v any) string {
 	b, _ := json.Marshal(v)
 	return strings.Trim(string(b), `"`)
 }
-

@@ -30,7 +30,7 @@ var uploadSuffixes = map[string]bool{"bin": true, "dav": true, "apk": true, "tar
 
 // operations is every Action served.
 func (a *API) operations() map[string]action {
-	return map[string]action{
+	m := map[string]action{
 		"GenerateOTAUploadURL": a.generateOTAUploadURL,
 		"CreateOTAFirmware":    a.createOTAFirmware,
 		"QueryOTAFirmware":     a.queryOTAFirmware,
@@ -38,6 +38,8 @@ func (a *API) operations() map[string]action {
 		"DeleteOTAFirmware":    a.deleteOTAFirmware,
 		"ModifyOTAFirmware":    a.modifyOTAFirmware,
 	}
+	a.jobOperations(m)
+	return m
 }
 
 // tenantBucket is the blob bucket a tenant's uploads go to: derived from the

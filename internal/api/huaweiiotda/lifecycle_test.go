@@ -26,12 +26,15 @@ import (
 // upgraded only because the broker subscribes them on connect and Updraft
 // asks for the version.
 func TestHuaweiDeviceLifecycle(t *testing.T) {
-	t.Run("AllSucceed", func(t *testing.T) { huaweiLifecycle(t, false, false) })
-	t.Run("OneFailsCheck", func(t *testing.T) { huaweiLifecycle(t, true, false) })
-	t.Run("LikeSDK", func(t *testing.T) { huaweiLifecycle(t, false, true) })
+	t.Run("AllSucceed", func(t *testing.T) { huaweiLifecycle(t, false, false, false) })
+	t.Run("OneFailsCheck", func(t *testing.T) { huaweiLifecycle(t, true, false, false) })
+	t.Run("LikeSDK", func(t *testing.T) { huaweiLifecycle(t, false, true, false) })
+	// Devices that report their versions only with $sdk_info (and ignore
+	// version_query): the report is recorded, not dropped.
+	t.Run("LikeSDKWithSDKInfo", func(t *testing.T) { huaweiLifecycle(t, false, true, true) })
 }
 
-func huaweiLifecycle(t *testing.T, failLast, likeSDK bool) {
+func huaweiLifecycle(t *testing.T, failLast, likeSDK, sdkInfo bool) {
 	e := newEnvWith(t, func(c *config.Config) { c.MQTTAddr = "127.0.0.1:0" })
 	ctx := context.Background()
 	// A product key with "_" and a shorter one that is its prefix: device
@@ -50,7 +53,7 @@ func huaweiLifecycle(t *testing.T, failLast, likeSDK bool) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sim := &huaweiiotda.SimDevice{DeviceID: huaweiiotda.DeviceID(d.ProductKey, d.Name), Secret: d.Secret, Broker: e.srv.MQTTAddr(), FwVersion: "V1.0", SwVersion: "S1", LikeSDK: likeSDK}
+		sim := &huaweiiotda.SimDevice{DeviceID: huaweiiotda.DeviceID(d.ProductKey, d.Name), Secret: d.Secret, Broker: e.srv.MQTTAddr(), FwVersion: "V1.0", SwVersion: "S1", LikeSDK: likeSDK, SDKInfo: sdkInfo}
 		if failLast && i == n {
 			sim.FailCode = 7 // reports a failed package check
 		}

@@ -2,8 +2,6 @@ package huaweiiotda
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/service"
+	"github.com/updraft-ota/updraft/internal/store"
 )
 
 // Huawei request-shape rules that have no native counterpart (and so no
@@ -132,6 +131,12 @@ type pageQuery struct {
 	limit  int
 	offset int
 	marker string // "" = from the newest
+}
+
+// storePage is the store's page for Huawei's marker (ids below it),
+// offset and limit.
+func (pq pageQuery) storePage() store.Page {
+	return store.Page{Limit: pq.limit, Offset: pq.offset, BeforeID: pq.marker}
 }
 
 type pageInfo struct {
@@ -475,7 +480,8 @@ func progressOf(c ota.TaskCounts) taskProgress {
 }
 
 // taskStatus derives a batch task's status from its job and counts.
-func taskStatus(j ota.Job, c ota.TaskCounts) string {
+func taskStatus(v service.JobView) string {
+	j := v.Job
 	switch j.State {
 	case ota.JobPlanned:
 		return statusWaitting
@@ -485,7 +491,7 @@ func taskStatus(j ota.Job, c ota.TaskCounts) string {
 		}
 		return statusProcessing
 	}
-	switch ota.Outcome(j.State, c) {
+	switch v.Outcome() { // stored when the job ended; listings filter by it
 	case ota.OutcomeCanceled:
 		return statusStopped
 	case ota.OutcomeSucceeded:
@@ -731,16 +737,16 @@ func minutesToDuration(minutes int32) time.Duration {
 }
 
 // fromJob renders a job as a batch task.
-func fromJob(v service.JobView, kind ota.PackageKind) batchTask {
+func fromJob(v service.JobView) batchTask {
 	j := v.Job
 	out := batchTask{
 		TaskID:       j.ID,
 		TaskName:     j.Name,
-		TaskType:     taskType(kind),
+		TaskType:     taskType(j.PackageKind),
 		NeedConfirm:  j.NeedConfirm,
 		TaskExtInfo:  extInfoFromJob(j.ExtInfo),
 		Document:     map[string]any{"package_id": j.PackageID, "package_ids": []string{j.PackageID}},
-		Status:       taskStatus(j, v.Counts),
+		Status:       taskStatus(v),
 		StatusDesc:   j.StateReason,
 		TaskProgress: progressOf(v.Counts),
 		CreateTime:   formatTime(j.CreatedAt),
@@ -797,15 +803,6 @@ type listOtaModulesResponse struct {
 	Page    pageInfo    `json:"page"`
 }
 
-// ModuleID is the stable IoTDA module_id of a module: the first 12 bytes of
-// SHA-256(product key, NUL, module name) in hex. Product keys are unique
-// across tenants, so the id is too; 24 hex digits fit Huawei's ≤36
-// [A-Za-z0-9-] and its marker paging.
-func ModuleID(productKey, module string) string {
-	sum := sha256.Sum256([]byte(productKey + "\x00" + module))
-	return hex.EncodeToString(sum[:12])
-}
-
 // checkAlias: alias_name is a module alias (ota's length rule) of Chinese
 // characters, letters, digits, _ - . only (Huawei).
 func checkAlias(s string) error {
@@ -817,7 +814,7 @@ func checkAlias(s string) error {
 
 func fromModule(m ota.Module, productName string) otaModule {
 	return otaModule{
-		ModuleID:    ModuleID(m.ProductKey, m.Name),
+		ModuleID:    m.ID,
 		ProductID:   m.ProductKey,
 		ProductName: productName,
 		ModuleName:  m.Name,

@@ -8,7 +8,7 @@ import (
 
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/services/iotda/v5/model"
 
-	"github.com/updraft-ota/updraft/internal/api/huaweiiotda"
+	"github.com/updraft-ota/updraft/internal/ota"
 )
 
 // TestOtaModules: create, list, show, update and delete in both signing
@@ -29,7 +29,7 @@ func TestOtaModules(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			id := huaweiiotda.ModuleID("prod1", "mcu")
+			id := ota.ModuleID("prod1", "mcu")
 			if created.HttpStatusCode != 201 || *created.ModuleId != id || *created.ModuleName != "mcu" || *created.AliasName != "主控_MCU" ||
 				*created.ProductName != "Product prod1" || *created.AppId != "app1" || !iotdaTS.MatchString(*created.CreateTime) {
 				t.Fatalf("create: %+v", created)
@@ -67,8 +67,11 @@ func TestOtaModules(t *testing.T) {
 			if l, err := c.ListBatchTasks(&model.ListBatchTasksRequest{TaskType: "moduleUpgrade"}); err != nil || len(*l.Batchtasks) != 1 {
 				t.Fatalf("module tasks: %+v %v", l, err)
 			}
+			// Its one target is not a registered device: the sub-task is
+			// skipped at once and the engine may complete the task before the
+			// stop arrives (then a conflict).
 			if _, err := c.StopBatchTask(&model.StopBatchTaskRequest{TaskId: *mt.TaskId}); err != nil {
-				t.Fatal(err)
+				wantAPIError(t, err, 409, "IOTDA.000409")
 			}
 			if _, err := c.DeleteBatchTask(&model.DeleteBatchTaskRequest{TaskId: *mt.TaskId}); err != nil {
 				t.Fatal(err)
@@ -120,7 +123,7 @@ func TestOtaModules(t *testing.T) {
 			if _, err := c.DeleteOtaPackage(&model.DeleteOtaPackageRequest{PackageId: *pkg.PackageId}); err != nil {
 				t.Fatal(err)
 			}
-			for _, mid := range []string{id, huaweiiotda.ModuleID("prod2", "modem")} {
+			for _, mid := range []string{id, ota.ModuleID("prod2", "modem")} {
 				del, err := c.DeleteOtaModule(&model.DeleteOtaModuleRequest{ModuleId: mid})
 				if err != nil || del.HttpStatusCode != 204 {
 					t.Fatalf("delete: %+v %v", del, err)
@@ -198,7 +201,7 @@ func TestOtaModuleLimits(t *testing.T) {
 	wantAPIError(t, err, 400, "IOTDA.000017")
 	_, err = c.ListOtaModules(&model.ListOtaModulesRequest{AppId: "app1", Offset: ptr(int32(501))})
 	wantAPIError(t, err, 400, "IOTDA.000006")
-	_, err = c.UpdateOtaModule(&model.UpdateOtaModuleRequest{ModuleId: huaweiiotda.ModuleID("prod1", "m2"), Body: &model.UpdateOtaModule{AliasName: ptr(strings.Repeat("a", 65))}})
+	_, err = c.UpdateOtaModule(&model.UpdateOtaModuleRequest{ModuleId: ota.ModuleID("prod1", "m2"), Body: &model.UpdateOtaModule{AliasName: ptr(strings.Repeat("a", 65))}})
 	wantAPIError(t, err, 400, "IOTDA.000006")
 	_, err = c.UpdateOtaModule(&model.UpdateOtaModuleRequest{ModuleId: "0123456789abcdef01234567", Body: &model.UpdateOtaModule{}})
 	wantAPIError(t, err, 404, "IOTDA.000404")

@@ -32,6 +32,11 @@ const (
 	EventSoftware       = "software_upgrade"
 	EventProgressReport = "upgrade_progress_report"
 
+	// The SDKs' device information report (reportDeviceInfo): paras
+	// device_sdk_version, sw_version, fw_version.
+	SDKInfoServiceID   = "$sdk_info"
+	EventSDKInfoReport = "sdk_info_report"
+
 	clientTimeFormat = "2006010215" // YYYYMMDDHH, UTC
 )
 
@@ -316,6 +321,14 @@ func (d *Devices) Handle(ctx context.Context, m mqtt.Message, link mqtt.Link) er
 	}
 	ref := ota.DeviceRef{ProductKey: dev.ProductKey, Name: dev.Name}
 	for _, ev := range msg.Services {
+		if ev.ServiceID == SDKInfoServiceID && ev.EventType == EventSDKInfoReport {
+			// The same versions as a version_report (device_sdk_version
+			// is ignored).
+			if err := d.versionReport(ctx, dev, ref, ev.Paras); err != nil {
+				return err
+			}
+			continue
+		}
 		if ev.ServiceID != OTAServiceID {
 			continue
 		}

@@ -12,7 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"sort"
+	"slices"
 	"time"
 
 	"github.com/updraft-ota/updraft/internal/api/httpx"
@@ -26,7 +26,6 @@ const PathPrefix = "/v5/iot/"
 
 const (
 	maxBodyBytes = 8 << 20 // a 30 000-target CreateBatchTask is about 4 MB
-	scanBatch    = 500     // page size when the dialect filters a listing itself
 )
 
 // Options configure the dialect.
@@ -186,26 +185,6 @@ func (a *API) productName(ctx context.Context, c *call, key string) string {
 	return prod.Name
 }
 
-// pageOf applies Huawei's marker/offset/limit to items sorted newest (highest
-// id) first, for listings the dialect filters itself.
-func pageOf[T any](items []T, id func(T) string, pq pageQuery) ([]T, pageInfo) {
-	info := pageInfo{Count: int64(len(items))}
-	start := 0
-	if pq.marker != "" {
-		start = sort.Search(len(items), func(i int) bool { return id(items[i]) < pq.marker })
-	}
-	start += pq.offset
-	if start > len(items) {
-		start = len(items)
-	}
-	end := min(start+pq.limit, len(items))
-	out := items[start:end]
-	if len(out) > 0 {
-		info.Marker = id(out[len(out)-1])
-	}
-	return out, info
-}
-
 // ---- packages ---------------------------------------------------------------
 
 func (a *API) createOtaPackage(ctx context.Context, c *call) (int, any, error) {
@@ -221,7 +200,13 @@ func (a *API) createOtaPackage(ctx context.Context, c *call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusCreated, fromPackage(pkg, a.productName(ctx, c, pkg.ProductKey), true), nil
+	out := fromPackage(pkg, a.productName(ctx, c, pkg.ProductKey), true)
+	// Seed 000: a sign_method the request carried is echoed (as the method
+	// used); one it left out stays out, as in the documented example.
+	if req.FileLocation != nil && req.FileLocation.ObsLocation != nil && req.FileLocation.ObsLocation.SignMethod != "" {
+		out.FileLocation.ObsLocation.SignMethod = string(pkg.SignMethod)
+	}
+	return http.StatusCreated, out, nil
 }
 
 func (a *API) listOtaPackages(ctx context.Context, c *call) (int, any, error) {
@@ -238,39 +223,14 @@ func (a *API) listOtaPackages(ctx context.Context, c *call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	f := store.PackageFilter{TenantID: c.p.TenantID, Kind: kind, ProductKey: q.Get("product_id"), Version: q.Get("version")}
-	var pkgs []ota.Package
-	var info pageInfo
-	if appID == "" {
-		var count int64
-		pkgs, count, err = a.svc.ListPackages(ctx, c.p, f, store.Page{Limit: pq.limit, Offset: pq.offset, BeforeID: pq.marker})
-		if err != nil {
-			return 0, nil, err
-		}
-		info.Count = count
-		if len(pkgs) > 0 {
-			info.Marker = pkgs[len(pkgs)-1].ID
-		}
-	} else {
-		// The package listing has no resource-space filter: scan and filter here.
-		var all []ota.Package
-		before := ""
-		for {
-			batch, _, err := a.svc.ListPackages(ctx, c.p, f, store.Page{Limit: scanBatch, BeforeID: before})
-			if err != nil {
-				return 0, nil, err
-			}
-			for _, p := range batch {
-				if p.Space == appID {
-					all = append(all, p)
-				}
-			}
-			if len(batch) < scanBatch {
-				break
-			}
-			before = batch[len(batch)-1].ID
-		}
-		pkgs, info = pageOf(all, func(p ota.Package) string { return p.ID }, pq)
+	f := store.PackageFilter{TenantID: c.p.TenantID, Kind: kind, ProductKey: q.Get("product_id"), Version: q.Get("version"), Space: appID}
+	pkgs, count, err := a.svc.ListPackages(ctx, c.p, f, pq.storePage())
+	if err != nil {
+		return 0, nil, err
+	}
+	info := pageInfo{Count: count}
+	if len(pkgs) > 0 {
+		info.Marker = pkgs[len(pkgs)-1].ID
 	}
 	out := listOtaPackagesResponse{Packages: []otaPackage{}, Page: info}
 	for _, p := range pkgs {
@@ -324,24 +284,7 @@ func (a *API) createBatchTask(ctx context.Context, c *call) (int, any, error) {
 	if err != nil {
 		view = service.JobView{Job: job, Counts: ota.TaskCounts{}}
 	}
-	return http.StatusCreated, fromJob(view, pkg.Kind), nil
-}
-
-// kindOf finds a job's package kind (task_type), which jobs do not carry. A
-// job whose package is gone is a module upgrade if it names a module, else a
-// firmware upgrade.
-func (a *API) kindOf(ctx context.Context, c *call, j ota.Job, cache map[string]ota.PackageKind) ota.PackageKind {
-	if k, ok := cache[j.PackageID]; ok {
-		return k
-	}
-	k := ota.KindFirmware
-	if pkg, err := a.svc.GetPackage(ctx, c.p, j.PackageID); err == nil {
-		k = pkg.Kind
-	} else if j.Module != "" && j.Module != ota.DefaultModule {
-		k = ota.KindModule
-	}
-	cache[j.PackageID] = k
-	return k
+	return http.StatusCreated, fromJob(view), nil
 }
 
 func (a *API) showBatchTask(ctx context.Context, c *call) (int, any, error) {
@@ -373,7 +316,7 @@ func (a *API) showBatchTask(ctx context.Context, c *call) (int, any, error) {
 		none = none || !ok
 	}
 	out := showBatchTaskResponse{
-		Batchtask:   fromJob(view, a.kindOf(ctx, c, view.Job, map[string]ota.PackageKind{})),
+		Batchtask:   fromJob(view),
 		TaskDetails: []taskDetail{},
 	}
 	if none {
@@ -393,16 +336,30 @@ func (a *API) showBatchTask(ctx context.Context, c *call) (int, any, error) {
 	return http.StatusOK, out, nil
 }
 
-// jobStatesFor narrows a ListBatchTasks status filter to job states.
-var jobStatesFor = map[string][]ota.JobState{
-	statusWaitting:       {ota.JobPlanned},
-	statusInitializing:   {ota.JobRunning, ota.JobPaused},
-	statusProcessing:     {ota.JobRunning, ota.JobPaused},
-	statusSuccess:        {ota.JobCompleted},
-	statusFail:           {ota.JobCompleted},
-	statusPartialSuccess: {ota.JobCompleted},
-	statusStopped:        {ota.JobCanceled},
-	statusStopping:       nil, // stopping is immediate in Updraft
+// jobFilterFor narrows a ListBatchTasks status filter to a job filter; ok
+// is false for a status no job has (Stopping: stopping is immediate).
+func jobFilterFor(status string) (f store.JobFilter, ok bool) {
+	materialized, initializing := true, false
+	switch status {
+	case "":
+	case statusWaitting:
+		f.States = []ota.JobState{ota.JobPlanned}
+	case statusInitializing:
+		f.States, f.Materialized = []ota.JobState{ota.JobRunning, ota.JobPaused}, &initializing
+	case statusProcessing:
+		f.States, f.Materialized = []ota.JobState{ota.JobRunning, ota.JobPaused}, &materialized
+	case statusSuccess:
+		f.States, f.Outcome = []ota.JobState{ota.JobCompleted}, ota.OutcomeSucceeded
+	case statusFail:
+		f.States, f.Outcome = []ota.JobState{ota.JobCompleted}, ota.OutcomeFailed
+	case statusPartialSuccess:
+		f.States, f.Outcome = []ota.JobState{ota.JobCompleted}, ota.OutcomePartial
+	case statusStopped:
+		f.States = []ota.JobState{ota.JobCanceled}
+	default:
+		return f, false
+	}
+	return f, status != statusStopping
 }
 
 func (a *API) listBatchTasks(ctx context.Context, c *call) (int, any, error) {
@@ -416,8 +373,7 @@ func (a *API) listBatchTasks(ctx context.Context, c *call) (int, any, error) {
 		return 0, nil, err
 	}
 	status := q.Get("status")
-	states, known := jobStatesFor[status]
-	if status != "" && !known {
+	if status != "" && !slices.Contains(taskStatuses, status) {
 		return 0, nil, ota.Invalid("status", "status %q is not one of %v", status, taskStatuses)
 	}
 	pq, err := parsePage(q)
@@ -425,50 +381,25 @@ func (a *API) listBatchTasks(ctx context.Context, c *call) (int, any, error) {
 		return 0, nil, err
 	}
 	out := listBatchTasksResponse{Batchtasks: []batchTask{}}
-	if status != "" && states == nil {
+	f, some := jobFilterFor(status)
+	if !some {
 		return http.StatusOK, out, nil
 	}
-	// Jobs do not record their package kind, so the listing is filtered here.
-	kinds := map[string]ota.PackageKind{}
-	views := map[string]service.JobView{}
-	var matched []ota.Job
-	before := ""
-	for {
-		batch, _, err := a.svc.ListJobs(ctx, c.p, store.JobFilter{TenantID: c.p.TenantID, States: states}, store.Page{Limit: scanBatch, BeforeID: before})
+	f.TenantID, f.PackageKind, f.Space = c.p.TenantID, kind, appID
+	jobs, count, err := a.svc.ListJobs(ctx, c.p, f, pq.storePage())
+	if err != nil {
+		return 0, nil, err
+	}
+	out.Page.Count = count
+	for _, j := range jobs {
+		v, err := a.svc.GetJob(ctx, c.p, j.ID)
 		if err != nil {
 			return 0, nil, err
 		}
-		for _, j := range batch {
-			if a.kindOf(ctx, c, j, kinds) != kind || appID != "" && j.Space != appID {
-				continue
-			}
-			if status != "" {
-				v, err := a.svc.GetJob(ctx, c.p, j.ID)
-				if err != nil {
-					return 0, nil, err
-				}
-				if taskStatus(v.Job, v.Counts) != status {
-					continue
-				}
-				views[j.ID] = v
-			}
-			matched = append(matched, j)
-		}
-		if len(batch) < scanBatch {
-			break
-		}
-		before = batch[len(batch)-1].ID
+		out.Batchtasks = append(out.Batchtasks, fromJob(v))
 	}
-	page, info := pageOf(matched, func(j ota.Job) string { return j.ID }, pq)
-	out.Page = info
-	for _, j := range page {
-		v, ok := views[j.ID]
-		if !ok {
-			if v, err = a.svc.GetJob(ctx, c.p, j.ID); err != nil {
-				return 0, nil, err
-			}
-		}
-		out.Batchtasks = append(out.Batchtasks, fromJob(v, kind))
+	if len(jobs) > 0 {
+		out.Page.Marker = jobs[len(jobs)-1].ID
 	}
 	return http.StatusOK, out, nil
 }
@@ -597,60 +528,15 @@ func (a *API) createOtaModule(ctx context.Context, c *call) (int, any, error) {
 	return http.StatusCreated, out, nil
 }
 
-// modules lists the custom modules of one product, or of all the tenant's
-// products, sorted by module_id, highest first (the marker order).
-func (a *API) modules(ctx context.Context, c *call, productKey string) ([]ota.Module, error) {
-	var products []string
-	if productKey != "" {
-		products = []string{productKey}
-	} else {
-		for off := 0; ; off += scanBatch {
-			batch, _, err := a.svc.ListProducts(ctx, c.p, store.Page{Limit: scanBatch, Offset: off})
-			if err != nil {
-				return nil, err
-			}
-			for _, p := range batch {
-				products = append(products, p.Key)
-				c.productNames[p.Key] = p.Name
-			}
-			if len(batch) < scanBatch {
-				break
-			}
-		}
-	}
-	var out []ota.Module
-	for _, pk := range products {
-		for off := 0; ; off += scanBatch {
-			batch, _, err := a.svc.ListModules(ctx, c.p, pk, store.Page{Limit: scanBatch, Offset: off})
-			if err != nil {
-				if productKey != "" && ota.ErrorCode(err) == ota.CodeNotFound {
-					return nil, nil
-				}
-				return nil, err
-			}
-			out = append(out, batch...)
-			if len(batch) < scanBatch {
-				break
-			}
-		}
-	}
-	sort.Slice(out, func(i, j int) bool {
-		return ModuleID(out[i].ProductKey, out[i].Name) > ModuleID(out[j].ProductKey, out[j].Name)
-	})
-	return out, nil
-}
-
 func (a *API) findModule(ctx context.Context, c *call, id string) (ota.Module, error) {
-	all, err := a.modules(ctx, c, "")
+	ms, _, err := a.svc.FindModules(ctx, c.p, store.ModuleFilter{ID: id}, store.Page{Limit: 1})
 	if err != nil {
 		return ota.Module{}, err
 	}
-	for _, m := range all {
-		if ModuleID(m.ProductKey, m.Name) == id {
-			return m, nil
-		}
+	if len(ms) == 0 {
+		return ota.Module{}, ota.NotFound("OTA module", id)
 	}
-	return ota.Module{}, ota.NotFound("OTA module", id)
+	return ms[0], nil
 }
 
 func (a *API) listOtaModules(ctx context.Context, c *call) (int, any, error) {
@@ -662,14 +548,16 @@ func (a *API) listOtaModules(ctx context.Context, c *call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	all, err := a.modules(ctx, c, q.Get("product_id"))
+	ms, count, err := a.svc.FindModules(ctx, c.p, store.ModuleFilter{ProductKey: q.Get("product_id")}, pq.storePage())
 	if err != nil {
 		return 0, nil, err
 	}
-	page, info := pageOf(all, func(m ota.Module) string { return ModuleID(m.ProductKey, m.Name) }, pq)
-	out := listOtaModulesResponse{Modules: []otaModule{}, Page: info}
-	for _, m := range page {
+	out := listOtaModulesResponse{Modules: []otaModule{}, Page: pageInfo{Count: count}}
+	for _, m := range ms {
 		out.Modules = append(out.Modules, fromModule(m, a.productName(ctx, c, m.ProductKey)))
+	}
+	if len(ms) > 0 {
+		out.Page.Marker = ms[len(ms)-1].ID
 	}
 	return http.StatusOK, out, nil
 }

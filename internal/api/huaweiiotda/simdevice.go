@@ -41,6 +41,10 @@ type SimDevice struct {
 	// version_query. Otherwise it subscribes and reports on connect, which
 	// a device needs on an external broker that subscribes no one.
 	LikeSDK bool
+	// SDKInfo makes a LikeSDK device report its versions once on connect
+	// with the SDKs' $sdk_info sdk_info_report (reportDeviceInfo) and
+	// ignore version_query.
+	SDKInfo bool
 
 	mu       sync.Mutex
 	c        paho.Client
@@ -84,6 +88,11 @@ func (d *SimDevice) Connect(ctx context.Context) error {
 		return fmt.Errorf("huawei device %s: connect: %w", d.DeviceID, err)
 	}
 	if d.LikeSDK {
+		if d.SDKInfo {
+			fw, sw := d.versions()
+			return d.publishService(ctx, SDKInfoServiceID, EventSDKInfoReport, map[string]string{
+				"device_sdk_version": "Go_v1.0.0", "fw_version": fw, "sw_version": sw})
+		}
 		return nil
 	}
 	if err := wait(ctx, c.Subscribe(DownTopic(d.DeviceID), 1, d.onMessage)); err != nil {
@@ -119,12 +128,16 @@ func wait(ctx context.Context, tok paho.Token) error {
 }
 
 func (d *SimDevice) publish(ctx context.Context, eventType string, paras any) error {
+	return d.publishService(ctx, OTAServiceID, eventType, paras)
+}
+
+func (d *SimDevice) publishService(ctx context.Context, serviceID, eventType string, paras any) error {
 	raw, err := json.Marshal(paras)
 	if err != nil {
 		return err
 	}
 	msg, err := json.Marshal(EventMessage{ObjectDeviceID: d.DeviceID, Services: []Event{{
-		ServiceID: OTAServiceID, EventType: eventType, EventTime: time.Now().UTC().Format(sdkDateFormat), Paras: raw,
+		ServiceID: serviceID, EventType: eventType, EventTime: time.Now().UTC().Format(sdkDateFormat), Paras: raw,
 	}}})
 	if err != nil {
 		return err
@@ -158,6 +171,9 @@ func (d *SimDevice) onMessage(_ paho.Client, m paho.Message) {
 		}
 		switch ev.EventType {
 		case EventVersionQuery:
+			if d.SDKInfo {
+				continue
+			}
 			go func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()

@@ -17,7 +17,7 @@ const jobColumns = `id, tenant_id, package_id, product_key, module, name, descri
 	start_at, finish_at, daily_window, max_concurrency, max_per_minute, retry_count, retry_interval_ns, timeout_seconds,
 	need_push, need_confirm, overwrite, allow_device_request, abort_failure_percent, abort_min_finished, tags, ext_info, space,
 	state, state_reason, materialized, materialize_cursor, created_at, updated_at, started_at, finished_at,
-	allow_downgrade, timeout_from, package_kind`
+	allow_downgrade, timeout_from, package_kind, outcome`
 
 func (s *Store) CreateJob(ctx context.Context, j ota.Job) error {
 	_, err := s.pool.Exec(ctx, insertJobSQL, jobArgs(j)...)
@@ -26,7 +26,7 @@ func (s *Store) CreateJob(ctx context.Context, j ota.Job) error {
 
 const insertJobSQL = `INSERT INTO jobs (` + jobColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
 		$11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35,
-		$36, $37, $38)`
+		$36, $37, $38, $39)`
 
 func jobArgs(j ota.Job) []any {
 	var window *string // NULL: no window
@@ -38,7 +38,7 @@ func jobArgs(j ota.Job) []any {
 		ts(j.Schedule.Start), ts(j.Schedule.Finish), window, j.MaxConcurrency, j.MaxPerMinute, j.Retry.Count, int64(j.Retry.Interval), j.TimeoutSeconds,
 		j.NeedPush, j.NeedConfirm, j.Overwrite, j.AllowDeviceRequest, j.Abort.FailurePercent, j.Abort.MinFinished, sqlcommon.EncodeTags(j.Tags), j.ExtInfo, j.Space,
 		j.State, j.StateReason, j.Materialized, j.MaterializeCursor, ts(j.CreatedAt), ts(j.UpdatedAt), ts(j.StartedAt), ts(j.FinishedAt),
-		j.AllowDowngrade, j.TimeoutFrom, j.PackageKind}
+		j.AllowDowngrade, j.TimeoutFrom, j.PackageKind, j.Outcome}
 }
 
 // CreateJobWithTasks creates the job and its tasks in one transaction.
@@ -110,7 +110,7 @@ func scanJob(row pgx.Row) (ota.Job, error) {
 		&start, &finish, &window, &j.MaxConcurrency, &j.MaxPerMinute, &j.Retry.Count, &retryNS, &j.TimeoutSeconds,
 		&j.NeedPush, &j.NeedConfirm, &j.Overwrite, &j.AllowDeviceRequest, &j.Abort.FailurePercent, &j.Abort.MinFinished, &tags, &j.ExtInfo, &j.Space,
 		&j.State, &j.StateReason, &j.Materialized, &j.MaterializeCursor, &created, &updated, &started, &finished,
-		&j.AllowDowngrade, &j.TimeoutFrom, &j.PackageKind)
+		&j.AllowDowngrade, &j.TimeoutFrom, &j.PackageKind, &j.Outcome)
 	if err != nil {
 		return ota.Job{}, err
 	}
@@ -159,6 +159,15 @@ func (s *Store) ListJobs(ctx context.Context, f store.JobFilter, page store.Page
 	if f.PackageKind != "" {
 		w.add("package_kind = %s", f.PackageKind)
 	}
+	if f.Space != "" {
+		w.add("space = %s", f.Space)
+	}
+	if f.Outcome != "" {
+		w.add("outcome = %s", f.Outcome)
+	}
+	if f.Materialized != nil {
+		w.add("materialized = %s", *f.Materialized)
+	}
 	if f.Selection != "" {
 		w.add("selection = %s", f.Selection)
 	}
@@ -190,10 +199,10 @@ func jobStates(states []ota.JobState) []string {
 // reason, materialization progress, and times.
 func (s *Store) UpdateJob(ctx context.Context, j ota.Job, expect ota.JobState) error {
 	tag, err := s.pool.Exec(ctx, `UPDATE jobs SET state = $4, state_reason = $5, materialized = $6, materialize_cursor = $7,
-			updated_at = $8, started_at = $9, finished_at = $10
+			updated_at = $8, started_at = $9, finished_at = $10, outcome = $11
 		WHERE tenant_id = $1 AND id = $2 AND state = $3`,
 		j.TenantID, j.ID, expect, j.State, j.StateReason, j.Materialized, j.MaterializeCursor,
-		ts(j.UpdatedAt), ts(j.StartedAt), ts(j.FinishedAt))
+		ts(j.UpdatedAt), ts(j.StartedAt), ts(j.FinishedAt), j.Outcome)
 	if err != nil {
 		return translate(err, "update job")
 	}

@@ -71,6 +71,19 @@ func (s *Store) ListPackages(ctx context.Context, f store.PackageFilter, page st
 	if f.Name != "" {
 		w.add("name = %s", f.Name)
 	}
+	if f.NameContains != "" {
+		w.add("strpos(name, %s) > 0", f.NameContains)
+	}
+	if f.Space != "" {
+		w.add("space = %s", f.Space)
+	}
+	if len(f.VerifyStatuses) > 0 {
+		statuses := make([]string, len(f.VerifyStatuses))
+		for i, v := range f.VerifyStatuses {
+			statuses[i] = string(v)
+		}
+		w.add("verify_status = ANY(%s)", statuses)
+	}
 	total, err := s.count(ctx, "packages", w, "count packages")
 	if err != nil {
 		return nil, 0, err

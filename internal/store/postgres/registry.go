@@ -103,19 +103,19 @@ func (s *Store) ListProducts(ctx context.Context, tenantID string, page store.Pa
 }
 
 func (s *Store) CreateModule(ctx context.Context, m ota.Module) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO modules (product_key, name, tenant_id, alias, description, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6)`,
-		m.ProductKey, m.Name, m.TenantID, m.Alias, m.Description, ts(m.CreatedAt))
+	_, err := s.pool.Exec(ctx, `INSERT INTO modules (product_key, name, tenant_id, alias, description, created_at, id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		m.ProductKey, m.Name, m.TenantID, m.Alias, m.Description, ts(m.CreatedAt), ota.ModuleID(m.ProductKey, m.Name))
 	err = conflictAs(translate(err, "create module"), "product %q already has a module %q", m.ProductKey, m.Name)
 	return notFoundRefAs(err, ota.NotFound("product", m.ProductKey))
 }
 
-const moduleColumns = `product_key, name, tenant_id, alias, description, created_at`
+const moduleColumns = `product_key, name, tenant_id, alias, description, created_at, id`
 
 func scanModule(row pgx.Row) (ota.Module, error) {
 	var m ota.Module
 	var created pgtype.Timestamptz
-	if err := row.Scan(&m.ProductKey, &m.Name, &m.TenantID, &m.Alias, &m.Description, &created); err != nil {
+	if err := row.Scan(&m.ProductKey, &m.Name, &m.TenantID, &m.Alias, &m.Description, &created, &m.ID); err != nil {
 		return ota.Module{}, err
 	}
 	m.CreatedAt = fromTS(created)
@@ -129,6 +129,29 @@ func (s *Store) GetModule(ctx context.Context, tenantID, productKey, name string
 		return ota.Module{}, notFoundAs(err, "get module", ota.NotFound("module", name))
 	}
 	return m, nil
+}
+
+// FindModules lists modules by id, highest first.
+func (s *Store) FindModules(ctx context.Context, f store.ModuleFilter, page store.Page) ([]ota.Module, int64, error) {
+	w := &where{}
+	w.add("tenant_id = %s", f.TenantID)
+	if f.ProductKey != "" {
+		w.add("product_key = %s", f.ProductKey)
+	}
+	if f.ID != "" {
+		w.add("id = %s", f.ID)
+	}
+	total, err := s.count(ctx, "modules", w, "count modules")
+	if err != nil {
+		return nil, 0, err
+	}
+	if page.BeforeID != "" {
+		w.add("id < %s", page.BeforeID)
+	}
+	q := `SELECT ` + moduleColumns + ` FROM modules` + w.String() +
+		` ORDER BY id DESC LIMIT ` + w.arg(limitOf(0, page)) + ` OFFSET ` + w.arg(page.Offset)
+	list, err := queryAll(ctx, s, "list modules", scanModule, q, w.args...)
+	return list, total, err
 }
 
 func (s *Store) ListModules(ctx context.Context, tenantID, productKey string, page store.Page) ([]ota.Module, int64, error) {

@@ -15,7 +15,8 @@ const jobCols = `id, tenant_id, package_id, product_key, module, name, descripti
 	schedule_start, schedule_finish, schedule_window, max_concurrency, max_per_minute, retry_count,
 	retry_interval_ns, timeout_seconds, need_push, need_confirm, overwrite, allow_device_request,
 	abort_failure_percent, abort_min_finished, tags, ext_info, space, state, state_reason, materialized,
-	materialize_cursor, created_at, updated_at, started_at, finished_at, allow_downgrade, timeout_from, package_kind`
+	materialize_cursor, created_at, updated_at, started_at, finished_at, allow_downgrade, timeout_from, package_kind,
+	outcome`
 
 // execer is a connection or a transaction.
 type execer interface {
@@ -29,7 +30,7 @@ func (s *Store) CreateJob(ctx context.Context, j ota.Job) error {
 
 func insertJob(ctx context.Context, db execer, j ota.Job) error {
 	_, err := db.ExecContext(ctx, "INSERT INTO jobs ("+jobCols+`) VALUES (
-		?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		j.ID, j.TenantID, j.PackageID, j.ProductKey, j.Module, j.Name, j.Description, string(j.Type), string(j.Selection),
 		sqlcommon.EncodeTarget(j.Target), dbTime(j.Schedule.Start), dbTime(j.Schedule.Finish),
 		sqlcommon.EncodeWindow(j.Schedule.Window), j.MaxConcurrency, j.MaxPerMinute, j.Retry.Count,
@@ -37,7 +38,7 @@ func insertJob(ctx context.Context, db execer, j ota.Job) error {
 		dbBool(j.AllowDeviceRequest), j.Abort.FailurePercent, j.Abort.MinFinished, sqlcommon.EncodeTags(j.Tags),
 		j.ExtInfo, j.Space, string(j.State), j.StateReason, dbBool(j.Materialized), j.MaterializeCursor,
 		dbTime(j.CreatedAt), dbTime(j.UpdatedAt), dbTime(j.StartedAt), dbTime(j.FinishedAt),
-		dbBool(j.AllowDowngrade), string(j.TimeoutFrom), string(j.PackageKind))
+		dbBool(j.AllowDowngrade), string(j.TimeoutFrom), string(j.PackageKind), string(j.Outcome))
 	if ota.ErrorCode(dbError(err, "")) == ota.CodeConflict {
 		return ota.Errorf(ota.CodeConflict, "job %q already exists", j.ID)
 	}
@@ -151,7 +152,7 @@ func insertTargetTasks(ctx context.Context, tx *sql.Tx, jobID string, tasks []ot
 
 func scanJob(r rowScanner) (ota.Job, error) {
 	var j ota.Job
-	var typ, sel, target, window, overwrite, tags, state, timeoutFrom, kind string
+	var typ, sel, target, window, overwrite, tags, state, timeoutFrom, kind, outcome string
 	var needPush, needConfirm, allowReq, materialized, allowDowngrade int
 	var retryInterval int64
 	var start, finish, created, updated, started, finished sql.NullInt64
@@ -159,7 +160,7 @@ func scanJob(r rowScanner) (ota.Job, error) {
 		&start, &finish, &window, &j.MaxConcurrency, &j.MaxPerMinute, &j.Retry.Count,
 		&retryInterval, &j.TimeoutSeconds, &needPush, &needConfirm, &overwrite, &allowReq,
 		&j.Abort.FailurePercent, &j.Abort.MinFinished, &tags, &j.ExtInfo, &j.Space, &state, &j.StateReason, &materialized,
-		&j.MaterializeCursor, &created, &updated, &started, &finished, &allowDowngrade, &timeoutFrom, &kind)
+		&j.MaterializeCursor, &created, &updated, &started, &finished, &allowDowngrade, &timeoutFrom, &kind, &outcome)
 	if err != nil {
 		return ota.Job{}, err
 	}
@@ -175,6 +176,7 @@ func scanJob(r rowScanner) (ota.Job, error) {
 	j.AllowDowngrade = allowDowngrade != 0
 	j.TimeoutFrom = ota.TimeoutFrom(timeoutFrom)
 	j.PackageKind = ota.PackageKind(kind)
+	j.Outcome = ota.JobOutcome(outcome)
 	j.Schedule.Start = goTime(start)
 	j.Schedule.Finish = goTime(finish)
 	j.CreatedAt = goTime(created)
@@ -223,6 +225,15 @@ func (s *Store) ListJobs(ctx context.Context, f store.JobFilter, page store.Page
 	if f.PackageKind != "" {
 		w.add("package_kind = ?", string(f.PackageKind))
 	}
+	if f.Space != "" {
+		w.add("space = ?", f.Space)
+	}
+	if f.Outcome != "" {
+		w.add("outcome = ?", string(f.Outcome))
+	}
+	if f.Materialized != nil {
+		w.add("materialized = ?", dbBool(*f.Materialized))
+	}
 	if f.Selection != "" {
 		w.add("selection = ?", string(f.Selection))
 	}
@@ -253,9 +264,9 @@ func (s *Store) ListJobs(ctx context.Context, f store.JobFilter, page store.Page
 func (s *Store) UpdateJob(ctx context.Context, j ota.Job, expect ota.JobState) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE jobs SET state = ?, state_reason = ?, materialized = ?, materialize_cursor = ?,
-			updated_at = ?, started_at = ?, finished_at = ? WHERE id = ? AND tenant_id = ? AND state = ?`,
+			updated_at = ?, started_at = ?, finished_at = ?, outcome = ? WHERE id = ? AND tenant_id = ? AND state = ?`,
 			string(j.State), j.StateReason, dbBool(j.Materialized), j.MaterializeCursor,
-			dbTime(j.UpdatedAt), dbTime(j.StartedAt), dbTime(j.FinishedAt), j.ID, j.TenantID, string(expect))
+			dbTime(j.UpdatedAt), dbTime(j.StartedAt), dbTime(j.FinishedAt), string(j.Outcome), j.ID, j.TenantID, string(expect))
 		if err != nil {
 			return err
 		}

@@ -87,6 +87,15 @@ func (s *Store) ListPackages(ctx context.Context, f store.PackageFilter, page st
 	if f.Name != "" {
 		w.add("name = ?", f.Name)
 	}
+	if f.NameContains != "" {
+		w.add("instr(name, ?) > 0", f.NameContains)
+	}
+	if f.Space != "" {
+		w.add("space = ?", f.Space)
+	}
+	if len(f.VerifyStatuses) > 0 {
+		w.in("verify_status", stateStrings(f.VerifyStatuses))
+	}
 	var total int64
 	if err := s.read.QueryRowContext(ctx, "SELECT count(*) FROM packages"+w.String(), w.args...).Scan(&total); err != nil {
 		return nil, 0, dbError(err, "count packages")

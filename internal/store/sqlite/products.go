@@ -123,8 +123,8 @@ func (s *Store) ListProducts(ctx context.Context, tenantID string, page store.Pa
 // CodeNotFound if the product does not.
 func (s *Store) CreateModule(ctx context.Context, m ota.Module) error {
 	_, err := s.write.ExecContext(ctx,
-		"INSERT INTO modules (product_key, name, tenant_id, alias, description, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-		m.ProductKey, m.Name, m.TenantID, m.Alias, m.Description, dbTime(m.CreatedAt))
+		"INSERT INTO modules (product_key, name, tenant_id, alias, description, created_at, id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+		m.ProductKey, m.Name, m.TenantID, m.Alias, m.Description, dbTime(m.CreatedAt), ota.ModuleID(m.ProductKey, m.Name))
 	switch ota.ErrorCode(dbError(err, "")) {
 	case ota.CodeConflict:
 		return ota.Errorf(ota.CodeConflict, "module %q of product %q already exists", m.Name, m.ProductKey)
@@ -134,12 +134,12 @@ func (s *Store) CreateModule(ctx context.Context, m ota.Module) error {
 	return dbError(err, "create module "+m.Name)
 }
 
-const moduleCols = "tenant_id, product_key, name, alias, description, created_at"
+const moduleCols = "tenant_id, product_key, name, alias, description, created_at, id"
 
 func scanModule(r rowScanner) (ota.Module, error) {
 	var m ota.Module
 	var created sql.NullInt64
-	if err := r.Scan(&m.TenantID, &m.ProductKey, &m.Name, &m.Alias, &m.Description, &created); err != nil {
+	if err := r.Scan(&m.TenantID, &m.ProductKey, &m.Name, &m.Alias, &m.Description, &created, &m.ID); err != nil {
 		return ota.Module{}, err
 	}
 	m.CreatedAt = goTime(created)
@@ -153,6 +153,32 @@ func (s *Store) GetModule(ctx context.Context, tenantID, productKey, name string
 		return ota.Module{}, ota.NotFound("module", name)
 	}
 	return m, dbError(err, "get module "+name)
+}
+
+// FindModules lists modules by id, highest first.
+func (s *Store) FindModules(ctx context.Context, f store.ModuleFilter, page store.Page) ([]ota.Module, int64, error) {
+	var w where
+	w.add("tenant_id = ?", f.TenantID)
+	if f.ProductKey != "" {
+		w.add("product_key = ?", f.ProductKey)
+	}
+	if f.ID != "" {
+		w.add("id = ?", f.ID)
+	}
+	var total int64
+	if err := s.read.QueryRowContext(ctx, "SELECT count(*) FROM modules"+w.String(), w.args...).Scan(&total); err != nil {
+		return nil, 0, dbError(err, "count modules")
+	}
+	if page.BeforeID != "" {
+		w.add("id < ?", page.BeforeID)
+	}
+	rows, err := s.read.QueryContext(ctx, "SELECT "+moduleCols+" FROM modules"+w.String()+" ORDER BY id DESC LIMIT ? OFFSET ?",
+		append(w.args, sqlcommon.Limit(page.Limit, 0), page.Offset)...)
+	if err != nil {
+		return nil, 0, dbError(err, "list modules")
+	}
+	out, err := collect(rows, scanModule)
+	return out, total, dbError(err, "list modules")
 }
 
 func (s *Store) ListModules(ctx context.Context, tenantID, productKey string, page store.Page) ([]ota.Module, int64, error) {

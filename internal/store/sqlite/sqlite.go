@@ -222,7 +222,41 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return dbError(err, "apply migration "+m.name)
 		}
 	}
-	return nil
+	return s.backfillModuleIDs(ctx)
+}
+
+// backfillModuleIDs gives modules created before the rollout_filters
+// migration their id.
+// SQLite has no SHA-256 in SQL (PostgreSQL's migration computes it), so it
+// is done here, once per such row.
+func (s *Store) backfillModuleIDs(ctx context.Context) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, "SELECT product_key, name FROM modules WHERE id = ''")
+		if err != nil {
+			return err
+		}
+		var keys [][2]string
+		for rows.Next() {
+			var k [2]string
+			if err := rows.Scan(&k[0], &k[1]); err != nil {
+				rows.Close()
+				return err
+			}
+			keys = append(keys, k)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if _, err := tx.ExecContext(ctx, "UPDATE modules SET id = ? WHERE product_key = ? AND name = ?",
+				ota.ModuleID(k[0], k[1]), k[0], k[1]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return dbError(err, "backfill module ids")
 }
 
 // SchemaVersion returns the highest applied migration (0 before Migrate) and

@@ -357,3 +357,53 @@ func testJobSettings(t *testing.T, s store.Store) {
 	missing := newJob("acme", "pA", "pk1", at(time.Hour))
 	wantCode(t, s.UpdateJobSettings(ctx, missing), ota.CodeNotFound, "UpdateJobSettings on a missing job")
 }
+
+// testJobFilters: resource space, outcome and materialization, in SQL.
+func testJobFilters(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	var js []ota.Job
+	add := func(space string, state ota.JobState, outcome ota.JobOutcome, materialized bool) {
+		j := newJob("acme", "pA", "pk1", at(time.Duration(len(js))*time.Second))
+		j.Space, j.State, j.Outcome, j.Materialized = space, state, outcome, materialized
+		js = append(js, mustJob(t, s, j))
+	}
+	add("app1", ota.JobRunning, ota.OutcomeNone, false)       // 0
+	add("app1", ota.JobRunning, ota.OutcomeNone, true)        // 1
+	add("app2", ota.JobCompleted, ota.OutcomeSucceeded, true) // 2
+	add("app1", ota.JobCompleted, ota.OutcomePartial, true)   // 3
+	add("app1", ota.JobCanceled, ota.OutcomeCanceled, true)   // 4
+	ids := func(idx ...int) []string {
+		out := make([]string, len(idx))
+		for i, j := range idx {
+			out[i] = js[j].ID
+		}
+		return out
+	}
+	yes, no := true, false
+	for _, c := range []struct {
+		name string
+		f    store.JobFilter
+		want []string
+	}{
+		{"space", store.JobFilter{Space: "app1"}, ids(4, 3, 1, 0)},
+		{"outcome", store.JobFilter{Outcome: ota.OutcomePartial}, ids(3)},
+		{"materialized", store.JobFilter{States: []ota.JobState{ota.JobRunning}, Materialized: &yes}, ids(1)},
+		{"initializing", store.JobFilter{Materialized: &no}, ids(0)},
+		{"space and outcome", store.JobFilter{Space: "app2", Outcome: ota.OutcomeSucceeded}, ids(2)},
+	} {
+		c.f.TenantID = "acme"
+		got, total, err := s.ListJobs(ctx, c.f, store.Page{})
+		mustOK(t, err, "ListJobs "+c.name)
+		wantEqual(t, c.want, jobIDs(got), c.name)
+		wantTotal(t, total, int64(len(c.want)), c.name)
+	}
+	// UpdateJob writes the outcome (the engine sets it when the job ends).
+	j := js[1]
+	j.State, j.Outcome, j.UpdatedAt = ota.JobCompleted, ota.OutcomeFailed, at(time.Hour)
+	mustOK(t, s.UpdateJob(ctx, j, ota.JobRunning), "UpdateJob outcome")
+	got, err := s.GetJob(ctx, "acme", j.ID)
+	mustOK(t, err, "GetJob")
+	if got.Outcome != ota.OutcomeFailed {
+		t.Fatalf("outcome %q after UpdateJob", got.Outcome)
+	}
+}

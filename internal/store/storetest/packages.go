@@ -228,3 +228,48 @@ func testPackageInfo(t *testing.T, s store.Store) {
 	edit.Name = "fw-c"
 	wantCode(t, s.UpdatePackageInfo(ctx, edit), ota.CodeNotFound, "UpdatePackageInfo on a missing package")
 }
+
+// testPackageFilters: resource space, verify status and name search, paged
+// in SQL like every listing.
+func testPackageFilters(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	var ps []ota.Package // oldest first
+	add := func(name, space string, status ota.VerifyStatus, kind ota.PackageKind, module string) {
+		p := newPackage("acme", "pk1", name, "2.0", at(time.Duration(len(ps))*time.Second))
+		p.Space, p.VerifyStatus, p.Kind, p.Module = space, status, kind, module
+		ps = append(ps, mustPackage(t, s, p))
+	}
+	add("alpha-fw", "app1", ota.VerifyNotNeeded, ota.KindFirmware, ota.DefaultModule) // 0
+	add("beta-fw", "app2", ota.VerifyPending, ota.KindFirmware, ota.DefaultModule)    // 1
+	add("alpha-sw", "app1", ota.VerifyPassed, ota.KindSoftware, ota.DefaultModule)    // 2
+	add("gamma-mod", "app1", ota.VerifyFailed, ota.KindModule, "wifi")                // 3
+	ids := func(idx ...int) []string {
+		out := make([]string, len(idx))
+		for i, j := range idx {
+			out[i] = ps[j].ID
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name string
+		f    store.PackageFilter
+		p    store.Page
+		want []string
+		tot  int64
+	}{
+		{"space", store.PackageFilter{Space: "app1"}, store.Page{}, ids(3, 2, 0), 3},
+		{"space paged", store.PackageFilter{Space: "app1"}, store.Page{Limit: 1, BeforeID: ps[3].ID}, ids(2), 3},
+		{"space and kind", store.PackageFilter{Space: "app1", Kind: ota.KindFirmware}, store.Page{}, ids(0), 1},
+		{"module", store.PackageFilter{Module: "wifi"}, store.Page{}, ids(3), 1},
+		{"verify statuses", store.PackageFilter{VerifyStatuses: []ota.VerifyStatus{ota.VerifyPending, ota.VerifyFailed}}, store.Page{}, ids(3, 1), 2},
+		{"name contains", store.PackageFilter{NameContains: "alpha"}, store.Page{}, ids(2, 0), 2},
+		{"name contains is literal", store.PackageFilter{NameContains: "%"}, store.Page{}, nil, 0},
+		{"name contains, case-sensitive", store.PackageFilter{NameContains: "ALPHA"}, store.Page{}, nil, 0},
+	} {
+		c.f.TenantID = "acme"
+		got, total, err := s.ListPackages(ctx, c.f, c.p)
+		mustOK(t, err, "ListPackages "+c.name)
+		wantEqual(t, c.want, packageIDs(got), c.name)
+		wantTotal(t, total, c.tot, c.name)
+	}
+}

@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -157,6 +159,10 @@ func testModules(t *testing.T, s store.Store) {
 	for _, m := range []ota.Module{mcu, modem, app} {
 		mustOK(t, s.CreateModule(ctx, m), "CreateModule "+m.Name)
 	}
+	// The store assigns each module its id.
+	for _, m := range []*ota.Module{&mcu, &modem, &app} {
+		m.ID = ota.ModuleID(m.ProductKey, m.Name)
+	}
 	mustOK(t, s.CreateModule(ctx, ota.Module{TenantID: "acme", ProductKey: "pk2", Name: "mcu", CreatedAt: base}),
 		"CreateModule with the same name in another product")
 	wantCode(t, s.CreateModule(ctx, ota.Module{TenantID: "acme", ProductKey: "pk1", Name: "mcu"}), ota.CodeConflict,
@@ -209,4 +215,46 @@ func testModules(t *testing.T, s store.Store) {
 	_, total, err = s.ListModules(ctx, "acme", "pk1", store.Page{})
 	mustOK(t, err, "ListModules after delete")
 	wantTotal(t, total, 2, "ListModules after delete")
+}
+
+// testFindModules: modules by id across products, highest id first, paged
+// by id; the one with an id.
+func testFindModules(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	mustProduct(t, s, "acme", "pk1", "one")
+	mustProduct(t, s, "acme", "pk2", "two")
+	mustProduct(t, s, "globex", "pk3", "three")
+	var all []ota.Module
+	for _, m := range []ota.Module{{TenantID: "acme", ProductKey: "pk1", Name: "mcu"}, {TenantID: "acme", ProductKey: "pk1", Name: "modem"},
+		{TenantID: "acme", ProductKey: "pk2", Name: "mcu"}, {TenantID: "globex", ProductKey: "pk3", Name: "mcu"}} {
+		m.CreatedAt = base
+		mustOK(t, s.CreateModule(ctx, m), "CreateModule")
+		m.ID = ota.ModuleID(m.ProductKey, m.Name)
+		if m.TenantID == "acme" {
+			all = append(all, m)
+		}
+	}
+	slices.SortFunc(all, func(a, b ota.Module) int { return strings.Compare(b.ID, a.ID) })
+	got, total, err := s.FindModules(ctx, store.ModuleFilter{TenantID: "acme"}, store.Page{})
+	mustOK(t, err, "FindModules")
+	wantTotal(t, total, 3, "FindModules")
+	wantEqual(t, all, got, "modules by id, highest first")
+	got, _, err = s.FindModules(ctx, store.ModuleFilter{TenantID: "acme"}, store.Page{BeforeID: all[0].ID, Limit: 1})
+	mustOK(t, err, "FindModules paged")
+	wantEqual(t, all[1:2], got, "second page of one")
+	got, total, err = s.FindModules(ctx, store.ModuleFilter{TenantID: "acme", ID: ota.ModuleID("pk2", "mcu")}, store.Page{})
+	mustOK(t, err, "FindModules by id")
+	if total != 1 || len(got) != 1 || got[0].ProductKey != "pk2" {
+		t.Fatalf("by id: %v", got)
+	}
+	got, _, err = s.FindModules(ctx, store.ModuleFilter{TenantID: "acme", ID: ota.ModuleID("pk3", "mcu")}, store.Page{})
+	mustOK(t, err, "FindModules another tenant's id")
+	if len(got) != 0 {
+		t.Fatalf("another tenant's module found: %v", got)
+	}
+	got, total, err = s.FindModules(ctx, store.ModuleFilter{TenantID: "acme", ProductKey: "pk1"}, store.Page{})
+	mustOK(t, err, "FindModules of a product")
+	if total != 2 || len(got) != 2 {
+		t.Fatalf("of pk1: %v", got)
+	}
 }

@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Products/KeyUniqueAcrossTenants", testProductKeyUnique},
 		{"Products/List", testProductList},
 		{"Products/Modules", testModules},
+		{"Products/FindModules", testFindModules},
 		{"Products/Delete", testProductDelete},
 
 		{"Devices/CreateGet", testDeviceCreateGet},
@@ -66,6 +67,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Packages/List", testPackageList},
 		{"Packages/Update", testPackageUpdate},
 		{"Packages/UpdateInfo", testPackageInfo},
+		{"Packages/Filters", testPackageFilters},
 		{"Packages/Delete", testPackageDelete},
 		{"Packages/CountRefs", testPackageRefs},
 
@@ -85,6 +87,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Jobs/MaterializeBatch", testMaterializeBatch},
 		{"Jobs/NeedPackage", testJobNeedsPackage},
 		{"Jobs/Settings", testJobSettings},
+		{"Jobs/Filters", testJobFilters},
 
 		{"Tasks/InsertGet", testTaskInsertGet},
 		{"Tasks/OneActivePerModule", testTaskOneActive},

@@ -1,0 +1,13 @@
+-- 0008: filters the front-ends need, in SQL instead of in memory.
+-- A job's outcome is stored when it ends (ota.Outcome), so that listings
+-- filter by it (Huawei Success/PartialSuccess/Fail). Jobs that ended before
+-- this migration are left '' (no outcome filter matches them).
+ALTER TABLE jobs ADD COLUMN outcome text NOT NULL DEFAULT '';
+UPDATE jobs SET outcome = 'canceled' WHERE state = 'canceled';
+CREATE INDEX jobs_tenant_space ON jobs (tenant_id, space, id);
+CREATE INDEX packages_tenant_space ON packages (tenant_id, space, id);
+-- Custom modules get a stable id (Huawei module_id), looked up directly;
+-- existing ones get it here, computed as ota.ModuleID does.
+ALTER TABLE modules ADD COLUMN id text NOT NULL DEFAULT '';
+UPDATE modules SET id = encode(substring(sha256(convert_to(product_key, 'UTF8') || '\x00'::bytea || convert_to(name, 'UTF8')) from 1 for 12), 'hex');
+CREATE INDEX modules_tenant_id ON modules (tenant_id, id);
