@@ -1,4 +1,4 @@
--- 0007: used request nonces (Alibaba SignatureNonce / x-acs-signature-nonce),
+-- 0005: used request nonces (Alibaba SignatureNonce / x-acs-signature-nonce),
 -- so that a replayed signed request is refused after a restart too. Rows
 -- older than the timestamp window are deleted (ForgetNonces).
 CREATE TABLE request_nonces (

@@ -1,4 +1,4 @@
--- 0008: used request nonces (Alibaba SignatureNonce / x-acs-signature-nonce),
+-- 0006: used request nonces (Alibaba SignatureNonce / x-acs-signature-nonce),
 -- so that a replayed signed request is refused on every replica and after a
 -- restart. Rows older than the timestamp window are deleted (ForgetNonces).
 CREATE TABLE request_nonces (
