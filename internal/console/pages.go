@@ -361,9 +361,5 @@ func (c *Console) jobAction(w http.ResponseWriter, r *http.Request, s *session) 
 
 // splitList reads a comma- or newline-separated list.
 func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '\n' || r == '\r' || r == ' ' || r == '\t' }) {
-		out = append(out, f)
-	}
-	return out
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '\n' || r == '\r' || r == ' ' || r == '\t' })
 }

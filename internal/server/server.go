@@ -97,6 +97,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 			_ = s.Shutdown(context.WithoutCancel(ctx))
 		}
 	}()
+	// First of all: one server per data directory.
+	release, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	s.onShutdown(func(context.Context) error { release(); return nil }) // runs last
 
 	// Bound first: the derived public URL and credentials.json need the real
 	// port, and a start that cannot get its ports must fail before it writes

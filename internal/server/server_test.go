@@ -439,3 +439,24 @@ func TestCredentialsRecordBoundAddresses(t *testing.T) {
 		t.Fatal("updating the addresses changed the key")
 	}
 }
+
+// A second server on the same data directory refuses to start, naming the
+// first; once the first stops, the directory is free again.
+func TestSecondServerOnSameDataRefused(t *testing.T) {
+	dir := t.TempDir()
+	first := server.StartForTest(t, func(c *config.Config) { c.DataDir = dir })
+	cfg := config.Default()
+	cfg.DataDir, cfg.HTTPAddr, cfg.MQTTAddr, cfg.Stdout = dir, "127.0.0.1:0", config.Off, io.Discard
+	_, err := server.New(context.Background(), cfg, nil)
+	if err == nil || !strings.Contains(err.Error(), "another updraft serve") || !strings.Contains(err.Error(), fmt.Sprint(os.Getpid())) {
+		t.Fatalf("second server on the same --data: %v; want a refusal naming the running one", err)
+	}
+	if err := first.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s, err := server.New(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatalf("after the first stopped: %v", err)
+	}
+	s.Shutdown(context.Background())
+}

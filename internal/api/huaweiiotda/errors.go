@@ -75,9 +75,3 @@ func toWire(err error) (int, errorBody) {
 	}
 	return w.status, errorBody{ErrorCode: w.code, ErrorMsg: msg}
 }
-
-// wireCode returns only the IoTDA code of err (for per-target results).
-func wireCode(err error) string {
-	_, b := toWire(err)
-	return b.ErrorCode
-}

@@ -27,6 +27,10 @@ var openapiDoc = sync.OnceValues(func() ([]byte, error) {
 	return json.MarshalIndent(doc, "", "  ")
 })
 
+// OpenAPIDocument is the management API's OpenAPI document, as served at
+// /api/v1/openapi.json (`updraft openapi` prints it; CI lints it).
+func OpenAPIDocument() ([]byte, error) { return openapiDoc() }
+
 func (a *API) registerDocs(mux *http.ServeMux) {
 	a.publicRoute(mux, "GET /api/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		body, err := openapiDoc()

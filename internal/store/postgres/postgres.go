@@ -179,11 +179,6 @@ func (w *where) String() string {
 	return " WHERE " + strings.Join(w.conds, " AND ")
 }
 
-// clone copies w so a listing can extend the count query's conditions.
-func (w *where) clone() *where {
-	return &where{conds: append([]string(nil), w.conds...), args: append([]any(nil), w.args...)}
-}
-
 // count runs SELECT count(*) FROM table WHERE ….
 func (s *Store) count(ctx context.Context, table string, w *where, what string) (int64, error) {
 	var n int64

@@ -38,7 +38,7 @@ func testDeviceViewVersion(t *testing.T, s store.Store) {
 	}
 
 	mustInsert(t, s, newTask(j, "d1", ota.TaskQueued))
-	v = moved(v, "a task was inserted")
+	moved(v, "a task was inserted")
 
 	task := listAll(t, s, store.TaskFilter{JobID: j.ID})[0]
 	failed := task
@@ -48,7 +48,7 @@ func testDeviceViewVersion(t *testing.T, s store.Store) {
 	retry := failed
 	retry.State, retry.Reason, retry.FinishedAt, retry.UpdatedAt = ota.TaskQueued, ota.ReasonNone, time.Time{}, at(2*time.Hour)
 	mustOK(t, s.UpdateTask(ctx, retry, ota.TaskFailed), "UpdateTask failed→queued (retry)")
-	v = moved(v, "a failed task was retried")
+	moved(v, "a failed task was retried")
 
 	j2 := mustJob(t, s, newJob("acme", "pkg", "pk1", at(time.Second)))
 	v = version()
