@@ -1,4 +1,4 @@
--- 0007: roles on access keys, the operator tenant, per-tenant quotas.
+-- 0008: roles on access keys, the operator tenant, per-tenant quotas.
 -- Existing keys keep full rights (admin); the oldest tenant is the one the
 -- first start bootstrapped, so it becomes the operator tenant.
 ALTER TABLE access_keys ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';
