@@ -113,7 +113,9 @@ func (c *Console) Register(mux *http.ServeMux) {
 
 // root is the overview, unless the request is an API call by Action.
 func (c *Console) root(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Query().Has("Action") {
+	// The Tea SDK's ACS3 requests name the action in a header, the RPC
+	// ones in the query.
+	if r.URL.Query().Has("Action") || r.Header.Get("x-acs-action") != "" {
 		if c.opts.RootAPI != nil {
 			c.opts.RootAPI.ServeHTTP(w, r)
 			return
@@ -251,6 +253,14 @@ func (c *Console) change(h func(w http.ResponseWriter, r *http.Request, s *sessi
 			c.fail(w, r, s, errCSRF)
 			return
 		}
+		// The role check every front-end makes (signing out changes nothing
+		// of the tenant's, so a readonly key may).
+		if r.URL.Path != "/signout" {
+			if err := s.p.Allow(service.ActionWrite); err != nil {
+				c.fail(w, r, s, err)
+				return
+			}
+		}
 		if err := h(w, r, s); err != nil {
 			c.fail(w, r, s, err)
 		}
@@ -272,6 +282,10 @@ func (c *Console) streamChange(h func(w http.ResponseWriter, r *http.Request, s 
 		token := r.Header.Get(CSRFHeader)
 		if token != "" && !hmac.Equal([]byte(token), []byte(s.csrf)) {
 			c.fail(w, r, s, errCSRF)
+			return
+		}
+		if err := s.p.Allow(service.ActionWrite); err != nil {
+			c.fail(w, r, s, err)
 			return
 		}
 		if err := h(w, r, s, token != ""); err != nil {

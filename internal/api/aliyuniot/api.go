@@ -162,6 +162,9 @@ func (a *API) run(r *http.Request) (any, error) {
 		}
 		return nil, ota.Invalid(fieldAction, "the Action %q is not an IoT Platform OTA operation Updraft serves (see README.md)", name)
 	}
+	if err := p.Allow(actionKind(name)); err != nil {
+		return nil, err
+	}
 	if !a.throttle.allow(p.TenantID, name) {
 		return nil, ota.Errorf(ota.CodeRateLimited, "%s is limited to %d requests per second: retry later", name, a.opts.QPS[name])
 	}
@@ -356,4 +359,14 @@ func utc(t time.Time) string {
 		return ""
 	}
 	return t.UTC().Format("2006-01-02T15:04:05.000Z")
+}
+
+// actionKind tells the role check whether an operation only reads: Alibaba's
+// read operations are the Query… and List… ones; everything else changes
+// state (GenerateOTAUploadURL hands out the right to upload).
+func actionKind(name string) service.Action {
+	if strings.HasPrefix(name, "Query") || strings.HasPrefix(name, "List") {
+		return service.ActionRead
+	}
+	return service.ActionWrite
 }

@@ -88,7 +88,7 @@ func (v verifier) authenticate(r *http.Request, params url.Values, body []byte) 
 	if !fresh {
 		return service.Principal{}, authError(fieldNonce, "the signature nonce %q has been used before: send a new nonce with every request", sr.nonce)
 	}
-	return service.Principal{TenantID: key.TenantID, AccessKeyID: key.ID}, nil
+	return service.PrincipalOf(key), nil
 }
 
 // parseRPC reads an RPC v1 signed request from its parameters.

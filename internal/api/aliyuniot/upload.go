@@ -127,7 +127,11 @@ func (a *API) checkPolicy(r *http.Request, f map[string]string) (service.Princip
 	if !keyOK {
 		return service.Principal{}, http.StatusForbidden, "AccessDenied", "Invalid according to Policy: the key is not the one the policy names"
 	}
-	return service.Principal{TenantID: key.TenantID, AccessKeyID: key.ID}, 0, "", ""
+	p := service.PrincipalOf(key)
+	if err := p.Allow(service.ActionWrite); err != nil {
+		return service.Principal{}, http.StatusForbidden, "AccessDenied", ota.ErrorMessage(err)
+	}
+	return p, 0, "", ""
 }
 
 // sizeLimit fails a read past the policy's size condition.

@@ -177,5 +177,5 @@ func (a *API) authenticate(r *http.Request, signedBody []byte) (service.Principa
 	if org := r.URL.Query().Get("orgId"); org != key.TenantID {
 		return service.Principal{}, wireErr(codeDenied, "orgId "+strconv.Quote(org)+" is not the org of the app key: use the key's tenant id as orgId")
 	}
-	return service.Principal{TenantID: key.TenantID, AccessKeyID: key.ID}, nil
+	return service.PrincipalOf(key), nil
 }

@@ -169,6 +169,9 @@ func (a *API) run(r *http.Request, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := p.Allow(actionKind(name)); err != nil {
+		return nil, err
+	}
 	c.p = p
 	return act(r.Context(), c)
 }
@@ -391,3 +394,13 @@ func (a *API) deleteFirmware(ctx context.Context, c *call) (any, error) {
 }
 
 func sortStrings(s []string) { sort.Strings(s) }
+
+// actionKind tells the role check whether an action only reads: EnOS accepts
+// GET and POST for every action, so the method says nothing; get and search
+// actions read, everything else changes state.
+func actionKind(name string) service.Action {
+	if name == "get" || strings.HasPrefix(name, "search") {
+		return service.ActionRead
+	}
+	return service.ActionWrite
+}
