@@ -57,10 +57,11 @@ type Options struct {
 	Log *slog.Logger
 	// SessionTTL bounds a session (default DefaultSessionTTL).
 	SessionTTL time.Duration
-	// RootAPI answers requests to "/" that carry an Action parameter (the
-	// Alibaba RPC API shares the root path with the console's overview);
-	// nil answers them 404.
-	RootAPI http.Handler
+	// RootAPI answers the requests to "/" that IsRootAPICall says are API
+	// calls (the Alibaba RPC API shares the root path with the console's
+	// overview); the console shows its overview for the rest.
+	RootAPI       http.Handler
+	IsRootAPICall func(*http.Request) bool
 	// LiveInterval is how often the live job page is refreshed (default 1 s).
 	LiveInterval time.Duration
 }
@@ -113,14 +114,8 @@ func (c *Console) Register(mux *http.ServeMux) {
 
 // root is the overview, unless the request is an API call by Action.
 func (c *Console) root(w http.ResponseWriter, r *http.Request) {
-	// The Tea SDK's ACS3 requests name the action in a header, the RPC
-	// ones in the query.
-	if r.URL.Query().Has("Action") || r.Header.Get("x-acs-action") != "" {
-		if c.opts.RootAPI != nil {
-			c.opts.RootAPI.ServeHTTP(w, r)
-			return
-		}
-		http.NotFound(w, r)
+	if c.opts.IsRootAPICall != nil && c.opts.IsRootAPICall(r) && c.opts.RootAPI != nil {
+		c.opts.RootAPI.ServeHTTP(w, r)
 		return
 	}
 	c.page(c.overview)(w, r)

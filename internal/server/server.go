@@ -226,9 +226,15 @@ func (s *Server) routes(blobHandler http.Handler) {
 	// web console at / (--console); it leaves requests to / that carry an
 	// Action parameter to console.Options.RootAPI (the Alibaba RPC API).
 	if s.cfg.ConsoleEnabled() {
-		console.New(s.svc, console.Options{Log: s.log, RootAPI: aliyun.Handler()}).Register(s.mux)
+		console.New(s.svc, console.Options{Log: s.log, RootAPI: aliyun.Handler(), IsRootAPICall: aliyuniot.IsCall}).Register(s.mux)
 	} else {
-		s.mux.Handle("GET /{$}", aliyun.Handler())
+		s.mux.Handle("GET /{$}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !aliyuniot.IsCall(r) {
+				http.NotFound(w, r)
+				return
+			}
+			aliyun.Handler().ServeHTTP(w, r)
+		}))
 	}
 }
 

@@ -104,6 +104,13 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("POST "+UploadPath, httpx.RequestID(http.HandlerFunc(a.upload)))
 }
 
+// IsCall reports whether a request to "/" is an API call: the RPC SDKs name
+// the operation in the Action parameter, the Tea SDK's ACS3 requests in the
+// x-acs-action header. Anything else at "/" is not this API's.
+func IsCall(r *http.Request) bool {
+	return r.URL.Query().Has("Action") || r.Header.Get("x-acs-action") != ""
+}
+
 // Handler answers API requests (any method) to "/".
 func (a *API) Handler() http.Handler { return httpx.RequestID(http.HandlerFunc(a.serve)) }
 
