@@ -209,6 +209,7 @@ func TestJobFormShowsErrorNextToField(t *testing.T) {
 		{"unknown time zone", "window_tz", func(v url.Values) { v.Set("window_tz", "Mars/Olympus") }},
 		{"window not a time", "window_from", func(v url.Values) { v.Set("window_from", "25:00"); v.Set("window_to", "03:00") }},
 		{"verify job without devices", "target_devices", func(v url.Values) { v.Set("type", "verify") }},
+		{"tag without a value (form)", "tags", func(v url.Values) { v.Set("tags", "ring=1,canary") }},
 	}
 	for _, c := range cases {
 		code, _, body := o.do("POST", "/jobs", form(c.mut))
@@ -221,9 +222,13 @@ func TestJobFormShowsErrorNextToField(t *testing.T) {
 		t.Fatalf("refused forms created jobs: %v %v", jobs.Total, err)
 	}
 	// Just inside the limit it is created.
-	code, h, body := o.do("POST", "/jobs", form(func(v url.Values) { v.Set("timeout_seconds", "300") }))
+	code, h, body := o.do("POST", "/jobs", form(func(v url.Values) { v.Set("timeout_seconds", "300"); v.Set("tags", "ring=1,site=north") }))
 	if code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/jobs/") {
 		t.Fatalf("valid job: %d\n%s", code, body)
+	}
+	job, err := api.GetJob(ctx, strings.TrimPrefix(h.Get("Location"), "/jobs/"))
+	if err != nil || len(job.Tags) != 2 || job.Tags[0].Key != "ring" || job.Tags[1].Value != "north" {
+		t.Fatalf("the job's tags: %+v %v", job.Tags, err)
 	}
 }
 

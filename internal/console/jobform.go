@@ -143,6 +143,13 @@ func jobFromForm(v url.Values, now time.Time) (ota.Job, error) {
 		return j, ota.Invalid("target", "choose who the job is for")
 	}
 	j.Target.SourceVersions = splitList(v.Get("source_versions"))
+	for _, kv := range splitList(v.Get("tags")) {
+		k, val, ok := strings.Cut(kv, "=")
+		if !ok {
+			return j, &ota.Error{Code: ota.CodeInvalid, Field: "tags", Message: "write each tag as key=value, got " + strconv.Quote(kv)}
+		}
+		j.Tags = append(j.Tags, ota.Tag{Key: strings.TrimSpace(k), Value: strings.TrimSpace(val)})
+	}
 	var err error
 	num := func(field string, dst *int) {
 		if err != nil {
