@@ -1,6 +1,8 @@
 package aliyuniot
 
 import (
+	"github.com/updraft-ota/updraft/internal/api/httpx"
+
 	"context"
 	"crypto/hmac"
 	"crypto/sha1"
@@ -111,7 +113,7 @@ func parseRPC(method string, params url.Values) (signedRequest, error) {
 	return sr, nil
 }
 
-// rpcStringToSign is METHOD&%2F&pct(sorted pct(k)=pct(v) without Signature).
+// rpcStringToSign is METHOD&%2F&httpx.PercentEncode(sorted httpx.PercentEncode(k)=httpx.PercentEncode(v) without Signature).
 func rpcStringToSign(method string, params url.Values) string {
 	keys := make([]string, 0, len(params))
 	for k := range params {
@@ -123,10 +125,10 @@ func rpcStringToSign(method string, params url.Values) string {
 	parts := make([]string, 0, len(keys))
 	for _, k := range keys {
 		for _, v := range params[k] {
-			parts = append(parts, pct(k)+"="+pct(v))
+			parts = append(parts, httpx.PercentEncode(k)+"="+httpx.PercentEncode(v))
 		}
 	}
-	return method + "&" + pct("/") + "&" + pct(strings.Join(parts, "&"))
+	return method + "&" + httpx.PercentEncode("/") + "&" + httpx.PercentEncode(strings.Join(parts, "&"))
 }
 
 // parseACS3 reads "ACS3-HMAC-SHA256 Credential=AK,SignedHeaders=a;b,Signature=hex".
@@ -184,7 +186,7 @@ func acs3CanonicalRequest(r *http.Request, signed []string) string {
 	sort.Strings(keys)
 	var qs []string
 	for _, k := range keys {
-		qs = append(qs, k+"="+pct(q.Get(k)))
+		qs = append(qs, k+"="+httpx.PercentEncode(q.Get(k)))
 	}
 	var b strings.Builder
 	b.WriteString(r.Method + "\n" + canonicalPath(r.URL.EscapedPath()) + "\n" + strings.Join(qs, "&") + "\n")
@@ -209,23 +211,6 @@ func canonicalPath(p string) string {
 		return "/"
 	}
 	return p
-}
-
-// pct is RFC 3986 encoding with upper-case hex; A-Z a-z 0-9 - _ . ~ stay.
-func pct(s string) string {
-	const hexDigits = "0123456789ABCDEF"
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~' {
-			b.WriteByte(c)
-			continue
-		}
-		b.WriteByte('%')
-		b.WriteByte(hexDigits[c>>4])
-		b.WriteByte(hexDigits[c&15])
-	}
-	return b.String()
 }
 
 func hmacSum(h func() hash.Hash, key, msg string) []byte {

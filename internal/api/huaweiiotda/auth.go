@@ -1,6 +1,8 @@
 package huaweiiotda
 
 import (
+	"github.com/updraft-ota/updraft/internal/api/httpx"
+
 	"context"
 	"crypto/hkdf"
 	"crypto/hmac"
@@ -216,7 +218,7 @@ func canonicalRequest(r *http.Request, signedHeaders []string, payloadHash strin
 func canonicalURI(path string) string {
 	segs := strings.Split(path, "/")
 	for i, s := range segs {
-		segs[i] = escape(s)
+		segs[i] = httpx.PercentEncode(s)
 	}
 	u := strings.Join(segs, "/")
 	if !strings.HasSuffix(u, "/") {
@@ -237,28 +239,10 @@ func canonicalQuery(q url.Values) string {
 		vs := append([]string(nil), q[k]...)
 		sort.Strings(vs)
 		for _, v := range vs {
-			parts = append(parts, escape(k)+"="+escape(v))
+			parts = append(parts, httpx.PercentEncode(k)+"="+httpx.PercentEncode(v))
 		}
 	}
 	return strings.Join(parts, "&")
-}
-
-// escape is RFC 3986 percent-encoding with upper-case hex; unreserved
-// characters are A-Z a-z 0-9 - _ . ~.
-func escape(s string) string {
-	const hexDigits = "0123456789ABCDEF"
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~' {
-			b.WriteByte(c)
-			continue
-		}
-		b.WriteByte('%')
-		b.WriteByte(hexDigits[c>>4])
-		b.WriteByte(hexDigits[c&15])
-	}
-	return b.String()
 }
 
 // signature computes the expected hex signature.

@@ -82,10 +82,7 @@ func TestExtInfo(t *testing.T) {
 	}
 }
 
-func TestEscape(t *testing.T) {
-	if got := escape("a b*~é/+"); got != "a%20b%2A~%C3%A9%2F%2B" {
-		t.Errorf("escape = %s", got)
-	}
+func TestCanonicalURI(t *testing.T) {
 	if got := canonicalURI("/v5/iot/p/ota-upgrades/packages"); got != "/v5/iot/p/ota-upgrades/packages/" {
 		t.Errorf("canonicalURI = %s", got)
 	}
