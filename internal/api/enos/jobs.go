@@ -245,15 +245,7 @@ var jobFields = map[string][]string{"productKey": {"="}, "firmwareId": {"="}, "t
 
 func (a *API) searchJobs(ctx context.Context, c *call) (any, error) {
 	c.op = opJob
-	var req searchRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	page, err := c.paging(req)
-	if err != nil {
-		return nil, err
-	}
-	conds, err := parseExpression(req.Expression, jobFields)
+	page, conds, err := c.search(jobFields)
 	if err != nil {
 		return nil, err
 	}
@@ -362,15 +354,7 @@ var taskFields = map[string][]string{"jobId": {"="}, "deviceKey": {"=", "in"}, "
 
 func (a *API) searchTasks(ctx context.Context, c *call) (any, error) {
 	c.op = opJob
-	var req searchRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	page, err := c.paging(req)
-	if err != nil {
-		return nil, err
-	}
-	conds, err := parseExpression(req.Expression, taskFields)
+	page, conds, err := c.search(taskFields)
 	if err != nil {
 		return nil, err
 	}

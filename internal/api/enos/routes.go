@@ -218,6 +218,21 @@ func (c *call) param(name string) (string, error) {
 
 // paging reads the request's pagination (pageNo from 1, pageSize 1–200,
 // default 10) into a store page and the answer's pagination.
+// search reads a search action's body: its page and its expression's
+// conditions on the fields the action allows.
+func (c *call) search(allowed map[string][]string) (store.Page, []condition, error) {
+	var req searchRequest
+	if err := c.decode(&req); err != nil {
+		return store.Page{}, nil, err
+	}
+	page, err := c.paging(req)
+	if err != nil {
+		return store.Page{}, nil, err
+	}
+	conds, err := parseExpression(req.Expression, allowed)
+	return page, conds, err
+}
+
 func (c *call) paging(req searchRequest) (store.Page, error) {
 	no, size := 1, defaultPageSize
 	if req.Pagination != nil {
@@ -336,15 +351,7 @@ var firmwareFields = map[string][]string{"productKey": {"=", "in"}, "version": {
 
 func (a *API) searchFirmware(ctx context.Context, c *call) (any, error) {
 	c.op = opFirmware
-	var req searchRequest
-	if err := c.decode(&req); err != nil {
-		return nil, err
-	}
-	page, err := c.paging(req)
-	if err != nil {
-		return nil, err
-	}
-	conds, err := parseExpression(req.Expression, firmwareFields)
+	page, conds, err := c.search(firmwareFields)
 	if err != nil {
 		return nil, err
 	}
