@@ -222,6 +222,13 @@ func (s *Service) matchDynamicJobs(ctx context.Context, d *ota.Device, module, v
 		if err != nil {
 			return err
 		}
+		if n == 0 {
+			// The device has a task in this job already; one the job skipped
+			// before (another version, or unknown then) gets its turn now.
+			if n, err = s.reviveSkipped(ctx, job, &pkg, d); err != nil {
+				return err
+			}
+		}
 		if n == 1 {
 			// A job canceled while we inserted must not keep the task.
 			cur, err := s.store.GetJob(ctx, job.TenantID, job.ID)
@@ -240,6 +247,25 @@ func (s *Service) matchDynamicJobs(ctx context.Context, d *ota.Device, module, v
 		return nil
 	}
 	return nil
+}
+
+// reviveSkipped admits the device's skipped task in a dynamic job again
+// (ota.Job.Admit decides its state) and reports whether it did.
+func (s *Service) reviveSkipped(ctx context.Context, job *ota.Job, pkg *ota.Package, d *ota.Device) (int64, error) {
+	tasks, _, err := s.store.ListTasks(ctx, store.TaskFilter{JobID: job.ID, Devices: []string{d.Name},
+		States: []ota.TaskState{ota.TaskSkipped}, Limit: 1}, store.Page{Limit: 1}, false)
+	if err != nil || len(tasks) == 0 {
+		return 0, err
+	}
+	t := &tasks[0]
+	if err := s.admitIn(ctx, job, pkg, t, d); err != nil {
+		return 0, err
+	}
+	if t.State == ota.TaskSkipped {
+		return 0, nil
+	}
+	s.log.Debug("dynamic job took a device it had skipped", "job", job.ID, "device", d.Name, "state", t.State)
+	return 1, nil
 }
 
 func dynamicTargetMatches(t *ota.Target, d *ota.Device) bool {
@@ -394,6 +420,19 @@ func (s *Service) NextNotice(ctx context.Context, dev ota.DeviceRef, module stri
 	}
 	n := s.notice(t, &job, &pkg, url, now)
 	return &n, nil
+}
+
+// seenResolution is how stale a device's last sighting may get before a new
+// request records it again: a fleet polling every few seconds costs one
+// write per device and interval, not one per request.
+const seenResolution = 30 * time.Second
+
+// DeviceSeen records that a device without a connection (device HTTP) was
+// just heard from: LastSeen moves, Online does not (an HTTP device is never
+// "connected"; its polls admit its waiting tasks through NextNotice).
+func (s *Service) DeviceSeen(ctx context.Context, dev ota.DeviceRef) error {
+	now := s.clock.Now()
+	return s.store.SetDeviceSeen(ctx, dev.ProductKey, dev.Name, now, now.Add(-seenResolution))
 }
 
 // DeviceConnected records that a device came online (true) or went offline,
