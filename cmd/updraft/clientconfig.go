@@ -4,11 +4,14 @@ package main
 // server and key to use, the output format, and how results are printed.
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,6 +38,7 @@ func addClientFlags(cmd *cobra.Command) {
 	f.String("key", "", "access key as ID:SECRET (env UPDRAFT_KEY; default: <data>/credentials.json)")
 	f.String("data", "", "data directory holding credentials.json (env UPDRAFT_DATA; default "+config.Default().DataDir+")")
 	f.String("output", "table", "output format: table or json")
+	f.String("ca-cert", "", "CA certificate (PEM) to trust for an https server besides the system's (env UPDRAFT_CA_CERT; default: credentials.json's, written by serve --tls auto)")
 }
 
 // flagOrEnv returns the flag's value, else the environment variable's.
@@ -51,7 +55,50 @@ func newAPIClient(cmd *cobra.Command) (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return client.New(serverURL, id, secret, client.WithUserAgent("updraft-cli")), nil
+	opts := []client.Option{client.WithUserAgent("updraft-cli")}
+	if ca := caCertFile(cmd); ca != "" && strings.HasPrefix(serverURL, "https://") {
+		hc, err := trustingClient(ca)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, client.WithHTTPClient(hc))
+	}
+	return client.New(serverURL, id, secret, opts...), nil
+}
+
+// caCertFile is the extra CA to trust: --ca-cert, UPDRAFT_CA_CERT, else the
+// auto CA that credentials.json names.
+func caCertFile(cmd *cobra.Command) string {
+	if cmd.Flags().Lookup("ca-cert") != nil {
+		if v := flagOrEnv(cmd, "ca-cert", "UPDRAFT_CA_CERT"); v != "" {
+			return v
+		}
+	} else if v := os.Getenv("UPDRAFT_CA_CERT"); v != "" {
+		return v
+	}
+	if creds, err := server.ReadCredentials(credentialsPath(cmd)); err == nil {
+		return creds.CA
+	}
+	return ""
+}
+
+// trustingClient is an HTTP client that trusts the system roots and the CA
+// certificates in caFile.
+func trustingClient(caFile string) (*http.Client, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("--ca-cert %s: %w", caFile, err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--ca-cert %s holds no PEM certificate", caFile)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &http.Client{Transport: tr}, nil
 }
 
 // resolveAccess finds the server and access key: flags (--server, --key),

@@ -34,7 +34,12 @@ UPDRAFT_<FLAG> (--mqtt-broker is UPDRAFT_MQTT_BROKER); flags win.
 
 On first start it creates tenant "default" with an access key, prints it once
 and saves it in <data>/credentials.json (set UPDRAFT_BOOTSTRAP_TENANT,
-UPDRAFT_BOOTSTRAP_ACCESS_KEY and UPDRAFT_BOOTSTRAP_SECRET_KEY to choose them).`,
+UPDRAFT_BOOTSTRAP_ACCESS_KEY and UPDRAFT_BOOTSTRAP_SECRET_KEY to choose them).
+
+TLS: --tls-cert FILE --tls-key FILE (or --tls auto, which creates a local CA
+and server certificate in the data directory and prints where ca.pem is)
+turn HTTP into HTTPS and add MQTT over TLS on --mqtts (default :8883). The
+plain --mqtt listener stays unless you set --mqtt off.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := cfg.ApplyEnv(cmd.Flags(), os.LookupEnv); err != nil {

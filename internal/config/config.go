@@ -41,9 +41,25 @@ type Config struct {
 	PprofAddr  string // --pprof: listen address of net/http/pprof; "" (default) = off
 	Console    string // --console: serve the web console at / (true, default) or not (false)
 
+	// TLS (tls.go). TLSCert and TLSKey are PEM files; TLS "auto" creates a
+	// local CA and server certificate in DataDir instead. Either turns on
+	// HTTPS on --http and MQTT over TLS on --mqtts.
+	TLS         string // --tls: "" (off) or "auto"
+	TLSCert     string // --tls-cert: server certificate chain (PEM)
+	TLSKey      string // --tls-key: its private key (PEM)
+	TLSClientCA string // --tls-client-ca: CAs that issue device client certificates (x509 products)
+	MQTTSAddr   string // --mqtts: MQTT over TLS listen address; "" = :8883 when TLS is on, "off" = none
+
 	// SigningKey (env UPDRAFT_SIGNING_KEY) signs fs download URLs. Empty:
 	// read from or created in <data>/signing.key (LoadSigningKey).
 	SigningKey string
+
+	// SecretKeyFile (--secret-key-file) holds the key that seals device and
+	// access-key secrets in the database; SecretKey (env UPDRAFT_SECRET_KEY)
+	// is the key itself and wins. Both empty: <data>/secret.key, created on
+	// first start (LoadSecretBox).
+	SecretKeyFile string
+	SecretKey     string
 
 	// First-start tenant and key (env only; empty parts are generated).
 	BootstrapTenant    string // UPDRAFT_BOOTSTRAP_TENANT
@@ -93,7 +109,13 @@ var flagSpecs = []flagSpec{
 	{"log-level", func(c *Config) *string { return &c.LogLevel }, "log level: debug, info, warn, error"},
 	{"log-format", func(c *Config) *string { return &c.LogFormat }, "log format: text or json"},
 	{"console", func(c *Config) *string { return &c.Console }, "serve the web console at / on the HTTP listener: true or false"},
+	{"secret-key-file", func(c *Config) *string { return &c.SecretKeyFile }, "file holding the key that encrypts device and access-key secrets in the database (default <data>/secret.key, created 0600 on first start; replicas must share it)"},
 	{"pprof", func(c *Config) *string { return &c.PprofAddr }, "serve net/http/pprof on this separate address, such as 127.0.0.1:6060 (default off; never expose it publicly)"},
+	{"tls", func(c *Config) *string { return &c.TLS }, `"auto": create a local CA and server certificate in the data directory and serve HTTPS and MQTT over TLS (default off)`},
+	{"tls-cert", func(c *Config) *string { return &c.TLSCert }, "server certificate file (PEM, chain allowed): serve HTTPS on --http and MQTT over TLS on --mqtts; needs --tls-key"},
+	{"tls-key", func(c *Config) *string { return &c.TLSKey }, "private key file (PEM) of --tls-cert"},
+	{"tls-client-ca", func(c *Config) *string { return &c.TLSClientCA }, "CA certificates (PEM) that issue device client certificates for products with auth x509 (default with --tls auto: its own CA)"},
+	{"mqtts", func(c *Config) *string { return &c.MQTTSAddr }, `MQTT over TLS listen address of the embedded broker (default :8883 when TLS is on), or "off"`},
 }
 
 // EnvName is the environment variable that mirrors a flag: --mqtt-broker is
@@ -134,6 +156,7 @@ func (c *Config) ApplyEnv(fs *pflag.FlagSet, lookup func(string) (string, bool))
 		dst  *string
 	}{
 		{"SIGNING_KEY", &c.SigningKey},
+		{"SECRET_KEY", &c.SecretKey},
 		{"BOOTSTRAP_TENANT", &c.BootstrapTenant},
 		{"BOOTSTRAP_ACCESS_KEY", &c.BootstrapAccessKey},
 		{"BOOTSTRAP_SECRET_KEY", &c.BootstrapSecretKey},
@@ -182,9 +205,10 @@ func (c *Config) ConsoleEnabled() bool {
 	return err != nil || on
 }
 
-// EmbeddedMQTT reports whether the server runs its own MQTT broker.
+// EmbeddedMQTT reports whether the server runs its own MQTT broker: on
+// --mqtt, on --mqtts (TLS), or both.
 func (c *Config) EmbeddedMQTT() bool {
-	return c.MQTTBroker == "" && !strings.EqualFold(c.MQTTAddr, Off) && c.MQTTAddr != ""
+	return c.MQTTBroker == "" && (c.PlainMQTT() || c.MQTTSListenAddr() != "")
 }
 
 // DBScheme returns "sqlite" or "postgres" for a valid DBURL.
@@ -225,6 +249,9 @@ func (c *Config) Validate() error {
 		if err := checkListenAddr("mqtt", c.MQTTAddr); err != nil {
 			return err
 		}
+	}
+	if err := c.validateTLS(); err != nil {
+		return err
 	}
 	if c.MQTTBroker != "" {
 		u, err := url.Parse(c.MQTTBroker)

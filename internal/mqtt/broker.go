@@ -25,6 +25,10 @@ type BrokerOptions struct {
 	// Listener, when set, is used instead.
 	Addr     string
 	Listener net.Listener
+	// TLSListener, when set, serves MQTT over TLS besides the plain
+	// listener (a tls.NewListener; with Addr "" and no Listener it is the
+	// only one). Devices may present client certificates on it: Connect.Cert.
+	TLSListener net.Listener
 	// Dialects are tried in order on each CONNECT. Default: the native
 	// dialect alone (NewNative with Skew).
 	Dialects []Dialect
@@ -71,7 +75,8 @@ type Broker struct {
 	byDevice map[ota.DeviceRef]*conn // the current connection of each device
 	stripes  [64]sync.Mutex          // serialise online/offline per device
 
-	ln      *brokerListener // owns every accepted connection, so Close can end them itself
+	ln      *brokerListener   // the first of lns (tests look at its connections)
+	lns     []*brokerListener // own every accepted connection, so Close can end them itself
 	closing atomic.Bool
 	wg      sync.WaitGroup
 
@@ -133,11 +138,22 @@ func NewBroker(devices deviceproto.Devices, opts BrokerOptions) (*Broker, error)
 		opts.CallTimeout = 30 * time.Second
 	}
 	ln := opts.Listener
-	if ln == nil {
+	if ln == nil && (opts.Addr != "" || opts.TLSListener == nil) {
 		var err error
 		ln, err = net.Listen("tcp", opts.Addr)
 		if err != nil {
 			return nil, fmt.Errorf("embedded MQTT broker cannot listen on %q: %w (choose another address with --mqtt, or --mqtt off)", opts.Addr, err)
+		}
+	}
+	var nls []net.Listener
+	for _, l := range []net.Listener{ln, opts.TLSListener} {
+		if l != nil {
+			nls = append(nls, l)
+		}
+	}
+	closeAll := func() {
+		for _, l := range nls {
+			l.Close()
 		}
 	}
 
@@ -156,7 +172,7 @@ func NewBroker(devices deviceproto.Devices, opts BrokerOptions) (*Broker, error)
 		dialects: opts.Dialects,
 		log:      opts.Logger.With("component", "mqtt"),
 		opts:     opts,
-		addr:     ln.Addr(),
+		addr:     nls[0].Addr(),
 		byDevice: make(map[ota.DeviceRef]*conn),
 	}
 	var err error
@@ -167,7 +183,7 @@ func NewBroker(devices deviceproto.Devices, opts BrokerOptions) (*Broker, error)
 		"updraft_mqtt_notices_published_total": func() float64 { return float64(b.notified.Load()) },
 	})
 	if err != nil {
-		ln.Close()
+		closeAll()
 		return nil, err
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
@@ -182,23 +198,37 @@ func NewBroker(devices deviceproto.Devices, opts BrokerOptions) (*Broker, error)
 		Logger: slog.New(levelFilter{opts.Logger.Handler(), slog.LevelError}),
 	})
 	if err := b.srv.AddHook(&hook{b: b}, nil); err != nil {
-		ln.Close()
+		closeAll()
 		return nil, err
 	}
-	b.ln = newBrokerListener("updraft", ln)
-	if err := b.srv.AddListener(b.ln); err != nil {
-		ln.Close()
-		return nil, err
+	for _, l := range nls {
+		id := "updraft"
+		if l == opts.TLSListener {
+			id = "updraft-tls"
+		}
+		bl := newBrokerListener(id, l)
+		if err := b.srv.AddListener(bl); err != nil {
+			closeAll()
+			return nil, err
+		}
+		b.lns = append(b.lns, bl)
 	}
+	b.ln = b.lns[0]
 	if err := b.srv.Serve(); err != nil {
-		ln.Close()
+		closeAll()
 		return nil, err
 	}
-	b.log.Info("embedded MQTT broker listening", "addr", b.addr.String())
+	if ln != nil {
+		b.log.Info("embedded MQTT broker listening", "addr", ln.Addr().String())
+	}
+	if opts.TLSListener != nil {
+		b.log.Info("embedded MQTT broker listening for MQTT over TLS", "addr", opts.TLSListener.Addr().String())
+	}
 	return b, nil
 }
 
-// Addr is the address the broker listens on.
+// Addr is the address the broker listens on (the plain listener's; the TLS
+// listener's when it has no plain one).
 func (b *Broker) Addr() net.Addr { return b.addr }
 
 // Connected is the number of authenticated device connections.
@@ -231,7 +261,19 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	b.cancel() // device calls in flight (authentication, reports) return now
-	if !b.ln.shutdown(shutdownBound) {
+	var wg sync.WaitGroup
+	var stuck atomic.Bool
+	for _, l := range b.lns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if !l.shutdown(shutdownBound) {
+				stuck.Store(true)
+			}
+		}()
+	}
+	wg.Wait()
+	if stuck.Load() {
 		b.log.Error("embedded MQTT broker: device connections still running after their sockets were closed; stopping anyway", "waited", shutdownBound)
 	}
 	var err error

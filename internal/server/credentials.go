@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/updraft-ota/updraft/internal/config"
 )
 
 // CredentialsFile is written in the data directory on first start. The CLI
@@ -24,6 +26,11 @@ type Credentials struct {
 	// MQTT is where devices connect: host:port of the embedded broker, or
 	// the external broker's URL without its credentials; "" with no MQTT.
 	MQTT string `json:"mqtt,omitempty"`
+	// MQTTS is the embedded broker's MQTT over TLS address (ssl://host:port)
+	// and CA the auto CA certificate (--tls auto) that devices and clients
+	// trust; both "" when not in use.
+	MQTTS string `json:"mqtts,omitempty"`
+	CA    string `json:"ca,omitempty"`
 }
 
 // bootstrap creates the first tenant and key on an empty database, writes
@@ -36,7 +43,8 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	if !created {
 		return s.refreshCredentials()
 	}
-	c := Credentials{Tenant: key.TenantID, AccessKeyID: key.ID, SecretAccessKey: key.Secret, Server: s.URL(), MQTT: s.deviceMQTT}
+	c := Credentials{Tenant: key.TenantID, AccessKeyID: key.ID, SecretAccessKey: key.Secret}
+	s.fillAddresses(&c)
 	path := filepath.Join(s.cfg.DataDir, CredentialsFile)
 	if err := writeCredentials(path, c); err != nil {
 		// The key exists in the database now; losing it here would lock the
@@ -58,15 +66,46 @@ func (s *Server) refreshCredentials() error {
 	if err != nil {
 		return nil // removed on purpose, or another process bootstrapped the database
 	}
-	if c.Server == s.URL() && c.MQTT == s.deviceMQTT {
+	before := c
+	s.fillAddresses(&c)
+	if c == before {
 		return nil
 	}
-	c.Server, c.MQTT = s.URL(), s.deviceMQTT
 	if err := writeCredentials(path, c); err != nil {
 		return fmt.Errorf("updating the addresses in %s: %w", path, err)
 	}
 	s.log.Info("credentials.json updated with this start's addresses", "path", path, "server", c.Server, "mqtt", c.MQTT)
 	return nil
+}
+
+// fillAddresses sets where this start serves in c.
+func (s *Server) fillAddresses(c *Credentials) {
+	c.Server, c.MQTT, c.MQTTS, c.CA = s.URL(), s.deviceMQTT, "", s.CAFile()
+	c.MQTTS = s.deviceMQTTS
+	if c.CA != "" {
+		if abs, err := filepath.Abs(c.CA); err == nil {
+			c.CA = abs
+		}
+	}
+}
+
+// printCA tells the operator, on every start with --tls auto, which file
+// devices and clients must trust.
+func (s *Server) printCA() {
+	out := s.cfg.Stdout
+	if out == nil {
+		out = os.Stdout
+	}
+	path := s.tls.CAFile
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	verb := "Using"
+	if s.tls.CACreated {
+		verb = "Created"
+	}
+	fmt.Fprintf(out, "%s the local CA of --tls auto: devices and clients trust %s (copy it to them; its key stays in %s)\n",
+		verb, path, filepath.Join(filepath.Dir(path), config.CAKeyFile))
 }
 
 func (s *Server) printCredentials(c Credentials, path string) {
@@ -81,6 +120,12 @@ func (s *Server) printCredentials(c Credentials, path string) {
 	fmt.Fprintf(out, ":\n  access key id:     %s\n  secret access key: %s\n  server:            %s\n", c.AccessKeyID, c.SecretAccessKey, c.Server)
 	if c.MQTT != "" {
 		fmt.Fprintf(out, "  devices' MQTT:     %s\n", c.MQTT)
+	}
+	if c.MQTTS != "" && c.MQTTS != c.MQTT {
+		fmt.Fprintf(out, "  devices' MQTTS:    %s\n", c.MQTTS)
+	}
+	if c.CA != "" {
+		fmt.Fprintf(out, "  trust CA:          %s\n", c.CA)
 	}
 }
 

@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,6 +37,7 @@ import (
 	"github.com/updraft-ota/updraft/internal/service"
 	"github.com/updraft-ota/updraft/internal/store"
 	"github.com/updraft-ota/updraft/internal/store/postgres"
+	"github.com/updraft-ota/updraft/internal/store/secrets"
 	"github.com/updraft-ota/updraft/internal/store/sqlite"
 )
 
@@ -60,7 +62,13 @@ type Server struct {
 	// stops are called in reverse order on Shutdown (and when New fails).
 	stops []func(context.Context) error
 
-	mqttAddr string // the embedded MQTT broker's address ("" without one)
+	mqttAddr  string // the embedded MQTT broker's address ("" without one)
+	mqttsAddr string // its MQTT over TLS address ("" without one)
+	// deviceMQTTS is where devices connect over TLS (ssl://host:port).
+	deviceMQTTS string
+	// tls is the TLS material (--tls-cert/--tls-key or --tls auto); nil
+	// when HTTP and MQTT are plain.
+	tls *config.ServerTLS
 	// deviceMQTT is where devices connect, for credentials.json, /healthz and
 	// the log: the embedded broker as reached locally, or the external
 	// broker's host:port; "" with MQTT off.
@@ -104,6 +112,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	}
 	s.onShutdown(func(context.Context) error { release(); return nil }) // runs last
 
+	// TLS material before any listener: a bad or unreadable certificate must
+	// fail the start before it binds or writes anything.
+	if s.tls, err = cfg.LoadServerTLS(time.Now()); err != nil {
+		return nil, err
+	}
+	if s.tls != nil && s.tls.CAFile != "" {
+		s.printCA()
+	}
+
 	// Bound first: the derived public URL and credentials.json need the real
 	// port, and a start that cannot get its ports must fail before it writes
 	// anything (the first tenant's key is printed only once).
@@ -120,32 +137,53 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	if err := s.listenPprof(); err != nil {
 		return nil, err
 	}
-	var mqttLn net.Listener
-	if cfg.MQTTBroker == "" && cfg.EmbeddedMQTT() {
+	var mqttLn, mqttsLn net.Listener
+	if cfg.PlainMQTT() {
 		if mqttLn, err = listen(log, "mqtt", cfg.MQTTAddr, config.Default().MQTTAddr); err != nil {
 			return nil, err
 		}
 		s.onShutdown(func(context.Context) error { _ = mqttLn.Close(); return nil }) // the broker may have closed it already
+	}
+	if addr := cfg.MQTTSListenAddr(); addr != "" {
+		if mqttsLn, err = listen(log, "mqtts", addr, config.DefaultMQTTSAddr); err != nil {
+			return nil, err
+		}
+		s.onShutdown(func(context.Context) error { _ = mqttsLn.Close(); return nil })
+		s.deviceMQTTS = "ssl://" + localHostPort(mqttsLn.Addr())
 	}
 	switch {
 	case cfg.MQTTBroker != "":
 		s.deviceMQTT = brokerHostPort(cfg.MQTTBroker)
 	case mqttLn != nil:
 		s.deviceMQTT = localHostPort(mqttLn.Addr())
+	case mqttsLn != nil:
+		s.deviceMQTT = s.deviceMQTTS
 	}
 	s.publicURL = cfg.PublicURL
 	if s.publicURL == "" {
-		s.publicURL = localURL(s.ln.Addr())
+		s.publicURL = s.URL()
 		log.Info("download links use the local address; set --public-url for devices on other machines", "public_url", s.publicURL)
 	}
 
-	s.store, err = OpenStore(ctx, cfg.DBURL)
+	box, err := cfg.LoadSecretBox()
+	if err != nil {
+		return nil, err
+	}
+	s.store, err = OpenStore(ctx, cfg.DBURL, box)
 	if err != nil {
 		return nil, err
 	}
 	s.onShutdown(func(context.Context) error { return s.store.Close() })
 	if err := s.store.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("migrating the database (--db): %w", err)
+	}
+	// Rows written in clear by a version before sealing (or restored from
+	// such a backup) are sealed on every start: idempotent and cheap when
+	// there are none.
+	if n, err := s.store.SealSecrets(ctx); err != nil {
+		return nil, fmt.Errorf("encrypting the secrets stored in clear (--db): %w", err)
+	} else if n > 0 {
+		log.Info("encrypted secrets that were stored in clear", "rows", n)
 	}
 
 	var blobHandler http.Handler
@@ -174,13 +212,23 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		s.svc.SetNotifier(ext)
 		s.onShutdown(func(context.Context) error { return ext.Close() })
 	case cfg.EmbeddedMQTT():
-		mln := mqttLn
-		broker, err := mqtt.NewBroker(s.svc, mqtt.BrokerOptions{Listener: mln, Logger: log, Dialects: dialects, Registerer: s.metrics})
+		opts := mqtt.BrokerOptions{Listener: mqttLn, Logger: log, Dialects: dialects, Registerer: s.metrics}
+		if mqttsLn != nil {
+			opts.TLSListener = tls.NewListener(mqttsLn, s.tls.MQTT)
+		}
+		broker, err := mqtt.NewBroker(s.svc, opts)
 		if err != nil {
-			mln.Close()
 			return nil, err
 		}
-		s.mqttAddr = broker.Addr().String()
+		if mqttLn != nil {
+			s.mqttAddr = mqttLn.Addr().String()
+		}
+		if mqttsLn != nil {
+			s.mqttsAddr = mqttsLn.Addr().String()
+			if s.tls.ClientCAs == nil {
+				log.Info("MQTT over TLS accepts no device certificates: devices of products with auth x509 cannot connect until --tls-client-ca names their CA")
+			}
+		}
 		s.svc.SetNotifier(broker)
 		s.onShutdown(func(context.Context) error { return broker.Close() })
 	}
@@ -201,6 +249,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if s.tls != nil {
+		s.http.TLSConfig = s.tls.HTTP
 	}
 	return s, nil
 }
@@ -258,8 +309,9 @@ func (s *Server) openBlobs(ctx context.Context) (blob.Store, string, http.Handle
 func isFileURL(u string) bool { return len(u) >= 5 && u[:5] == "file:" }
 
 // OpenStore opens (without migrating) the store a --db URL names:
-// sqlite:PATH or postgres://… (postgresql:// too).
-func OpenStore(ctx context.Context, dbURL string) (store.Store, error) {
+// sqlite:PATH or postgres://… (postgresql:// too); box seals the secrets
+// (config.LoadSecretBox).
+func OpenStore(ctx context.Context, dbURL string, box *secrets.Box) (store.Store, error) {
 	switch config.DBScheme(dbURL) {
 	case "sqlite":
 		path := config.SQLitePath(dbURL)
@@ -268,13 +320,13 @@ func OpenStore(ctx context.Context, dbURL string) (store.Store, error) {
 				return nil, fmt.Errorf("--db %s: cannot create the database directory: %w", config.Redact(dbURL), err)
 			}
 		}
-		st, err := sqlite.Open(ctx, path)
+		st, err := sqlite.Open(ctx, path, store.Options{Secrets: box})
 		if err != nil {
 			return nil, fmt.Errorf("opening the SQLite database (--db %s): %w", config.Redact(dbURL), err)
 		}
 		return st, nil
 	case "postgres":
-		st, err := postgres.Open(ctx, dbURL)
+		st, err := postgres.Open(ctx, dbURL, store.Options{Secrets: box})
 		if err != nil {
 			return nil, fmt.Errorf("connecting to PostgreSQL (--db): %w", err)
 		}
@@ -283,8 +335,8 @@ func OpenStore(ctx context.Context, dbURL string) (store.Store, error) {
 	return nil, fmt.Errorf("--db %q: use sqlite:PATH or postgres://user:password@host:5432/dbname", config.Redact(dbURL))
 }
 
-// localURL is how a process on this machine reaches addr.
-func localURL(addr net.Addr) string { return "http://" + localHostPort(addr) }
+// localURL is how a process on this machine reaches addr over scheme.
+func localURL(scheme string, addr net.Addr) string { return scheme + "://" + localHostPort(addr) }
 
 // brokerHostPort is the external broker's host:port for devices: the
 // server's own credentials and options in the URL are not theirs.
@@ -334,14 +386,21 @@ func (s *Server) Start() error {
 		s.log.Info("pprof serving", "addr", s.PprofAddr())
 	}
 	go func() {
-		err := s.http.Serve(s.ln)
+		var err error
+		if s.tls != nil {
+			// ServeTLS uses s.http.TLSConfig (HTTP/2 included) on the
+			// listener New bound.
+			err = s.http.ServeTLS(s.ln, "", "")
+		} else {
+			err = s.http.Serve(s.ln)
+		}
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}
 		s.serveCh <- err
 		close(s.serveCh)
 	}()
-	s.log.Info("updraft serving", "http", s.Addr(), "mqtt", s.deviceMQTT, "public_url", s.publicURL,
+	s.log.Info("updraft serving", "http", s.Addr(), "url", s.URL(), "mqtt", s.deviceMQTT, "mqtts", s.deviceMQTTS, "public_url", s.publicURL,
 		"db", config.Redact(s.cfg.DBURL), "blob", config.Redact(s.cfg.BlobURL), "data", s.cfg.DataDir)
 	return nil
 }
@@ -385,8 +444,27 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // port when --mqtt ended in :0); "" when it does not run.
 func (s *Server) MQTTAddr() string { return s.mqttAddr }
 
-// URL is how a process on this machine reaches the HTTP listener.
-func (s *Server) URL() string { return localURL(s.ln.Addr()) }
+// MQTTSAddr is the address the embedded broker serves MQTT over TLS on; ""
+// when it does not.
+func (s *Server) MQTTSAddr() string { return s.mqttsAddr }
+
+// CAFile is the auto CA certificate (--tls auto) devices and clients trust;
+// "" otherwise.
+func (s *Server) CAFile() string {
+	if s.tls == nil {
+		return ""
+	}
+	return s.tls.CAFile
+}
+
+// URL is how a process on this machine reaches the HTTP listener (https with
+// TLS on).
+func (s *Server) URL() string {
+	if s.tls != nil {
+		return localURL("https", s.ln.Addr())
+	}
+	return localURL("http", s.ln.Addr())
+}
 
 // PublicURL is the base of download links.
 func (s *Server) PublicURL() string { return s.publicURL }
