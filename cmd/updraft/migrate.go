@@ -18,7 +18,9 @@ func newMigrateCmd() *cobra.Command {
 		Use:   "migrate",
 		Short: "Apply pending database migrations and print the schema version",
 		Long: `Apply the database migrations this binary knows and has not applied yet, then
-print the schema version. ` + "`updraft serve`" + ` migrates on start too; run this first
+print the schema version, and encrypt the device and access-key secrets still stored
+in clear with the secret key (--secret-key-file, UPDRAFT_SECRET_KEY, or
+<data>/secret.key). ` + "`updraft serve`" + ` does both on start too; run this first
 to upgrade the schema of a replicated deployment in one place.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -26,7 +28,11 @@ to upgrade the schema of a replicated deployment in one place.`,
 				return err
 			}
 			cfg.Complete()
-			st, err := server.OpenStore(cmd.Context(), cfg.DBURL)
+			box, err := cfg.LoadSecretBox()
+			if err != nil {
+				return err
+			}
+			st, err := server.OpenStore(cmd.Context(), cfg.DBURL, box)
 			if err != nil {
 				return err
 			}
@@ -42,7 +48,14 @@ to upgrade the schema of a replicated deployment in one place.`,
 			if err != nil {
 				return err
 			}
+			sealed, err := st.SealSecrets(cmd.Context())
+			if err != nil {
+				return fmt.Errorf("encrypting the secrets stored in clear (--db): %w", err)
+			}
 			out := cmd.OutOrStdout()
+			if sealed > 0 {
+				fmt.Fprintf(out, "encrypted %d secret(s) that were stored in clear\n", sealed)
+			}
 			if applied == before {
 				fmt.Fprintf(out, "schema version %d (latest %d): nothing to apply\n", applied, latest)
 			} else {
@@ -51,6 +64,6 @@ to upgrade the schema of a replicated deployment in one place.`,
 			return nil
 		},
 	}
-	cfg.BindFlags(cmd.Flags(), "data", "db")
+	cfg.BindFlags(cmd.Flags(), "data", "db", "secret-key-file")
 	return cmd
 }

@@ -54,6 +54,13 @@ type Config struct {
 	// read from or created in <data>/signing.key (LoadSigningKey).
 	SigningKey string
 
+	// SecretKeyFile (--secret-key-file) holds the key that seals device and
+	// access-key secrets in the database; SecretKey (env UPDRAFT_SECRET_KEY)
+	// is the key itself and wins. Both empty: <data>/secret.key, created on
+	// first start (LoadSecretBox).
+	SecretKeyFile string
+	SecretKey     string
+
 	// First-start tenant and key (env only; empty parts are generated).
 	BootstrapTenant    string // UPDRAFT_BOOTSTRAP_TENANT
 	BootstrapAccessKey string // UPDRAFT_BOOTSTRAP_ACCESS_KEY
@@ -102,6 +109,7 @@ var flagSpecs = []flagSpec{
 	{"log-level", func(c *Config) *string { return &c.LogLevel }, "log level: debug, info, warn, error"},
 	{"log-format", func(c *Config) *string { return &c.LogFormat }, "log format: text or json"},
 	{"console", func(c *Config) *string { return &c.Console }, "serve the web console at / on the HTTP listener: true or false"},
+	{"secret-key-file", func(c *Config) *string { return &c.SecretKeyFile }, "file holding the key that encrypts device and access-key secrets in the database (default <data>/secret.key, created 0600 on first start; replicas must share it)"},
 	{"pprof", func(c *Config) *string { return &c.PprofAddr }, "serve net/http/pprof on this separate address, such as 127.0.0.1:6060 (default off; never expose it publicly)"},
 	{"tls", func(c *Config) *string { return &c.TLS }, `"auto": create a local CA and server certificate in the data directory and serve HTTPS and MQTT over TLS (default off)`},
 	{"tls-cert", func(c *Config) *string { return &c.TLSCert }, "server certificate file (PEM, chain allowed): serve HTTPS on --http and MQTT over TLS on --mqtts; needs --tls-key"},
@@ -148,6 +156,7 @@ func (c *Config) ApplyEnv(fs *pflag.FlagSet, lookup func(string) (string, bool))
 		dst  *string
 	}{
 		{"SIGNING_KEY", &c.SigningKey},
+		{"SECRET_KEY", &c.SecretKey},
 		{"BOOTSTRAP_TENANT", &c.BootstrapTenant},
 		{"BOOTSTRAP_ACCESS_KEY", &c.BootstrapAccessKey},
 		{"BOOTSTRAP_SECRET_KEY", &c.BootstrapSecretKey},

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/updraft-ota/updraft/internal/store/secrets"
 )
 
 // SigningKeyFile is where the generated URL-signing key is kept.
@@ -67,4 +69,29 @@ func (c *Config) LoadSigningKey() ([]byte, error) {
 		return nil, fmt.Errorf("creating the signing key: %w", err)
 	}
 	return []byte(key), nil
+}
+
+// LoadSecretBox returns what seals device and access-key secrets in the
+// database: keyed by UPDRAFT_SECRET_KEY when set, else by --secret-key-file,
+// else by <data>/secret.key, created (0600, 32 random bytes in hex) on first
+// start so that a default start needs no set-up. A file named by
+// --secret-key-file must exist: a mistyped path must not silently get a new
+// key that opens none of the stored secrets.
+func (c *Config) LoadSecretBox() (*secrets.Box, error) {
+	if c.SecretKey != "" {
+		box, err := secrets.New(c.SecretKey)
+		if err != nil {
+			return nil, fmt.Errorf("%sSECRET_KEY: %w", EnvPrefix, err)
+		}
+		return box, nil
+	}
+	path, create := c.SecretKeyFile, false
+	if path == "" {
+		path, create = filepath.Join(c.DataDir, secrets.KeyFile), true
+	}
+	key, err := secrets.LoadKeyFile(path, create)
+	if err != nil {
+		return nil, fmt.Errorf("--secret-key-file: %w", err)
+	}
+	return secrets.New(key)
 }

@@ -37,6 +37,7 @@ import (
 	"github.com/updraft-ota/updraft/internal/service"
 	"github.com/updraft-ota/updraft/internal/store"
 	"github.com/updraft-ota/updraft/internal/store/postgres"
+	"github.com/updraft-ota/updraft/internal/store/secrets"
 	"github.com/updraft-ota/updraft/internal/store/sqlite"
 )
 
@@ -164,13 +165,25 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		log.Info("download links use the local address; set --public-url for devices on other machines", "public_url", s.publicURL)
 	}
 
-	s.store, err = OpenStore(ctx, cfg.DBURL)
+	box, err := cfg.LoadSecretBox()
+	if err != nil {
+		return nil, err
+	}
+	s.store, err = OpenStore(ctx, cfg.DBURL, box)
 	if err != nil {
 		return nil, err
 	}
 	s.onShutdown(func(context.Context) error { return s.store.Close() })
 	if err := s.store.Migrate(ctx); err != nil {
 		return nil, fmt.Errorf("migrating the database (--db): %w", err)
+	}
+	// Rows written in clear by a version before sealing (or restored from
+	// such a backup) are sealed on every start: idempotent and cheap when
+	// there are none.
+	if n, err := s.store.SealSecrets(ctx); err != nil {
+		return nil, fmt.Errorf("encrypting the secrets stored in clear (--db): %w", err)
+	} else if n > 0 {
+		log.Info("encrypted secrets that were stored in clear", "rows", n)
 	}
 
 	var blobHandler http.Handler
@@ -189,7 +202,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 
 	// devices: the MQTT front-end (embedded broker or external broker) is the notifier; api/device is mounted in routes.
 	// Device dialects on MQTT, tried in order on CONNECT: native, then the vendors'.
-	dialects := []mqtt.Dialect{mqtt.NewNative(s.svc, 0, nil), huaweiiotda.NewDevices(s.svc, nil)}
+	dialects := []mqtt.Dialect{mqtt.NewNative(s.svc, 0, nil), huaweiiotda.NewDevices(s.svc, nil), mqtt.NewAlink(s.svc, nil)}
 	switch {
 	case cfg.MQTTBroker != "":
 		ext, err := mqtt.NewExternal(s.svc, mqtt.ExternalOptions{URL: cfg.MQTTBroker, Logger: log, Dialects: dialects, Registerer: s.metrics})
@@ -296,8 +309,9 @@ func (s *Server) openBlobs(ctx context.Context) (blob.Store, string, http.Handle
 func isFileURL(u string) bool { return len(u) >= 5 && u[:5] == "file:" }
 
 // OpenStore opens (without migrating) the store a --db URL names:
-// sqlite:PATH or postgres://… (postgresql:// too).
-func OpenStore(ctx context.Context, dbURL string) (store.Store, error) {
+// sqlite:PATH or postgres://… (postgresql:// too); box seals the secrets
+// (config.LoadSecretBox).
+func OpenStore(ctx context.Context, dbURL string, box *secrets.Box) (store.Store, error) {
 	switch config.DBScheme(dbURL) {
 	case "sqlite":
 		path := config.SQLitePath(dbURL)
@@ -306,13 +320,13 @@ func OpenStore(ctx context.Context, dbURL string) (store.Store, error) {
 				return nil, fmt.Errorf("--db %s: cannot create the database directory: %w", config.Redact(dbURL), err)
 			}
 		}
-		st, err := sqlite.Open(ctx, path)
+		st, err := sqlite.Open(ctx, path, store.Options{Secrets: box})
 		if err != nil {
 			return nil, fmt.Errorf("opening the SQLite database (--db %s): %w", config.Redact(dbURL), err)
 		}
 		return st, nil
 	case "postgres":
-		st, err := postgres.Open(ctx, dbURL)
+		st, err := postgres.Open(ctx, dbURL, store.Options{Secrets: box})
 		if err != nil {
 			return nil, fmt.Errorf("connecting to PostgreSQL (--db): %w", err)
 		}

@@ -12,7 +12,16 @@ import (
 	"time"
 
 	"github.com/updraft-ota/updraft/internal/ota"
+	"github.com/updraft-ota/updraft/internal/store/secrets"
 )
+
+// Options are what a backend's Open takes besides where the database is.
+type Options struct {
+	// Secrets seals device and access-key secrets before they are written
+	// and opens them when read, so the database alone holds none in clear.
+	// Nil stores them as given (tests of other packages).
+	Secrets *secrets.Box
+}
 
 // Store is a whole backend.
 type Store interface {
@@ -31,6 +40,12 @@ type Store interface {
 	Migrate(ctx context.Context) error
 	// SchemaVersion returns the applied and the latest known migration.
 	SchemaVersion(ctx context.Context) (applied, latest int, err error)
+	// SealSecrets rewrites every device and access-key secret still stored
+	// in clear (rows written before sealing, or by a start without a key)
+	// sealed with Options.Secrets, and returns how many it sealed. It is
+	// idempotent and safe on several replicas; with no Options.Secrets it
+	// does nothing.
+	SealSecrets(ctx context.Context) (int64, error)
 	Ping(ctx context.Context) error
 	Close() error
 

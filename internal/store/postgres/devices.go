@@ -10,20 +10,21 @@ import (
 
 	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/store"
+	"github.com/updraft-ota/updraft/internal/store/secrets"
 	"github.com/updraft-ota/updraft/internal/store/sqlcommon"
 )
 
 func (s *Store) CreateDevice(ctx context.Context, d ota.Device) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO devices (product_key, name, tenant_id, secret, groups, versions, online, last_seen, created_at, protocol_id)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULLIF($10, ''))`,
-		d.ProductKey, d.Name, d.TenantID, d.Secret, strs(d.Groups), sqlcommon.EncodeVersions(d.Versions), d.Online, ts(d.LastSeen), ts(d.CreatedAt), d.ProtocolID)
+		d.ProductKey, d.Name, d.TenantID, s.box.Seal(secrets.DeviceID(d.ProductKey, d.Name), d.Secret), strs(d.Groups), sqlcommon.EncodeVersions(d.Versions), d.Online, ts(d.LastSeen), ts(d.CreatedAt), d.ProtocolID)
 	err = conflictAs(translate(err, "create device"), "product %q already has a device %q, or its device id %q is taken", d.ProductKey, d.Name, d.ProtocolID)
 	return notFoundRefAs(err, ota.NotFound("product", d.ProductKey))
 }
 
 const deviceColumns = `product_key, name, tenant_id, secret, groups, versions, online, last_seen, created_at, COALESCE(protocol_id, '')`
 
-func scanDevice(row pgx.Row) (ota.Device, error) {
+func (s *Store) scanDevice(row pgx.Row) (ota.Device, error) {
 	var d ota.Device
 	var versions string
 	var lastSeen, created pgtype.Timestamptz
@@ -34,13 +35,16 @@ func scanDevice(row pgx.Row) (ota.Device, error) {
 	if d.Versions, err = sqlcommon.DecodeVersions(versions); err != nil {
 		return ota.Device{}, err
 	}
+	if d.Secret, err = s.box.Open(secrets.DeviceID(d.ProductKey, d.Name), d.Secret); err != nil {
+		return ota.Device{}, err
+	}
 	d.Groups = nilIfEmpty(d.Groups)
 	d.LastSeen, d.CreatedAt = fromTS(lastSeen), fromTS(created)
 	return d, nil
 }
 
 func (s *Store) GetDevice(ctx context.Context, productKey, name string) (ota.Device, error) {
-	d, err := scanDevice(s.pool.QueryRow(ctx, `SELECT `+deviceColumns+` FROM devices WHERE product_key = $1 AND name = $2`, productKey, name))
+	d, err := s.scanDevice(s.pool.QueryRow(ctx, `SELECT `+deviceColumns+` FROM devices WHERE product_key = $1 AND name = $2`, productKey, name))
 	if err != nil {
 		return ota.Device{}, notFoundAs(err, "get device", ota.NotFound("device", name))
 	}
@@ -97,7 +101,7 @@ func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter, page stor
 	}
 	q := `SELECT ` + deviceColumns + ` FROM devices` + w.String() +
 		` ORDER BY name, product_key LIMIT ` + w.arg(limitOf(f.Limit, page)) + ` OFFSET ` + w.arg(page.Offset)
-	list, err := queryAll(ctx, s, "list devices", scanDevice, q, w.args...)
+	list, err := queryAll(ctx, s, "list devices", s.scanDevice, q, w.args...)
 	return list, total, err
 }
 

@@ -19,12 +19,14 @@ import (
 
 	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/store"
+	"github.com/updraft-ota/updraft/internal/store/secrets"
 	"github.com/updraft-ota/updraft/internal/store/sqlcommon"
 )
 
 // Store is a store.Store over a pgx connection pool.
 type Store struct {
 	pool *pgxpool.Pool
+	box  *secrets.Box // seals device and access-key secrets (secrets.go)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -34,7 +36,11 @@ var _ store.Store = (*Store)(nil)
 // settings such as pool_max_conns are accepted) and checks it answers. It does
 // not migrate: call Migrate. Sessions plan every statement for its
 // parameters (plan_cache_mode=force_custom_plan) unless dsn says otherwise.
-func Open(ctx context.Context, dsn string) (*Store, error) {
+func Open(ctx context.Context, dsn string, opts ...store.Options) (*Store, error) {
+	var o store.Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, ota.Invalid("db", "cannot parse the PostgreSQL connection string: %v", err)
@@ -51,7 +57,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err != nil {
 		return nil, translate(err, "connect to PostgreSQL")
 	}
-	s := &Store{pool: pool}
+	s := &Store{pool: pool, box: o.Secrets}
 	if err := s.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, err

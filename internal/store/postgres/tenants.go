@@ -9,6 +9,7 @@ import (
 
 	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/store"
+	"github.com/updraft-ota/updraft/internal/store/secrets"
 )
 
 // Tenants and access keys.
@@ -114,11 +115,14 @@ func (s *Store) TenantUsage(ctx context.Context, id string) (store.Usage, error)
 
 const keyColumns = "id, tenant_id, secret, role, created_at"
 
-func scanKey(row pgx.Row) (ota.AccessKey, error) {
+func (s *Store) scanKey(row pgx.Row) (ota.AccessKey, error) {
 	var k ota.AccessKey
 	var created pgtype.Timestamptz
 	var role string
 	err := row.Scan(&k.ID, &k.TenantID, &k.Secret, &role, &created)
+	if err == nil {
+		k.Secret, err = s.box.Open(secrets.KeyID(k.ID), k.Secret)
+	}
 	k.Role = ota.Role(role)
 	k.CreatedAt = fromTS(created)
 	return k, err
@@ -126,12 +130,12 @@ func scanKey(row pgx.Row) (ota.AccessKey, error) {
 
 func (s *Store) CreateAccessKey(ctx context.Context, k ota.AccessKey) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO access_keys (`+keyColumns+`) VALUES ($1, $2, $3, $4, $5)`,
-		k.ID, k.TenantID, k.Secret, string(k.Role), ts(k.CreatedAt))
+		k.ID, k.TenantID, s.box.Seal(secrets.KeyID(k.ID), k.Secret), string(k.Role), ts(k.CreatedAt))
 	return conflictAs(translate(err, "create access key"), "access key %q already exists", k.ID)
 }
 
 func (s *Store) GetAccessKey(ctx context.Context, id string) (ota.AccessKey, error) {
-	k, err := scanKey(s.pool.QueryRow(ctx, `SELECT `+keyColumns+` FROM access_keys WHERE id = $1`, id))
+	k, err := s.scanKey(s.pool.QueryRow(ctx, `SELECT `+keyColumns+` FROM access_keys WHERE id = $1`, id))
 	if err != nil {
 		return ota.AccessKey{}, notFoundAs(err, "get access key", ota.NotFound("access key", id))
 	}
@@ -147,7 +151,7 @@ func (s *Store) ListAccessKeys(ctx context.Context, tenantID string) ([]ota.Acce
 	defer rows.Close()
 	var out []ota.AccessKey
 	for rows.Next() {
-		k, err := scanKey(rows)
+		k, err := s.scanKey(rows)
 		if err != nil {
 			return nil, translate(err, "list access keys")
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/store"
+	"github.com/updraft-ota/updraft/internal/store/secrets"
 	"github.com/updraft-ota/updraft/internal/store/sqlcommon"
 )
 
@@ -18,7 +19,7 @@ func (s *Store) CreateDevice(ctx context.Context, d ota.Device) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO devices (product_key, name, tenant_id, secret, groups, online, last_seen, created_at, protocol_id)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''))`,
-			d.ProductKey, d.Name, d.TenantID, d.Secret, sqlcommon.EncodeStrings(d.Groups), dbBool(d.Online),
+			d.ProductKey, d.Name, d.TenantID, s.box.Seal(secrets.DeviceID(d.ProductKey, d.Name), d.Secret), sqlcommon.EncodeStrings(d.Groups), dbBool(d.Online),
 			dbTime(d.LastSeen), dbTime(d.CreatedAt), d.ProtocolID)
 		if err != nil {
 			return err
@@ -46,7 +47,7 @@ const deviceSelect = `SELECT d.tenant_id, d.product_key, d.name, d.secret, d.gro
 	 WHERE v.product_key = d.product_key AND v.device_name = d.name), COALESCE(d.protocol_id, '')
 	FROM devices d`
 
-func scanDevice(r rowScanner) (ota.Device, error) {
+func (s *Store) scanDevice(r rowScanner) (ota.Device, error) {
 	var d ota.Device
 	var groups, versions string
 	var online int
@@ -61,6 +62,9 @@ func scanDevice(r rowScanner) (ota.Device, error) {
 	if d.Versions, err = sqlcommon.DecodeVersions(versions); err != nil {
 		return ota.Device{}, err
 	}
+	if d.Secret, err = s.box.Open(secrets.DeviceID(d.ProductKey, d.Name), d.Secret); err != nil {
+		return ota.Device{}, err
+	}
 	d.Online = online != 0
 	d.LastSeen = goTime(lastSeen)
 	d.CreatedAt = goTime(created)
@@ -68,7 +72,7 @@ func scanDevice(r rowScanner) (ota.Device, error) {
 }
 
 func (s *Store) GetDevice(ctx context.Context, productKey, name string) (ota.Device, error) {
-	d, err := scanDevice(s.read.QueryRowContext(ctx, deviceSelect+" WHERE d.product_key = ? AND d.name = ?", productKey, name))
+	d, err := s.scanDevice(s.read.QueryRowContext(ctx, deviceSelect+" WHERE d.product_key = ? AND d.name = ?", productKey, name))
 	if err == sql.ErrNoRows {
 		return ota.Device{}, ota.NotFound("device", name)
 	}
@@ -122,7 +126,7 @@ func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter, page stor
 	if err != nil {
 		return nil, 0, dbError(err, "list devices")
 	}
-	out, err := collect(rows, scanDevice)
+	out, err := collect(rows, s.scanDevice)
 	if err != nil {
 		return nil, 0, dbError(err, "list devices")
 	}

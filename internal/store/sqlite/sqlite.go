@@ -31,6 +31,7 @@ import (
 
 	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/store"
+	"github.com/updraft-ota/updraft/internal/store/secrets"
 )
 
 //go:embed migrations/*.sql
@@ -53,6 +54,8 @@ type Store struct {
 
 	viewMu   sync.Mutex // guards viewConn (deviceview.go)
 	viewConn *sql.Conn  // held from read for PRAGMA data_version
+
+	box *secrets.Box // seals device and access-key secrets (secrets.go)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -60,7 +63,11 @@ var _ store.Store = (*Store)(nil)
 // Open opens (creating if needed) the database at path and configures it. It
 // does not migrate: call Migrate. path ":memory:" gives a private in-memory
 // database on one connection (tests only; it disappears on Close).
-func Open(ctx context.Context, path string) (*Store, error) {
+func Open(ctx context.Context, path string, opts ...store.Options) (*Store, error) {
+	var o store.Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	if path == "" {
 		return nil, ota.Invalid("db", "the SQLite database path is empty")
 	}
@@ -94,7 +101,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	write.SetMaxIdleConns(1)
 	write.SetConnMaxLifetime(0)
 	write.SetConnMaxIdleTime(0)
-	s := &Store{write: write, read: write}
+	s := &Store{write: write, read: write, box: o.Secrets}
 	if err := write.PingContext(ctx); err != nil {
 		write.Close()
 		return nil, ota.Errorf(ota.CodeUnavailable, "cannot open the SQLite database %s: %v", path, err)

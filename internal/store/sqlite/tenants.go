@@ -6,6 +6,7 @@ import (
 
 	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/store"
+	"github.com/updraft-ota/updraft/internal/store/secrets"
 	"github.com/updraft-ota/updraft/internal/store/sqlcommon"
 )
 
@@ -125,11 +126,14 @@ func (s *Store) TenantUsage(ctx context.Context, id string) (store.Usage, error)
 
 const keyColumns = "id, tenant_id, secret, role, created_at"
 
-func scanKey(row rowScanner) (ota.AccessKey, error) {
+func scanKey(box *secrets.Box, row rowScanner) (ota.AccessKey, error) {
 	var k ota.AccessKey
 	var created sql.NullInt64
 	var role string
 	err := row.Scan(&k.ID, &k.TenantID, &k.Secret, &role, &created)
+	if err == nil {
+		k.Secret, err = box.Open(secrets.KeyID(k.ID), k.Secret)
+	}
 	k.Role = ota.Role(role)
 	k.CreatedAt = goTime(created)
 	return k, err
@@ -138,7 +142,7 @@ func scanKey(row rowScanner) (ota.AccessKey, error) {
 // CreateAccessKey adds an access key; CodeConflict if the id exists.
 func (s *Store) CreateAccessKey(ctx context.Context, k ota.AccessKey) error {
 	_, err := s.write.ExecContext(ctx, "INSERT INTO access_keys ("+keyColumns+") VALUES (?, ?, ?, ?, ?)",
-		k.ID, k.TenantID, k.Secret, string(k.Role), dbTime(k.CreatedAt))
+		k.ID, k.TenantID, s.box.Seal(secrets.KeyID(k.ID), k.Secret), string(k.Role), dbTime(k.CreatedAt))
 	if ota.ErrorCode(dbError(err, "")) == ota.CodeConflict {
 		return ota.Errorf(ota.CodeConflict, "access key %q already exists", k.ID)
 	}
@@ -146,7 +150,7 @@ func (s *Store) CreateAccessKey(ctx context.Context, k ota.AccessKey) error {
 }
 
 func (s *Store) GetAccessKey(ctx context.Context, id string) (ota.AccessKey, error) {
-	k, err := scanKey(s.read.QueryRowContext(ctx, "SELECT "+keyColumns+" FROM access_keys WHERE id = ?", id))
+	k, err := scanKey(s.box, s.read.QueryRowContext(ctx, "SELECT "+keyColumns+" FROM access_keys WHERE id = ?", id))
 	if err == sql.ErrNoRows {
 		return ota.AccessKey{}, ota.NotFound("access key", id)
 	}
@@ -165,7 +169,7 @@ func (s *Store) ListAccessKeys(ctx context.Context, tenantID string) ([]ota.Acce
 	defer rows.Close()
 	var out []ota.AccessKey
 	for rows.Next() {
-		k, err := scanKey(rows)
+		k, err := scanKey(s.box, rows)
 		if err != nil {
 			return nil, dbError(err, "list access keys")
 		}
