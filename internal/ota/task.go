@@ -1,6 +1,9 @@
 package ota
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // TaskState is where one device stands in one job.
 type TaskState string
@@ -40,8 +43,13 @@ func (s TaskState) Terminal() bool {
 // most one active task per module.
 func (s TaskState) Active() bool { return !s.Terminal() }
 
+// DispatchedTaskStates are the states that count against a job's max
+// concurrency: the task's notice has gone out and the device has not
+// finished. The stores' paced claims (store.ClaimRequest) count these.
+var DispatchedTaskStates = []TaskState{TaskNotified, TaskInProgress}
+
 // Dispatched reports whether the task counts against max concurrency.
-func (s TaskState) Dispatched() bool { return s == TaskNotified || s == TaskInProgress }
+func (s TaskState) Dispatched() bool { return slices.Contains(DispatchedTaskStates, s) }
 
 // transitions is the one table of allowed task state changes. The service
 // moves tasks only along it, and the stores' compare-and-set updates take
@@ -66,7 +74,11 @@ func (s TaskState) Dispatched() bool { return s == TaskNotified || s == TaskInPr
 //   - retry_wait → queued at NextAttemptAt.
 //   - any unfinished state → canceled (operator, job cancel, finish time,
 //     overwrite).
-//   - failed | canceled → queued or confirm by an operator's retry.
+//   - failed | canceled → waiting by an operator's retry; the retried task
+//     is admitted again at once (Job.Admit), so an offline device's task
+//     waits instead of being notified.
+//   - skipped → waiting, queued or confirm when a dynamic job takes the
+//     device after all: it came to match the job (its version qualifies now).
 var transitions = map[TaskState][]TaskState{
 	TaskWaiting:    {TaskQueued, TaskConfirm, TaskSucceeded, TaskSkipped, TaskCanceled},
 	TaskConfirm:    {TaskQueued, TaskSucceeded, TaskCanceled},
@@ -74,10 +86,10 @@ var transitions = map[TaskState][]TaskState{
 	TaskNotified:   {TaskInProgress, TaskSucceeded, TaskFailed, TaskRetryWait, TaskCanceled, TaskQueued, TaskWaiting},
 	TaskInProgress: {TaskInProgress, TaskSucceeded, TaskFailed, TaskRetryWait, TaskCanceled},
 	TaskRetryWait:  {TaskQueued, TaskSucceeded, TaskCanceled},
-	TaskFailed:     {TaskQueued, TaskConfirm}, // operator retry
-	TaskCanceled:   {TaskQueued, TaskConfirm}, // operator retry
+	TaskFailed:     {TaskWaiting}, // operator retry
+	TaskCanceled:   {TaskWaiting}, // operator retry
 	TaskSucceeded:  nil,
-	TaskSkipped:    nil,
+	TaskSkipped:    {TaskWaiting, TaskQueued, TaskConfirm}, // a dynamic job takes the device after all
 }
 
 // CanTransition reports whether from → to is allowed.
@@ -237,7 +249,13 @@ func (c TaskCounts) Finished() int64 {
 func (c TaskCounts) Active() int64 { return c.Total() - c.Finished() }
 
 // Dispatched sums the states that count against max concurrency.
-func (c TaskCounts) Dispatched() int64 { return c[TaskNotified] + c[TaskInProgress] }
+func (c TaskCounts) Dispatched() int64 {
+	var n int64
+	for _, st := range DispatchedTaskStates {
+		n += c[st]
+	}
+	return n
+}
 
 // SkipBusy turns a task that lost its device's module to another job's
 // active task into a skipped one, finished at now.
