@@ -20,6 +20,9 @@ import (
 type Devices interface {
 	DeviceForAuth(ctx context.Context, ref ota.DeviceRef) (ota.Device, error)
 	DeviceConnected(ctx context.Context, dev ota.DeviceRef, online bool) error
+	// DeviceSeen records a sighting of a device that holds no connection
+	// (device HTTP): its presence, without making it "online".
+	DeviceSeen(ctx context.Context, dev ota.DeviceRef) error
 	NextNotice(ctx context.Context, dev ota.DeviceRef, module string) (*ota.Notice, error)
 	ReportVersion(ctx context.Context, dev ota.DeviceRef, module, version string) error
 	ReportProgress(ctx context.Context, dev ota.DeviceRef, pr service.Progress) error

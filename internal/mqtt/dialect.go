@@ -85,7 +85,11 @@ type Link interface {
 // Errors from Handle decide what happens to the device's message: nil or an
 // *ota.Error that is not transient (see deviceproto.Transient) acknowledges
 // it (a bad message is dropped and logged); a transient error (the store is
-// down) withholds the acknowledgement so the device sends it again.
+// down) withholds the acknowledgement: the embedded broker's device sends it
+// again, and the external broker's consumer retries it a few times and then
+// leaves it unacknowledged for the broker to redeliver. Conflicts between
+// replicas are not the dialect's to handle: the service re-applies a report
+// whose task changed meanwhile.
 type Dialect interface {
 	// Name is the ota.Protocol this dialect speaks ("native", "huawei",
 	// "alibaba", "enos").

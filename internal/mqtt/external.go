@@ -43,9 +43,12 @@ type ExternalOptions struct {
 	// by default; a queue overflow drops messages, so raise both on a busy
 	// broker). The broker spreads one device's messages over all members of
 	// the group, so with several consumers (or replicas) they may be handled
-	// out of order; the protocol tolerates that (a progress report arriving
-	// after the task completed is ignored, and devices repeat their version
-	// and status on every connect).
+	// out of order, and by two replicas at once; the protocol tolerates
+	// that (the service re-reads and re-applies a report whose task another
+	// replica changed meanwhile, a progress report arriving after the task
+	// completed is ignored, and devices repeat their version and status on
+	// every connect). Within one consumer, one device's messages are handled
+	// in order (DeviceKey).
 	Consumers int
 	// Workers is how many device messages are handled at once (default 32).
 	// Messages one consumer receives from one device are handled in order.
@@ -57,6 +60,15 @@ type ExternalOptions struct {
 	CallTimeout time.Duration
 	// ConnectTimeout bounds the first connection (default 10 s).
 	ConnectTimeout time.Duration
+	// RedeliverAfter is how long after a device message was left
+	// unacknowledged (its handling kept failing for a transient reason,
+	// e.g. the store is down) its consumer reconnects so that the broker
+	// delivers it again (default 30 s).
+	RedeliverAfter time.Duration
+	// RetryBackoff is the first pause between tries of a message whose
+	// handling failed for a transient reason; it doubles after each of the
+	// handleAttempts tries (default 200 ms: about 6 s in all).
+	RetryBackoff time.Duration
 	// Registerer receives the metrics (nil: none).
 	Registerer prometheus.Registerer
 }
@@ -76,12 +88,17 @@ type External struct {
 	consumers []paho.Client
 	pub       paho.Client
 	shards    []chan inbound
+	// stranded[i] is set while consumer i holds a message it gave up on
+	// (transient failures), left unacknowledged: a reconnect is scheduled
+	// so that the broker redelivers it (MQTT redelivers only then).
+	stranded  []atomic.Bool
 	ctx       context.Context
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	handled   atomic.Int64
 	published atomic.Int64
 	m         *metrics
+	lag       *prometheus.HistogramVec
 	protocols *protocols
 
 	// notifying is held (read) by each Notify and taken by Close, so that a
@@ -91,8 +108,10 @@ type External struct {
 }
 
 type inbound struct {
-	msg     paho.Message
-	dialect Dialect
+	msg      paho.Message
+	dialect  Dialect
+	consumer int       // index in External.consumers
+	received time.Time // when paho handed it over: the lag metric's start
 }
 
 // applyQuery sets the options the URL's query names.
@@ -183,12 +202,46 @@ func NewExternal(devices deviceproto.Devices, opts ExternalOptions) (*External, 
 	if opts.ConnectTimeout <= 0 {
 		opts.ConnectTimeout = 10 * time.Second
 	}
+	if opts.RetryBackoff <= 0 {
+		opts.RetryBackoff = 200 * time.Millisecond
+	}
+	if opts.RedeliverAfter <= 0 {
+		opts.RedeliverAfter = 30 * time.Second
+	}
 	e := &External{devices: devices, dialects: opts.Dialects, opts: opts, log: opts.Logger.With("component", "mqtt", "broker", server),
 		protocols: newProtocols(devices)}
 	e.m, err = newMetrics(opts.Registerer, nil, map[string]func() float64{
 		"updraft_mqtt_notices_published_total": func() float64 { return float64(e.published.Load()) },
 	})
 	if err != nil {
+		return nil, err
+	}
+	e.lag = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "updraft_mqtt_external_message_seconds",
+		Help: "External broker: time from a device message's receipt to its acknowledgement (applied or dropped), by dialect. A replica that cannot keep up shows it here and in updraft_mqtt_external_queued_messages.",
+		// 1 ms to ~2 min: queueing behind a slow store reaches minutes.
+		Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 14),
+	}, []string{"dialect"})
+	queued := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "updraft_mqtt_external_queued_messages",
+		Help: "External broker: device messages received and waiting in this replica's per-device queues.",
+	}, func() float64 {
+		n := 0
+		for _, ch := range e.shards {
+			n += len(ch)
+		}
+		return float64(n)
+	})
+	if opts.Registerer != nil {
+		// A second client in one process (tests) shares the first's series.
+		var already prometheus.AlreadyRegisteredError
+		if err := opts.Registerer.Register(e.lag); errors.As(err, &already) {
+			e.lag = already.ExistingCollector.(*prometheus.HistogramVec)
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	if err := register(opts.Registerer, queued); err != nil {
 		return nil, err
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
@@ -214,9 +267,20 @@ func NewExternal(devices deviceproto.Devices, opts ExternalOptions) (*External, 
 	// without waiting NewExternal would return before the broker routes
 	// anything to a new session, and the first device messages would be lost.
 	subscribed := make([]chan struct{}, opts.Consumers)
+	e.stranded = make([]atomic.Bool, opts.Consumers)
 	for i := 0; i < opts.Consumers; i++ {
 		o := base(fmt.Sprintf("%s-c%d", opts.ClientID, i), false).SetAutoAckDisabled(true)
 		o.SetMessageChannelDepth(256)
+		// One handler routes every message by the dialects' filters, and it
+		// exists before the first connect: a persistent session's queued and
+		// in-flight messages arrive right after CONNACK, before the connect
+		// handler has subscribed, and paho neither handles nor acknowledges
+		// a message that has no route (issue 8, item 5). Subscriptions carry
+		// no callback of their own, so this handler is the only route: a
+		// message goes to exactly one dialect, the first whose filters
+		// match, even where two dialects' filters overlap.
+		consumer := i
+		o.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) { e.dispatch(m, consumer) })
 		ready, once := make(chan struct{}), new(sync.Once)
 		subscribed[i] = ready
 		o.SetOnConnectHandler(func(c paho.Client) {
@@ -227,18 +291,7 @@ func NewExternal(devices deviceproto.Devices, opts ExternalOptions) (*External, 
 		o.SetConnectionLostHandler(func(_ paho.Client, err error) {
 			e.log.Warn("connection to MQTT broker lost; reconnecting", "err", err)
 		})
-		c := paho.NewClient(o)
-		// A persistent session's queued messages arrive right after CONNACK,
-		// before the connect handler has subscribed (paho registers a
-		// subscription's handler only then); without a route paho neither
-		// handles nor acknowledges them, and they sit unacknowledged until
-		// the next reconnect. So the routes exist before the first connect.
-		for _, d := range e.dialects {
-			for _, f := range d.Filters() {
-				c.AddRoute(f, func(_ paho.Client, m paho.Message) { e.enqueue(m, d) })
-			}
-		}
-		e.consumers = append(e.consumers, c)
+		e.consumers = append(e.consumers, paho.NewClient(o))
 	}
 	for _, c := range append([]paho.Client{e.pub}, e.consumers...) {
 		t := c.Connect()
@@ -263,14 +316,20 @@ func NewExternal(devices deviceproto.Devices, opts ExternalOptions) (*External, 
 	return e, nil
 }
 
+// testHookSubscribing runs as a consumer starts subscribing after a
+// (re)connect; tests widen with it the window in which a resumed session's
+// messages arrive before any subscription exists.
+var testHookSubscribing = func() {}
+
 // subscribe (re)joins the shared subscriptions on every (re)connect and
 // reports whether the broker granted all of them.
 func (e *External) subscribe(c paho.Client) bool {
+	testHookSubscribing()
 	ok := true
 	for _, d := range e.dialects {
 		for _, f := range d.Filters() {
 			shared := "$share/" + e.opts.Group + "/" + f
-			t := c.Subscribe(shared, 1, func(_ paho.Client, m paho.Message) { e.enqueue(m, d) })
+			t := c.Subscribe(shared, 1, nil) // routed by the default handler
 			if !t.WaitTimeout(e.opts.ConnectTimeout) || t.Error() != nil {
 				e.log.Error("subscribing on the MQTT broker failed", "filter", shared, "err", t.Error())
 				ok = false
@@ -287,15 +346,37 @@ func (e *External) subscribe(c paho.Client) bool {
 	return ok
 }
 
-// enqueue hands a message to the worker of its device (the dialect names
-// the device a topic belongs to), so one device's messages are handled in
-// the order this consumer received them.
-func (e *External) enqueue(m paho.Message, d Dialect) {
-	key := d.Name() + "\x00" + d.DeviceKey(m.Topic())
+// dispatch routes a message from consumer to the first dialect whose
+// filters match its topic. A topic no dialect handles cannot come from this
+// server's subscriptions; it is acknowledged and logged, since keeping it
+// would hold one of the session's in-flight slots forever.
+func (e *External) dispatch(m paho.Message, consumer int) {
+	in := inbound{msg: m, consumer: consumer, received: time.Now()}
+	for _, d := range e.dialects {
+		if anyMatches(d.Filters(), m.Topic()) {
+			in.dialect = d
+			e.enqueue(in)
+			return
+		}
+	}
+	e.log.Warn("message on a topic no device protocol handles; acknowledged and dropped", "topic", m.Topic())
+	m.Ack()
+}
+
+// shardOf is the worker queue of a topic's device: the dialect names the
+// device a topic belongs to (DeviceKey), so every topic of one device (its
+// version, progress, status…) lands in one queue, whatever their depth.
+func (e *External) shardOf(d Dialect, topic string) int {
 	h := fnv.New32a()
-	h.Write([]byte(key))
+	h.Write([]byte(d.Name() + "\x00" + d.DeviceKey(topic)))
+	return int(h.Sum32() % uint32(len(e.shards)))
+}
+
+// enqueue hands a message to the worker of its device, so one device's
+// messages are handled in the order this consumer received them.
+func (e *External) enqueue(in inbound) {
 	select {
-	case e.shards[h.Sum32()%uint32(len(e.shards))] <- inbound{msg: m, dialect: d}:
+	case e.shards[e.shardOf(in.dialect, in.msg.Topic())] <- in:
 	case <-e.ctx.Done():
 	}
 }
@@ -312,15 +393,28 @@ func (e *External) work(ch chan inbound) {
 	}
 }
 
-// handle processes one device message, retrying transient failures for a
-// while, and acknowledges it to the broker afterwards (at-least-once).
+// handleAttempts bounds how often handle tries a message whose handling
+// fails for a transient reason (see ExternalOptions.RetryBackoff).
+const handleAttempts = 6
+
+// handle processes one device message and acknowledges it once it is
+// applied, or once the service refused it for good (a bad message is
+// dropped and logged). A message that still fails for a transient reason
+// after handleAttempts tries, or whose handling a shutdown cut short, is
+// never acknowledged: the broker keeps it in the consumer's persistent
+// session and redelivers it when the consumer reconnects (see strand).
+// Conflicts between replicas are the service's to resolve: it re-reads and
+// re-applies a report whose task changed meanwhile.
 func (e *External) handle(in inbound) {
 	link := externalLink{e: e, dialect: in.dialect}
-	backoff := 200 * time.Millisecond
+	backoff := e.opts.RetryBackoff
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(e.ctx, e.opts.CallTimeout)
 		err := in.dialect.Handle(ctx, Message{Topic: in.msg.Topic(), Payload: in.msg.Payload()}, link)
 		cancel()
+		if e.ctx.Err() != nil {
+			return // closing: unacknowledged, so redelivered to this session's next consumer
+		}
 		if err == nil {
 			e.m.messages.WithLabelValues(in.dialect.Name(), resultHandled).Inc()
 			break
@@ -330,20 +424,55 @@ func (e *External) handle(in inbound) {
 			e.log.Info("device message dropped", "topic", in.msg.Topic(), "err", err)
 			break
 		}
-		if attempt == 6 || e.ctx.Err() != nil {
-			e.m.messages.WithLabelValues(in.dialect.Name(), resultLost).Inc()
-			e.log.Error("device message lost after retries", "topic", in.msg.Topic(), "err", err)
-			break
+		if attempt == handleAttempts {
+			e.m.messages.WithLabelValues(in.dialect.Name(), resultUnacked).Inc()
+			e.log.Error("device message not applied after retries; left unacknowledged for the broker to redeliver",
+				"topic", in.msg.Topic(), "attempts", attempt, "err", err)
+			e.strand(in.consumer)
+			return
 		}
 		e.m.messages.WithLabelValues(in.dialect.Name(), resultRetry).Inc()
 		select {
 		case <-time.After(backoff):
 			backoff *= 2
 		case <-e.ctx.Done():
+			return
 		}
 	}
 	in.msg.Ack()
+	e.lag.WithLabelValues(in.dialect.Name()).Observe(time.Since(in.received).Seconds())
 	e.handled.Add(1)
+}
+
+// strand schedules a reconnect of consumer i, which holds a message left
+// unacknowledged: MQTT 3.1.1 brokers redeliver unacknowledged messages only
+// when the session reconnects. One reconnect serves every message stranded
+// until it happens. If the service is still failing then, the messages are
+// stranded again and the next reconnect follows RedeliverAfter later.
+func (e *External) strand(i int) {
+	if !e.stranded[i].CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		select {
+		case <-time.After(e.opts.RedeliverAfter):
+		case <-e.ctx.Done():
+			return
+		}
+		e.stranded[i].Store(false)
+		e.notifying.RLock()
+		defer e.notifying.RUnlock()
+		if e.closed {
+			return
+		}
+		c := e.consumers[i]
+		c.Disconnect(250)
+		if t := c.Connect(); !t.WaitTimeout(e.opts.ConnectTimeout) || t.Error() != nil {
+			// paho keeps retrying in the background (ConnectRetry).
+			e.log.Warn("reconnecting to the MQTT broker for redelivery", "err", t.Error())
+		}
+		e.log.Info("reconnected a consumer so the broker redelivers its unacknowledged messages", "consumer", i)
+	}()
 }
 
 // Notify implements service.Notifier: every dialect renders the notice for

@@ -6,13 +6,20 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/updraft-ota/updraft/internal/deviceproto/deviceprototest"
 	"github.com/updraft-ota/updraft/internal/ota"
+	"github.com/updraft-ota/updraft/internal/service"
 	"github.com/updraft-ota/updraft/internal/testenv"
 	"github.com/updraft-ota/updraft/sdk/device/wire"
 )
@@ -253,6 +260,289 @@ func TestBrokerURL(t *testing.T) {
 	for _, bad := range []string{"http://h:1", "mqtt://"} {
 		if _, _, _, err := brokerURL(bad); err == nil {
 			t.Errorf("brokerURL(%q) accepted", bad)
+		}
+	}
+}
+
+// gatedDevices puts gate in front of the Fake's version and progress
+// reports: a store that blocks or fails.
+type gatedDevices struct {
+	*deviceprototest.Fake
+	gate  func(ctx context.Context) error
+	calls atomic.Int64
+}
+
+func (g *gatedDevices) ReportVersion(ctx context.Context, ref ota.DeviceRef, module, version string) error {
+	g.calls.Add(1)
+	if err := g.gate(ctx); err != nil {
+		return err
+	}
+	return g.Fake.ReportVersion(ctx, ref, module, version)
+}
+
+func (g *gatedDevices) ReportProgress(ctx context.Context, ref ota.DeviceRef, p service.Progress) error {
+	g.calls.Add(1)
+	if err := g.gate(ctx); err != nil {
+		return err
+	}
+	return g.Fake.ReportProgress(ctx, ref, p)
+}
+
+// versionsOf is the set of versions the Fake has recorded.
+func versionsOf(f *deviceprototest.Fake) map[string]bool {
+	got := map[string]bool{}
+	for _, v := range f.Versions() {
+		got[v.Device.Name+"="+v.Version] = true
+	}
+	return got
+}
+
+// Issue 8, item 5: a replica dies while its consumers hold device messages
+// they received but did not acknowledge, and devices keep publishing while
+// it is down. The replica that takes its client id over gets the held ones
+// redelivered right after CONNACK (before its connect handler has even
+// subscribed) and the queued ones after: every report is applied.
+func TestExternalRedeliveredAtResumeAreRouted(t *testing.T) {
+	addr := testenv.MosquittoAddr(t)
+	product := randomName("p")
+	f := deviceprototest.New()
+	const devices, before, during = 4, 5, 5
+	for i := 0; i < devices; i++ {
+		f.AddDevice(product, fmt.Sprintf("d%d", i), "s")
+	}
+	clientID, group := randomName("updraft-test-"), randomName("g")
+	const consumers = 3
+
+	// The first replica's store never answers: everything it receives stays
+	// unacknowledged until it goes away.
+	stuck := &gatedDevices{Fake: f, gate: func(ctx context.Context) error {
+		<-ctx.Done()
+		return ota.Errorf(ota.CodeUnavailable, "store down: %v", ctx.Err())
+	}}
+	first, err := NewExternal(stuck, ExternalOptions{URL: addr, ClientID: clientID, Group: group, Consumers: consumers, Workers: 2,
+		Logger: quietLogger(), Dialects: []Dialect{productOnly{NewNative(stuck, 0, nil), product}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { first.Close(); wipeSessions(t, addr, clientID, consumers) })
+
+	var devs []*device
+	for i := 0; i < devices; i++ {
+		d := &device{got: map[string][][]byte{}}
+		d.c = paho.NewClient(connectOpts(addr, wire.ClientID(product, fmt.Sprintf("d%d", i)), "", ""))
+		if tok := d.c.Connect(); !tok.WaitTimeout(waitFor) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+		t.Cleanup(func() { d.c.Disconnect(0) })
+		devs = append(devs, d)
+	}
+	want := map[string]bool{}
+	report := func(round int) {
+		for i, d := range devs {
+			v := fmt.Sprintf("1.%d", round)
+			d.publish(t, wire.Topic(product, fmt.Sprintf("d%d", i), wire.TopicVersion), wire.VersionReport{Version: v})
+			want[fmt.Sprintf("d%d=%s", i, v)] = true
+		}
+	}
+	for r := 0; r < before; r++ {
+		report(r)
+	}
+	// Both workers are blocked on a message: the replica holds messages.
+	eventually(t, "the first replica to take messages", func() bool { return stuck.calls.Load() >= 2 })
+	first.Close()
+	for r := before; r < before+during; r++ {
+		report(r)
+	}
+	if n := len(f.Versions()); n != 0 {
+		t.Fatalf("%d reports applied by the stuck replica", n)
+	}
+
+	// The resumed sessions' messages come right after CONNACK; make sure
+	// they come before the subscriptions do, as they may on a busy host.
+	testHookSubscribing = func() { time.Sleep(100 * time.Millisecond) }
+	t.Cleanup(func() { testHookSubscribing = func() {} })
+	startExternal(t, addr, clientID, group, product, f, consumers)
+	eventually(t, "every report applied", func() bool { return len(versionsOf(f)) == len(want) })
+	for k := range versionsOf(f) {
+		if !want[k] {
+			t.Fatalf("unexpected report %s", k)
+		}
+	}
+}
+
+// Issue 8, item 4 (the carrier's half): a message whose handling keeps
+// failing for a transient reason is not acknowledged; the consumer
+// reconnects and the broker redelivers it, and it is applied once the
+// service takes messages again. The lag metrics show the message.
+func TestExternalTransientFailureRedelivered(t *testing.T) {
+	addr := testenv.MosquittoAddr(t)
+	product := randomName("p")
+	f := deviceprototest.New()
+	f.AddDevice(product, "d1", "s")
+	var down atomic.Bool
+	down.Store(true)
+	g := &gatedDevices{Fake: f, gate: func(context.Context) error {
+		if down.Load() {
+			return ota.Errorf(ota.CodeUnavailable, "store down")
+		}
+		return nil
+	}}
+	reg := prometheus.NewRegistry()
+	clientID, group := randomName("updraft-test-"), randomName("g")
+	e, err := NewExternal(g, ExternalOptions{URL: addr, ClientID: clientID, Group: group, Consumers: 1, Workers: 2,
+		Logger: quietLogger(), Dialects: []Dialect{productOnly{NewNative(g, 0, nil), product}},
+		RetryBackoff: time.Millisecond, RedeliverAfter: 300 * time.Millisecond, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(); wipeSessions(t, addr, clientID, 1) })
+	d := &device{got: map[string][][]byte{}}
+	d.c = paho.NewClient(connectOpts(addr, wire.ClientID(product, "d1"), "", ""))
+	if tok := d.c.Connect(); !tok.WaitTimeout(waitFor) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	t.Cleanup(func() { d.c.Disconnect(0) })
+
+	d.publish(t, wire.Topic(product, "d1", wire.TopicVersion), wire.VersionReport{Version: "2.0"})
+	eventually(t, "the message given up on", func() bool {
+		return gathered(t, reg, "updraft_mqtt_device_messages_total", "result", resultUnacked) >= 1
+	})
+	if e.Handled() != 0 {
+		t.Fatalf("handled %d while the service was down", e.Handled())
+	}
+	down.Store(false)
+	eventually(t, "the redelivered report applied", func() bool { return len(f.Versions()) >= 1 })
+	if v := f.Versions()[0]; v.Version != "2.0" {
+		t.Fatalf("version %+v", v)
+	}
+	eventually(t, "acknowledged", func() bool { return e.Handled() >= 1 })
+	if n := gathered(t, reg, "updraft_mqtt_external_message_seconds", "dialect", "native"); n < 1 {
+		t.Fatalf("%v receive-to-applied samples", n)
+	}
+	if n := gathered(t, reg, "updraft_mqtt_external_queued_messages", "", ""); n != 0 {
+		t.Fatalf("%v messages queued after all were handled", n)
+	}
+}
+
+// gathered is the value (a histogram's sample count) of the series of name
+// whose label has value (any series when label is ""); -1 if there is none.
+func gathered(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			ok := label == ""
+			for _, l := range m.GetLabel() {
+				ok = ok || (l.GetName() == label && l.GetValue() == value)
+			}
+			if !ok {
+				continue
+			}
+			switch {
+			case m.Histogram != nil:
+				return float64(m.GetHistogram().GetSampleCount())
+			case m.Counter != nil:
+				return m.GetCounter().GetValue()
+			default:
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return -1
+}
+
+// informDialect stands for a protocol whose device is the last two levels
+// of /ota/device/{kind}/{product}/{device} (Alibaba's layout): it records
+// what it handles, slowly for "inform" messages.
+type informDialect struct {
+	product string
+	mu      sync.Mutex
+	seen    map[string][]int // device → sequence numbers in handling order
+}
+
+func (*informDialect) Name() string { return "native" }
+func (*informDialect) Authenticate(context.Context, Connect) (*Session, error) {
+	return nil, ErrNotMine
+}
+func (i *informDialect) Filters() []string { return []string{"/ota/device/+/" + i.product + "/+"} }
+func (*informDialect) DeviceKey(topic string) string {
+	l := strings.Split(topic, "/")
+	return l[len(l)-2] + "/" + l[len(l)-1]
+}
+func (i *informDialect) Handle(_ context.Context, m Message, _ Link) error {
+	l := strings.Split(m.Topic, "/")
+	if l[3] == "inform" {
+		time.Sleep(3 * time.Millisecond) // a slow handler: a later message of another queue would overtake it
+	}
+	var seq int
+	if err := json.Unmarshal(m.Payload, &seq); err != nil {
+		return ota.Invalid("payload", "%v", err)
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.seen[l[len(l)-1]] = append(i.seen[l[len(l)-1]], seq)
+	return nil
+}
+func (*informDialect) Render(ota.Notice) (string, []byte, error) { return "", nil, ErrNotMine }
+
+// Issue 8, item 8: ordering groups a device's messages by the dialect's
+// DeviceKey, not by every topic level but the last, which for
+// /ota/device/{kind}/{pk}/{dn} would put one device's "inform" and
+// "progress" in different queues (and a whole product's "inform" in one).
+func TestExternalOrdersByDeviceKey(t *testing.T) {
+	addr := testenv.MosquittoAddr(t)
+	product := randomName("p")
+	f := deviceprototest.New()
+	dl := &informDialect{product: product, seen: map[string][]int{}}
+	clientID, group := randomName("updraft-test-"), randomName("g")
+	// One consumer: the broker delivers one session's messages in order, so
+	// any reordering is the server's.
+	e, err := NewExternal(f, ExternalOptions{URL: addr, ClientID: clientID, Group: group, Consumers: 1, Workers: 8,
+		Logger: quietLogger(), Dialects: []Dialect{dl}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close(); wipeSessions(t, addr, clientID, 1) })
+	inform := func(dn string) string { return "/ota/device/inform/" + product + "/" + dn }
+	progress := func(dn string) string { return "/ota/device/progress/" + product + "/" + dn }
+	if e.shardOf(dl, inform("a")) != e.shardOf(dl, progress("a")) {
+		t.Fatal("one device's topics are in different queues")
+	}
+
+	pub, err := dialRaw(addr, randomName("pub"), "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pub.Disconnect(0) })
+	const n = 20
+	names := []string{"a", "b", "c"}
+	var toks []paho.Token
+	for seq := 0; seq < n; seq++ {
+		for _, dn := range names {
+			topic := inform(dn)
+			if seq%2 == 1 {
+				topic = progress(dn)
+			}
+			toks = append(toks, pub.Publish(topic, 1, false, strconv.Itoa(seq)))
+		}
+	}
+	for _, tok := range toks {
+		if !tok.WaitTimeout(waitFor) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+	}
+	eventually(t, "every message handled", func() bool { return e.Handled() == n*int64(len(names)) })
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	for _, dn := range names {
+		if !slices.IsSorted(dl.seen[dn]) || len(dl.seen[dn]) != n {
+			t.Fatalf("device %s handled %v, want 0…%d in order", dn, dl.seen[dn], n-1)
 		}
 	}
 }

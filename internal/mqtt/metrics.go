@@ -16,7 +16,7 @@ const (
 	resultHandled = "handled" // taken by the service
 	resultDropped = "dropped" // malformed or refused: acknowledged and dropped
 	resultRetry   = "retry"   // the service was unavailable: not acknowledged, the device resends
-	resultLost    = "lost"    // external broker: still failing after retries
+	resultUnacked = "unacked" // external broker: still failing after retries; left for the broker to redeliver
 )
 
 // newMetrics registers the series on reg (nil: none); gauges read the
@@ -24,7 +24,7 @@ const (
 func newMetrics(reg prometheus.Registerer, gauges map[string]func() float64, counters map[string]func() float64) (*metrics, error) {
 	m := &metrics{messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "updraft_mqtt_device_messages_total",
-		Help: "Messages devices published, by dialect and result (handled, dropped, retry, lost).",
+		Help: "Messages devices published, by dialect and result (handled, dropped, retry, unacked).",
 	}, []string{"dialect", "result"})}
 	if reg == nil {
 		return m, nil
@@ -36,15 +36,24 @@ func newMetrics(reg prometheus.Registerer, gauges map[string]func() float64, cou
 	for name, f := range counters {
 		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help[name]}, f))
 	}
+	return m, register(reg, cs...)
+}
+
+// register registers cs on reg (nil: none). A collector already registered
+// (a second broker or client in one process, as tests have) is kept.
+func register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
+	if reg == nil {
+		return nil
+	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if !errors.As(err, &already) {
-				return nil, err
+				return err
 			}
 		}
 	}
-	return m, nil
+	return nil
 }
 
 var help = map[string]string{

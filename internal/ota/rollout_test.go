@@ -117,8 +117,8 @@ func TestWaitingAndSkippedStates(t *testing.T) {
 	if TaskWaiting.Terminal() || !TaskWaiting.Active() || TaskWaiting.Dispatched() {
 		t.Error("waiting holds the module but is neither finished nor dispatched")
 	}
-	if !TaskSkipped.Terminal() || CanTransition(TaskSkipped, TaskQueued) {
-		t.Error("skipped is final")
+	if !TaskSkipped.Terminal() || CanTransition(TaskSkipped, TaskSucceeded) || CanTransition(TaskSkipped, TaskNotified) {
+		t.Error("skipped is finished; only a dynamic job takes the device again, from the start")
 	}
 	tk := Task{State: TaskNotified}
 	if err := tk.Transition(TaskWaiting, mustTime("2026-01-01T00:00:00Z")); err != nil || !tk.NotifiedAt.IsZero() {

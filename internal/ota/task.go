@@ -66,7 +66,11 @@ func (s TaskState) Dispatched() bool { return s == TaskNotified || s == TaskInPr
 //   - retry_wait → queued at NextAttemptAt.
 //   - any unfinished state → canceled (operator, job cancel, finish time,
 //     overwrite).
-//   - failed | canceled → queued or confirm by an operator's retry.
+//   - failed | canceled → waiting by an operator's retry; the retried task
+//     is admitted again at once (Job.Admit), so an offline device's task
+//     waits instead of being notified.
+//   - skipped → waiting, queued or confirm when a dynamic job takes the
+//     device after all: it came to match the job (its version qualifies now).
 var transitions = map[TaskState][]TaskState{
 	TaskWaiting:    {TaskQueued, TaskConfirm, TaskSucceeded, TaskSkipped, TaskCanceled},
 	TaskConfirm:    {TaskQueued, TaskSucceeded, TaskCanceled},
@@ -74,10 +78,10 @@ var transitions = map[TaskState][]TaskState{
 	TaskNotified:   {TaskInProgress, TaskSucceeded, TaskFailed, TaskRetryWait, TaskCanceled, TaskQueued, TaskWaiting},
 	TaskInProgress: {TaskInProgress, TaskSucceeded, TaskFailed, TaskRetryWait, TaskCanceled},
 	TaskRetryWait:  {TaskQueued, TaskSucceeded, TaskCanceled},
-	TaskFailed:     {TaskQueued, TaskConfirm}, // operator retry
-	TaskCanceled:   {TaskQueued, TaskConfirm}, // operator retry
+	TaskFailed:     {TaskWaiting}, // operator retry
+	TaskCanceled:   {TaskWaiting}, // operator retry
 	TaskSucceeded:  nil,
-	TaskSkipped:    nil,
+	TaskSkipped:    {TaskWaiting, TaskQueued, TaskConfirm}, // a dynamic job takes the device after all
 }
 
 // CanTransition reports whether from → to is allowed.

@@ -19,8 +19,10 @@ func TestTransitions(t *testing.T) {
 		{TaskInProgress, TaskInProgress}, {TaskInProgress, TaskSucceeded}, {TaskInProgress, TaskFailed},
 		{TaskInProgress, TaskRetryWait}, {TaskInProgress, TaskCanceled},
 		{TaskRetryWait, TaskQueued}, {TaskRetryWait, TaskSucceeded}, {TaskRetryWait, TaskCanceled},
-		{TaskFailed, TaskQueued}, {TaskFailed, TaskConfirm},
-		{TaskCanceled, TaskQueued}, {TaskCanceled, TaskConfirm},
+		// An operator's retry: back to waiting, then admitted like a new target.
+		{TaskFailed, TaskWaiting}, {TaskCanceled, TaskWaiting},
+		// A dynamic job takes a device it skipped once the device qualifies.
+		{TaskSkipped, TaskWaiting}, {TaskSkipped, TaskQueued}, {TaskSkipped, TaskConfirm},
 		// Waiting for the device: admitted, skipped, done by itself, canceled;
 		// a device gone offline before it started gives its task back.
 		{TaskWaiting, TaskQueued}, {TaskWaiting, TaskConfirm}, {TaskWaiting, TaskSucceeded},
@@ -45,12 +47,12 @@ func TestTransitions(t *testing.T) {
 func TestSourcesOf(t *testing.T) {
 	tests := map[TaskState][]TaskState{
 		TaskNotified:  {TaskQueued},
-		TaskQueued:    {TaskWaiting, TaskConfirm, TaskNotified, TaskRetryWait, TaskFailed, TaskCanceled},
+		TaskQueued:    {TaskWaiting, TaskConfirm, TaskNotified, TaskRetryWait, TaskSkipped},
 		TaskRetryWait: {TaskQueued, TaskNotified, TaskInProgress},
 		TaskCanceled:  {TaskWaiting, TaskConfirm, TaskQueued, TaskNotified, TaskInProgress, TaskRetryWait},
 		TaskSucceeded: {TaskWaiting, TaskConfirm, TaskQueued, TaskNotified, TaskInProgress, TaskRetryWait},
-		TaskConfirm:   {TaskWaiting, TaskFailed, TaskCanceled},
-		TaskWaiting:   {TaskQueued, TaskNotified},
+		TaskConfirm:   {TaskWaiting, TaskSkipped},
+		TaskWaiting:   {TaskQueued, TaskNotified, TaskFailed, TaskCanceled, TaskSkipped},
 		TaskSkipped:   {TaskWaiting},
 	}
 	for to, want := range tests {
@@ -61,10 +63,11 @@ func TestSourcesOf(t *testing.T) {
 			t.Errorf("SourcesOf(%s) = %v, want %v", to, got, want)
 		}
 	}
-	// Nothing leaves a terminal state except by an operator's retry.
+	// Nothing leaves a terminal state except by an operator's retry or a
+	// dynamic job's second look (both to waiting, skipped to due as well).
 	for _, s := range []TaskState{TaskSucceeded, TaskFailed, TaskCanceled, TaskSkipped} {
 		for _, to := range TaskStates {
-			if CanTransition(s, to) && to != TaskQueued && to != TaskConfirm {
+			if CanTransition(s, to) && to != TaskWaiting && !(s == TaskSkipped && (to == TaskQueued || to == TaskConfirm)) {
 				t.Errorf("terminal %s may move to %s", s, to)
 			}
 		}

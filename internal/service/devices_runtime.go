@@ -18,6 +18,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -80,10 +81,15 @@ func (s *Service) activeTask(ctx context.Context, dev ota.DeviceRef, module stri
 }
 
 // ReportVersion records the version a device runs on a module. It completes
-// the device's active task when the version is the destination (or fails it
-// when the device is in progress and reports a version it neither came from
-// nor is going to), and creates a task for the newest running dynamic job
-// that now matches.
+// the device's active task when the version is the destination, whatever
+// unfinished state the task is in (or fails it when the device is in
+// progress and reports a version it neither came from nor is going to), and
+// creates a task for the newest running dynamic job that now matches.
+//
+// It is idempotent, and a report is never lost to a race: when the task
+// changes between this call's read and its write (another replica handled
+// the same device's progress report meanwhile), the task is read again and
+// the report applied to what it is now (see reapply).
 func (s *Service) ReportVersion(ctx context.Context, dev ota.DeviceRef, module, version string) error {
 	module = moduleOrDefault(module)
 	if err := ota.CheckModuleName("module", module); err != nil {
@@ -92,6 +98,10 @@ func (s *Service) ReportVersion(ctx context.Context, dev ota.DeviceRef, module, 
 	if err := ota.CheckVersion("version", version); err != nil {
 		return err
 	}
+	return s.reapply(ctx, "version report", func() error { return s.reportVersion(ctx, dev, module, version) })
+}
+
+func (s *Service) reportVersion(ctx context.Context, dev ota.DeviceRef, module, version string) error {
 	d, err := s.store.GetDevice(ctx, dev.ProductKey, dev.Name)
 	if err != nil {
 		return err
@@ -117,7 +127,7 @@ func (s *Service) ReportVersion(ctx context.Context, dev ota.DeviceRef, module, 
 				return err
 			}
 			t.Progress = 100
-			if err := s.store.UpdateTask(ctx, *t, prev); err != nil {
+			if err := s.updateTask(ctx, *t, prev); err != nil {
 				return err
 			}
 			t = nil // the module is free for a dynamic job
@@ -135,6 +145,50 @@ func (s *Service) ReportVersion(ctx context.Context, dev ota.DeviceRef, module, 
 		return nil
 	}
 	return s.matchDynamicJobs(ctx, &d, module, version, now)
+}
+
+// maxReapply bounds how often a device report is read and applied again
+// after its task changed under it. Each retry follows a change another
+// writer committed, so a handful suffices; more means a storm of writers on
+// one task, and the report is then left for its carrier to redeliver.
+const maxReapply = 8
+
+// staleTask is a task write refused because the task's state changed since
+// it was read (store.Tasks.UpdateTask's CodeConflict).
+type staleTask struct{ err error }
+
+func (e *staleTask) Error() string { return e.err.Error() }
+func (e *staleTask) Unwrap() error { return e.err }
+
+// updateTask writes t if its stored state is still expect; a refusal
+// because it changed is a *staleTask, which reapply handles.
+func (s *Service) updateTask(ctx context.Context, t ota.Task, expect ota.TaskState) error {
+	err := s.store.UpdateTask(ctx, t, expect)
+	if ota.ErrorCode(err) == ota.CodeConflict {
+		return &staleTask{err}
+	}
+	return err
+}
+
+// reapply runs apply, a device report's read-decide-write, again from the
+// read whenever its write found the task changed meanwhile. Replicas share
+// a device's messages (an external broker's shared subscription hands its
+// progress and version reports to different replicas), so this race is
+// normal, and a report must be applied to the task as it now is rather than
+// dropped. Still stale after maxReapply attempts, the report is refused as
+// CodeUnavailable: transient, so a carrier leaves it for redelivery.
+func (s *Service) reapply(ctx context.Context, what string, apply func() error) error {
+	var err error
+	for attempt := 1; attempt <= maxReapply; attempt++ {
+		err = apply()
+		var stale *staleTask
+		if !errors.As(err, &stale) {
+			return err
+		}
+		s.log.Debug("device report raced another writer; applying it again", "report", what, "attempt", attempt, "err", err)
+	}
+	return &ota.Error{Code: ota.CodeUnavailable, Err: err,
+		Message: fmt.Sprintf("the %s could not be applied: the device's task kept changing (%d attempts); send it again", what, maxReapply)}
 }
 
 // matchDynamicJobs gives the device a task in the newest running dynamic job
@@ -168,6 +222,13 @@ func (s *Service) matchDynamicJobs(ctx context.Context, d *ota.Device, module, v
 		if err != nil {
 			return err
 		}
+		if n == 0 {
+			// The device has a task in this job already; one the job skipped
+			// before (another version, or unknown then) gets its turn now.
+			if n, err = s.reviveSkipped(ctx, job, &pkg, d); err != nil {
+				return err
+			}
+		}
 		if n == 1 {
 			// A job canceled while we inserted must not keep the task.
 			cur, err := s.store.GetJob(ctx, job.TenantID, job.ID)
@@ -186,6 +247,25 @@ func (s *Service) matchDynamicJobs(ctx context.Context, d *ota.Device, module, v
 		return nil
 	}
 	return nil
+}
+
+// reviveSkipped admits the device's skipped task in a dynamic job again
+// (ota.Job.Admit decides its state) and reports whether it did.
+func (s *Service) reviveSkipped(ctx context.Context, job *ota.Job, pkg *ota.Package, d *ota.Device) (int64, error) {
+	tasks, _, err := s.store.ListTasks(ctx, store.TaskFilter{JobID: job.ID, Devices: []string{d.Name},
+		States: []ota.TaskState{ota.TaskSkipped}, Limit: 1}, store.Page{Limit: 1}, false)
+	if err != nil || len(tasks) == 0 {
+		return 0, err
+	}
+	t := &tasks[0]
+	if err := s.admitIn(ctx, job, pkg, t, d); err != nil {
+		return 0, err
+	}
+	if t.State == ota.TaskSkipped {
+		return 0, nil
+	}
+	s.log.Debug("dynamic job took a device it had skipped", "job", job.ID, "device", d.Name, "state", t.State)
+	return 1, nil
 }
 
 func dynamicTargetMatches(t *ota.Target, d *ota.Device) bool {
@@ -218,17 +298,24 @@ func (s *Service) failTask(ctx context.Context, t *ota.Task, reason ota.Reason, 
 		return err
 	}
 	t.Reason, t.Detail, t.NextAttemptAt = reason, detail, next
-	return s.store.UpdateTask(ctx, *t, prev)
+	return s.updateTask(ctx, *t, prev)
 }
 
 // ReportProgress moves the device's task to in_progress (starting the timeout
 // clock at the first report) or, on a negative step, fails it (with
-// automatic retry if the job allows it).
+// automatic retry if the job allows it). Like ReportVersion, a report that
+// raced another writer of the task is applied again to the task as it now
+// is. One on a task that has ended (its version report was handled first)
+// is a CodeConflict: late, not worth retrying.
 func (s *Service) ReportProgress(ctx context.Context, dev ota.DeviceRef, pr Progress) error {
-	module := moduleOrDefault(pr.Module)
 	if pr.Step > 100 {
 		return ota.Invalid("step", "progress step must be at most 100 (or negative for a failure), got %d", pr.Step)
 	}
+	return s.reapply(ctx, "progress report", func() error { return s.reportProgress(ctx, dev, pr) })
+}
+
+func (s *Service) reportProgress(ctx context.Context, dev ota.DeviceRef, pr Progress) error {
+	module := moduleOrDefault(pr.Module)
 	var t *ota.Task
 	if pr.TaskID != 0 {
 		got, err := s.store.GetTask(ctx, pr.TaskID)
@@ -269,7 +356,7 @@ func (s *Service) ReportProgress(ctx context.Context, dev ota.DeviceRef, pr Prog
 		return err
 	}
 	t.Progress, t.Detail = pr.Step, pr.Detail
-	return s.store.UpdateTask(ctx, *t, prev)
+	return s.updateTask(ctx, *t, prev)
 }
 
 // NextNotice returns the notice for the device's active task on module (nil
@@ -333,6 +420,19 @@ func (s *Service) NextNotice(ctx context.Context, dev ota.DeviceRef, module stri
 	}
 	n := s.notice(t, &job, &pkg, url, now)
 	return &n, nil
+}
+
+// seenResolution is how stale a device's last sighting may get before a new
+// request records it again: a fleet polling every few seconds costs one
+// write per device and interval, not one per request.
+const seenResolution = 30 * time.Second
+
+// DeviceSeen records that a device without a connection (device HTTP) was
+// just heard from: LastSeen moves, Online does not (an HTTP device is never
+// "connected"; its polls admit its waiting tasks through NextNotice).
+func (s *Service) DeviceSeen(ctx context.Context, dev ota.DeviceRef) error {
+	now := s.clock.Now()
+	return s.store.SetDeviceSeen(ctx, dev.ProductKey, dev.Name, now, now.Add(-seenResolution))
 }
 
 // DeviceConnected records that a device came online (true) or went offline,

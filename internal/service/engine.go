@@ -430,7 +430,7 @@ func (s *Service) notice(t *ota.Task, job *ota.Job, pkg *ota.Package, url string
 		sign = pkg.ExpectedSign()
 	}
 	return ota.Notice{
-		TaskID: t.ID, Attempt: t.Attempts, JobID: job.ID, TenantID: job.TenantID, ProductKey: t.ProductKey, DeviceName: t.DeviceName,
+		TaskID: t.ID, Attempt: t.Attempts, JobID: job.ID, PackageID: pkg.ID, TenantID: job.TenantID, ProductKey: t.ProductKey, DeviceName: t.DeviceName,
 		Module: t.Module, Version: pkg.Version, FromVersion: t.FromVersion, URL: url,
 		URLExpiresAt: now.Add(s.opts.DownloadURLTTL), FileName: pkg.FileName, Size: pkg.Size, SHA256: pkg.SHA256,
 		MD5: pkg.MD5, SignMethod: pkg.SignMethod, Sign: sign, CustomInfo: pkg.CustomInfo,

@@ -280,22 +280,24 @@ func (s *Service) ListTasks(ctx context.Context, p Principal, f store.TaskFilter
 type taskAction struct {
 	verb   string
 	from   []ota.TaskState
-	to     func(*ota.Job) ota.TaskState
+	to     ota.TaskState
 	reason ota.Reason
+	// admit sends the task through ota.Job.Admit after the move, as a new
+	// target would be: a retried task is due only if its device is online
+	// on a version the job applies to, and waits (or is skipped) otherwise.
+	admit bool
 }
 
 var (
-	retryAction = taskAction{verb: "retry", from: []ota.TaskState{ota.TaskFailed, ota.TaskCanceled},
-		to: func(j *ota.Job) ota.TaskState { return j.FirstTaskState() }}
-	cancelAction = taskAction{verb: "cancel", from: ota.ActiveTaskStates,
-		to: func(*ota.Job) ota.TaskState { return ota.TaskCanceled }, reason: ota.ReasonCanceled}
-	confirmAction = taskAction{verb: "confirm", from: []ota.TaskState{ota.TaskConfirm},
-		to: func(*ota.Job) ota.TaskState { return ota.TaskQueued }}
+	retryAction   = taskAction{verb: "retry", from: []ota.TaskState{ota.TaskFailed, ota.TaskCanceled}, to: ota.TaskWaiting, admit: true}
+	cancelAction  = taskAction{verb: "cancel", from: ota.ActiveTaskStates, to: ota.TaskCanceled, reason: ota.ReasonCanceled}
+	confirmAction = taskAction{verb: "confirm", from: []ota.TaskState{ota.TaskConfirm}, to: ota.TaskQueued}
 )
 
 // RetryTasks sends failed or canceled tasks of the given devices (all, when
-// devices is empty) back to queued (or confirm when the job needs
-// confirmation). A completed job runs again; a canceled one refuses. The
+// devices is empty) back to the start: queued (or confirm when the job needs
+// confirmation) when the device is online on a qualifying version, waiting
+// when it is offline or its version is unknown (ota.Job.Admit decides). A completed job runs again; a canceled one refuses. The
 // attempts count is kept, so automatic retries already used are not renewed.
 func (s *Service) RetryTasks(ctx context.Context, p Principal, jobID string, devices []string) ([]TaskResult, error) {
 	job, err := s.store.GetJob(ctx, p.TenantID, jobID)
@@ -377,6 +379,14 @@ func (s *Service) applyTaskAction(ctx context.Context, job *ota.Job, devices []s
 	if len(devices) > ota.MaxJobDevices {
 		return nil, ota.Invalid("devices", "at most %d devices per call, got %d", ota.MaxJobDevices, len(devices))
 	}
+	var pkg *ota.Package
+	if a.admit {
+		p, err := s.store.GetPackage(ctx, job.TenantID, job.PackageID)
+		if err != nil {
+			return nil, err
+		}
+		pkg = &p
+	}
 	var results []TaskResult
 	if len(devices) == 0 {
 		var after int64
@@ -387,7 +397,7 @@ func (s *Service) applyTaskAction(ctx context.Context, job *ota.Job, devices []s
 				return results, err
 			}
 			for i := range tasks {
-				results = append(results, s.applyToTask(ctx, job, &tasks[i], a))
+				results = append(results, s.applyToTask(ctx, job, pkg, &tasks[i], a))
 			}
 			if len(tasks) < taskActionPage {
 				return results, nil
@@ -413,13 +423,14 @@ func (s *Service) applyTaskAction(ctx context.Context, job *ota.Job, devices []s
 					"device %q has no task in job %q", d, job.ID)})
 				continue
 			}
-			results = append(results, s.applyToTask(ctx, job, t, a))
+			results = append(results, s.applyToTask(ctx, job, pkg, t, a))
 		}
 	}
 	return results, nil
 }
 
-func (s *Service) applyToTask(ctx context.Context, job *ota.Job, t *ota.Task, a taskAction) TaskResult {
+// applyToTask moves one task; pkg is the job's package when a.admit.
+func (s *Service) applyToTask(ctx context.Context, job *ota.Job, pkg *ota.Package, t *ota.Task, a taskAction) TaskResult {
 	res := TaskResult{Device: t.DeviceName}
 	if !slices.Contains(a.from, t.State) {
 		res.Err = ota.Errorf(ota.CodeConflict, "the task of device %q is %s; only %v tasks can be %s", t.DeviceName, t.State,
@@ -427,7 +438,7 @@ func (s *Service) applyToTask(ctx context.Context, job *ota.Job, t *ota.Task, a 
 		return res
 	}
 	prev := t.State
-	if err := t.Transition(a.to(job), s.clock.Now()); err != nil {
+	if err := t.Transition(a.to, s.clock.Now()); err != nil {
 		res.Err = err
 		return res
 	}
@@ -437,6 +448,22 @@ func (s *Service) applyToTask(ctx context.Context, job *ota.Job, t *ota.Task, a 
 	if err := s.store.UpdateTask(ctx, *t, prev); err != nil {
 		res.Err = err
 		return res
+	}
+	if a.admit {
+		d, err := s.store.GetDevice(ctx, t.ProductKey, t.DeviceName)
+		var dev *ota.Device
+		switch ota.ErrorCode(err) {
+		case "":
+			dev = &d
+		case ota.CodeNotFound: // deleted meanwhile: Admit skips it as not_found
+		default:
+			res.Err = err
+			return res
+		}
+		if err := s.admitIn(ctx, job, pkg, t, dev); err != nil {
+			res.Err = err
+			return res
+		}
 	}
 	res.OK = true
 	return res

@@ -201,3 +201,96 @@ func TestTimeoutFromInProgress(t *testing.T) {
 		t.Fatalf("reason %s", task.Reason)
 	}
 }
+
+// TestRetryOfflineDeviceWaits: an operator's retry admits the task like a new
+// target: an offline device's task waits (no notice, no timeout clock), an
+// online one's is due, and the waiting one is due once its device is back.
+func TestRetryOfflineDeviceWaits(t *testing.T) {
+	r := newRolloutEnv(t, service.Options{})
+	r.devices("d", 2, "1.0")
+	j := r.job(r.pkg(nil), nil)
+	r.tick()
+	r.wantCounts(j.ID, "notified=2")
+	r.progress("d-0000", -1)
+	r.progress("d-0001", -1)
+	r.wantCounts(j.ID, "failed=2")
+	if err := r.svc.DeviceConnected(r.ctx, ref("d-0001"), false); err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.svc.RetryTasks(r.ctx, r.p, j.ID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range res {
+		if !x.OK {
+			t.Fatalf("retry of %s: %v", x.Device, x.Err)
+		}
+	}
+	// Read at once, as a caller would.
+	r.wantState(j.ID, "d-0000", ota.TaskQueued)
+	r.wantState(j.ID, "d-0001", ota.TaskWaiting)
+	r.clock.Add(3 * time.Hour) // no timeout runs for the waiting one
+	r.tick()
+	r.wantState(j.ID, "d-0001", ota.TaskWaiting)
+	if err := r.svc.DeviceConnected(r.ctx, ref("d-0001"), true); err != nil {
+		t.Fatal(err)
+	}
+	r.wantState(j.ID, "d-0001", ota.TaskQueued)
+}
+
+// TestDynamicJobRevivesSkipped: a dynamic job that skipped a device (on a
+// newer version) takes it when the device later reports one the job
+// applies to; a static job keeps its skip.
+func TestDynamicJobRevivesSkipped(t *testing.T) {
+	r := newRolloutEnv(t, service.Options{})
+	r.devices("d", 1, "2.5")
+	pkg := r.pkg(nil)
+	dyn := r.job(pkg, func(j *ota.Job) {
+		j.Selection = ota.SelectDynamic
+		j.Target = ota.Target{All: true}
+	})
+	r.tickUntilMaterialized(dyn.ID)
+	task := r.wantState(dyn.ID, "d-0000", ota.TaskSkipped)
+	if task.Reason != ota.ReasonDowngrade {
+		t.Fatalf("reason %s, want %s", task.Reason, ota.ReasonDowngrade)
+	}
+	r.reportVersion("d-0000", "1.0")
+	task = r.wantState(dyn.ID, "d-0000", ota.TaskQueued)
+	if task.FromVersion != "1.0" || task.Reason != ota.ReasonNone || !task.FinishedAt.IsZero() {
+		t.Fatalf("revived task: from %q reason %q finished %v", task.FromVersion, task.Reason, task.FinishedAt)
+	}
+	r.tick()
+	r.wantState(dyn.ID, "d-0000", ota.TaskNotified)
+	r.reportVersion("d-0000", pkg.Version)
+	r.wantState(dyn.ID, "d-0000", ota.TaskSucceeded)
+
+	// A static job's skip is final.
+	r.devices("s", 1, "3.5")
+	pkg2 := r.pkg(func(p *ota.Package) { p.Version = "3.0" })
+	st := r.job(pkg2, func(j *ota.Job) { j.Target = ota.Target{Devices: []string{"s-0000"}} })
+	r.tickUntilMaterialized(st.ID)
+	r.wantState(st.ID, "s-0000", ota.TaskSkipped)
+	r.reportVersion("s-0000", "2.0")
+	r.wantState(st.ID, "s-0000", ota.TaskSkipped)
+}
+
+// TestDeviceSeenKeepsOnline: a device-HTTP request records a sighting
+// without making the device online.
+func TestDeviceSeenKeepsOnline(t *testing.T) {
+	r := newRolloutEnv(t, service.Options{})
+	r.devices("d", 1, "1.0")
+	if err := r.svc.DeviceConnected(r.ctx, ref("d-0000"), false); err != nil {
+		t.Fatal(err)
+	}
+	r.clock.Add(time.Minute)
+	if err := r.svc.DeviceSeen(r.ctx, ref("d-0000")); err != nil {
+		t.Fatal(err)
+	}
+	d, err := r.st.GetDevice(r.ctx, rolloutProduct, "d-0000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Online || !d.LastSeen.Equal(r.clock.Now()) {
+		t.Fatalf("after a sighting: online %v, last seen %v (want %v)", d.Online, d.LastSeen, r.clock.Now())
+	}
+}

@@ -62,12 +62,23 @@ func (s *Service) admitTask(ctx context.Context, t *ota.Task, d *ota.Device) err
 	if err != nil {
 		return ignoreNotFound(err) // the engine cancels a job whose package is gone
 	}
-	state, reason := job.Admit(&pkg, d)
-	if state == ota.TaskWaiting {
+	return s.admitIn(ctx, &job, &pkg, t, d)
+}
+
+// admitIn is admitTask with the job and package read: the one place a
+// waiting task becomes due or skipped. d is nil for a device that does not
+// exist (any more).
+func (s *Service) admitIn(ctx context.Context, job *ota.Job, pkg *ota.Package, t *ota.Task, d *ota.Device) error {
+	state, reason := job.Admit(pkg, d)
+	if state == t.State {
 		return nil
 	}
 	now := s.clock.Now()
-	from := d.Version(job.Module)
+	var from string
+	if d != nil {
+		from = d.Version(job.Module)
+	}
+	prev := t.State
 	if err := t.Transition(state, now); err != nil {
 		return err
 	}
@@ -75,10 +86,10 @@ func (s *Service) admitTask(ctx context.Context, t *ota.Task, d *ota.Device) err
 	if state == ota.TaskSkipped {
 		t.Reason, t.Detail = reason, skipDetail(reason, from, pkg.Version)
 	}
-	if err := s.store.UpdateTask(ctx, *t, ota.TaskWaiting); err != nil {
+	if err := s.store.UpdateTask(ctx, *t, prev); err != nil {
 		return ignoreConflict(err)
 	}
-	s.log.Debug("waiting task admitted", "job", job.ID, "device", d.Name, "state", state, "reason", reason)
+	s.log.Debug("task admitted", "job", job.ID, "device", t.DeviceName, "from", prev, "state", state, "reason", reason)
 	return nil
 }
 

@@ -159,6 +159,12 @@ type Devices interface {
 	SetDeviceVersion(ctx context.Context, productKey, name, module, version string, at time.Time) error
 	// SetDeviceOnline records a connect (true) or disconnect (false).
 	SetDeviceOnline(ctx context.Context, productKey, name string, online bool, at time.Time) error
+	// SetDeviceSeen records at as the device's last sighting (a device-HTTP
+	// request) without changing whether it is online, but only when the
+	// sighting on record is older than staleBefore, so that a fleet polling
+	// often costs a write per device at most once per interval. A missing
+	// device is not an error (the caller has just authenticated it).
+	SetDeviceSeen(ctx context.Context, productKey, name string, at, staleBefore time.Time) error
 	DeleteDevice(ctx context.Context, productKey, name string) error
 	// SetDeviceGroups replaces a device's groups (CodeNotFound if it does
 	// not exist).

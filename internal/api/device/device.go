@@ -94,7 +94,12 @@ func (a *API) authed(h handler) http.Handler {
 			a.fail(w, r, err)
 			return
 		}
-		if err := h(w, r, ota.DeviceRef{ProductKey: dev.ProductKey, Name: dev.Name}); err != nil {
+		ref := ota.DeviceRef{ProductKey: dev.ProductKey, Name: dev.Name}
+		if err := a.devices.DeviceSeen(r.Context(), ref); err != nil {
+			// Presence is bookkeeping: the device's request still counts.
+			a.opts.Log.WarnContext(r.Context(), "recording a device sighting failed", "device", dev.ProductKey+"/"+dev.Name, "err", err)
+		}
+		if err := h(w, r, ref); err != nil {
 			a.fail(w, r, err)
 		}
 	})

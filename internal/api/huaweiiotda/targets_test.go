@@ -2,6 +2,7 @@ package huaweiiotda_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -85,8 +86,10 @@ func TestBatchTaskTargetsVisibleAtOnce(t *testing.T) {
 	for _, tk := range list {
 		tasks[tk.DeviceName] = tk.State
 	}
+	// The online device is fast (the engine wakes on create and the simulated
+	// device answers in milliseconds): by this second read it may be done.
 	if tasks["never"] != ota.TaskWaiting || tasks["ondest"] != ota.TaskSkipped ||
-		(tasks["online"] != ota.TaskQueued && tasks["online"] != ota.TaskNotified && tasks["online"] != ota.TaskInProgress) {
+		!slices.Contains([]ota.TaskState{ota.TaskQueued, ota.TaskNotified, ota.TaskInProgress, ota.TaskSucceeded}, tasks["online"]) {
 		t.Fatalf("task states %v", tasks)
 	}
 

@@ -5,6 +5,8 @@
 package deviceprototest
 
 import (
+	"time"
+
 	"context"
 	"sync"
 
@@ -85,6 +87,16 @@ func (f *Fake) CurrentTask(_ context.Context, ref ota.DeviceRef, module string) 
 // PushNotice implements deviceproto.Devices (every pending notice pushes).
 func (f *Fake) PushNotice(ctx context.Context, ref ota.DeviceRef, module string) (*ota.Notice, error) {
 	return f.NextNotice(ctx, ref, module)
+}
+
+// DeviceSeen implements deviceproto.Devices: a sighting sets LastSeen.
+func (f *Fake) DeviceSeen(_ context.Context, ref ota.DeviceRef) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if d, ok := f.devices[ref]; ok {
+		d.LastSeen = time.Now()
+	}
+	return nil
 }
 
 // AddDevice registers a device with its secret.

@@ -122,6 +122,14 @@ func (s *Store) SetDeviceOnline(ctx context.Context, productKey, name string, on
 		productKey, name, online, ts(at))
 }
 
+// SetDeviceSeen records a sighting at at when the last one is older than staleBefore.
+func (s *Store) SetDeviceSeen(ctx context.Context, productKey, name string, at, staleBefore time.Time) error {
+	_, err := s.pool.Exec(ctx, `UPDATE devices SET last_seen = $3
+		WHERE product_key = $1 AND name = $2 AND (last_seen IS NULL OR last_seen < $4)`,
+		productKey, name, ts(at), ts(staleBefore))
+	return translate(err, "record a sighting of device "+name)
+}
+
 func (s *Store) DeleteDevice(ctx context.Context, productKey, name string) error {
 	return s.execOne(ctx, ota.NotFound("device", name), "delete device",
 		`DELETE FROM devices WHERE product_key = $1 AND name = $2`, productKey, name)

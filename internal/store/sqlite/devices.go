@@ -161,6 +161,14 @@ func (s *Store) SetDeviceOnline(ctx context.Context, productKey, name string, on
 	return affectedOne(res, err, "set device online", ota.NotFound("device", name))
 }
 
+// SetDeviceSeen records a sighting at at when the last one is older than staleBefore.
+func (s *Store) SetDeviceSeen(ctx context.Context, productKey, name string, at, staleBefore time.Time) error {
+	_, err := s.write.ExecContext(ctx, `UPDATE devices SET last_seen = ?
+		WHERE product_key = ? AND name = ? AND (last_seen IS NULL OR last_seen < ?)`,
+		dbTime(at), productKey, name, dbTime(staleBefore))
+	return dbError(err, "record a sighting of device "+name)
+}
+
 // DeleteDevice removes a device and its versions (ON DELETE CASCADE).
 func (s *Store) DeleteDevice(ctx context.Context, productKey, name string) error {
 	res, err := s.write.ExecContext(ctx, "DELETE FROM devices WHERE product_key = ? AND name = ?", productKey, name)

@@ -104,6 +104,29 @@ func testDeviceVersionsOnline(t *testing.T, s store.Store) {
 	wantCode(t, s.SetDeviceVersion(ctx, "pk1", "ghost", ota.DefaultModule, "1", base), ota.CodeNotFound,
 		"SetDeviceVersion of a missing device")
 	wantCode(t, s.SetDeviceOnline(ctx, "pk1", "ghost", true, base), ota.CodeNotFound, "SetDeviceOnline of a missing device")
+
+	// A sighting (device HTTP) moves last_seen only when the one on record
+	// is older than staleBefore, and never changes online.
+	seen := func(want time.Time, what string) {
+		t.Helper()
+		got, err := s.GetDevice(ctx, "pk1", "d1")
+		mustOK(t, err, "GetDevice")
+		if got.Online || !got.LastSeen.Equal(want) {
+			t.Fatalf("%s: online %v last seen %v, want offline and %v", what, got.Online, got.LastSeen, want)
+		}
+	}
+	mustOK(t, s.SetDeviceSeen(ctx, "pk1", "d1", at(5*time.Minute+10*time.Second), at(5*time.Minute-time.Second)), "SetDeviceSeen fresh")
+	seen(at(5*time.Minute), "a sighting within the interval")
+	mustOK(t, s.SetDeviceSeen(ctx, "pk1", "d1", at(6*time.Minute), at(5*time.Minute+time.Second)), "SetDeviceSeen stale")
+	seen(at(6*time.Minute), "a sighting after the interval")
+	mustDevice(t, s, ota.Device{TenantID: "acme", ProductKey: "pk1", Name: "never-seen"})
+	mustOK(t, s.SetDeviceSeen(ctx, "pk1", "never-seen", at(7*time.Minute), at(6*time.Minute)), "SetDeviceSeen first")
+	got, err = s.GetDevice(ctx, "pk1", "never-seen")
+	mustOK(t, err, "GetDevice never-seen")
+	if !got.LastSeen.Equal(at(7 * time.Minute)) {
+		t.Fatalf("a first sighting: last seen %v, want %v", got.LastSeen, at(7*time.Minute))
+	}
+	mustOK(t, s.SetDeviceSeen(ctx, "pk1", "ghost", base, base), "SetDeviceSeen of a missing device")
 }
 
 func testDeviceDelete(t *testing.T, s store.Store) {
