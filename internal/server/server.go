@@ -186,6 +186,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	} else if n > 0 {
 		log.Info("encrypted secrets that were stored in clear", "rows", n)
 	}
+	if err := checkSecretKey(ctx, s.store); err != nil {
+		return nil, err
+	}
 
 	var blobHandler http.Handler
 	var bucket string
