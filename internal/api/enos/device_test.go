@@ -496,8 +496,18 @@ func TestDeviceDownloadRefused(t *testing.T) {
 	if resp, _ := dev.fetch(session, otherURI, ""); resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("another product's file: %d, want 404", resp.StatusCode)
 	}
-	if resp, _ := dev.fetch(session[:len(session)-1]+"0", mine, ""); resp.StatusCode != http.StatusUnauthorized {
+	forged := session[:len(session)-1] + "0"
+	if strings.HasSuffix(session, "0") {
+		forged = session[:len(session)-1] + "1"
+	}
+	if resp, _ := dev.fetch(forged, mine, ""); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("forged session: %d, want 401", resp.StatusCode)
+	}
+	// A session whose expiry the device pushed out is not valid either.
+	exp, mac, _ := strings.Cut(session, ".")
+	later, _ := strconv.ParseInt(exp, 10, 64)
+	if resp, _ := dev.fetch(strconv.FormatInt(later+86_400_000, 10)+"."+mac, mine, ""); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("session with a later expiry: %d, want 401", resp.StatusCode)
 	}
 	if resp, _ := dev.fetch(session, "http://example.com/x.bin", ""); resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("not an enos-connect URI: %d, want 400", resp.StatusCode)
