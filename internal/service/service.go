@@ -57,6 +57,10 @@ type Options struct {
 	MaterializeBatch int
 	// ClaimBatch is how many tasks the engine claims per store call.
 	ClaimBatch int
+	// MaxPackageSize is the largest package file or object an upload may
+	// store, in bytes: ota.MaxPackageSize (1 GB, Huawei's object limit)
+	// unless an operator (or a test of the limit) sets it lower.
+	MaxPackageSize int64
 }
 
 func (o *Options) defaults() {
@@ -71,6 +75,9 @@ func (o *Options) defaults() {
 	}
 	if o.ClaimBatch == 0 {
 		o.ClaimBatch = 500
+	}
+	if o.MaxPackageSize <= 0 || o.MaxPackageSize > ota.MaxPackageSize {
+		o.MaxPackageSize = ota.MaxPackageSize
 	}
 }
 

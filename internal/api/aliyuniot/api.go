@@ -29,7 +29,9 @@ import (
 const APIVersion = "2018-01-20"
 
 const (
-	maxBodyBytes = 4 << 20
+	// MaxBodyBytes limits a request body (iot.check.ParameterTooLarge
+	// beyond it).
+	MaxBodyBytes = 4 << 20
 	// DefaultMaxFirmware is Alibaba's documented limit of OTA packages per
 	// account (Options.MaxFirmware changes it).
 	DefaultMaxFirmware = 500
@@ -140,11 +142,11 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) run(r *http.Request) (any, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
 	if err != nil {
 		return nil, ota.Invalid(fieldParam, "the request body could not be read: %v", err)
 	}
-	if len(body) > maxBodyBytes {
+	if len(body) > MaxBodyBytes {
 		return nil, &ota.Error{Code: ota.CodeTooLarge, Message: "the request body is over 4 MB"}
 	}
 	values, err := mergeParams(r, body)
