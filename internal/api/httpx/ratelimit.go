@@ -134,7 +134,9 @@ type throttleCtx struct {
 // Throttled makes t available to the handlers' Admit calls.
 func Throttled(t *Throttle, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), throttleKey{}, throttleCtx{t: t, w: w})))
+		r2 := r.WithContext(context.WithValue(r.Context(), throttleKey{}, throttleCtx{t: t, w: w}))
+		next.ServeHTTP(w, r2)
+		r.Pattern = r2.Pattern // the mux sets it on the copy; metrics outside read it
 	})
 }
 
