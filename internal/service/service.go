@@ -91,6 +91,8 @@ type Service struct {
 	opts     Options
 	engine   engineState            // the rollout engine's per-replica hints (engine.go)
 	wake     atomic.Pointer[func()] // wakes this replica's engine (wake.go)
+	// nonceSweep is when this replica last removed expired nonces (unix ns).
+	nonceSweep atomic.Int64
 }
 
 // New builds a Service. notifier may be nil (NopNotifier) and set later with

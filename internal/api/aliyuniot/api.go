@@ -93,7 +93,12 @@ func New(svc *service.Service, opts Options) *API {
 		opts.MaxFirmware = DefaultMaxFirmware
 	}
 	a := &API{svc: svc, log: opts.Log, opts: opts, throttle: throttle{limits: opts.QPS, now: opts.Now}}
-	a.verify = verifier{keys: svc.AccessKey, nonces: svc.UseNonce, now: opts.Now}
+	a.verify = verifier{keys: svc.AccessKey, now: opts.Now,
+		// A request passes its timestamp check for ±MaxClockSkew: its nonce
+		// must be remembered that long after the latest timestamp allowed.
+		nonces: func(ctx context.Context, keyID, nonce string) (bool, error) {
+			return svc.UseNonce(ctx, keyID, nonce, 2*MaxClockSkew)
+		}}
 	a.actions = a.operations()
 	return a
 }
@@ -209,7 +214,7 @@ func (a *API) sweepNonces(ctx context.Context) {
 	}
 	a.sweepMu.Unlock()
 	if due {
-		if _, err := a.svc.ForgetNonces(ctx, 2*MaxClockSkew); err != nil {
+		if _, err := a.svc.ForgetNonces(ctx); err != nil {
 			a.log.Warn("forgetting old request nonces failed", "err", err)
 		}
 	}
