@@ -72,10 +72,16 @@ notice came for --settle), at --timeout (exit status 1), or on Ctrl-C; with
 			if verbose {
 				cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 			}
-			if dialect == "huawei" { // sim_huawei.go
+			switch dialect {
+			case "huawei": // sim_huawei.go
 				return runHuaweiSim(cmd.Context(), cfg, timeout, cmd.ErrOrStderr())
-			} else if dialect != "native" {
-				return fmt.Errorf("--dialect %q: use native or huawei", dialect)
+			case "alibaba": // sim_alibaba.go
+				return runAlibabaSim(cmd.Context(), cfg, timeout, cmd.ErrOrStderr())
+			case "enos": // sim_enos.go
+				return runEnOSSim(cmd.Context(), cfg, timeout, cmd.ErrOrStderr())
+			case "native":
+			default:
+				return fmt.Errorf("--dialect %q: use native, huawei, alibaba or enos", dialect)
 			}
 			return runSim(cmd.Context(), cfg, timeout, keepRunning, cmd.ErrOrStderr())
 		},
@@ -107,7 +113,7 @@ notice came for --settle), at --timeout (exit status 1), or on Ctrl-C; with
 	f.DurationVar(&cfg.Settle, "settle", 30*time.Second, "with failures injected: quiet time after which the run is over")
 	f.DurationVar(&timeout, "timeout", 0, "give up after this long (0: no limit)")
 	f.BoolVar(&verbose, "verbose", false, "log device warnings to stderr")
-	f.StringVar(&dialect, "dialect", "native", "device protocol: native, or huawei (IoTDA MQTT; device ids {product}_{name})")
+	f.StringVar(&dialect, "dialect", "native", "device protocol: native, huawei (IoTDA MQTT; device ids {product}_{name}), alibaba (Alink MQTT; user {name}&{product}) or enos (EnOS MQTT + HTTP download; --server needed)")
 	return cmd
 }
 

@@ -12,11 +12,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/signal"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/updraft-ota/updraft/client"
@@ -25,33 +20,18 @@ import (
 	"github.com/updraft-ota/updraft/internal/sim"
 )
 
-// huaweiFleet counts what the simulated Huawei devices do.
-type huaweiFleet struct {
-	devices   []*huaweiiotda.SimDevice
-	plan      []sim.Behaviour
-	start     string
-	connected atomic.Int64
-	connErrs  atomic.Int64
-	notified  atomic.Int64 // devices that received an upgrade notice
-	seen      sync.Map     // device id → true once notified
+// huaweiDevice is a Huawei SimDevice in the fleet.
+type huaweiDevice struct {
+	*huaweiiotda.SimDevice
+	f     *fleet
+	start string
 }
 
-func (f *huaweiFleet) stats() (online, upgraded, failed int64) {
-	for i, d := range f.devices {
-		if f.plan[i] == sim.Offline {
-			continue
-		}
-		online++
-		_, notified := f.seen.Load(d.DeviceID)
-		switch fw, _ := d.Versions(); {
-		case fw != f.start:
-			upgraded++
-		case notified && d.FailCode != 0:
-			failed++
-		}
-	}
-	return online, upgraded, failed
-}
+func (d huaweiDevice) Name() string { return d.DeviceID }
+
+func (d huaweiDevice) Upgraded() bool { fw, _ := d.Versions(); return fw != d.start }
+
+func (d huaweiDevice) Failed() bool { return d.FailCode != 0 && d.f.wasNotified(d.DeviceID) }
 
 func runHuaweiSim(ctx context.Context, cfg sim.Config, timeout time.Duration, stderr io.Writer) error {
 	switch {
@@ -67,21 +47,16 @@ func runHuaweiSim(ctx context.Context, cfg sim.Config, timeout time.Duration, st
 	if cfg.Prefix == "" {
 		cfg.Prefix = "sim-" // as internal/sim names them
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	seed := cfg.SecretSeed
-	if seed == "" {
-		seed = cfg.KeySecret
-	}
-	if seed == "" {
-		return errors.New("device secrets are derived from --secret-seed or the --key secret: set one")
+	seed, err := seedOf(cfg)
+	if err != nil {
+		return err
 	}
 	if cfg.Create {
-		if err := createHuaweiFleet(ctx, cfg, seed); err != nil {
+		if err := createVendorFleet(ctx, cfg, seed, ota.ProtocolHuawei); err != nil {
 			return err
 		}
 	}
-	f := &huaweiFleet{plan: sim.Plan(cfg.Count, cfg.Offline, cfg.FailDownload, cfg.FailInstall), start: cfg.Version}
+	f := &fleet{plan: sim.Plan(cfg.Count, cfg.Offline, cfg.FailDownload, cfg.FailInstall)}
 	for i := range cfg.Count {
 		name := cfg.Name(i)
 		d := &huaweiiotda.SimDevice{
@@ -98,97 +73,24 @@ func runHuaweiSim(ctx context.Context, cfg sim.Config, timeout time.Duration, st
 		}
 		d.OnEvent = func(ev huaweiiotda.Event) {
 			if ev.EventType == huaweiiotda.EventFirmware || ev.EventType == huaweiiotda.EventSoftware {
-				if _, loaded := f.seen.LoadOrStore(d.DeviceID, true); !loaded {
-					f.notified.Add(1)
-				}
+				f.noticed(d.DeviceID)
 			}
 		}
-		f.devices = append(f.devices, d)
+		f.devices = append(f.devices, huaweiDevice{SimDevice: d, f: f, start: cfg.Version})
 	}
 	fmt.Fprintf(stderr, "sim: %d Huawei-protocol devices of %s on %s\n", cfg.Count, cfg.Product, cfg.Version)
-
-	// Connect at --connect-rate, in the background.
-	rate := cfg.ConnectRate
-	if rate <= 0 {
-		rate = 1000
-	}
-	var wg sync.WaitGroup
-	defer func() {
-		for _, d := range f.devices {
-			d.Close()
-		}
-	}()
-	tick := time.NewTicker(time.Second / time.Duration(rate))
-	defer tick.Stop()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i, d := range f.devices {
-			if f.plan[i] == sim.Offline {
-				continue
-			}
-			select {
-			case <-tick.C:
-			case <-ctx.Done():
-				return
-			}
-			if err := d.Connect(ctx); err != nil {
-				f.connErrs.Add(1)
-				if cfg.Logger != nil {
-					cfg.Logger.Warn("device did not connect", "device", d.DeviceID, "err", err)
-				}
-				continue
-			}
-			f.connected.Add(1)
-		}
-	}()
-	defer wg.Wait()
-
-	var deadline <-chan time.Time
-	if timeout > 0 {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-		deadline = t.C
-	}
-	began := time.Now()
-	line := func() {
-		online, up, failed := f.stats()
-		fmt.Fprintf(stderr, "devices %d online %d connected %d (errors %d) notified %d upgraded %d failed %d  %s\n",
-			cfg.Count, online, f.connected.Load(), f.connErrs.Load(), f.notified.Load(), up, failed, time.Since(began).Round(time.Second))
-	}
-	show := time.NewTicker(5 * time.Second)
-	defer show.Stop()
-	check := time.NewTicker(200 * time.Millisecond)
-	defer check.Stop()
-	for {
-		select {
-		case <-show.C:
-			line()
-		case <-check.C:
-			if online, up, failed := f.stats(); online > 0 && up+failed == online {
-				line()
-				return nil
-			}
-		case <-deadline:
-			line()
-			online, up, failed := f.stats()
-			return fmt.Errorf("timed out after %s: %d of %d online devices have no final outcome", timeout, online-up-failed, online)
-		case <-ctx.Done():
-			line()
-			return errors.New("interrupted")
-		}
-	}
+	return f.run(ctx, cfg, timeout, stderr)
 }
 
-// createHuaweiFleet registers the product and the devices that do not exist
-// yet, with the secrets internal/sim derives (so either simulator can run the
-// fleet later).
-func createHuaweiFleet(ctx context.Context, cfg sim.Config, seed string) error {
+// createVendorFleet registers the product (on protocol) and the devices that
+// do not exist yet, with the secrets internal/sim derives (so either
+// simulator can run the fleet later).
+func createVendorFleet(ctx context.Context, cfg sim.Config, seed string, protocol ota.Protocol) error {
 	hc := &http.Client{}
 	defer hc.CloseIdleConnections()
 	c := client.New(cfg.Server, cfg.KeyID, cfg.KeySecret, client.WithHTTPClient(hc), client.WithUserAgent("updraft-sim"))
 	if _, err := c.GetProduct(ctx, cfg.Product); client.IsNotFound(err) {
-		if _, err := c.CreateProduct(ctx, client.ProductCreate{Key: cfg.Product, Name: cfg.Product, Protocol: "huawei"}); err != nil && !client.IsConflict(err) {
+		if _, err := c.CreateProduct(ctx, client.ProductCreate{Key: cfg.Product, Name: cfg.Product, Protocol: string(protocol)}); err != nil && !client.IsConflict(err) {
 			return fmt.Errorf("creating product %s: %w", cfg.Product, err)
 		}
 	} else if err != nil {

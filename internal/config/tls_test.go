@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
@@ -210,4 +211,42 @@ func TestIssueClientCert(t *testing.T) {
 	if _, err := pair.Leaf.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil || pair.Leaf.Subject.CommonName != "prod_dev1" {
 		t.Errorf("client certificate CN %q: %v", pair.Leaf.Subject.CommonName, err)
 	}
+}
+
+// --tls-client-ca replaces the auto CA as the issuer of device certificates.
+func TestTLSClientCAReplacesAutoCA(t *testing.T) {
+	other, _, _ := certPair(t)
+	c := Default()
+	c.DataDir = t.TempDir()
+	c.TLS = TLSAuto
+	c.TLSClientCA = filepath.Join(other, CAFile)
+	c.Complete()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.LoadServerTLS(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM, _ := IssueClientCert(other, "p.d", time.Now())
+	own, _, _ := IssueClientCert(c.DataDir, "p.d", time.Now())
+	pair, _ := tls.X509KeyPair(certPEM, keyPEM)
+	opts := x509.VerifyOptions{Roots: st.MQTT.ClientCAs, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	if _, err := pair.Leaf.Verify(opts); err != nil {
+		t.Errorf("a certificate of --tls-client-ca: %v", err)
+	}
+	block, _ := pemDecode(own)
+	if cert, err := x509.ParseCertificate(block); err != nil {
+		t.Fatal(err)
+	} else if _, err := cert.Verify(opts); err == nil {
+		t.Error("a certificate of the auto CA is still trusted with --tls-client-ca")
+	}
+}
+
+func pemDecode(b []byte) ([]byte, error) {
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, os.ErrInvalid
+	}
+	return blk.Bytes, nil
 }

@@ -29,6 +29,9 @@ type Devices interface {
 	// ProductProtocol is the protocol a product's devices speak: front-ends
 	// accept a CONNECT and render a notice in it alone.
 	ProductProtocol(ctx context.Context, productKey string) (ota.Protocol, error)
+	// DeviceProduct is the product (protocol and auth mode) by key alone:
+	// front-ends check a device's proof with ota.Product.CheckDeviceAuth.
+	DeviceProduct(ctx context.Context, productKey string) (ota.Product, error)
 	// CurrentTask is the device's unfinished task on a module (nil: none).
 	CurrentTask(ctx context.Context, dev ota.DeviceRef, module string) (*ota.Task, error)
 	// PushNotice is the notice to send a device that connects or starts

@@ -2,6 +2,8 @@ package mqtt
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -597,28 +599,24 @@ func (h *hook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
 		Username: string(pk.Connect.Username),
 		Password: pk.Connect.Password,
 		Remote:   cl.Net.Remote,
+		Cert:     peerCert(cl.Net.Conn),
 	}
 	ctx, cancel := b.callCtx()
 	defer cancel()
 	var mismatch string
 	for _, d := range b.dialects {
-		sess, err := d.Authenticate(ctx, c)
+		sess, other, err := b.authenticate(ctx, d, c)
 		if errors.Is(err, ErrNotMine) {
 			continue
 		}
 		if err != nil {
-			b.log.Info("device connection refused", "dialect", d.Name(), "client_id", c.ClientID, "remote", c.Remote, "err", err)
+			b.log.Info("device connection refused", "dialect", d.Name(), "client_id", c.ClientID, "remote", c.Remote, "certificate", c.Cert != nil, "err", err)
 			return false
 		}
-		proto, err := b.devices.ProductProtocol(ctx, sess.Device.ProductKey)
-		if err != nil {
-			b.log.Info("device connection refused", "dialect", d.Name(), "client_id", c.ClientID, "remote", c.Remote, "err", err)
-			return false
-		}
-		if string(proto) != d.Name() {
+		if other != "" {
 			// The credentials parse in this scheme but the product speaks
 			// another protocol: only that protocol may accept its devices.
-			mismatch = fmt.Sprintf("product %q speaks the %s protocol, not %s", sess.Device.ProductKey, proto, d.Name())
+			mismatch = other
 			continue
 		}
 		b.sessions.Store(cl, &conn{cl: cl, sess: sess, dialect: d})
@@ -630,6 +628,59 @@ func (h *hook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
 	}
 	b.log.Info("device connection refused: no dialect recognises its credentials", "client_id", c.ClientID, "username", c.Username, "remote", c.Remote)
 	return false
+}
+
+// authenticate runs one dialect on a CONNECT: the session it grants, or a
+// non-empty mismatch when the device's product speaks another protocol, or
+// the refusal (ErrNotMine: not this dialect's scheme). What the device
+// proved (its secret through Authenticate, a verified client certificate
+// through Identify) is judged by ota.Product.CheckDeviceAuth against the
+// product's auth mode; the dialects only parse and check secrets.
+func (b *Broker) authenticate(ctx context.Context, d Dialect, c Connect) (sess *Session, mismatch string, err error) {
+	idf, canIdentify := d.(Identifier)
+	var proof ota.DeviceProof
+	if c.Cert != nil {
+		proof.Cert, proof.CertCN = true, c.Cert.Subject.CommonName
+	}
+	if c.Cert != nil && canIdentify {
+		sess, err = idf.Identify(ctx, c)
+	} else {
+		sess, err = d.Authenticate(ctx, c)
+		if err != nil && canIdentify {
+			// A wrong, missing or unparsable secret: say so plainly when
+			// the product wants a certificate instead.
+			if s, ierr := idf.Identify(ctx, c); ierr == nil {
+				if prod, perr := b.devices.DeviceProduct(ctx, s.Device.ProductKey); perr == nil && string(prod.Protocol) == d.Name() && prod.Auth == ota.AuthX509 {
+					return nil, "", prod.CheckDeviceAuth(s.Device.Name, proof)
+				}
+			}
+		}
+		proof.Secret = err == nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	prod, err := b.devices.DeviceProduct(ctx, sess.Device.ProductKey)
+	if err != nil {
+		return nil, "", err
+	}
+	if string(prod.Protocol) != d.Name() {
+		return nil, fmt.Sprintf("product %q speaks the %s protocol, not %s", sess.Device.ProductKey, prod.Protocol, d.Name()), nil
+	}
+	if !proof.Secret && prod.Auth != ota.AuthX509 {
+		// Identified by certificate, but the product takes secrets: the
+		// secret decides, as for any device.
+		name := sess.Device.Name
+		s2, aerr := d.Authenticate(ctx, c)
+		if aerr != nil {
+			return nil, "", fmt.Errorf("%w (%v)", prod.CheckDeviceAuth(name, proof), aerr)
+		}
+		sess, proof.Secret = s2, true
+	}
+	if err := prod.CheckDeviceAuth(sess.Device.Name, proof); err != nil {
+		return nil, "", err
+	}
+	return sess, "", nil
 }
 
 func (h *hook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
@@ -736,6 +787,20 @@ func (h *hook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, e
 	}
 	// Acknowledged and consumed: device messages are for the server only.
 	return pk, packets.CodeSuccessIgnore
+}
+
+// peerCert is the verified client certificate of a TLS connection, nil for
+// plain connections and TLS ones without a certificate.
+func peerCert(c net.Conn) *x509.Certificate {
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	st := tc.ConnectionState()
+	if len(st.VerifiedChains) == 0 || len(st.VerifiedChains[0]) == 0 {
+		return nil // not verified: never trusted, even if sent
+	}
+	return st.VerifiedChains[0][0]
 }
 
 // levelFilter passes only records at or above min to h.

@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 
 	"github.com/updraft-ota/updraft/internal/ota"
@@ -17,6 +18,11 @@ type Connect struct {
 	Username string
 	Password []byte
 	Remote   string // peer address, for logs
+	// Cert is the device's client certificate on the MQTT over TLS listener,
+	// already verified against the CAs the server trusts for devices (a
+	// certificate that does not chain to them fails the handshake); nil
+	// without one. The broker, not the dialect, decides what it proves.
+	Cert *x509.Certificate
 }
 
 // Session is an authenticated device connection as a dialect grants it.
@@ -112,6 +118,17 @@ type Dialect interface {
 	Handle(ctx context.Context, m Message, link Link) error
 	// Render turns a notice into this dialect's downlink message.
 	Render(n ota.Notice) (topic string, payload []byte, err error)
+}
+
+// Identifier is implemented by dialects whose devices may authenticate with a
+// client certificate (products with auth x509, over TLS). Identify names the
+// device a CONNECT claims to be from its client id and username alone, checks
+// no secret, and returns the session Authenticate would grant it (ErrNotMine
+// when the CONNECT is not in its scheme). The broker then decides with
+// ota.Product.CheckDeviceAuth: the certificate's CN must be the device's
+// ota.Protocol.CertName; a dialect holds no rule about certificates.
+type Identifier interface {
+	Identify(ctx context.Context, c Connect) (*Session, error)
 }
 
 // ConnectHook is implemented by dialects that act when one of their devices

@@ -104,6 +104,14 @@
 //     connected and auto-subscribed, before its pending notices are pushed):
 //     e.g. a version query when the device's version is unknown
 //     (Huawei version_query). Send such requests with Link.Tell (QoS 0).
+//  2b. Optionally implement Identifier so that devices of products with auth
+//     x509 can connect by client certificate: Identify parses the CONNECT as
+//     Authenticate does but checks no password. The broker judges the proof
+//     (ota.Product.CheckDeviceAuth: the certificate's CN must be the
+//     device's ota.Protocol.CertName; secrets are refused for x509 products,
+//     a certificate alone for secret products); never check certificates in
+//     the dialect. Connect.Cert is the verified client certificate on the
+//     MQTT over TLS listener.
 //  3. Register it: internal/server/server.go appends your dialect to the
 //     list given to BrokerOptions.Dialects and ExternalOptions.Dialects
 //     (next to huaweiiotda.NewDevices). Products your dialect API creates

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/updraft-ota/updraft/internal/deviceproto"
@@ -45,6 +46,40 @@ func (n *Native) Authenticate(ctx context.Context, c Connect) (*Session, error) 
 	if err != nil {
 		return nil, err
 	}
+	return n.session(dev), nil
+}
+
+var _ Identifier = (*Native)(nil)
+
+// Identify names the device of a CONNECT with client id "{product}.{device}"
+// and username "{product}&{device}" (a "|{ts}" suffix is allowed and
+// ignored), without a password: how a device of a product with auth x509
+// connects over TLS with its certificate.
+func (n *Native) Identify(ctx context.Context, c Connect) (*Session, error) {
+	product, device, ok := strings.Cut(c.Username, "&")
+	if !ok || product == "" {
+		return nil, ErrNotMine
+	}
+	if i := strings.LastIndexByte(device, '|'); i >= 0 {
+		device = device[:i]
+	}
+	if device == "" {
+		return nil, ErrNotMine
+	}
+	if want := wire.ClientID(product, device); c.ClientID != want {
+		return nil, fmt.Errorf("client id %q does not match the username: use %q", c.ClientID, want)
+	}
+	dev, err := n.devices.DeviceForAuth(ctx, ota.DeviceRef{ProductKey: product, Name: device})
+	if err != nil {
+		if ota.ErrorCode(err) == ota.CodeNotFound {
+			return nil, &ota.Error{Code: ota.CodeUnauthenticated, Message: "unknown device", Err: err}
+		}
+		return nil, err
+	}
+	return n.session(dev), nil
+}
+
+func (n *Native) session(dev ota.Device) *Session {
 	p, d := dev.ProductKey, dev.Name
 	return &Session{
 		Device:  ota.DeviceRef{ProductKey: p, Name: d},
@@ -60,7 +95,7 @@ func (n *Native) Authenticate(ctx context.Context, c Connect) (*Session, error) 
 			wire.Topic(p, d, wire.TopicCheckReply),
 		},
 		NoticeTopic: wire.Topic(p, d, wire.TopicNotice),
-	}, nil
+	}
 }
 
 // Filters are the native up topics of every device.

@@ -8,6 +8,7 @@ type Notice struct {
 	TaskID       int64
 	Attempt      int // 1 for a task's first notice, +1 per retry
 	JobID        string
+	PackageID    string // the package the task installs (vendor file URIs name it)
 	TenantID     string
 	ProductKey   string
 	DeviceName   string

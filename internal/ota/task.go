@@ -1,6 +1,9 @@
 package ota
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // TaskState is where one device stands in one job.
 type TaskState string
@@ -40,8 +43,13 @@ func (s TaskState) Terminal() bool {
 // most one active task per module.
 func (s TaskState) Active() bool { return !s.Terminal() }
 
+// DispatchedTaskStates are the states that count against a job's max
+// concurrency: the task's notice has gone out and the device has not
+// finished. The stores' paced claims (store.ClaimRequest) count these.
+var DispatchedTaskStates = []TaskState{TaskNotified, TaskInProgress}
+
 // Dispatched reports whether the task counts against max concurrency.
-func (s TaskState) Dispatched() bool { return s == TaskNotified || s == TaskInProgress }
+func (s TaskState) Dispatched() bool { return slices.Contains(DispatchedTaskStates, s) }
 
 // transitions is the one table of allowed task state changes. The service
 // moves tasks only along it, and the stores' compare-and-set updates take
@@ -241,7 +249,13 @@ func (c TaskCounts) Finished() int64 {
 func (c TaskCounts) Active() int64 { return c.Total() - c.Finished() }
 
 // Dispatched sums the states that count against max concurrency.
-func (c TaskCounts) Dispatched() int64 { return c[TaskNotified] + c[TaskInProgress] }
+func (c TaskCounts) Dispatched() int64 {
+	var n int64
+	for _, st := range DispatchedTaskStates {
+		n += c[st]
+	}
+	return n
+}
 
 // SkipBusy turns a task that lost its device's module to another job's
 // active task into a skipped one, finished at now.

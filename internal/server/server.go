@@ -202,7 +202,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 
 	// devices: the MQTT front-end (embedded broker or external broker) is the notifier; api/device is mounted in routes.
 	// Device dialects on MQTT, tried in order on CONNECT: native, then the vendors'.
-	dialects := []mqtt.Dialect{mqtt.NewNative(s.svc, 0, nil), huaweiiotda.NewDevices(s.svc, nil), mqtt.NewAlink(s.svc, nil)}
+	// EnOS and Alibaba share the CONNECT shape ("{id}|securemode=…|", "{dk}&{pk}"):
+	// EnOS, which answers ErrNotMine for products on other protocols, goes first.
+	dialects := []mqtt.Dialect{mqtt.NewNative(s.svc, 0, nil), huaweiiotda.NewDevices(s.svc, nil), enos.NewDevices(s.svc), mqtt.NewAlink(s.svc, nil)}
 	switch {
 	case cfg.MQTTBroker != "":
 		ext, err := mqtt.NewExternal(s.svc, mqtt.ExternalOptions{URL: cfg.MQTTBroker, Logger: log, Dialects: dialects, Registerer: s.metrics,

@@ -16,10 +16,10 @@ package service
 //     queued tasks for the devices to pull (NextNotice claims them).
 //   - Pace: per tick and job, claims ≤ min(MaxConcurrency − (notified +
 //     in_progress), MaxPerMinute − notices in the last 60 s inclusive,
-//     queued, ClaimBatch × claimBatchesPerTick). With several replicas each
-//     computes this from the same counts, so the caps may be overshot by what
-//     the replicas claim in the same instant; they are never overshot by one
-//     replica.
+//     queued, ClaimBatch × claimBatchesPerTick). The store counts and claims
+//     in one atomic step per job (store.ClaimRequest), so the cap and the
+//     rate hold with any number of replicas, not only within one. Device
+//     requests claim through the same call (NextNotice).
 //   - Timeouts: a notified task with no progress more than TimeoutSeconds
 //     after NotifiedAt (unless the job's TimeoutFrom is in_progress), and an in-progress task not on the destination
 //     version more than TimeoutSeconds after its first progress (StartedAt),
@@ -60,9 +60,6 @@ const (
 	// tickJobPage is how many jobs are read per store call.
 	tickJobPage = 200
 )
-
-// rateWindow is the period MaxPerMinute counts over.
-const rateWindow = time.Minute
 
 // engineState is the engine's per-replica memory. It holds hints only: a
 // fresh replica (or a restarted one) without it is just as correct.
@@ -348,16 +345,16 @@ func (s *Service) timeOut(ctx context.Context, job *ota.Job, counts ota.TaskCoun
 }
 
 // dispatch claims due queued tasks within the job's pace and notifies them.
+// The pace is the store's (store.ClaimRequest): each claim counts and claims
+// in one atomic step, so replicas claiming side by side never overshoot it.
+// counts (read earlier in the tick) only spare a claim that cannot succeed.
 func (s *Service) dispatch(ctx context.Context, job *ota.Job, pkg *ota.Package, counts ota.TaskCounts, now time.Time) (int64, error) {
-	budget := int64(job.MaxConcurrency) - counts.Dispatched()
-	if job.MaxPerMinute > 0 {
-		recent, err := s.store.CountNotifiedSince(ctx, job.ID, now.Add(-rateWindow))
-		if err != nil {
-			return 0, err
-		}
-		budget = min(budget, int64(job.MaxPerMinute)-recent)
+	if counts.Dispatched() >= int64(job.MaxConcurrency) {
+		// Full when the tick began; room that device reports made since is
+		// used by the next tick. Spares a claim transaction per full job.
+		return 0, nil
 	}
-	budget = min(budget, counts[ota.TaskQueued], int64(s.opts.ClaimBatch*claimBatchesPerTick))
+	budget := min(counts[ota.TaskQueued], int64(s.opts.ClaimBatch*claimBatchesPerTick))
 	if budget <= 0 {
 		return 0, nil
 	}
@@ -371,14 +368,17 @@ func (s *Service) dispatch(ctx context.Context, job *ota.Job, pkg *ota.Package, 
 	wrapped := false
 	for budget > 0 {
 		after := s.engine.after(job.ID)
-		tasks, err := s.store.ClaimTasks(ctx, job.ID, after, int(min(budget, int64(s.opts.ClaimBatch))), now)
+		res, err := s.store.ClaimTasks(ctx, store.ClaimRequest{JobID: job.ID, AfterID: after,
+			Limit: int(min(budget, int64(s.opts.ClaimBatch))), MaxActive: job.MaxConcurrency,
+			MaxPerMinute: job.MaxPerMinute, Now: now})
 		if err != nil {
 			return sent, err
 		}
+		tasks := res.Tasks
 		if len(tasks) == 0 {
 			// Nothing queued above the keyset: tasks re-queued by an operator
 			// or another replica may sit below it. Look once from the start.
-			if after == 0 || wrapped {
+			if res.Full || after == 0 || wrapped {
 				break
 			}
 			wrapped = true
@@ -412,6 +412,9 @@ func (s *Service) dispatch(ctx context.Context, job *ota.Job, pkg *ota.Package, 
 				"job", job.ID, "tasks", len(notices), "err", err)
 		}
 		sent += int64(len(tasks))
+		if res.Full {
+			break
+		}
 	}
 	return sent, nil
 }
@@ -430,7 +433,7 @@ func (s *Service) notice(t *ota.Task, job *ota.Job, pkg *ota.Package, url string
 		sign = pkg.ExpectedSign()
 	}
 	return ota.Notice{
-		TaskID: t.ID, Attempt: t.Attempts, JobID: job.ID, TenantID: job.TenantID, ProductKey: t.ProductKey, DeviceName: t.DeviceName,
+		TaskID: t.ID, Attempt: t.Attempts, JobID: job.ID, PackageID: pkg.ID, TenantID: job.TenantID, ProductKey: t.ProductKey, DeviceName: t.DeviceName,
 		Module: t.Module, Version: pkg.Version, FromVersion: t.FromVersion, URL: url,
 		URLExpiresAt: now.Add(s.opts.DownloadURLTTL), FileName: pkg.FileName, Size: pkg.Size, SHA256: pkg.SHA256,
 		MD5: pkg.MD5, SignMethod: pkg.SignMethod, Sign: sign, CustomInfo: pkg.CustomInfo,

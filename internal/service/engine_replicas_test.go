@@ -182,3 +182,181 @@ func createDevices(t *testing.T, st store.Store, fleet int) {
 		t.Fatal(err)
 	}
 }
+
+// TestTwoEnginesPostgresCapped: two Services on one PostgreSQL database tick
+// a 2 000-device job with max_concurrency 200 while its devices report the
+// destination version as soon as they are notified, through either Service.
+// A sampler reads the job's dispatched count every few milliseconds: no
+// sample may exceed the cap (item 7 of issue 8: 230 and 216 were seen when
+// each replica computed its room from the same counts).
+func TestTwoEnginesPostgresCapped(t *testing.T) {
+	dsn := postgres.TestSchemaDSN(t, testenv.PostgresDSN(t))
+	open := func() store.Store {
+		st, err := postgres.Open(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	twoEnginesCapped(t, open, 2_000, 200)
+}
+
+// TestTwoEnginesSQLiteCapped is the same on two handles of one SQLite file
+// (a smaller fleet: one writer at a time).
+func TestTwoEnginesSQLiteCapped(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "updraft.db")
+	open := func() store.Store {
+		st, err := sqlite.Open(context.Background(), path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	twoEnginesCapped(t, open, 600, 60)
+}
+
+func twoEnginesCapped(t *testing.T, open func() store.Store, fleet, maxActive int) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	clock := &stepClock{t: rolloutT0}
+	stores := []store.Store{open(), open()}
+	if err := stores[0].Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	blobs, err := blobfs.New(t.TempDir(), []byte("two-engines-signing-key"), "http://127.0.0.1:1", clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Batches smaller than the cap, so that both engines claim many times
+	// while the room is nearly used up.
+	opts := service.Options{MaterializeBatch: 500, ClaimBatch: 30}
+	svcs := []*service.Service{
+		service.New(stores[0], blobs, clock, &recordingNotifier{}, quietLog, opts),
+		service.New(stores[1], blobs, clock, &recordingNotifier{}, quietLog, opts),
+	}
+	p := service.Principal{TenantID: "acme"}
+	if err := stores[0].CreateTenant(ctx, ota.Tenant{ID: "acme", Name: "acme", CreatedAt: rolloutT0}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svcs[0].CreateProduct(ctx, p, ota.Product{Key: rolloutProduct, Name: "P"}); err != nil {
+		t.Fatal(err)
+	}
+	createDevices(t, stores[0], fleet)
+	pkg, err := svcs[0].CreatePackage(ctx, p, ota.Package{ProductKey: rolloutProduct, Name: "fw", Version: "2.0"},
+		"fw.bin", strings.NewReader("firmware"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := svcs[1].CreateJob(ctx, p, ota.Job{PackageID: pkg.ID, Target: ota.Target{All: true}, NeedPush: true,
+		MaxConcurrency: maxActive})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var (
+		wg       sync.WaitGroup
+		errs     = make(chan error, 8)
+		mu       sync.Mutex
+		maxSeen  int64
+		samples  int
+		over     int
+		finished = make(chan struct{})
+	)
+	fail := func(err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+		cancel()
+	}
+	for i := range svcs {
+		wg.Go(func() {
+			for {
+				select {
+				case <-finished:
+					return
+				case <-ctx.Done():
+					return
+				default:
+				}
+				if _, err := svcs[i].Advance(ctx); err != nil && ctx.Err() == nil {
+					fail(fmt.Errorf("engine %d: %w", i, err))
+					return
+				}
+			}
+		})
+	}
+	// The devices: every notified task's device reports 2.0, alternately
+	// through either replica.
+	wg.Go(func() {
+		for n := 0; ; n++ {
+			select {
+			case <-finished:
+				return
+			case <-ctx.Done():
+				return
+			default:
+			}
+			ts, _, err := stores[n%2].ListTasks(ctx, store.TaskFilter{JobID: job.ID, States: []ota.TaskState{ota.TaskNotified}, Limit: 40},
+				store.Page{Limit: 40}, false)
+			if err != nil {
+				fail(err)
+				return
+			}
+			var reports sync.WaitGroup
+			for i, task := range ts {
+				reports.Go(func() {
+					if err := svcs[(n+i)%2].ReportVersion(ctx, ota.DeviceRef{ProductKey: task.ProductKey, Name: task.DeviceName},
+						task.Module, "2.0"); err != nil && ctx.Err() == nil {
+						fail(fmt.Errorf("report of %s: %w", task.DeviceName, err))
+					}
+				})
+			}
+			reports.Wait()
+		}
+	})
+	// The sampler, and the end: every task succeeded.
+	start := time.Now()
+	wg.Go(func() {
+		defer close(finished)
+		for {
+			c, err := stores[1].CountTasks(ctx, job.ID)
+			if err != nil {
+				if ctx.Err() == nil {
+					fail(err)
+				}
+				return
+			}
+			mu.Lock()
+			samples++
+			maxSeen = max(maxSeen, c.Dispatched())
+			if c.Dispatched() > int64(maxActive) {
+				over++
+			}
+			mu.Unlock()
+			if c[ota.TaskSucceeded] == int64(fleet) {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	})
+	testenv.Within(t, 5*time.Minute, "the capped rollout on two engines to finish", wg.Wait)
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	t.Logf("%d devices, cap %d, two engines: %d samples, max dispatched %d, samples over the cap %d, %v",
+		fleet, maxActive, samples, maxSeen, over, time.Since(start).Round(time.Millisecond))
+	if over > 0 || maxSeen > int64(maxActive) {
+		t.Fatalf("the cap was exceeded in %d of %d samples (max %d dispatched, cap %d)", over, samples, maxSeen, maxActive)
+	}
+	if maxSeen < int64(maxActive)/2 {
+		t.Fatalf("at most %d dispatched in any sample: the cap %d was never approached, so the test proves nothing", maxSeen, maxActive)
+	}
+}

@@ -381,3 +381,23 @@ func (s *Service) OpenPackage(ctx context.Context, p Principal, id string) (ota.
 func (s *Service) PackageURL(ctx context.Context, pkg ota.Package) (string, error) {
 	return s.blobs.SignedURL(ctx, pkg.Bucket, pkg.Key, s.opts.DownloadURLTTL)
 }
+
+// OpenPackageForDevice opens a package's file for a device that fetches it
+// itself (EnOS devices download the file a notice names by its id): a device
+// may read the packages of its own product only; any other package is "not
+// found", so a device cannot probe another product's files.
+func (s *Service) OpenPackageForDevice(ctx context.Context, dev ota.DeviceRef, id string) (ota.Package, blob.Object, error) {
+	d, err := s.store.GetDevice(ctx, dev.ProductKey, dev.Name)
+	if err != nil {
+		return ota.Package{}, nil, err
+	}
+	pkg, obj, err := s.OpenPackage(ctx, Principal{TenantID: d.TenantID}, id)
+	if err != nil {
+		return ota.Package{}, nil, err
+	}
+	if pkg.ProductKey != d.ProductKey {
+		obj.Close()
+		return ota.Package{}, nil, ota.NotFound("package", id)
+	}
+	return pkg, obj, nil
+}

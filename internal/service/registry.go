@@ -362,6 +362,16 @@ func (s *Service) ProductProtocol(ctx context.Context, productKey string) (ota.P
 	return prod.Protocol, nil
 }
 
+// DeviceProduct is a product by key alone, for device front-ends: its
+// protocol and how its devices authenticate (ota.Product.CheckDeviceAuth).
+func (s *Service) DeviceProduct(ctx context.Context, productKey string) (ota.Product, error) {
+	prod, err := s.store.FindProduct(ctx, productKey)
+	if err != nil {
+		return ota.Product{}, notFoundAs(err, "product", productKey)
+	}
+	return prod, nil
+}
+
 // GetDevice returns a device of the caller's tenant. The secret is not
 // included: it is shown once, when the device is created.
 func (s *Service) GetDevice(ctx context.Context, p Principal, productKey, name string) (ota.Device, error) {

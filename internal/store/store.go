@@ -365,11 +365,54 @@ type Tasks interface {
 	// UpdateTasks applies u to every task f selects (f.Limit bounds it when
 	// set) and returns how many changed. Used for timeouts, retries, cancel.
 	UpdateTasks(ctx context.Context, f TaskFilter, u TaskUpdate) (int64, error)
-	// ClaimTasks moves up to limit queued tasks of a job with id > afterID to
-	// notified (attempts+1, notified_at = now) and returns them in id order.
-	// Concurrent callers never claim the same task (FOR UPDATE SKIP LOCKED on
-	// PostgreSQL, the single writer on SQLite).
-	ClaimTasks(ctx context.Context, jobID string, afterID int64, limit int, now time.Time) ([]ota.Task, error)
+	// ClaimTasks moves queued tasks of a job to notified (attempts+1,
+	// notified_at = Now) within the job's pace and returns them in id order
+	// (see ClaimRequest). Concurrent callers never claim the same task, and
+	// the pace holds for all of them together: the count and the claim are
+	// one atomic step per job, across every Store instance on one database
+	// (replicas), not only within one.
+	ClaimTasks(ctx context.Context, r ClaimRequest) (Claimed, error)
+}
+
+// RateWindow is the period ClaimRequest.MaxPerMinute counts over: tasks
+// notified at or after Now − RateWindow.
+const RateWindow = time.Minute
+
+// ClaimRequest asks for a job's queued tasks. The store claims
+//
+//	min(Limit, MaxActive − dispatched, MaxPerMinute − recent, queued matching)
+//
+// where dispatched is the job's tasks in ota.DispatchedTaskStates and recent
+// its tasks with notified_at ≥ Now − RateWindow, both counted in the same
+// transaction as the claim while no other claim of the job can run; so no
+// number of claimers, replicas included, takes a job past its cap or rate.
+// Tasks moved to a dispatched state other than by ClaimTasks are not held
+// back by it, but are counted by later claims: a device's own request for its
+// task (service.NextNotice, on jobs that allow it, deliberately outside the
+// push pace) and the queued → in_progress of a device that kept an earlier
+// notice.
+type ClaimRequest struct {
+	JobID string
+	// AfterID: only tasks with id > AfterID, lowest ids first (the caller's
+	// keyset cursor; claims cost O(Limit) however far the job has got).
+	AfterID int64
+	Limit   int // at most this many; ≤ 0 claims nothing
+	// MaxActive caps the job's dispatched tasks after the claim; 0 = no cap.
+	MaxActive int
+	// MaxPerMinute caps the job's tasks notified within RateWindow up to and
+	// including Now, after the claim; 0 = no limit.
+	MaxPerMinute int
+	Now          time.Time
+}
+
+// Claimed is what ClaimTasks did.
+type Claimed struct {
+	Tasks []ota.Task // claimed, in id order
+	// Full: the pace left no room beyond Tasks (MaxActive or MaxPerMinute
+	// reached), so fewer tasks than Limit does not mean that nothing else is
+	// queued. When Full is false and len(Tasks) < Limit, no more queued task
+	// is above AfterID.
+	Full bool
 }
 
 // APIToken is a bearer token a dialect's token service issued for an access

@@ -6,6 +6,8 @@ package testenv
 import (
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -94,4 +96,20 @@ func Chromium(tb testing.TB) string {
 		missing(tb, "Chromium ("+path+")", "apt-get install -y chromium, or set UPDRAFT_TEST_CHROMIUM")
 	}
 	return path
+}
+
+// NodePackage returns the path of node for a test that runs a Node script
+// from dir, once the npm package pkg is installed in dir/node_modules
+// (.ci/run installs it with npm ci from dir's package-lock.json).
+func NodePackage(tb testing.TB, dir, pkg string) string {
+	tb.Helper()
+	node, err := exec.LookPath(env("UPDRAFT_TEST_NODE", "node"))
+	if err != nil {
+		missing(tb, "node", "apt-get install -y nodejs, or set UPDRAFT_TEST_NODE")
+		return ""
+	}
+	if st, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err != nil || st.IsDir() {
+		missing(tb, "the npm package "+pkg, "run: (cd "+dir+" && npm ci --ignore-scripts)")
+	}
+	return node
 }

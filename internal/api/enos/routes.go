@@ -62,6 +62,9 @@ func New(svc *service.Service, opts Options) *API {
 func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle(TokenPrefix, httpx.RequestID(http.HandlerFunc(a.serveToken)))
 	mux.Handle(APIPrefix, httpx.RequestID(http.HandlerFunc(a.serveAPI)))
+	// The device HTTP broker's login and file download (device.go).
+	mux.HandleFunc("POST "+DeviceAuthPath+"{productKey}/{deviceKey}", a.serveDeviceLogin)
+	mux.HandleFunc("GET "+DeviceDownloadPath+"{productKey}/{deviceKey}/file/download", a.serveDeviceFile)
 }
 
 // call is one authenticated API request.
@@ -321,17 +324,31 @@ func (m *firmwareMetadata) toPackage(productKey string) (ota.Package, error) {
 func firmwareOf(p ota.Package) firmwareInfo {
 	return firmwareInfo{OrgID: p.TenantID, FirmwareID: p.ID, ProductKey: p.ProductKey, Name: StringI18n{DefaultValue: p.Name},
 		Version: p.Version, Desc: p.Description, SignMethod: strings.ToLower(string(p.SignMethod)), Sign: p.Sign,
-		FileURL: fileURI(p), FileSize: p.Size, EnableVerification: p.NeedVerify, IsVerified: p.VerifyStatus == ota.VerifyPassed,
+		FileURL: FileURI(p.ID, p.FileName), FileSize: p.Size, EnableVerification: p.NeedVerify, IsVerified: p.VerifyStatus == ota.VerifyPassed,
 		CreateTime: p.CreatedAt.UnixMilli()}
 }
 
-// fileURI is the firmware's enos-connect:// identifier.
-func fileURI(p ota.Package) string {
+// FileURI is a firmware file's enos-connect:// identifier: the package id
+// and the file's extension. Devices fetch it from the device file endpoint
+// (device.go); the management API shows the same URI as fileUrl.
+func FileURI(packageID, fileName string) string {
 	ext := ""
-	if i := strings.LastIndexByte(p.FileName, '.'); i >= 0 {
-		ext = p.FileName[i:]
+	if i := strings.LastIndexByte(fileName, '.'); i >= 0 && !strings.ContainsAny(fileName[i:], "/?#&") {
+		ext = fileName[i:]
 	}
-	return "enos-connect://" + p.ID + ext
+	return fileURIScheme + packageID + ext
+}
+
+const fileURIScheme = "enos-connect://"
+
+// packageOfURI is the package id an enos-connect:// URI names.
+func packageOfURI(uri string) (string, bool) {
+	rest, ok := strings.CutPrefix(uri, fileURIScheme)
+	if !ok {
+		return "", false
+	}
+	id, _, _ := strings.Cut(rest, ".")
+	return id, id != "" && !strings.ContainsAny(id, "/?#&")
 }
 
 func (a *API) getFirmware(ctx context.Context, c *call) (any, error) {

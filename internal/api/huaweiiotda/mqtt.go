@@ -204,35 +204,64 @@ func (d *Devices) resolve(ctx context.Context, deviceID string) (ota.Device, err
 // Authenticate accepts client id {device_id}_0_{0|1}_{YYYYMMDDHH}, username
 // device_id and password hex(HMAC-SHA256(YYYYMMDDHH, secret)).
 func (d *Devices) Authenticate(ctx context.Context, c mqtt.Connect) (*mqtt.Session, error) {
-	m := clientIDPattern.FindStringSubmatch(c.ClientID)
-	if m == nil || m[1] != c.Username {
-		return nil, mqtt.ErrNotMine
-	}
-	deviceID, signType, stamp := m[1], m[2], m[3]
-	if signType != "0" && signType != "1" {
-		return nil, fmt.Errorf("sign type %s is not supported: use 0 or 1 (HMAC-SHA256)", signType)
-	}
-	t, err := time.Parse(clientTimeFormat, stamp)
+	dev, stamp, err := d.identify(ctx, c, true)
 	if err != nil {
-		return nil, fmt.Errorf("client id timestamp %q is not YYYYMMDDHH", stamp)
-	}
-	if signType == "1" {
-		// The timestamp is an hour: allow the hour before and after.
-		if diff := d.now().UTC().Sub(t); diff < -time.Hour || diff > 2*time.Hour {
-			return nil, fmt.Errorf("client id timestamp %s is too far from the server's time", stamp)
-		}
-	}
-	dev, err := d.resolve(ctx, deviceID)
-	if err != nil {
-		if ota.ErrorCode(err) == ota.CodeNotFound {
-			return nil, &ota.Error{Code: ota.CodeUnauthenticated, Message: "unknown device or bad password", Err: err}
-		}
 		return nil, err
 	}
 	want := Password(dev.Secret, stamp)
 	if subtle.ConstantTimeCompare([]byte(want), []byte(strings.ToLower(string(c.Password)))) != 1 {
 		return nil, &ota.Error{Code: ota.CodeUnauthenticated, Message: "unknown device or bad password"}
 	}
+	return session(dev), nil
+}
+
+var _ mqtt.Identifier = (*Devices)(nil)
+
+// Identify names the device of a CONNECT in IoTDA's scheme without a
+// password: how IoTDA's X.509 certificate devices connect (client id
+// {device_id}_0_0_{YYYYMMDDHH}, username device_id, no password).
+func (d *Devices) Identify(ctx context.Context, c mqtt.Connect) (*mqtt.Session, error) {
+	dev, _, err := d.identify(ctx, c, false)
+	if err != nil {
+		return nil, err
+	}
+	return session(dev), nil
+}
+
+// identify parses the client id and finds the device; checkStamp applies
+// sign type 1's timestamp window (it guards the password).
+func (d *Devices) identify(ctx context.Context, c mqtt.Connect, checkStamp bool) (ota.Device, string, error) {
+	m := clientIDPattern.FindStringSubmatch(c.ClientID)
+	if m == nil || m[1] != c.Username {
+		return ota.Device{}, "", mqtt.ErrNotMine
+	}
+	deviceID, signType, stamp := m[1], m[2], m[3]
+	if signType != "0" && signType != "1" {
+		return ota.Device{}, "", fmt.Errorf("sign type %s is not supported: use 0 or 1 (HMAC-SHA256)", signType)
+	}
+	t, err := time.Parse(clientTimeFormat, stamp)
+	if err != nil {
+		return ota.Device{}, "", fmt.Errorf("client id timestamp %q is not YYYYMMDDHH", stamp)
+	}
+	if signType == "1" && checkStamp {
+		// The timestamp is an hour: allow the hour before and after.
+		if diff := d.now().UTC().Sub(t); diff < -time.Hour || diff > 2*time.Hour {
+			return ota.Device{}, "", fmt.Errorf("client id timestamp %s is too far from the server's time", stamp)
+		}
+	}
+	dev, err := d.resolve(ctx, deviceID)
+	if err != nil {
+		if ota.ErrorCode(err) == ota.CodeNotFound {
+			return ota.Device{}, "", &ota.Error{Code: ota.CodeUnauthenticated, Message: "unknown device or bad password", Err: err}
+		}
+		return ota.Device{}, "", err
+	}
+	return dev, stamp, nil
+}
+
+// session is what a Huawei device may do once connected.
+func session(dev ota.Device) *mqtt.Session {
+	deviceID := DeviceID(dev.ProductKey, dev.Name)
 	own := "$oc/devices/" + deviceID + "/#"
 	return &mqtt.Session{
 		Device:  ota.DeviceRef{ProductKey: dev.ProductKey, Name: dev.Name},
@@ -246,7 +275,7 @@ func (d *Devices) Authenticate(ctx context.Context, c mqtt.Connect) (*mqtt.Sessi
 		// IoTDA subscribes a device to its system topics itself; the
 		// official SDKs never SUBSCRIBE to the down topic.
 		AutoSubscribe: []string{DownTopic(deviceID)},
-	}, nil
+	}
 }
 
 // Filters is every device's event up topic.

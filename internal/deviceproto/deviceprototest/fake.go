@@ -41,6 +41,7 @@ type Fake struct {
 	progress []ProgressCall
 	connects map[ota.DeviceRef]int
 	protocol map[string]ota.Protocol // product key → protocol (native if unset)
+	auth     map[string]ota.AuthMode // product key → auth mode (secret if unset)
 	fail     []error                 // returned by the next calls to ReportVersion/ReportProgress
 }
 
@@ -51,6 +52,7 @@ func New() *Fake {
 		pending:  map[pendingKey]ota.Notice{},
 		connects: map[ota.DeviceRef]int{},
 		protocol: map[string]ota.Protocol{},
+		auth:     map[string]ota.AuthMode{},
 	}
 }
 
@@ -70,6 +72,25 @@ func (f *Fake) ProductProtocol(_ context.Context, product string) (ota.Protocol,
 		return p, nil
 	}
 	return ota.ProtocolNative, nil
+}
+
+// SetAuth makes product's devices authenticate by mode (secret until set).
+func (f *Fake) SetAuth(product string, mode ota.AuthMode) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.auth[product] = mode
+}
+
+// DeviceProduct implements deviceproto.Devices.
+func (f *Fake) DeviceProduct(ctx context.Context, product string) (ota.Product, error) {
+	p, _ := f.ProductProtocol(ctx, product)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	auth, ok := f.auth[product]
+	if !ok {
+		auth = ota.AuthSecret
+	}
+	return ota.Product{Key: product, Protocol: p, Auth: auth}, nil
 }
 
 // CurrentTask implements deviceproto.Devices: the pending notice's task.

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/updraft-ota/updraft/internal/ota"
+	"github.com/updraft-ota/updraft/internal/store"
 )
 
 // Run with: go test -run '^$' -bench . -benchtime 1x ./internal/store/postgres/
@@ -104,7 +105,8 @@ func BenchmarkClaim1M(b *testing.B) {
 						// replica's engine does.
 						var after int64
 						for {
-							got, err := s.ClaimTasks(ctx, id, after, benchClaimBatch, t0)
+							res, err := s.ClaimTasks(ctx, store.ClaimRequest{JobID: id, AfterID: after, Limit: benchClaimBatch, Now: t0})
+							got := res.Tasks
 							if err != nil {
 								b.Error(err)
 								return

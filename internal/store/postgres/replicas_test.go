@@ -10,6 +10,7 @@ import (
 
 	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/store"
+	"github.com/updraft-ota/updraft/internal/store/storetest"
 	"github.com/updraft-ota/updraft/internal/testenv"
 )
 
@@ -168,7 +169,8 @@ func TestClaimTasksConcurrentReplicasNoDuplicates(t *testing.T) {
 		wg.Go(func() {
 			var after int64
 			for {
-				got, err := s.ClaimTasks(ctx, "job", after, 97, t0)
+				res, err := s.ClaimTasks(ctx, store.ClaimRequest{JobID: "job", AfterID: after, Limit: 97, Now: t0})
+				got := res.Tasks
 				if err != nil {
 					errs <- err
 					return
@@ -301,4 +303,14 @@ func TestTranslateUnreachableServer(t *testing.T) {
 	if ota.ErrorCode(err) != ota.CodeUnavailable {
 		t.Fatalf("Open on a closed port: %v, want CodeUnavailable", err)
 	}
+}
+
+// TestClaimPacedReplicas: claimers on two pools (two replicas) of one schema
+// never take a job past its cap or its rate together.
+func TestClaimPacedReplicas(t *testing.T) {
+	replicas := openReplicas(t, 2)
+	if err := replicas[0].Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	storetest.ClaimPacedReplicas(t, []store.Store{replicas[0], replicas[1]})
 }

@@ -501,28 +501,85 @@ func onlyActive(states []ota.TaskState) bool {
 // the predicate of tasks_one_active so the planner can use that index.
 const terminalStates = `('succeeded', 'failed', 'canceled', 'skipped')`
 
+// claimLockSQL serializes a job's claims across every pool on the database
+// (replicas), so that the count that follows it is not stale by the time the
+// claim commits. An advisory lock rather than the job row: row locks would
+// also wait for task inserts (FOR KEY SHARE) and job updates. The schema is
+// part of the key, so jobs of other schemas (tests) never wait on each other.
+const claimLockSQL = `SELECT pg_advisory_xact_lock(hashtext('updraft.claim:' || current_schema()), hashtext($1))`
+
 // claimSQL claims ($1 job, $2 after id, $3 limit, $4 now). The ids are
 // picked first (an InitPlan, run once) so the UPDATE reaches its rows through
 // the primary key whatever the planner thinks of the subquery's size.
 const claimSQL = `UPDATE tasks SET state = 'notified', attempts = attempts + 1, notified_at = $4, updated_at = $4
 	WHERE id = ANY(ARRAY(
 		SELECT id FROM tasks WHERE job_id = $1 AND state = 'queued' AND id > $2
-		ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED))`
+		ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)) RETURNING ` + taskColumns
 
-// ClaimTasks notifies up to limit queued tasks of a job after afterID. The
-// inner SELECT walks tasks_job_state_id from afterID (keyset), so a claim
-// costs O(limit) however far the job has progressed, and SKIP LOCKED lets
-// replicas claim side by side without waiting or double-claiming.
-func (s *Store) ClaimTasks(ctx context.Context, jobID string, afterID int64, limit int, now time.Time) ([]ota.Task, error) {
-	if limit <= 0 {
-		return nil, nil
+// dispatchedStates is ota.DispatchedTaskStates as query text.
+var dispatchedStates = func() []string {
+	out := make([]string, len(ota.DispatchedTaskStates))
+	for i, st := range ota.DispatchedTaskStates {
+		out[i] = string(st)
 	}
-	list, err := queryAll(ctx, s, "claim tasks", scanTask, claimSQL+` RETURNING `+taskColumns,
-		jobID, afterID, limit, ts(now))
+	return out
+}()
+
+// ClaimTasks claims within the job's pace (store.ClaimRequest). In one
+// transaction: the job's claim lock, the counts (tasks_job_state_id and
+// tasks_job_notified, each O(what it counts) ≤ the cap or the rate), then the
+// claim. The claim's inner SELECT walks tasks_job_state_id from AfterID
+// (keyset), so it costs O(Limit) however far the job has progressed, and SKIP
+// LOCKED passes over tasks a device report holds at that moment.
+func (s *Store) ClaimTasks(ctx context.Context, r store.ClaimRequest) (store.Claimed, error) {
+	var out store.Claimed
+	if r.Limit <= 0 {
+		return out, nil
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, claimLockSQL, r.JobID); err != nil {
+			return err
+		}
+		room := int64(-1) // no pace
+		if r.MaxActive > 0 {
+			var active int64
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM tasks WHERE job_id = $1 AND state = ANY($2)`,
+				r.JobID, dispatchedStates).Scan(&active); err != nil {
+				return err
+			}
+			room = max(int64(r.MaxActive)-active, 0)
+		}
+		if r.MaxPerMinute > 0 {
+			var recent int64
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM tasks WHERE job_id = $1 AND notified_at >= $2`,
+				r.JobID, ts(r.Now.Add(-store.RateWindow))).Scan(&recent); err != nil {
+				return err
+			}
+			rate := max(int64(r.MaxPerMinute)-recent, 0)
+			if room < 0 || rate < room {
+				room = rate
+			}
+		}
+		limit := int64(r.Limit)
+		if room >= 0 && room < limit {
+			limit = room
+		}
+		if limit > 0 {
+			rows, err := tx.Query(ctx, claimSQL, r.JobID, r.AfterID, limit, ts(r.Now))
+			if err != nil {
+				return err
+			}
+			if out.Tasks, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (ota.Task, error) { return scanTask(row) }); err != nil {
+				return err
+			}
+		}
+		out.Full = room >= 0 && room <= int64(len(out.Tasks))
+		return nil
+	})
 	if err != nil {
-		return nil, err
+		return store.Claimed{}, translate(err, "claim tasks")
 	}
 	// RETURNING has no order.
-	slices.SortFunc(list, func(a, b ota.Task) int { return cmp.Compare(a.ID, b.ID) })
-	return list, nil
+	slices.SortFunc(out.Tasks, func(a, b ota.Task) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/updraft-ota/updraft/internal/ota"
+	"github.com/updraft-ota/updraft/internal/store"
 )
 
 // Run: go test -run '^$' -bench . -benchtime 1x ./internal/store/sqlite/
@@ -92,7 +93,8 @@ func BenchmarkClaim(b *testing.B) {
 					wg.Go(func() {
 						var last int64
 						for {
-							ts, err := s.ClaimTasks(b.Context(), j.ID, last, benchClaim, benchBase.Add(time.Minute))
+							res, err := s.ClaimTasks(b.Context(), store.ClaimRequest{JobID: j.ID, AfterID: last, Limit: benchClaim, Now: benchBase.Add(time.Minute)})
+							ts := res.Tasks
 							if err != nil {
 								b.Error(err)
 								return

@@ -243,6 +243,25 @@ func TestFilesOwnerOnly(t *testing.T) {
 	check("reopened 0644 database")
 }
 
+// TestClaimPacedTwoStores: claimers on two stores of one file (two
+// processes) never take a job past its cap or its rate together.
+func TestClaimPacedTwoStores(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "updraft.db")
+	var stores []store.Store
+	for i := range 2 {
+		s, err := Open(t.Context(), path)
+		if err != nil {
+			t.Fatalf("Open %d: %v", i, err)
+		}
+		t.Cleanup(func() { s.Close() })
+		stores = append(stores, s)
+	}
+	if err := stores[0].Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	storetest.ClaimPacedReplicas(t, stores)
+}
+
 // TestSQLiteSecrets: secrets at rest, with the database file and its WAL
 // read as bytes (what `strings updraft.db` shows).
 func TestSQLiteSecrets(t *testing.T) {

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"slices"
@@ -382,31 +383,62 @@ func (s *Store) UpdateTasks(ctx context.Context, f store.TaskFilter, u store.Tas
 	return n, dbError(err, "update tasks")
 }
 
-// ClaimTasks moves up to limit queued tasks of a job with id > afterID to
-// notified in one statement on the single writer connection, so concurrent
-// claimers never get the same task.
-func (s *Store) ClaimTasks(ctx context.Context, jobID string, afterID int64, limit int, now time.Time) ([]ota.Task, error) {
-	if limit <= 0 {
-		return nil, nil
+// ClaimTasks claims within the job's pace (store.ClaimRequest): the counts
+// and the claim run in one transaction on the writer, which BEGIN IMMEDIATE
+// makes the only one in the database file (other processes on it included),
+// so no other claim can slip in between the count and the claim.
+func (s *Store) ClaimTasks(ctx context.Context, r store.ClaimRequest) (store.Claimed, error) {
+	var out store.Claimed
+	if r.Limit <= 0 {
+		return out, nil
 	}
-	rows, err := s.write.QueryContext(ctx, `UPDATE tasks SET state = 'notified', attempts = attempts + 1, notified_at = ?, updated_at = ?
-		WHERE id IN (SELECT id FROM tasks WHERE job_id = ? AND state = 'queued' AND id > ? ORDER BY id LIMIT ?)
-		RETURNING `+taskCols, dbTime(now), dbTime(now), jobID, afterID, limit)
-	if err != nil {
-		return nil, dbError(err, "claim tasks")
-	}
-	out, err := collect(rows, scanTask)
-	if err != nil {
-		return nil, dbError(err, "claim tasks")
-	}
-	slices.SortFunc(out, func(a, b ota.Task) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		room := int64(-1) // no pace
+		if r.MaxActive > 0 {
+			lit, _ := stateLiterals(ota.DispatchedTaskStates)
+			var active int64
+			if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM tasks WHERE job_id = ? AND state IN ("+lit+")",
+				r.JobID).Scan(&active); err != nil {
+				return err
+			}
+			room = max(int64(r.MaxActive)-active, 0)
 		}
-		return 0
+		if r.MaxPerMinute > 0 {
+			var recent int64
+			if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM tasks WHERE job_id = ? AND notified_at >= ?",
+				r.JobID, r.Now.Add(-store.RateWindow).UnixMicro()).Scan(&recent); err != nil {
+				return err
+			}
+			rate := max(int64(r.MaxPerMinute)-recent, 0)
+			if room < 0 || rate < room {
+				room = rate
+			}
+		}
+		limit := int64(r.Limit)
+		if room >= 0 && room < limit {
+			limit = room
+		}
+		if limit > 0 {
+			w := &where{}
+			w.add("job_id = ?", r.JobID)
+			w.add("state = 'queued'")
+			w.add("id > ?", r.AfterID)
+			rows, err := tx.QueryContext(ctx, `UPDATE tasks SET state = 'notified', attempts = attempts + 1, notified_at = ?, updated_at = ?
+				WHERE id IN (SELECT id FROM tasks`+w.String()+` ORDER BY id LIMIT ?) RETURNING `+taskCols,
+				append(append([]any{dbTime(r.Now), dbTime(r.Now)}, w.args...), limit)...)
+			if err != nil {
+				return err
+			}
+			if out.Tasks, err = collect(rows, scanTask); err != nil {
+				return err
+			}
+		}
+		out.Full = room >= 0 && room <= int64(len(out.Tasks))
+		return nil
 	})
+	if err != nil {
+		return store.Claimed{}, dbError(err, "claim tasks")
+	}
+	slices.SortFunc(out.Tasks, func(a, b ota.Task) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
 }

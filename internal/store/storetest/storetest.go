@@ -105,6 +105,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Tasks/UpdateBulkKeepsOneActive", testTaskUpdateBulkOneActive},
 		{"Tasks/Claim", testTaskClaim},
 		{"Tasks/ClaimConcurrent", testTaskClaimConcurrent},
+		{"Tasks/ClaimPaced", testTaskClaimPaced},
+		{"Tasks/ClaimPacedConcurrent", testTaskClaimPacedConcurrent},
 
 		{"DeviceView/Version", testDeviceViewVersion},
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -645,8 +646,12 @@ func testTaskClaim(t *testing.T, s store.Store) {
 
 	claim := func(after int64, limit int, now time.Time, want ...int) {
 		t.Helper()
-		got, err := s.ClaimTasks(ctx, j.ID, after, limit, now)
+		res, err := s.ClaimTasks(ctx, store.ClaimRequest{JobID: j.ID, AfterID: after, Limit: limit, Now: now})
 		mustOK(t, err, "ClaimTasks")
+		if res.Full {
+			t.Fatalf("ClaimTasks without a pace says Full")
+		}
+		got := res.Tasks
 		var wantTasks []ota.Task
 		for _, i := range want {
 			w := queued[i]
@@ -701,7 +706,8 @@ func testTaskClaimConcurrent(t *testing.T, s store.Store) {
 		wg.Go(func() {
 			var last int64 // each worker keeps its own keyset cursor
 			for {
-				ts, err := s.ClaimTasks(t.Context(), j.ID, last, batch, at(time.Minute))
+				res, err := s.ClaimTasks(t.Context(), store.ClaimRequest{JobID: j.ID, AfterID: last, Limit: batch, Now: at(time.Minute)})
+				ts := res.Tasks
 				if err != nil {
 					errs[w] = err
 					return
@@ -743,5 +749,247 @@ func testTaskClaimConcurrent(t *testing.T, s store.Store) {
 		if task.State != ota.TaskNotified || task.Attempts != 1 {
 			t.Fatalf("after the claims task %d is %s with %d attempts, want notified with 1", task.ID, task.State, task.Attempts)
 		}
+	}
+}
+
+// testTaskClaimPaced pins down the pace of one claim: MaxActive counts the
+// job's notified and in-progress tasks, MaxPerMinute its tasks notified in
+// the minute up to Now (whatever their state since), both after the claim;
+// Full says the pace, not the queue, stopped it.
+func testTaskClaimPaced(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	j := mustJob(t, s, newJob("acme", "pkg", "pk1", base))
+	other := mustJob(t, s, newJob("acme", "pkg", "pk2", at(time.Second)))
+	now := at(time.Hour)
+	var tasks []ota.Task
+	for i := range 14 {
+		tasks = append(tasks, newTask(j, fmt.Sprintf("q%02d", i), ota.TaskQueued))
+	}
+	// Two dispatched tasks count against the cap; waiting, confirm and
+	// retry_wait do not (nor other jobs' tasks).
+	inProgress := newTask(j, "busy1", ota.TaskInProgress)
+	inProgress.NotifiedAt = now.Add(-2 * time.Minute) // outside the rate window
+	notified := newTask(j, "busy2", ota.TaskNotified)
+	notified.NotifiedAt = now.Add(-store.RateWindow) // inside it: the window is inclusive
+	done := newTask(j, "done1", ota.TaskSucceeded)
+	done.NotifiedAt = now.Add(-30 * time.Second) // inside, finished: counts for the rate only
+	tasks = append(tasks, inProgress, notified, done, newTask(j, "w1", ota.TaskWaiting), newTask(j, "c1", ota.TaskConfirm),
+		newTask(j, "r1", ota.TaskRetryWait))
+	for i := range 5 {
+		tasks = append(tasks, newTask(other, fmt.Sprintf("o%d", i), ota.TaskNotified))
+	}
+	mustInsert(t, s, tasks...)
+	queued := listAll(t, s, store.TaskFilter{JobID: j.ID, States: []ota.TaskState{ota.TaskQueued}})
+	if len(queued) != 14 {
+		t.Fatalf("job has %d queued tasks, want 14", len(queued))
+	}
+
+	claim := func(r store.ClaimRequest, wantN int, wantFull bool) []ota.Task {
+		t.Helper()
+		r.JobID = j.ID
+		if r.Now.IsZero() {
+			r.Now = now
+		}
+		res, err := s.ClaimTasks(ctx, r)
+		mustOK(t, err, "ClaimTasks")
+		if len(res.Tasks) != wantN || res.Full != wantFull {
+			t.Fatalf("ClaimTasks(%+v) claimed %d (Full %v), want %d (Full %v)", r, len(res.Tasks), res.Full, wantN, wantFull)
+		}
+		return res.Tasks
+	}
+	// Cap 5 with 2 dispatched: room for 3, whatever the limit.
+	got := claim(store.ClaimRequest{Limit: 10, MaxActive: 5}, 3, true)
+	wantEqual(t, taskIDs(queued[:3]), taskIDs(got), "the lowest queued ids are claimed first")
+	claim(store.ClaimRequest{Limit: 10, MaxActive: 5}, 0, true)
+	// Room exactly the limit: Full, since nothing more would fit.
+	claim(store.ClaimRequest{Limit: 2, MaxActive: 7}, 2, true)
+	// The limit below the room: not Full.
+	claim(store.ClaimRequest{Limit: 1, MaxActive: 9}, 1, false)
+	// A task leaving the dispatched states makes room for one.
+	mustOK(t, s.UpdateTask(ctx, func() ota.Task { x := got[0]; x.State = ota.TaskSucceeded; x.FinishedAt = now; return x }(),
+		ota.TaskNotified), "UpdateTask to succeeded")
+	claim(store.ClaimRequest{Limit: 10, MaxActive: 8}, 1, true)
+
+	// Rate: 7 claimed at now, busy2 at the window's start, done1 within it
+	// = 9 in the minute up to now; busy1 was notified before it.
+	claim(store.ClaimRequest{Limit: 10, MaxPerMinute: 10}, 1, true)
+	claim(store.ClaimRequest{Limit: 10, MaxPerMinute: 10}, 0, true)
+	// A minute on, the 8 claimed at now are at the window's start: room for 2.
+	claim(store.ClaimRequest{Limit: 10, MaxPerMinute: 10, Now: now.Add(store.RateWindow)}, 2, true)
+	// A millisecond after that only those 2 are in the window.
+	claim(store.ClaimRequest{Limit: 1, MaxPerMinute: 10, MaxActive: 1000, Now: now.Add(store.RateWindow + time.Millisecond)}, 1, false)
+	// Both paces at once: the smaller room wins.
+	counts, err := s.CountTasks(ctx, j.ID)
+	mustOK(t, err, "CountTasks")
+	later := now.Add(10 * time.Minute)
+	claim(store.ClaimRequest{Limit: 10, MaxActive: int(counts.Dispatched()) + 1, MaxPerMinute: 5, Now: later}, 1, true)
+	claim(store.ClaimRequest{Limit: 10, MaxActive: 1000, MaxPerMinute: 2, Now: later}, 1, true)
+	// Room beyond what is queued: the last queued task, and not Full.
+	claim(store.ClaimRequest{Limit: 10, MaxActive: 1000, MaxPerMinute: 100, Now: later}, 1, false)
+	claim(store.ClaimRequest{Limit: 10, MaxActive: 1000, MaxPerMinute: 100, Now: later}, 0, false)
+
+	counts, err = s.CountTasks(ctx, other.ID)
+	mustOK(t, err, "CountTasks other")
+	if counts[ota.TaskNotified] != 5 || counts.Total() != 5 {
+		t.Fatalf("claims on one job touched another: %v", counts)
+	}
+}
+
+func testTaskClaimPacedConcurrent(t *testing.T, s store.Store) {
+	ClaimPacedReplicas(t, []store.Store{s})
+}
+
+// ClaimPacedReplicas checks that the pace holds under concurrent claims on
+// replicas: each a Store instance opened on one database (backends with
+// replicas pass several; the suite runs it with one). Claimers spread over
+// the replicas claim while a finisher completes dispatched tasks; every
+// sample of the job's dispatched tasks stays within MaxActive and every task
+// is claimed once. Then claimers at one instant take exactly MaxPerMinute.
+func ClaimPacedReplicas(t *testing.T, replicas []store.Store) {
+	const total, workers, batch, maxActive, perMinute = 600, 8, 7, 25, 40
+	ctx := t.Context()
+	s0 := replicas[0]
+	j := mustJob(t, s0, newJob("acme", "pkg", "pk1", base))
+	tasks := make([]ota.Task, total)
+	for i := range tasks {
+		tasks[i] = newTask(j, fmt.Sprintf("dev%04d", i), ota.TaskQueued)
+	}
+	mustInsert(t, s0, tasks...)
+
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		seen     = map[int64]bool{}
+		errs     = make(chan error, workers+2)
+		maxSeen  int64
+		finished atomic.Bool
+	)
+	sample := func(s store.Store) error {
+		c, err := s.CountTasks(ctx, j.ID)
+		if err != nil {
+			return err
+		}
+		if d := c.Dispatched(); d > maxActive {
+			return fmt.Errorf("%d tasks dispatched at once, cap %d", d, maxActive)
+		} else {
+			mu.Lock()
+			maxSeen = max(maxSeen, d)
+			mu.Unlock()
+		}
+		return nil
+	}
+	for w := range workers {
+		s := replicas[w%len(replicas)]
+		wg.Go(func() {
+			var last int64
+			for !finished.Load() {
+				res, err := s.ClaimTasks(ctx, store.ClaimRequest{JobID: j.ID, AfterID: last, Limit: batch, MaxActive: maxActive,
+					Now: at(time.Minute)})
+				if err != nil {
+					errs <- fmt.Errorf("worker %d: %w", w, err)
+					return
+				}
+				mu.Lock()
+				for _, task := range res.Tasks {
+					if seen[task.ID] {
+						mu.Unlock()
+						errs <- fmt.Errorf("task %d claimed twice", task.ID)
+						return
+					}
+					seen[task.ID] = true
+				}
+				mu.Unlock()
+				if len(res.Tasks) > 0 {
+					last = res.Tasks[len(res.Tasks)-1].ID
+				} else if !res.Full {
+					last = 0 // nothing above the cursor: look from the start once more
+				}
+				if err := sample(s); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	// The finisher completes a few dispatched tasks at a time, on the last
+	// replica, until every task has finished.
+	wg.Go(func() {
+		defer finished.Store(true)
+		s := replicas[len(replicas)-1]
+		for {
+			n, err := s.UpdateTasks(ctx, store.TaskFilter{JobID: j.ID, States: ota.DispatchedTaskStates, Limit: 5},
+				store.TaskUpdate{State: ota.TaskSucceeded, Now: at(time.Minute)})
+			if err != nil {
+				errs <- fmt.Errorf("finisher: %w", err)
+				return
+			}
+			if err := sample(s); err != nil {
+				errs <- err
+				return
+			}
+			if n == 0 {
+				c, err := s.CountTasks(ctx, j.ID)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if c[ota.TaskSucceeded] == total {
+					return
+				}
+			}
+			select {
+			case err := <-errs:
+				errs <- err
+				return
+			default:
+			}
+		}
+	})
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if len(seen) != total {
+		t.Fatalf("%d tasks claimed, want %d", len(seen), total)
+	}
+	if maxSeen == 0 {
+		t.Fatalf("no dispatched task was ever sampled")
+	}
+	t.Logf("%d replicas, %d claimers: at most %d of cap %d dispatched in any sample", len(replicas), workers, maxSeen, maxActive)
+
+	// The rate: claimers at one instant take exactly perMinute of the job,
+	// however many they are.
+	j2 := mustJob(t, s0, newJob("acme", "pkg", "pk2", at(time.Second)))
+	tasks = tasks[:0]
+	for i := range 3 * perMinute {
+		tasks = append(tasks, newTask(j2, fmt.Sprintf("r%04d", i), ota.TaskQueued))
+	}
+	mustInsert(t, s0, tasks...)
+	var claimed atomic.Int64
+	errs = make(chan error, workers)
+	for w := range workers {
+		s := replicas[w%len(replicas)]
+		wg.Go(func() {
+			for {
+				res, err := s.ClaimTasks(ctx, store.ClaimRequest{JobID: j2.ID, Limit: 3, MaxPerMinute: perMinute, Now: at(2 * time.Hour)})
+				if err != nil {
+					errs <- err
+					return
+				}
+				claimed.Add(int64(len(res.Tasks)))
+				if res.Full || len(res.Tasks) == 0 {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if n, err := s0.CountNotifiedSince(ctx, j2.ID, at(2*time.Hour).Add(-store.RateWindow)); err != nil || n != perMinute || claimed.Load() != perMinute {
+		t.Fatalf("claimers took %d (store says %d, %v) in one minute, want exactly %d", claimed.Load(), n, err, perMinute)
 	}
 }
