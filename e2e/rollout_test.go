@@ -230,13 +230,15 @@ func TestRolloutMosquitto(t *testing.T) {
 }
 
 // wipeSessions removes the server's persistent sessions from the shared
-// Mosquitto.
+// Mosquitto: consumers "{clientID}-s{slot}-c{i}" of the first replica slots.
 func wipeSessions(t *testing.T, addr, clientID string, consumers int) {
-	for i := 0; i < consumers; i++ {
-		o := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("%s-c%d", clientID, i)).SetCleanSession(true)
-		c := paho.NewClient(o)
-		if tok := c.Connect(); tok.WaitTimeout(5*time.Second) && tok.Error() == nil {
-			c.Disconnect(0)
+	for slot := 0; slot < 3; slot++ {
+		for i := 0; i < consumers; i++ {
+			o := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("%s-s%d-c%d", clientID, slot, i)).SetCleanSession(true)
+			c := paho.NewClient(o)
+			if tok := c.Connect(); tok.WaitTimeout(5*time.Second) && tok.Error() == nil {
+				c.Disconnect(0)
+			}
 		}
 	}
 }
