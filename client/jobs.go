@@ -69,6 +69,8 @@ type JobCreate struct {
 	Abort              JobAbort    `json:"abort"`
 	Tags               []Tag       `json:"tags,omitempty"`
 	ExtInfo            string      `json:"ext_info,omitempty"`
+	// Start false creates the job held, until StartJob; nil means true.
+	Start *bool `json:"start,omitempty"`
 }
 
 // TaskStates lists the task states in lifecycle order.
@@ -291,4 +293,59 @@ func (c *Client) taskAction(ctx context.Context, jobID, action string, devices [
 	var out TaskResults
 	err := c.do(ctx, http.MethodPost, "/api/v1/jobs/"+escape(jobID)+"/tasks/"+action, nil, body, &out)
 	return out, err
+}
+
+// StartJob starts a job created with Start false.
+func (c *Client) StartJob(ctx context.Context, id string) (Job, error) {
+	return c.jobAction(ctx, id, "start")
+}
+
+// JobUpdate changes an unfinished job; nil fields stay as they are.
+type JobUpdate struct {
+	Description    *string   `json:"description,omitempty"`
+	MaxConcurrency *int      `json:"max_concurrency,omitempty"`
+	MaxPerMinute   *int      `json:"max_per_minute,omitempty"`
+	TimeoutSeconds *int      `json:"timeout_seconds,omitempty"`
+	Tags           *[]Tag    `json:"tags,omitempty"`
+	SourceVersions *[]string `json:"source_versions,omitempty"`
+}
+
+// UpdateJob changes a job's description, pace, timeout, tags or source
+// versions.
+func (c *Client) UpdateJob(ctx context.Context, id string, in JobUpdate) (Job, error) {
+	var out Job
+	err := c.do(ctx, http.MethodPatch, "/api/v1/jobs/"+escape(id), nil, in, &out)
+	return out, err
+}
+
+// CanceledCount is how many tasks a set-based cancel canceled.
+type CanceledCount struct {
+	Canceled int64 `json:"canceled"`
+}
+
+// CancelTasksWhere cancels a job's unfinished tasks in the given states (all
+// unfinished states when none) and, when ids are given, only those tasks.
+func (c *Client) CancelTasksWhere(ctx context.Context, jobID string, states []string, taskIDs []int64) (int64, error) {
+	if len(states) == 0 && len(taskIDs) == 0 {
+		states = []string{"waiting", "confirm", "queued", "notified", "in_progress", "retry_wait"}
+	}
+	body := struct {
+		States  []string `json:"states,omitempty"`
+		TaskIDs []int64  `json:"task_ids,omitempty"`
+	}{States: states, TaskIDs: taskIDs}
+	var out CanceledCount
+	err := c.do(ctx, http.MethodPost, "/api/v1/jobs/"+escape(jobID)+"/tasks/cancel", nil, body, &out)
+	return out.Canceled, err
+}
+
+// CancelDeviceTasks cancels every unfinished task of a device in any job
+// (module "" = on every module).
+func (c *Client) CancelDeviceTasks(ctx context.Context, product, device, module string) (int64, error) {
+	q := url.Values{}
+	if module != "" {
+		q.Set("module", module)
+	}
+	var out CanceledCount
+	err := c.do(ctx, http.MethodPost, "/api/v1/products/"+escape(product)+"/devices/"+escape(device)+"/tasks/cancel", q, nil, &out)
+	return out.Canceled, err
 }

@@ -304,3 +304,18 @@ func (c *Client) PackageURL(ctx context.Context, id string) (string, error) {
 	}
 	return loc.String(), nil
 }
+
+// PackageUpdate changes a package's descriptive fields; nil fields stay.
+type PackageUpdate struct {
+	Name        *string `json:"name,omitempty"`
+	Description *string `json:"description,omitempty"`
+	CustomInfo  *string `json:"custom_info,omitempty"`
+	Tags        *[]Tag  `json:"tags,omitempty"`
+}
+
+// UpdatePackage changes a package's name, description, custom info or tags.
+func (c *Client) UpdatePackage(ctx context.Context, id string, in PackageUpdate) (Package, error) {
+	var out Package
+	err := c.do(ctx, http.MethodPatch, "/api/v1/packages/"+escape(id), nil, in, &out)
+	return out, err
+}

@@ -16,7 +16,8 @@ func init() { rootCmd.AddCommand(newDeviceCmd()) }
 func newDeviceCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "device", Short: "Manage devices"}
 	addClientFlags(cmd)
-	cmd.AddCommand(newDeviceCreateCmd(), newDeviceListCmd(), newDeviceShowCmd(), newDeviceRegroupCmd(), newDeviceDeleteCmd())
+	cmd.AddCommand(newDeviceCreateCmd(), newDeviceListCmd(), newDeviceShowCmd(), newDeviceRegroupCmd(), newDeviceDeleteCmd(),
+		newDeviceCancelTasksCmd())
 	return cmd
 }
 

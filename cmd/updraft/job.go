@@ -27,7 +27,9 @@ func newJobCmd() *cobra.Command {
 		newJobStateCmd("cancel", "Cancel a job and its unfinished tasks", (*client.Client).CancelJob),
 		newJobTaskActionCmd("retry", "Send failed or canceled tasks back to the queue", (*client.Client).RetryTasks),
 		newJobTaskActionCmd("confirm", "Confirm tasks waiting for confirmation", (*client.Client).ConfirmTasks),
-		newJobTaskActionCmd("cancel-tasks", "Cancel unfinished tasks", (*client.Client).CancelTasks),
+		withCancelWhere(newJobTaskActionCmd("cancel-tasks", "Cancel unfinished tasks", (*client.Client).CancelTasks)),
+		newJobStateCmd("start", "Start a job created with --held", (*client.Client).StartJob),
+		newJobUpdateCmd(),
 	)
 	return cmd
 }
@@ -40,6 +42,7 @@ type jobCreateFlags struct {
 	utcOffset              string
 	retryInterval, timeout time.Duration
 	noPush, overwrite      bool
+	held                   bool
 	tags                   []string
 }
 
@@ -108,6 +111,7 @@ window, concurrency and rate. Follow it with: updraft job watch ID`,
 	fl.IntVar(&f.in.Abort.MinFinished, "abort-min", 0, "…counting only once this many tasks finished")
 	fl.StringArrayVar(&f.tags, "tag", nil, "KEY=VALUE sent to devices with the notice (repeatable)")
 	fl.StringVar(&f.in.ExtInfo, "ext-info", "", "free text sent to devices with the notice")
+	fl.BoolVar(&f.held, "held", false, "create the job without starting it (`updraft job start ID` starts it)")
 	_ = cmd.MarkFlagRequired("package")
 	return cmd
 }
@@ -152,6 +156,10 @@ func (f *jobCreateFlags) toCreate(now time.Time) (client.JobCreate, error) {
 	}
 	if f.overwrite {
 		in.Overwrite = "overwrite"
+	}
+	if f.held {
+		start := false
+		in.Start = &start
 	}
 	if in.Tags, err = parseTags(f.tags); err != nil {
 		return in, err

@@ -23,7 +23,8 @@ func init() { rootCmd.AddCommand(newPackageCmd()) }
 func newPackageCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "package", Short: "Upload, list, show, download and delete packages"}
 	addClientFlags(cmd)
-	cmd.AddCommand(newPackageUploadCmd(), newPackageListCmd(), newPackageShowCmd(), newPackageDeleteCmd(), newPackageDownloadCmd())
+	cmd.AddCommand(newPackageUploadCmd(), newPackageListCmd(), newPackageShowCmd(), newPackageDeleteCmd(), newPackageDownloadCmd(),
+		newPackageUpdateCmd())
 	return cmd
 }
 

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/updraft-ota/updraft/internal/api/httpx"
 	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/service"
 	"github.com/updraft-ota/updraft/internal/store"
@@ -266,7 +267,7 @@ func (c *Console) uploadPackage(w http.ResponseWriter, r *http.Request, s *sessi
 		Description: fields["description"], SignMethod: method, Sign: strings.TrimSpace(fields["sign"]),
 		NeedVerify: fields["need_verify"] == "on",
 	}
-	pkg, err := c.svc.CreatePackage(r.Context(), s.p, in, file.FileName(), file)
+	pkg, err := c.svc.CreatePackage(r.Context(), s.p, in, file.FileName(), httpx.Upload(r, file))
 	if err != nil {
 		return err
 	}

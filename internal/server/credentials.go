@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/updraft-ota/updraft/internal/config"
+	"github.com/updraft-ota/updraft/internal/store"
 )
 
 // CredentialsFile is written in the data directory on first start. The CLI
@@ -190,3 +191,18 @@ func (s *Server) Credentials() (c Credentials, ok bool) {
 
 // CreatedTenant reports whether this start created the first tenant.
 func (s *Server) CreatedTenant() bool { return s.creds != nil }
+
+// checkSecretKey opens the operator tenant's access keys, so that a start
+// with another secret key than the one the database was sealed with (a
+// replica given its own data directory, a lost secret.key) fails at once
+// with what to do, instead of failing every signed request later.
+func checkSecretKey(ctx context.Context, st store.Store) error {
+	tenants, _, err := st.ListTenants(ctx, store.Page{Limit: 1})
+	if err != nil || len(tenants) == 0 {
+		return err
+	}
+	if _, err := st.ListAccessKeys(ctx, tenants[0].ID); err != nil {
+		return fmt.Errorf("the database's secrets do not open with this server's secret key: start every replica with the same --secret-key-file or UPDRAFT_SECRET_KEY (a new data directory generates a new secret.key): %w", err)
+	}
+	return nil
+}

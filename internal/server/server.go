@@ -26,6 +26,7 @@ import (
 	"github.com/updraft-ota/updraft/internal/api/aliyuniot"
 	devapi "github.com/updraft-ota/updraft/internal/api/device"
 	"github.com/updraft-ota/updraft/internal/api/enos"
+	"github.com/updraft-ota/updraft/internal/api/httpx"
 	"github.com/updraft-ota/updraft/internal/api/huaweiiotda"
 	"github.com/updraft-ota/updraft/internal/api/management"
 	"github.com/updraft-ota/updraft/internal/blob"
@@ -185,6 +186,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	} else if n > 0 {
 		log.Info("encrypted secrets that were stored in clear", "rows", n)
 	}
+	if err := checkSecretKey(ctx, s.store); err != nil {
+		return nil, err
+	}
 
 	var blobHandler http.Handler
 	var bucket string
@@ -248,7 +252,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 
 	s.routes(blobHandler)
 	s.http = &http.Server{
-		Handler:           s.middleware(s.mux),
+		// Bodies must keep moving (httpx.Pace): headers have
+		// ReadHeaderTimeout, bodies a minimum rate, so slow clients cannot
+		// hold connections; no ReadTimeout/WriteTimeout, which would cut
+		// large uploads, downloads and the console's event streams.
+		Handler:           s.middleware(httpx.Paced(httpx.DefaultPace, s.mux)),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

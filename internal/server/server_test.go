@@ -446,6 +446,7 @@ func TestSecondServerOnSameDataRefused(t *testing.T) {
 	dir := t.TempDir()
 	first := server.StartForTest(t, func(c *config.Config) { c.DataDir = dir })
 	cfg := config.Default()
+	cfg.SecretKey = server.TestSecretKey // the first start sealed its key with it
 	cfg.DataDir, cfg.HTTPAddr, cfg.MQTTAddr, cfg.Stdout = dir, "127.0.0.1:0", config.Off, io.Discard
 	_, err := server.New(context.Background(), cfg, nil)
 	if err == nil || !strings.Contains(err.Error(), "another updraft serve") || !strings.Contains(err.Error(), fmt.Sprint(os.Getpid())) {

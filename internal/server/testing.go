@@ -12,6 +12,9 @@ import (
 	"github.com/updraft-ota/updraft/internal/config"
 )
 
+// TestSecretKey is the secret key of StartForTest's servers.
+const TestSecretKey = "test-secret-key-0123456789abcdef0123456789abcdef"
+
 // StartForTest runs a real server in-process for end-to-end tests: a temporary
 // data directory, SQLite, file blobs, HTTP on 127.0.0.1:0, MQTT off (mutate
 // may change any of it, e.g. set MQTTAddr to "127.0.0.1:0"). The server is shut
@@ -26,6 +29,9 @@ func StartForTest(t testing.TB, mutate func(*config.Config)) *Server {
 	cfg.LogLevel = "debug"
 	cfg.Stdout = io.Discard
 	cfg.ShutdownTimeout = 10 * time.Second
+	// One secret key for every test server, as replicas of one database
+	// must share it (a test of the generated key file sets it to "").
+	cfg.SecretKey = TestSecretKey
 	if mutate != nil {
 		mutate(&cfg)
 	}

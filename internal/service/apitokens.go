@@ -14,13 +14,6 @@ import (
 // proof's form; the service keeps proofs single-use and tokens durable, so
 // both hold across restarts and replicas.
 
-// ClaimProof records a one-time proof (scope names the dialect) for ttl;
-// CodeConflict if it was used before.
-func (s *Service) ClaimProof(ctx context.Context, scope, proof string, ttl time.Duration) error {
-	now := s.Now()
-	return s.store.ClaimNonce(ctx, scope, proof, now.Add(ttl), now)
-}
-
 // IssueAPIToken returns key's live token, or a new one valid for ttl.
 func (s *Service) IssueAPIToken(ctx context.Context, key ota.AccessKey, ttl time.Duration) (store.APIToken, error) {
 	now := s.Now()

@@ -123,7 +123,7 @@ func (s *Service) CreatePackage(ctx context.Context, p Principal, in ota.Package
 	in.CreatedAt, in.ModifiedAt = now, now
 	bucket, key := s.opts.DefaultBucket, packagePrefix+in.ID+"/"+name
 
-	info, err := s.blobs.Put(ctx, bucket, key, file, ota.MaxPackageSize)
+	info, err := s.blobs.Put(ctx, bucket, key, file, s.opts.MaxPackageSize)
 	if err != nil {
 		return ota.Package{}, err
 	}
@@ -302,7 +302,7 @@ func (s *Service) PutObject(ctx context.Context, p Principal, bucket, key string
 	if n > 0 {
 		return blob.Info{}, ota.Errorf(ota.CodeConflict, "object %q in bucket %q is used by %d package(s) and cannot be replaced: use another key", key, bucket, n)
 	}
-	return s.blobs.Put(ctx, bucket, key, r, ota.MaxPackageSize)
+	return s.blobs.Put(ctx, bucket, key, r, s.opts.MaxPackageSize)
 }
 
 // GetPackage returns a package of the caller's tenant.

@@ -57,6 +57,10 @@ type Options struct {
 	MaterializeBatch int
 	// ClaimBatch is how many tasks the engine claims per store call.
 	ClaimBatch int
+	// MaxPackageSize is the largest package file or object an upload may
+	// store, in bytes: ota.MaxPackageSize (1 GB, Huawei's object limit)
+	// unless an operator (or a test of the limit) sets it lower.
+	MaxPackageSize int64
 }
 
 func (o *Options) defaults() {
@@ -72,6 +76,9 @@ func (o *Options) defaults() {
 	if o.ClaimBatch == 0 {
 		o.ClaimBatch = 500
 	}
+	if o.MaxPackageSize <= 0 || o.MaxPackageSize > ota.MaxPackageSize {
+		o.MaxPackageSize = ota.MaxPackageSize
+	}
 }
 
 // Service is the set of use cases over one store and one blob store.
@@ -84,6 +91,8 @@ type Service struct {
 	opts     Options
 	engine   engineState            // the rollout engine's per-replica hints (engine.go)
 	wake     atomic.Pointer[func()] // wakes this replica's engine (wake.go)
+	// nonceSweep is when this replica last removed expired nonces (unix ns).
+	nonceSweep atomic.Int64
 }
 
 // New builds a Service. notifier may be nil (NopNotifier) and set later with

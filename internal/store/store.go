@@ -227,17 +227,19 @@ type Buckets interface {
 	ClaimBucket(ctx context.Context, tenantID, bucket string, now time.Time) (owner string, err error)
 }
 
-// Nonces: request nonces already used, so that a signed request cannot be
-// replayed (Alibaba SignatureNonce). Kept in the store so that the memory
-// survives a restart and is shared by every replica.
+// Nonces: single-use values already seen, so that a signed request or a
+// one-time proof cannot be replayed (Alibaba SignatureNonce, EnOS token
+// "encryption"). One mechanism for every dialect, kept in the store so that
+// the memory survives a restart and is shared by every replica.
 type Nonces interface {
-	// UseNonce records nonce under scope (an access key id) as used at now and
-	// reports whether it was new. Of concurrent uses of one nonce exactly one
-	// is new.
-	UseNonce(ctx context.Context, scope, nonce string, now time.Time) (fresh bool, err error)
-	// ForgetNonces removes nonces used before t (older than any timestamp the
-	// signature window still accepts) and returns how many went.
-	ForgetNonces(ctx context.Context, before time.Time) (int64, error)
+	// UseNonce records nonce under scope (an access key id, a dialect) as
+	// used until expiresAt and reports whether it was fresh: not recorded,
+	// or recorded but expired at now (the record is then renewed). Of
+	// concurrent uses of one nonce exactly one is fresh.
+	UseNonce(ctx context.Context, scope, nonce string, expiresAt, now time.Time) (fresh bool, err error)
+	// ForgetNonces removes the nonces expired at now and returns how many
+	// went (housekeeping: an expired nonce is reusable either way).
+	ForgetNonces(ctx context.Context, now time.Time) (int64, error)
 }
 
 // ReplicaSlots leases numbered slots to the server replicas sharing one
@@ -426,12 +428,9 @@ type APIToken struct {
 	CreatedAt   time.Time
 }
 
-// Tokens: issued bearer tokens and the one-time proofs used to obtain them.
+// Tokens: issued bearer tokens (the one-time proofs used to obtain them are
+// Nonces).
 type Tokens interface {
-	// ClaimNonce records value in scope until expiresAt; CodeConflict if it
-	// is already recorded and not expired at now (a replayed proof). Expired
-	// nonces of scope are removed on the way.
-	ClaimNonce(ctx context.Context, scope, value string, expiresAt, now time.Time) error
 	// IssueToken stores t unless t.AccessKeyID already has a token that has
 	// not expired at now, and returns the key's current token either way.
 	IssueToken(ctx context.Context, t APIToken, now time.Time) (APIToken, error)

@@ -29,7 +29,9 @@ import (
 const APIVersion = "2018-01-20"
 
 const (
-	maxBodyBytes = 4 << 20
+	// MaxBodyBytes limits a request body (iot.check.ParameterTooLarge
+	// beyond it).
+	MaxBodyBytes = 4 << 20
 	// DefaultMaxFirmware is Alibaba's documented limit of OTA packages per
 	// account (Options.MaxFirmware changes it).
 	DefaultMaxFirmware = 500
@@ -91,7 +93,12 @@ func New(svc *service.Service, opts Options) *API {
 		opts.MaxFirmware = DefaultMaxFirmware
 	}
 	a := &API{svc: svc, log: opts.Log, opts: opts, throttle: throttle{limits: opts.QPS, now: opts.Now}}
-	a.verify = verifier{keys: svc.AccessKey, nonces: svc.UseNonce, now: opts.Now}
+	a.verify = verifier{keys: svc.AccessKey, now: opts.Now,
+		// A request passes its timestamp check for ±MaxClockSkew: its nonce
+		// must be remembered that long after the latest timestamp allowed.
+		nonces: func(ctx context.Context, keyID, nonce string) (bool, error) {
+			return svc.UseNonce(ctx, keyID, nonce, 2*MaxClockSkew)
+		}}
 	a.actions = a.operations()
 	return a
 }
@@ -135,11 +142,11 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) run(r *http.Request) (any, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
 	if err != nil {
 		return nil, ota.Invalid(fieldParam, "the request body could not be read: %v", err)
 	}
-	if len(body) > maxBodyBytes {
+	if len(body) > MaxBodyBytes {
 		return nil, &ota.Error{Code: ota.CodeTooLarge, Message: "the request body is over 4 MB"}
 	}
 	values, err := mergeParams(r, body)
@@ -207,7 +214,7 @@ func (a *API) sweepNonces(ctx context.Context) {
 	}
 	a.sweepMu.Unlock()
 	if due {
-		if _, err := a.svc.ForgetNonces(ctx, 2*MaxClockSkew); err != nil {
+		if _, err := a.svc.ForgetNonces(ctx); err != nil {
 			a.log.Warn("forgetting old request nonces failed", "err", err)
 		}
 	}

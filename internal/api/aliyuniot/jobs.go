@@ -33,6 +33,7 @@ func (a *API) jobOperations(m map[string]action) {
 	m["CancelOTATaskByJob"] = a.cancelOTATaskByJob
 	m["CancelOTAStrategyByJob"] = a.cancelOTAStrategyByJob
 	m["ReupgradeOTATask"] = a.reupgradeOTATask
+	a.deviceTaskOperations(m)
 }
 
 // jobCommon reads what every create-job call shares into j.

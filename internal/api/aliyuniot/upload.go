@@ -76,7 +76,7 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request) {
 			writeOSSError(w, r, status, code, msg)
 			return
 		}
-		limited := &sizeLimit{r: part, left: MaxUploadBytes}
+		limited := &sizeLimit{r: httpx.Upload(r, part), left: MaxUploadBytes}
 		if _, err := a.svc.PutObject(r.Context(), p, tenantBucket(p.TenantID), fields["key"], limited); err != nil {
 			if limited.over {
 				writeOSSError(w, r, http.StatusBadRequest, "EntityTooLarge", "the file is larger than the policy allows (1000 MB)")

@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"mime"
@@ -32,8 +33,8 @@ const (
 )
 
 const (
-	maxBodyBytes     = 1 << 20   // JSON bodies
-	maxUploadBytes   = 512 << 20 // firmware upload
+	MaxBodyBytes     = 1 << 20   // JSON bodies (99400 beyond it)
+	MaxUploadBytes   = 512 << 20 // a firmware upload, metadata included
 	maxPageSize      = 200
 	defaultPageSize  = 10
 	maxMetadataBytes = 64 << 10
@@ -108,7 +109,7 @@ func (a *API) serveToken(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost || name != "get" && name != "refresh" {
 			return wireErr(codeTokenInvalid, r.Method+" "+r.URL.Path+" is not a token-service operation: POST token/get or token/refresh")
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBodyBytes))
+		body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
 		if err != nil {
 			return wireErr(codeTokenInvalid, "the request body could not be read")
 		}
@@ -162,9 +163,13 @@ func (a *API) run(r *http.Request, c *call) (any, error) {
 	}
 	multipartUpload := resource == "ota-firmwares" && name == "create"
 	if !multipartUpload {
-		body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBodyBytes))
+		body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
 		if err != nil {
-			return nil, ota.Invalid("body", "the request body could not be read or exceeds 1 MiB")
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				return nil, &ota.Error{Code: ota.CodeTooLarge, Field: "body", Message: "the request body exceeds 1 MiB"}
+			}
+			return nil, httpx.UploadError(r, err)
 		}
 		c.body = body
 	}
@@ -268,7 +273,7 @@ func (a *API) createFirmware(ctx context.Context, c *call) (any, error) {
 	if err != nil || mt != "multipart/form-data" {
 		return nil, ota.Invalid("body", "create firmware takes multipart/form-data with the parts metadata and file")
 	}
-	mr := multipart.NewReader(http.MaxBytesReader(nil, c.r.Body, maxUploadBytes), params["boundary"])
+	mr := multipart.NewReader(http.MaxBytesReader(nil, c.r.Body, MaxUploadBytes), params["boundary"])
 	var meta *firmwareMetadata
 	for {
 		part, err := mr.NextPart()
@@ -296,7 +301,11 @@ func (a *API) createFirmware(ctx context.Context, c *call) (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			pkg, err := a.svc.CreatePackage(ctx, c.p, in, part.FileName(), part)
+			pkg, err := a.svc.CreatePackage(ctx, c.p, in, part.FileName(), httpx.Upload(c.r, part))
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				return nil, &ota.Error{Code: ota.CodeTooLarge, Field: "file", Message: fmt.Sprintf("the upload is larger than the %d-byte limit", MaxUploadBytes), Err: err}
+			}
 			if err != nil {
 				return nil, err
 			}

@@ -25,7 +25,9 @@ import (
 const PathPrefix = "/v5/iot/"
 
 const (
-	maxBodyBytes = 8 << 20 // a 30 000-target CreateBatchTask is about 4 MB
+	// MaxBodyBytes limits a request body (IOTDA.000006 beyond it): a
+	// 30 000-target CreateBatchTask is about 4 MB.
+	MaxBodyBytes = 8 << 20
 )
 
 // Options configure the dialect.
@@ -123,7 +125,7 @@ func (a *API) serve(h handlerFunc) http.Handler {
 }
 
 func (a *API) run(r *http.Request, h handlerFunc) (int, any, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, maxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {

@@ -69,9 +69,10 @@ func (a *API) handler() http.Handler {
 	a.registerProducts(mux)
 	a.registerDevices(mux)
 	a.registerPackages(mux)
-	a.registerObjects(mux) // objects.go (huaweiiotda helper): files registered later by bucket/key
-	a.registerJobs(mux)    // jobs.go (rollout)
-	a.registerTenants(mux) // tenants.go (security)
+	a.registerObjects(mux)   // objects.go (huaweiiotda helper): files registered later by bucket/key
+	a.registerJobs(mux)      // jobs.go (rollout)
+	a.registerLifecycle(mux) // lifecycle.go
+	a.registerTenants(mux)   // tenants.go (security)
 	return httpx.RequestID(a.fallback(mux))
 }
 

@@ -48,7 +48,7 @@ func newEnv(t *testing.T, opts management.Options) *env {
 
 // startEnv starts an env on clock, with blobClock for the blob store's
 // signed URLs (nil: the real time).
-func startEnv(t *testing.T, clock service.Clock, blobClock func() time.Time, opts management.Options) *env {
+func startEnv(t *testing.T, clock service.Clock, blobClock func() time.Time, opts management.Options, svcOpts ...service.Options) *env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -69,7 +69,11 @@ func startEnv(t *testing.T, clock service.Clock, blobClock func() time.Time, opt
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := service.New(st, blobs, clock, nil, log, service.Options{})
+	var so service.Options
+	if len(svcOpts) > 0 {
+		so = svcOpts[0]
+	}
+	svc := service.New(st, blobs, clock, nil, log, so)
 	if _, _, err := svc.Bootstrap(ctx, "default", testKeyID, testSecret); err != nil {
 		t.Fatal(err)
 	}

@@ -25,9 +25,9 @@ func (a *API) registerJobs(mux *http.ServeMux) {
 	a.route(mux, "POST /api/v1/jobs/{id}/resume", a.jobAction((*service.Service).ResumeJob))
 	a.route(mux, "POST /api/v1/jobs/{id}/cancel", a.jobAction((*service.Service).CancelJob))
 	a.route(mux, "GET /api/v1/jobs/{id}/tasks", a.listTasks)
-	a.route(mux, "POST /api/v1/jobs/{id}/tasks/retry", a.taskAction((*service.Service).RetryTasks))
-	a.route(mux, "POST /api/v1/jobs/{id}/tasks/cancel", a.taskAction((*service.Service).CancelTasks))
-	a.route(mux, "POST /api/v1/jobs/{id}/tasks/confirm", a.taskAction((*service.Service).ConfirmTasks))
+	a.route(mux, "POST /api/v1/jobs/{id}/tasks/retry", a.taskAction((*service.Service).RetryTasks, nil))
+	a.route(mux, "POST /api/v1/jobs/{id}/tasks/cancel", a.taskAction((*service.Service).CancelTasks, a.cancelTasksWhere))
+	a.route(mux, "POST /api/v1/jobs/{id}/tasks/confirm", a.taskAction((*service.Service).ConfirmTasks, nil))
 }
 
 // Wire structs.
@@ -84,6 +84,9 @@ type jobCreate struct {
 	Abort              abortJSON    `json:"abort"`
 	Tags               []tagJSON    `json:"tags"`
 	ExtInfo            string       `json:"ext_info"`
+	// Start false creates the job held: it does nothing until
+	// POST /api/v1/jobs/{id}/start (EnOS's create-then-start). Default true.
+	Start *bool `json:"start"`
 }
 
 func (in jobCreate) toOTA() (ota.Job, error) {
@@ -99,6 +102,9 @@ func (in jobCreate) toOTA() (ota.Job, error) {
 		AllowDowngrade: in.AllowDowngrade, TimeoutFrom: ota.TimeoutFrom(in.TimeoutFrom),
 		Abort: ota.Abort{FailurePercent: in.Abort.FailurePercent, MinFinished: in.Abort.MinFinished},
 		Tags:  tagsToOTA(in.Tags), ExtInfo: in.ExtInfo,
+	}
+	if in.Start != nil && !*in.Start {
+		j.State = ota.JobPaused
 	}
 	if in.Retry.IntervalSeconds < 0 {
 		return j, ota.Invalid("retry.interval_seconds", "retry interval must not be negative")
@@ -233,10 +239,13 @@ type taskList struct {
 	NextAfter int64      `json:"next_after"` // 0 when this page is the last
 }
 
-// tasksRequest is the body of the task actions: devices, or all.
+// tasksRequest is the body of the task actions: devices, or all; cancel
+// also takes states and/or task ids (a set-based cancel).
 type tasksRequest struct {
 	Devices []string `json:"devices"`
 	All     bool     `json:"all"`
+	States  []string `json:"states"`
+	TaskIDs []int64  `json:"task_ids"`
 }
 
 type taskResultJSON struct {
@@ -391,11 +400,22 @@ func (a *API) listTasks(w http.ResponseWriter, r *http.Request, p service.Princi
 }
 
 // taskAction serves retry, cancel and confirm with per-device results.
-func (a *API) taskAction(act func(*service.Service, context.Context, service.Principal, string, []string) ([]service.TaskResult, error)) handlerFunc {
+// where, when not nil, serves a body with states or task ids.
+func (a *API) taskAction(act func(*service.Service, context.Context, service.Principal, string, []string) ([]service.TaskResult, error),
+	where func(http.ResponseWriter, *http.Request, service.Principal, tasksRequest) error) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, p service.Principal) error {
 		var in tasksRequest
 		if err := httpx.DecodeJSON(w, r, &in, a.opts.MaxJSONBody); err != nil {
 			return err
+		}
+		if len(in.States) > 0 || len(in.TaskIDs) > 0 {
+			switch {
+			case where == nil:
+				return ota.Invalid("states", "only cancel takes states or task ids; name the devices, or send \"all\": true")
+			case len(in.Devices) > 0 || in.All:
+				return ota.Invalid("states", `send "states"/"task_ids", or "devices", or "all": true — one of them`)
+			}
+			return where(w, r, p, in)
 		}
 		switch {
 		case len(in.Devices) == 0 && !in.All:

@@ -68,7 +68,7 @@ func (a *API) createPackage(w http.ResponseWriter, r *http.Request, p service.Pr
 	case part.FormName() != "file":
 		return ota.Invalid("file", "unexpected part %q after the metadata: the next part must be %q (the package file)", part.FormName(), "file")
 	}
-	pkg, err := a.svc.CreatePackage(r.Context(), p, in, part.FileName(), part)
+	pkg, err := a.svc.CreatePackage(r.Context(), p, in, part.FileName(), httpx.Upload(r, part))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {

@@ -339,6 +339,7 @@ func TestPackageBadInput(t *testing.T) {
 		parts    []part
 		ctype    string // overrides the multipart content type
 		rawBody  string
+		noClose  bool // the closing boundary is left off
 		status   int
 		code     string
 		fragment string
@@ -353,6 +354,7 @@ func TestPackageBadInput(t *testing.T) {
 		{name: "metadata field of wrong type", parts: []part{{"metadata", "", "", `{"product":"thermo","name":"x","version":1}`}, {"file", "fw.bin", "", fileBody}}, status: 400, code: "invalid", fragment: `field "version" must be a string`},
 		{name: "oversized metadata JSON", parts: []part{{"metadata", "", "", `{"product":"thermo","name":"x","version":"1","description":"` + strings.Repeat("x", 2<<20) + `"}`}, {"file", "fw.bin", "", fileBody}}, status: 413, code: "too_large", fragment: "metadata part is larger"},
 		{name: "not multipart", ctype: "application/json", rawBody: okMeta, status: 400, code: "invalid", fragment: "multipart/form-data"},
+		{name: "file without the closing boundary", parts: []part{{"metadata", "", "", okMeta}, {"file", "fw.bin", "", fileBody}}, noClose: true, status: 400, code: "invalid", fragment: "closing boundary"},
 		{name: "broken multipart", ctype: "multipart/form-data; boundary=xyz", rawBody: "--xyz\r\nno headers end", status: 400, code: "invalid", fragment: "malformed multipart"},
 	}
 	for _, tc := range raw {
@@ -376,6 +378,9 @@ func TestPackageBadInput(t *testing.T) {
 				}
 				mw.Close()
 				ctype = mw.FormDataContentType()
+				if tc.noClose {
+					buf.Truncate(bytes.LastIndex(buf.Bytes(), []byte("\r\n--"+mw.Boundary()+"--")))
+				}
 			} else {
 				buf.WriteString(tc.rawBody)
 			}

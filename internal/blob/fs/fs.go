@@ -175,9 +175,14 @@ func (s *Store) Put(ctx context.Context, bucket, key string, r io.Reader, maxSiz
 	digests := blob.NewDigester()
 	src := blob.LimitReader(ctx, r, maxSize)
 	n, err := io.CopyBuffer(parallelWriter{tmp, digests.SHA256, digests.MD5}, src, make([]byte, copyBufferSize))
+	var readErr *ota.Error
 	switch {
 	case errors.Is(err, blob.ErrTooLarge):
 		return blob.Info{}, blob.TooLarge(maxSize)
+	case errors.As(err, &readErr):
+		// The reader's own verdict (a malformed upload, a client gone):
+		// the caller's fault, not the store's.
+		return blob.Info{}, readErr
 	case ctx.Err() != nil:
 		return blob.Info{}, ctx.Err()
 	case err != nil:

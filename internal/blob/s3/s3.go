@@ -192,6 +192,10 @@ func (s *Store) Put(ctx context.Context, bucket, key string, r io.Reader, maxSiz
 		if errors.Is(err, blob.ErrTooLarge) {
 			return blob.Info{}, blob.TooLarge(maxSize)
 		}
+		var readErr *ota.Error
+		if errors.As(err, &readErr) { // the reader's verdict (malformed upload, client gone)
+			return blob.Info{}, readErr
+		}
 		if ctx.Err() != nil {
 			return blob.Info{}, ctx.Err()
 		}

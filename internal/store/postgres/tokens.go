@@ -8,26 +8,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
-	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/store"
 )
-
-// ClaimNonce records value unless a live copy exists. The primary key makes
-// concurrent claims on several replicas race safely: one insert wins.
-func (s *Store) ClaimNonce(ctx context.Context, scope, value string, expiresAt, now time.Time) error {
-	if _, err := s.pool.Exec(ctx, `DELETE FROM api_nonces WHERE scope = $1 AND expires_at <= $2`, scope, ts(now)); err != nil {
-		return translate(err, "claim nonce")
-	}
-	tag, err := s.pool.Exec(ctx, `INSERT INTO api_nonces (scope, value, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-		scope, value, ts(expiresAt))
-	if err != nil {
-		return translate(err, "claim nonce")
-	}
-	if tag.RowsAffected() == 0 {
-		return &ota.Error{Code: ota.CodeConflict, Message: "this proof was already used: compute a new one with a new timestamp"}
-	}
-	return nil
-}
 
 // IssueToken returns the key's live token or stores t. A transaction-scoped
 // advisory lock on the key serializes issuers on every replica, so two

@@ -5,28 +5,8 @@ import (
 	"database/sql"
 	"time"
 
-	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/store"
 )
-
-// ClaimNonce records value unless a live copy exists; both statements run on
-// the single writer, so of two concurrent claims exactly one wins.
-func (s *Store) ClaimNonce(ctx context.Context, scope, value string, expiresAt, now time.Time) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM api_nonces WHERE scope = ? AND expires_at <= ?`, scope, dbTime(now)); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO api_nonces (scope, value, expires_at) VALUES (?, ?, ?)`, scope, value, dbTime(expiresAt))
-		return err
-	})
-	if err != nil {
-		err = dbError(err, "claim nonce")
-		if ota.ErrorCode(err) == ota.CodeConflict {
-			return &ota.Error{Code: ota.CodeConflict, Message: "this proof was already used: compute a new one with a new timestamp"}
-		}
-	}
-	return err
-}
 
 // IssueToken returns the key's live token or stores t, in one write transaction.
 func (s *Store) IssueToken(ctx context.Context, t store.APIToken, now time.Time) (store.APIToken, error) {

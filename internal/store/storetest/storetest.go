@@ -73,7 +73,6 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Packages/CountRefs", testPackageRefs},
 
 		{"Buckets/Claim", testBucketClaim},
-		{"Tokens/Nonces", testTokenNonces},
 		{"Tokens/Issue", testTokenIssue},
 		{"Buckets/ClaimConcurrent", testBucketClaimConcurrent},
 

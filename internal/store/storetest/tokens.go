@@ -8,18 +8,6 @@ import (
 	"github.com/updraft-ota/updraft/internal/store"
 )
 
-func testTokenNonces(t *testing.T, s store.Store) {
-	ctx := t.Context()
-	exp := base.Add(time.Minute)
-	mustOK(t, s.ClaimNonce(ctx, "enos", "n1", exp, base), "first claim")
-	if err := s.ClaimNonce(ctx, "enos", "n1", exp, base.Add(time.Second)); ota.ErrorCode(err) != ota.CodeConflict {
-		t.Fatalf("replayed nonce: err = %v, want CodeConflict", err)
-	}
-	mustOK(t, s.ClaimNonce(ctx, "other", "n1", exp, base), "same value in another scope")
-	// Once expired the row is swept and the value may be claimed again.
-	mustOK(t, s.ClaimNonce(ctx, "enos", "n1", exp.Add(time.Minute), exp), "claim after expiry")
-}
-
 func testTokenIssue(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	first := store.APIToken{Token: "tok1", AccessKeyID: "ak", TenantID: "acme", ExpiresAt: base.Add(2 * time.Hour), CreatedAt: base}
