@@ -49,9 +49,9 @@ type ExternalOptions struct {
 	// So no session outlives its replica by more than about SlotTTL plus a
 	// drain, and at most MaxReplicas × Consumers sessions ever exist. A
 	// replica that cannot renew its lease in time stops consuming (another
-	// may take its slot) and leases again. Every replica of a group must
-	// have the same ClientID (leave client_id unset): a replica drains a
-	// vacant slot's sessions under its own ClientID.
+	// may take its slot) and leases again. A slot keeps the ClientID of the
+	// replica that first leased it: whoever resumes or drains it uses the
+	// slot's session names, whatever its own ClientID.
 	Slots SlotLeaser
 	// MaxReplicas bounds the slots (default 8; URL option max_replicas): a
 	// replica started while MaxReplicas others hold live leases fails with

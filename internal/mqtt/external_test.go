@@ -587,7 +587,7 @@ func sessionPresent(t *testing.T, addr, id string) bool {
 }
 
 // Issue 8, item 6: replicas lease numbered slots from the shared store and
-// name their consumer sessions after them, not after their host. Two
+// name their consumer sessions after them, not after their host alone. Two
 // replicas get distinct slots; when one is killed its sessions (and what
 // was queued in them meanwhile) are not orphaned: once its lease expires a
 // live replica drains them, applies every message and deletes them, and the
@@ -612,13 +612,17 @@ func TestExternalReplicaSlots(t *testing.T) {
 	slots := service.New(st, nil, clock, nil, quietLogger(), service.Options{})
 	base, group := randomName("updraft-test-"), randomName("g")
 	const consumers, ttl = 2, 300 * time.Millisecond
+	// Each replica has its own client id base (as if named after its
+	// host); a slot keeps the base of the replica that created it.
 	t.Cleanup(func() {
-		for s := 0; s < 3; s++ {
-			wipeSessions(t, addr, fmt.Sprintf("%s-s%d", base, s), consumers)
+		for _, r := range []string{"a", "b", "c"} {
+			for s := 0; s < 3; s++ {
+				wipeSessions(t, addr, fmt.Sprintf("%s-%s-s%d", base, r, s), consumers)
+			}
 		}
 	})
-	start := func() *External {
-		e, err := NewExternal(f, ExternalOptions{URL: addr, ClientID: base, Group: group, Consumers: consumers, Workers: 2,
+	start := func(name string) *External {
+		e, err := NewExternal(f, ExternalOptions{URL: addr, ClientID: base + "-" + name, Group: group, Consumers: consumers, Workers: 2,
 			Logger: quietLogger(), Dialects: nativeFor(f, product), Slots: slots, SlotTTL: ttl, MaxReplicas: 3})
 		if err != nil {
 			t.Fatal(err)
@@ -626,7 +630,7 @@ func TestExternalReplicaSlots(t *testing.T) {
 		t.Cleanup(func() { e.Close() })
 		return e
 	}
-	a, b := start(), start()
+	a, b := start("a"), start("b")
 	if a.Slot() != 0 || b.Slot() != 1 {
 		t.Fatalf("slots %d, %d; want 0, 1", a.Slot(), b.Slot())
 	}
@@ -661,19 +665,19 @@ func TestExternalReplicaSlots(t *testing.T) {
 	eventually(t, "every report applied", func() bool { return len(versionsOf(f)) == len(want) })
 	// The drained slot is free again (no row) and its sessions are gone.
 	eventually(t, "slot 0 freed", func() bool {
-		n, err := st.LeaseReplicaSlot(t.Context(), "probe", 1, clock.Now(), clock.Now())
+		n, _, err := st.LeaseReplicaSlot(t.Context(), "probe", "probe", 1, clock.Now(), clock.Now())
 		if err == nil {
 			st.ReleaseReplicaSlot(t.Context(), n, "probe", true)
 		}
 		return err == nil && n == 0
 	})
 	for i := 0; i < consumers; i++ {
-		if sessionPresent(t, addr, fmt.Sprintf("%s-s0-c%d", base, i)) {
+		if sessionPresent(t, addr, fmt.Sprintf("%s-a-s0-c%d", base, i)) {
 			t.Fatalf("session %d of the drained slot still exists", i)
 		}
 	}
 	// A replica started now, whatever its host, takes the lowest free slot.
-	if c := start(); c.Slot() != 0 {
+	if c := start("c"); c.Slot() != 0 {
 		t.Fatalf("new replica got slot %d, want the freed 0", c.Slot())
 	}
 }

@@ -18,8 +18,8 @@ import (
 // sessions their stable identities (see ExternalOptions.Slots).
 // *service.Service implements it on the store (store.ReplicaSlots).
 type SlotLeaser interface {
-	LeaseReplicaSlot(ctx context.Context, owner string, max int, ttl time.Duration) (int, error)
-	ClaimVacantReplicaSlot(ctx context.Context, owner string, ttl time.Duration) (int, error)
+	LeaseReplicaSlot(ctx context.Context, owner, base string, max int, ttl time.Duration) (int, string, error)
+	ClaimVacantReplicaSlot(ctx context.Context, owner string, ttl time.Duration) (int, string, error)
 	RenewReplicaSlot(ctx context.Context, slot int, owner string, ttl time.Duration) error
 	ReleaseReplicaSlot(ctx context.Context, slot int, owner string, drop bool) error
 }
@@ -57,18 +57,21 @@ func (e *External) Slot() int {
 func (e *External) leaseSlot() (string, error) {
 	ctx, cancel := context.WithTimeout(e.ctx, e.opts.CallTimeout)
 	defer cancel()
-	n, err := e.opts.Slots.LeaseReplicaSlot(ctx, e.slot.owner, e.opts.MaxReplicas, e.opts.SlotTTL)
+	n, base, err := e.opts.Slots.LeaseReplicaSlot(ctx, e.slot.owner, e.opts.ClientID, e.opts.MaxReplicas, e.opts.SlotTTL)
 	if err != nil {
 		return "", fmt.Errorf("leasing a replica slot for the MQTT consumer sessions (max_replicas=%d): %w", e.opts.MaxReplicas, err)
 	}
 	e.cmu.Lock()
 	e.slot.slot, e.slot.renewed = n, time.Now()
 	e.cmu.Unlock()
-	e.log.Info("leased replica slot", "slot", n, "owner", e.slot.owner)
-	return e.slotPrefix(n), nil
+	e.log.Info("leased replica slot", "slot", n, "owner", e.slot.owner, "client_ids", slotPrefix(base, n)+"-c*")
+	return slotPrefix(base, n), nil
 }
 
-func (e *External) slotPrefix(n int) string { return fmt.Sprintf("%s-s%d", e.opts.ClientID, n) }
+// slotPrefix names slot n's sessions: base is the ClientID of the replica
+// that first leased it, kept with the slot so that whoever resumes or
+// drains it finds its sessions whatever its own ClientID.
+func slotPrefix(base string, n int) string { return fmt.Sprintf("%s-s%d", base, n) }
 
 // releaseSlot ends the lease at shutdown; the sessions stay (persistent),
 // so the next replica to start resumes them.
@@ -155,7 +158,7 @@ func (e *External) dropSlot() {
 // drainVacant claims one vacant slot, drains its sessions and frees it.
 func (e *External) drainVacant() {
 	ctx, cancel := context.WithTimeout(e.ctx, e.opts.CallTimeout)
-	k, err := e.opts.Slots.ClaimVacantReplicaSlot(ctx, e.slot.owner, e.opts.SlotTTL)
+	k, base, err := e.opts.Slots.ClaimVacantReplicaSlot(ctx, e.slot.owner, e.opts.SlotTTL)
 	cancel()
 	if err != nil || k < 0 {
 		if err != nil {
@@ -170,7 +173,7 @@ func (e *External) drainVacant() {
 	// gaps), however few sessions are there: an absent one costs two
 	// connects.
 	for i := 0; ok && i < maxConsumers; i++ {
-		present, drained := e.drainSession(fmt.Sprintf("%s-c%d", e.slotPrefix(k), i))
+		present, drained := e.drainSession(fmt.Sprintf("%s-c%d", slotPrefix(base, k), i))
 		ok = drained
 		if !present {
 			continue

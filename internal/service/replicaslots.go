@@ -9,15 +9,16 @@ import (
 // consumer sessions on an external MQTT broker (store.ReplicaSlots). Leases
 // run on the service's clock.
 
-// LeaseReplicaSlot leases owner a slot below max for ttl (store.ReplicaSlots).
-func (s *Service) LeaseReplicaSlot(ctx context.Context, owner string, max int, ttl time.Duration) (int, error) {
+// LeaseReplicaSlot leases owner a slot below max for ttl, with its sessions'
+// client id base (store.ReplicaSlots).
+func (s *Service) LeaseReplicaSlot(ctx context.Context, owner, base string, max int, ttl time.Duration) (int, string, error) {
 	now := s.clock.Now()
-	return s.store.LeaseReplicaSlot(ctx, owner, max, now, now.Add(ttl))
+	return s.store.LeaseReplicaSlot(ctx, owner, base, max, now, now.Add(ttl))
 }
 
 // ClaimVacantReplicaSlot leases owner a vacant slot to drain for ttl; -1
 // when none is vacant.
-func (s *Service) ClaimVacantReplicaSlot(ctx context.Context, owner string, ttl time.Duration) (int, error) {
+func (s *Service) ClaimVacantReplicaSlot(ctx context.Context, owner string, ttl time.Duration) (int, string, error) {
 	now := s.clock.Now()
 	return s.store.ClaimVacantReplicaSlot(ctx, owner, now, now.Add(ttl))
 }

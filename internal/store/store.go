@@ -254,13 +254,15 @@ type Nonces interface {
 type ReplicaSlots interface {
 	// LeaseReplicaSlot leases to owner, until until, the lowest vacant slot
 	// below max (resuming its sessions), else the lowest slot below max that
-	// has no row. CodeUnavailable when every slot below max is leased.
-	// Concurrent callers never get the same slot.
-	LeaseReplicaSlot(ctx context.Context, owner string, max int, now, until time.Time) (int, error)
+	// has no row. It returns the slot and the client id base its sessions
+	// are named with: the row's when the slot is resumed (the sessions that
+	// exist), base for a new row. CodeUnavailable when every slot below max
+	// is leased. Concurrent callers never get the same slot.
+	LeaseReplicaSlot(ctx context.Context, owner, base string, max int, now, until time.Time) (int, string, error)
 	// ClaimVacantReplicaSlot leases to owner the lowest vacant slot of any
-	// number, for a live replica to drain its sessions and drop it; -1 when
-	// none is vacant.
-	ClaimVacantReplicaSlot(ctx context.Context, owner string, now, until time.Time) (int, error)
+	// number, for a live replica to drain its sessions and drop it, and
+	// returns it with its client id base; -1 when none is vacant.
+	ClaimVacantReplicaSlot(ctx context.Context, owner string, now, until time.Time) (int, string, error)
 	// RenewReplicaSlot extends owner's lease on slot until until. CodeConflict
 	// when owner no longer holds it (it expired and another owner took it).
 	RenewReplicaSlot(ctx context.Context, slot int, owner string, until time.Time) error

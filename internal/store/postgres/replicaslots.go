@@ -13,13 +13,13 @@ import (
 // LeaseReplicaSlot picks and leases a slot in one transaction that holds
 // the table in a mode that conflicts with itself, so concurrent replicas
 // pick one after the other (this runs once per replica start).
-func (s *Store) LeaseReplicaSlot(ctx context.Context, owner string, max int, now, until time.Time) (int, error) {
+func (s *Store) LeaseReplicaSlot(ctx context.Context, owner, base string, max int, now, until time.Time) (int, string, error) {
 	slot := -1
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `LOCK TABLE replica_slots IN SHARE ROW EXCLUSIVE MODE`); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT slot, expires_at <= $2 FROM replica_slots WHERE slot < $1 ORDER BY slot`, max, ts(now))
+		rows, err := tx.Query(ctx, `SELECT slot, expires_at <= $2, client_base FROM replica_slots WHERE slot < $1 ORDER BY slot`, max, ts(now))
 		if err != nil {
 			return err
 		}
@@ -27,10 +27,11 @@ func (s *Store) LeaseReplicaSlot(ctx context.Context, owner string, max int, now
 		vacant := -1
 		var n int
 		var expired bool
-		if _, err := pgx.ForEachRow(rows, []any{&n, &expired}, func() error {
+		var b string
+		if _, err := pgx.ForEachRow(rows, []any{&n, &expired, &b}, func() error {
 			used[n] = true
 			if vacant < 0 && expired {
-				vacant = n
+				vacant, base = n, b
 			}
 			return nil
 		}); err != nil {
@@ -45,25 +46,26 @@ func (s *Store) LeaseReplicaSlot(ctx context.Context, owner string, max int, now
 		if slot < 0 {
 			return ota.Errorf(ota.CodeUnavailable, "all %d replica slots are leased by live replicas; raise max_replicas or stop a replica", max)
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO replica_slots (slot, owner, expires_at) VALUES ($1, $2, $3)
-			ON CONFLICT (slot) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at`, slot, owner, ts(until))
+		_, err = tx.Exec(ctx, `INSERT INTO replica_slots (slot, owner, client_base, expires_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (slot) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at`, slot, owner, base, ts(until))
 		return err
 	})
-	return slot, translate(err, "lease replica slot")
+	return slot, base, translate(err, "lease replica slot")
 }
 
 // ClaimVacantReplicaSlot takes the lowest vacant row; SKIP LOCKED keeps two
 // replicas from claiming the same one.
-func (s *Store) ClaimVacantReplicaSlot(ctx context.Context, owner string, now, until time.Time) (int, error) {
+func (s *Store) ClaimVacantReplicaSlot(ctx context.Context, owner string, now, until time.Time) (int, string, error) {
 	var slot int
+	var base string
 	err := s.pool.QueryRow(ctx, `UPDATE replica_slots SET owner = $1, expires_at = $2
 		WHERE slot = (SELECT slot FROM replica_slots WHERE expires_at <= $3 ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED)
 		  AND expires_at <= $3
-		RETURNING slot`, owner, ts(until), ts(now)).Scan(&slot)
+		RETURNING slot, client_base`, owner, ts(until), ts(now)).Scan(&slot, &base)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return -1, nil
+		return -1, "", nil
 	}
-	return slot, translate(err, "claim vacant replica slot")
+	return slot, base, translate(err, "claim vacant replica slot")
 }
 
 func (s *Store) RenewReplicaSlot(ctx context.Context, slot int, owner string, until time.Time) error {

@@ -10,10 +10,10 @@ import (
 
 // LeaseReplicaSlot picks and leases a slot in one write transaction (SQLite
 // has one writer at a time, so concurrent callers are serialized).
-func (s *Store) LeaseReplicaSlot(ctx context.Context, owner string, max int, now, until time.Time) (int, error) {
+func (s *Store) LeaseReplicaSlot(ctx context.Context, owner, base string, max int, now, until time.Time) (int, string, error) {
 	slot := -1
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT slot, expires_at FROM replica_slots WHERE slot < ? ORDER BY slot`, max)
+		rows, err := tx.QueryContext(ctx, `SELECT slot, expires_at, client_base FROM replica_slots WHERE slot < ? ORDER BY slot`, max)
 		if err != nil {
 			return err
 		}
@@ -22,13 +22,14 @@ func (s *Store) LeaseReplicaSlot(ctx context.Context, owner string, max int, now
 		for rows.Next() {
 			var n int
 			var exp int64
-			if err := rows.Scan(&n, &exp); err != nil {
+			var b string
+			if err := rows.Scan(&n, &exp, &b); err != nil {
 				rows.Close()
 				return err
 			}
 			used[n] = true
 			if vacant < 0 && exp <= now.UnixMicro() {
-				vacant = n
+				vacant, base = n, b
 			}
 		}
 		rows.Close()
@@ -44,22 +45,23 @@ func (s *Store) LeaseReplicaSlot(ctx context.Context, owner string, max int, now
 		if slot < 0 {
 			return ota.Errorf(ota.CodeUnavailable, "all %d replica slots are leased by live replicas; raise max_replicas or stop a replica", max)
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO replica_slots (slot, owner, expires_at) VALUES (?, ?, ?)
-			ON CONFLICT (slot) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at`, slot, owner, until.UnixMicro())
+		_, err = tx.ExecContext(ctx, `INSERT INTO replica_slots (slot, owner, client_base, expires_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (slot) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at`, slot, owner, base, until.UnixMicro())
 		return err
 	})
-	return slot, dbError(err, "lease replica slot")
+	return slot, base, dbError(err, "lease replica slot")
 }
 
-func (s *Store) ClaimVacantReplicaSlot(ctx context.Context, owner string, now, until time.Time) (int, error) {
+func (s *Store) ClaimVacantReplicaSlot(ctx context.Context, owner string, now, until time.Time) (int, string, error) {
 	var slot int
+	var base string
 	err := s.write.QueryRowContext(ctx, `UPDATE replica_slots SET owner = ?, expires_at = ?
-		WHERE slot = (SELECT slot FROM replica_slots WHERE expires_at <= ? ORDER BY slot LIMIT 1) RETURNING slot`,
-		owner, until.UnixMicro(), now.UnixMicro()).Scan(&slot)
+		WHERE slot = (SELECT slot FROM replica_slots WHERE expires_at <= ? ORDER BY slot LIMIT 1) RETURNING slot, client_base`,
+		owner, until.UnixMicro(), now.UnixMicro()).Scan(&slot, &base)
 	if err == sql.ErrNoRows {
-		return -1, nil
+		return -1, "", nil
 	}
-	return slot, dbError(err, "claim vacant replica slot")
+	return slot, base, dbError(err, "claim vacant replica slot")
 }
 
 func (s *Store) RenewReplicaSlot(ctx context.Context, slot int, owner string, until time.Time) error {

@@ -14,10 +14,19 @@ import (
 func testReplicaSlots(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	ttl := 30 * time.Second
+	// Each replica names its sessions with its own base ("{owner}" here)
+	// unless it resumes a slot, whose base stays.
+	bases := map[int]string{}
 	lease := func(owner string, max int, now time.Time) int {
 		t.Helper()
-		n, err := s.LeaseReplicaSlot(ctx, owner, max, now, now.Add(ttl))
+		n, b, err := s.LeaseReplicaSlot(ctx, owner, "base-"+owner, max, now, now.Add(ttl))
 		mustOK(t, err, "LeaseReplicaSlot "+owner)
+		if want, ok := bases[n]; ok && b != want {
+			t.Fatalf("resumed slot %d with base %q, want its own %q", n, b, want)
+		} else if !ok && b != "base-"+owner {
+			t.Fatalf("new slot %d has base %q, want %q", n, b, "base-"+owner)
+		}
+		bases[n] = b
 		return n
 	}
 	// Two replicas (different hosts, different ids) get distinct slots, the
@@ -26,12 +35,12 @@ func testReplicaSlots(t *testing.T, s store.Store) {
 		t.Fatalf("slots %d, %d; want 0, 1", a, b)
 	}
 	// Max 2, both live: a third is refused, with what to do.
-	_, err := s.LeaseReplicaSlot(ctx, "host-c/3", 2, base, base.Add(ttl))
+	_, _, err := s.LeaseReplicaSlot(ctx, "host-c/3", "c", 2, base, base.Add(ttl))
 	wantCode(t, err, ota.CodeUnavailable, "third replica")
 	// Renewal by the holder only.
 	mustOK(t, s.RenewReplicaSlot(ctx, 0, "host-a/1", base.Add(ttl+10*time.Second)), "renew")
 	wantCode(t, s.RenewReplicaSlot(ctx, 1, "host-a/1", base.Add(ttl)), ota.CodeConflict, "renew another's slot")
-	n, err := s.ClaimVacantReplicaSlot(ctx, "drainer", base, base.Add(ttl))
+	n, _, err := s.ClaimVacantReplicaSlot(ctx, "drainer", base, base.Add(ttl))
 	mustOK(t, err, "ClaimVacantReplicaSlot")
 	if n != -1 {
 		t.Fatalf("claimed live slot %d", n)
@@ -39,7 +48,7 @@ func testReplicaSlots(t *testing.T, s store.Store) {
 
 	// host-b is killed: no renewal. Just inside its lease its slot stays
 	// held; just after, a replica starting under a new name resumes it.
-	_, err = s.LeaseReplicaSlot(ctx, "host-b-renamed/1", 2, base.Add(ttl-time.Microsecond), base.Add(2*ttl))
+	_, _, err = s.LeaseReplicaSlot(ctx, "host-b-renamed/1", "x", 2, base.Add(ttl-time.Microsecond), base.Add(2*ttl))
 	wantCode(t, err, ota.CodeUnavailable, "slot leased until its expiry")
 	later := base.Add(ttl)
 	if got := lease("host-b-renamed/1", 2, later); got != 1 {
@@ -64,15 +73,16 @@ func testReplicaSlots(t *testing.T, s store.Store) {
 	if got := lease("host-f/1", 2, later.Add(ttl+ttl)); got != 0 { // slot 0's lease expired too
 		t.Fatalf("got slot %d, want expired 0", got)
 	}
-	n, err = s.ClaimVacantReplicaSlot(ctx, "drainer", later, later.Add(ttl))
+	n, b, err := s.ClaimVacantReplicaSlot(ctx, "drainer", later, later.Add(ttl))
 	mustOK(t, err, "ClaimVacantReplicaSlot")
-	if n != 2 {
-		t.Fatalf("drainer claimed %d, want vacant 2", n)
+	if n != 2 || b != bases[2] {
+		t.Fatalf("drainer claimed %d (base %q), want vacant 2 (%q)", n, b, bases[2])
 	}
-	if n, _ := s.ClaimVacantReplicaSlot(ctx, "drainer2", later, later.Add(ttl)); n != -1 {
+	if n, _, _ := s.ClaimVacantReplicaSlot(ctx, "drainer2", later, later.Add(ttl)); n != -1 {
 		t.Fatalf("second drainer claimed %d", n)
 	}
 	mustOK(t, s.ReleaseReplicaSlot(ctx, 2, "drainer", true), "drop drained slot")
+	delete(bases, 2)
 	if got := lease("host-g/1", 5, later); got != 2 {
 		t.Fatalf("got slot %d, want dropped 2 (lowest without a row)", got)
 	}
@@ -86,7 +96,7 @@ func testReplicaSlotsConcurrent(t *testing.T, s store.Store) {
 	var wg sync.WaitGroup
 	for i := range replicas {
 		wg.Go(func() {
-			slots[i], errs[i] = s.LeaseReplicaSlot(t.Context(), fmt.Sprintf("replica-%d", i), replicas, base, base.Add(time.Minute))
+			slots[i], _, errs[i] = s.LeaseReplicaSlot(t.Context(), fmt.Sprintf("replica-%d", i), "b", replicas, base, base.Add(time.Minute))
 		})
 	}
 	wg.Wait()
