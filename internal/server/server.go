@@ -34,6 +34,7 @@ import (
 	"github.com/updraft-ota/updraft/internal/config"
 	"github.com/updraft-ota/updraft/internal/console"
 	"github.com/updraft-ota/updraft/internal/mqtt"
+	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/rollout"
 	"github.com/updraft-ota/updraft/internal/service"
 	"github.com/updraft-ota/updraft/internal/store"
@@ -198,7 +199,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	}
 	s.onShutdown(func(context.Context) error { return s.blobs.Close() })
 
-	s.svc = service.New(s.store, s.blobs, nil, nil, log, service.Options{DefaultBucket: bucket})
+	finished := tasksFinishedCounter()
+	s.svc = service.New(s.store, s.blobs, nil, nil, log, service.Options{DefaultBucket: bucket,
+		TasksFinished: func(state ota.TaskState, reason ota.Reason, n int64) {
+			finished.WithLabelValues(string(state), string(reason)).Add(float64(n))
+		}})
+	s.metrics.MustRegister(finished, newFleetCollector(s.svc, log))
 
 	if err := s.bootstrap(ctx); err != nil {
 		return nil, err
@@ -250,13 +256,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	s.svc.SetEngineWake(eng.Wake)
 	s.onShutdown(func(context.Context) error { eng.Stop(); return nil })
 
+	perKey, perIP, err := cfg.RateLimits()
+	if err != nil {
+		return nil, err
+	}
+	throttle := httpx.NewThrottle(httpx.RateLimits{PerKey: perKey, PerIP: perIP})
 	s.routes(blobHandler)
 	s.http = &http.Server{
 		// Bodies must keep moving (httpx.Pace): headers have
 		// ReadHeaderTimeout, bodies a minimum rate, so slow clients cannot
 		// hold connections; no ReadTimeout/WriteTimeout, which would cut
 		// large uploads, downloads and the console's event streams.
-		Handler:           s.middleware(httpx.Paced(httpx.DefaultPace, s.mux)),
+		Handler:           s.middleware(httpx.Paced(httpx.DefaultPace, httpx.Throttled(throttle, s.mux))),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

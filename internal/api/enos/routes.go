@@ -117,8 +117,11 @@ func (a *API) serveToken(w http.ResponseWriter, r *http.Request) {
 		if err := json.Unmarshal(body, &req); err != nil {
 			return wireErr(codeTokenInvalid, "the body is not JSON {appKey, encryption, timestamp}: "+err.Error())
 		}
-		data, err = a.issueToken(r.Context(), req, name == "refresh")
-		return err
+		return httpx.Admit(r, func() (string, error) {
+			var err error
+			data, err = a.issueToken(r.Context(), req, name == "refresh")
+			return req.AppKey, err
+		})
 	}()
 	out := tokenEnvelope{Status: 0, Msg: "Success", Business: "apim-token-service", Data: &data}
 	if err != nil {
@@ -158,6 +161,7 @@ func (a *API) run(r *http.Request, c *call) (any, error) {
 	if !ok {
 		return nil, ota.Invalid("action", "action %q is not an action of %s", name, resource)
 	}
+	httpx.RecordRoute(r, r.Method+" "+APIPrefix+resource+"?action="+name) // served ones only: a bounded set
 	if r.URL.Query().Get("orgId") == "" {
 		return nil, ota.Invalid("orgId", "Invalid Argument orgId:orgId is missing")
 	}
@@ -173,7 +177,7 @@ func (a *API) run(r *http.Request, c *call) (any, error) {
 		}
 		c.body = body
 	}
-	p, err := a.authenticate(r, c.body)
+	p, err := httpx.Authenticated(r, func() (service.Principal, error) { return a.authenticate(r, c.body) }, service.Principal.Key)
 	if err != nil {
 		return nil, err
 	}
