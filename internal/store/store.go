@@ -136,10 +136,13 @@ type DeviceFilter struct {
 	Names      []string // exactly these devices
 	Groups     []string // in any of these groups
 	// Module and Versions together: the device's reported version of Module
-	// is one of Versions.
+	// is one of Versions. For ota.SoftwareModule the version is read as
+	// ota.Device.Version reads it: the firmware's (DefaultModule) when the
+	// device never reported a software version.
 	Module   string
 	Versions []string
-	// HasVersion: only devices that have reported a version of Module.
+	// HasVersion: only devices that have reported a version of Module (for
+	// SoftwareModule: of it or of DefaultModule).
 	HasVersion bool
 	// Online, when set, keeps devices connected (true) or not (false).
 	Online *bool

@@ -64,6 +64,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Devices/SetGroups", testDeviceSetGroups},
 		{"Devices/List", testDeviceList},
 		{"Devices/ListFilters", testDeviceListFilters},
+		{"Devices/SoftwareVersionFilter", testDeviceSoftwareVersionFilter},
 
 		{"Packages/CreateGet", testPackageCreateGet},
 		{"Packages/List", testPackageList},
