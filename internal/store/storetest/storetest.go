@@ -61,6 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Devices/VersionsAndOnline", testDeviceVersionsOnline},
 		{"Devices/Delete", testDeviceDelete},
 		{"Devices/SetGroups", testDeviceSetGroups},
+		{"Devices/Labels", testDeviceLabels},
 		{"Devices/List", testDeviceList},
 		{"Devices/ListFilters", testDeviceListFilters},
 
