@@ -442,8 +442,13 @@ func runReplicas(t *testing.T, bin, dsn, mosq string, n, replicas, kills int) re
 	bal.backends = reps
 	defer func() {
 		if t.Failed() {
-			for _, r := range reps {
-				t.Logf("%s log (last lines):\n%s", r.name, tail(r.log, 40))
+			for i, r := range reps {
+				// Kept past the test (t.TempDir goes): the whole log of a
+				// failed run is what explains it.
+				kept := filepath.Join(os.TempDir(), fmt.Sprintf("updraft-e2e-replicas-%s-r%d.log", run, i))
+				if b, err := os.ReadFile(r.log); err == nil && os.WriteFile(kept, b, 0o600) == nil {
+					t.Logf("%s log kept in %s; last lines:\n%s", r.name, kept, tail(r.log, 60))
+				}
 			}
 		}
 	}()

@@ -18,6 +18,7 @@ import (
 	"github.com/updraft-ota/updraft/internal/config"
 	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/server"
+	"github.com/updraft-ota/updraft/internal/sim"
 	"github.com/updraft-ota/updraft/sdk/device"
 )
 
@@ -169,3 +170,27 @@ type discardAt struct{}
 func (discardAt) WriteAt(p []byte, _ int64) (int, error) { return len(p), nil }
 
 var _ io.WriterAt = discardAt{}
+
+// The fleet simulator over TLS: 200 devices trusting only ca.pem connect to
+// MQTT over TLS, the job completes and every device upgraded once.
+func TestSimFleetOverTLSAuto(t *testing.T) {
+	srv := server.StartForTest(t, func(c *config.Config) {
+		c.TLS = config.TLSAuto
+		c.MQTTAddr = config.Off
+		c.MQTTSAddr = "127.0.0.1:0"
+		c.RolloutInterval = 50 * time.Millisecond
+		c.LogLevel = "warn"
+	})
+	creds, _ := srv.Credentials()
+	trust := trustOnly(t, srv.CAFile())
+	e := &env{t: t, srv: srv, keyID: creds.AccessKeyID, secret: creds.SecretAccessKey,
+		api: client.New(srv.URL(), creds.AccessKeyID, creds.SecretAccessKey,
+			client.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: trust}}))}
+	const n = 200
+	f := e.fleet(sim.Config{Product: "tlsfleet", Count: n, Version: "1.0", MQTT: "ssl://" + srv.MQTTSAddr(), TLS: trust})
+	f.connected(t, n)
+	pkg := e.upload("tlsfleet", "2.0", 32<<10)
+	job := e.job(pkg, nil)
+	waitFor(t, 2*time.Minute, "the job to complete", func() bool { return e.view(job.ID).State == "completed" }, progress(e, f, job.ID))
+	checkAllSucceeded(t, e, f, job.ID, n)
+}

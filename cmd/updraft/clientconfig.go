@@ -85,6 +85,18 @@ func caCertFile(cmd *cobra.Command) string {
 // trustingClient is an HTTP client that trusts the system roots and the CA
 // certificates in caFile.
 func trustingClient(caFile string) (*http.Client, error) {
+	tc, err := trustConfig(caFile)
+	if err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tc
+	return &http.Client{Transport: tr}, nil
+}
+
+// trustConfig is a TLS client configuration that trusts the system roots
+// and the CA certificates in caFile.
+func trustConfig(caFile string) (*tls.Config, error) {
 	pem, err := os.ReadFile(caFile)
 	if err != nil {
 		return nil, fmt.Errorf("--ca-cert %s: %w", caFile, err)
@@ -96,9 +108,7 @@ func trustingClient(caFile string) (*http.Client, error) {
 	if !pool.AppendCertsFromPEM(pem) {
 		return nil, fmt.Errorf("--ca-cert %s holds no PEM certificate", caFile)
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	return &http.Client{Transport: tr}, nil
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
 // resolveAccess finds the server and access key: flags (--server, --key),

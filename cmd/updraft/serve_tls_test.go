@@ -50,6 +50,15 @@ func TestServeTLSAuto(t *testing.T) {
 		if err := cli.Run(); err != nil {
 			t.Errorf("start %d: updraft product list over HTTPS: %v: %s", i+1, err, errOut.String())
 		}
+		if i == 0 {
+			// A device certificate from the same CA, named for a Huawei device.
+			var certOut bytes.Buffer
+			issue := updraft(t, nil, "tls", "device-cert", "--data", data, "--product", "hp", "--device", "d1", "--protocol", "huawei", "--out", t.TempDir())
+			issue.Stdout, issue.Stderr = &certOut, &certOut
+			if err := issue.Run(); err != nil || !strings.Contains(certOut.String(), "CN          hp_d1") {
+				t.Errorf("tls device-cert: %v: %s", err, certOut.String())
+			}
+		}
 		if fi, err := os.Stat(filepath.Join(data, "ca-key.pem")); err != nil || fi.Mode().Perm() != 0o600 {
 			t.Errorf("ca-key.pem: %v %v", err, fi.Mode())
 		}

@@ -62,6 +62,11 @@ notice came for --settle), at --timeout (exit status 1), or on Ctrl-C; with
 				return err
 			}
 			cfg.Server, cfg.KeyID, cfg.KeySecret = server, id, secret
+			if ca := caCertFile(cmd); ca != "" {
+				if cfg.TLS, err = trustConfig(ca); err != nil {
+					return err
+				}
+			}
 			if cfg.MQTT == "" && cfg.Transport == "mqtt" {
 				if creds, err := updraftserver.ReadCredentials(credentialsPath(cmd)); err == nil {
 					cfg.MQTT = creds.MQTT
@@ -90,6 +95,7 @@ notice came for --settle), at --timeout (exit status 1), or on Ctrl-C; with
 	f.String("server", "", "server URL, for --create and --transport http (env UPDRAFT_SERVER; default: credentials.json's)")
 	f.String("key", "", "access key ID:SECRET, for --create; its secret seeds device secrets (env UPDRAFT_KEY; default: <data>/credentials.json)")
 	f.String("data", "", "data directory holding credentials.json (env UPDRAFT_DATA; default ./updraft-data)")
+	f.String("ca-cert", "", "CA certificate (PEM) the devices trust for https and ssl:// besides the system's (env UPDRAFT_CA_CERT; default: credentials.json's, from serve --tls auto)")
 	f.StringVar(&cfg.MQTT, "mqtt", "", "MQTT broker HOST:PORT the devices connect to (default: credentials.json's)")
 	f.StringVar(&cfg.Product, "product", "", "product key of the devices")
 	f.IntVar(&cfg.Count, "count", 0, "number of devices")

@@ -61,6 +61,13 @@ type Config struct {
 	SecretKeyFile string
 	SecretKey     string
 
+	// RateLimit (--rate-limit) is the requests per second one access key may
+	// make on the management APIs (burst twice that); RateLimitIP
+	// (--rate-limit-ip) the failed authentications per second one source IP
+	// may make (burst five times that). "0" turns a limit off.
+	RateLimit   string
+	RateLimitIP string
+
 	// First-start tenant and key (env only; empty parts are generated).
 	BootstrapTenant    string // UPDRAFT_BOOTSTRAP_TENANT
 	BootstrapAccessKey string // UPDRAFT_BOOTSTRAP_ACCESS_KEY
@@ -87,6 +94,8 @@ func Default() Config {
 		LogLevel:        "info",
 		LogFormat:       "text",
 		Console:         "true",
+		RateLimit:       "200",
+		RateLimitIP:     "10",
 		ShutdownTimeout: 15 * time.Second,
 	}
 }
@@ -110,6 +119,8 @@ var flagSpecs = []flagSpec{
 	{"log-format", func(c *Config) *string { return &c.LogFormat }, "log format: text or json"},
 	{"console", func(c *Config) *string { return &c.Console }, "serve the web console at / on the HTTP listener: true or false"},
 	{"secret-key-file", func(c *Config) *string { return &c.SecretKeyFile }, "file holding the key that encrypts device and access-key secrets in the database (default <data>/secret.key, created 0600 on first start; replicas must share it)"},
+	{"rate-limit", func(c *Config) *string { return &c.RateLimit }, "requests per second per access key on the management APIs, burst twice that; 429/Retry-After (or the dialect's throttling error) beyond it; 0 = off"},
+	{"rate-limit-ip", func(c *Config) *string { return &c.RateLimitIP }, "failed authentications per second per source IP, burst five times that; beyond it the IP's calls are refused before any signature check; 0 = off"},
 	{"pprof", func(c *Config) *string { return &c.PprofAddr }, "serve net/http/pprof on this separate address, such as 127.0.0.1:6060 (default off; never expose it publicly)"},
 	{"tls", func(c *Config) *string { return &c.TLS }, `"auto": create a local CA and server certificate in the data directory and serve HTTPS and MQTT over TLS (default off)`},
 	{"tls-cert", func(c *Config) *string { return &c.TLSCert }, "server certificate file (PEM, chain allowed): serve HTTPS on --http and MQTT over TLS on --mqtts; needs --tls-key"},
@@ -233,6 +244,9 @@ func SQLitePath(dbURL string) string {
 func (c *Config) Validate() error {
 	if strings.TrimSpace(c.DataDir) == "" {
 		return flagErr("data", c.DataDir, "a data directory is required")
+	}
+	if _, _, err := c.RateLimits(); err != nil {
+		return err
 	}
 	if err := checkListenAddr("http", c.HTTPAddr); err != nil {
 		return err

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/updraft-ota/updraft/internal/store/secrets"
@@ -94,4 +96,24 @@ func (c *Config) LoadSecretBox() (*secrets.Box, error) {
 		return nil, fmt.Errorf("--secret-key-file: %w", err)
 	}
 	return secrets.New(key)
+}
+
+// RateLimits parses --rate-limit and --rate-limit-ip: requests per second,
+// a non-negative number (0 = off).
+func (c *Config) RateLimits() (perKey, perIP float64, err error) {
+	parse := func(flag, v string) (float64, error) {
+		if v == "" {
+			return 0, nil
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+			return 0, fmt.Errorf("--%s %q: use requests per second, such as 200, or 0 for no limit", flag, v)
+		}
+		return f, nil
+	}
+	if perKey, err = parse("rate-limit", c.RateLimit); err != nil {
+		return 0, 0, err
+	}
+	perIP, err = parse("rate-limit-ip", c.RateLimitIP)
+	return perKey, perIP, err
 }

@@ -68,12 +68,14 @@ func Authenticate(ctx context.Context, d Devices, c wire.Credentials, now time.T
 	return dev, nil
 }
 
-// Modules lists the modules a device has reported versions for, the default
-// module first: where to look for pending notices.
+// Modules lists where to look for a device's pending notices: the default
+// module first, the software module (software packages' tasks live there,
+// also for devices that report one version), then every other module it has
+// reported a version for.
 func Modules(dev ota.Device) []string {
-	mods := []string{ota.DefaultModule}
+	mods := []string{ota.DefaultModule, ota.SoftwareModule}
 	for m := range dev.Versions {
-		if m != ota.DefaultModule {
+		if m != ota.DefaultModule && m != ota.SoftwareModule {
 			mods = append(mods, m)
 		}
 	}

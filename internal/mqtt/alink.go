@@ -299,7 +299,14 @@ func (a *Alink) Handle(ctx context.Context, m Message, link Link) error {
 	module := alinkModule(up.Params.Module)
 	switch t.kind {
 	case "inform":
-		return a.devices.ReportVersion(ctx, t.dev, module, up.Params.Version)
+		if err := a.devices.ReportVersion(ctx, t.dev, module, up.Params.Version); err != nil {
+			return err
+		}
+		// Devices inform at boot: on an external broker, where Alibaba
+		// devices publish no status, that is how the server learns they are
+		// there (and sends what is pending). The embedded broker tracks
+		// connections itself and ignores this.
+		return link.Online(ctx, t.dev, true)
 	case "progress":
 		step, err := up.step()
 		if err != nil {

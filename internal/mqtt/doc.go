@@ -104,7 +104,7 @@
 //     connected and auto-subscribed, before its pending notices are pushed):
 //     e.g. a version query when the device's version is unknown
 //     (Huawei version_query). Send such requests with Link.Tell (QoS 0).
-//  2b. Optionally implement Identifier so that devices of products with auth
+//     Optionally implement Identifier too, so that devices of products with auth
 //     x509 can connect by client certificate: Identify parses the CONNECT as
 //     Authenticate does but checks no password. The broker judges the proof
 //     (ota.Product.CheckDeviceAuth: the certificate's CN must be the

@@ -27,11 +27,16 @@ type Device struct {
 }
 
 // Version returns the reported version of a module ("" if never reported).
+// SoftwareModule falls back to DefaultModule for a device that never
+// reported a separate software version.
 func (d *Device) Version(module string) string {
 	if module == "" {
 		module = DefaultModule
 	}
-	return d.Versions[module]
+	if v, ok := d.Versions[module]; ok || module != SoftwareModule {
+		return v
+	}
+	return d.Versions[DefaultModule]
 }
 
 // Validate checks a new device.

@@ -34,3 +34,22 @@ func TestCheckDeviceAuth(t *testing.T) {
 		}
 	}
 }
+
+// Software packages upgrade the software module; a device that never
+// reported a software version runs its firmware version there.
+func TestSoftwareModule(t *testing.T) {
+	if m := (&Package{Kind: KindSoftware, Module: DefaultModule}).TargetModule(); m != SoftwareModule {
+		t.Errorf("software package targets %q", m)
+	}
+	if m := (&Package{Kind: KindFirmware, Module: DefaultModule}).TargetModule(); m != DefaultModule {
+		t.Errorf("firmware package targets %q", m)
+	}
+	one := Device{Versions: map[string]string{DefaultModule: "1.0"}}
+	both := Device{Versions: map[string]string{DefaultModule: "1.0", SoftwareModule: "S1"}}
+	if one.Version(SoftwareModule) != "1.0" || both.Version(SoftwareModule) != "S1" || both.Version("") != "1.0" {
+		t.Errorf("versions: %q %q %q", one.Version(SoftwareModule), both.Version(SoftwareModule), both.Version(""))
+	}
+	if err := (&Module{Name: SoftwareModule}).Validate(); ErrorCode(err) != CodeInvalid {
+		t.Errorf("custom module %q: %v; want refused", SoftwareModule, err)
+	}
+}

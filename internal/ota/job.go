@@ -260,7 +260,7 @@ type Job struct {
 	TenantID    string
 	PackageID   string
 	ProductKey  string // copied from the package
-	Module      string // copied from the package
+	Module      string // the package's TargetModule (SoftwareModule for software packages)
 	Name        string
 	Description string
 	Type        JobType

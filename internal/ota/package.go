@@ -119,6 +119,15 @@ func (p *Package) Normalize() {
 	p.Sign = strings.ToLower(p.Sign)
 }
 
+// TargetModule is the module whose version a package upgrades, where its
+// jobs and tasks live: SoftwareModule for software packages, else Module.
+func (p *Package) TargetModule() string {
+	if p.Kind == KindSoftware {
+		return SoftwareModule
+	}
+	return p.Module
+}
+
 // Validate checks everything about a package that does not need its file.
 // File-dependent checks (size, sign against content, file type) are
 // CheckFileName, CheckFileSize and CheckSign.

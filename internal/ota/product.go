@@ -73,6 +73,14 @@ func CheckAuthMode(field string, a AuthMode) error {
 // DefaultModule is the module every product has: the whole firmware.
 const DefaultModule = "default"
 
+// SoftwareModule is where a device's software version is kept, apart from
+// its firmware's (DefaultModule): Huawei devices report both, fw_version and
+// sw_version. Packages of kind software upgrade it (Package.TargetModule), so
+// their jobs compare source versions with, and complete on, the software
+// version. A device that never reported one is taken to run its firmware
+// version there (Device.Version), as when firmware and software were one.
+const SoftwareModule = "software"
+
 // MaxCustomModules is how many modules besides DefaultModule a product may have
 // (Huawei and Alibaba both document 10).
 const MaxCustomModules = 10
@@ -119,6 +127,9 @@ func (m *Module) Validate() error {
 	}
 	if m.Name == DefaultModule {
 		return Invalid("module_name", "module name %q is reserved for the whole firmware", DefaultModule)
+	}
+	if m.Name == SoftwareModule {
+		return Invalid("module_name", "module name %q is reserved for the software version (packages of kind software): choose another name", SoftwareModule)
 	}
 	if err := CheckDisplayName("alias_name", m.Alias, MaxModuleAliasLen, false); err != nil {
 		return err

@@ -249,13 +249,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	s.svc.SetEngineWake(eng.Wake)
 	s.onShutdown(func(context.Context) error { eng.Stop(); return nil })
 
+	perKey, perIP, err := cfg.RateLimits()
+	if err != nil {
+		return nil, err
+	}
+	throttle := httpx.NewThrottle(httpx.RateLimits{PerKey: perKey, PerIP: perIP})
 	s.routes(blobHandler)
 	s.http = &http.Server{
 		// Bodies must keep moving (httpx.Pace): headers have
 		// ReadHeaderTimeout, bodies a minimum rate, so slow clients cannot
 		// hold connections; no ReadTimeout/WriteTimeout, which would cut
 		// large uploads, downloads and the console's event streams.
-		Handler:           s.middleware(httpx.Paced(httpx.DefaultPace, s.mux)),
+		Handler:           s.middleware(httpx.Paced(httpx.DefaultPace, httpx.Throttled(throttle, s.mux))),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

@@ -108,7 +108,7 @@ func (s *Service) CreateJob(ctx context.Context, p Principal, in ota.Job) (ota.J
 	job := in
 	job.ID = ota.NewID(now)
 	job.TenantID = p.TenantID
-	job.ProductKey, job.Module, job.PackageKind = pkg.ProductKey, pkg.Module, pkg.Kind
+	job.ProductKey, job.Module, job.PackageKind = pkg.ProductKey, pkg.TargetModule(), pkg.Kind
 	job.CreatedAt, job.UpdatedAt = now, now
 	job.StateReason, job.Materialized, job.MaterializeCursor = "", false, ""
 	job.StartedAt, job.FinishedAt = time.Time{}, time.Time{}

@@ -47,6 +47,9 @@ type Principal struct {
 	Role        ota.Role
 }
 
+// Key is the access key a call is made with (rate limits count by it).
+func (p Principal) Key() string { return p.AccessKeyID }
+
 // Options configure a Service.
 type Options struct {
 	// DefaultBucket holds packages uploaded through the APIs.

@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -41,6 +42,10 @@ type Config struct {
 	Create    bool   // register the devices first (existing ones are kept)
 	Group     string // the group Create puts new devices in ("" none), so a job can target the fleet alone
 	Transport string // "mqtt" (default) or "http"
+	// TLS is the devices' and the fleet's client TLS configuration for an
+	// https server and an ssl:// broker (nil: the system roots), e.g. one
+	// that trusts the ca.pem of `serve --tls auto`.
+	TLS *tls.Config
 
 	// Failure injection, by device index (see Plan): Offline of all devices
 	// never connect; FailDownload of the online ones fail their download
@@ -262,6 +267,7 @@ func New(cfg Config) (*Sim, error) {
 		MaxIdleConnsPerHost:   cfg.DownloadConns,
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: 60 * time.Second,
+		TLSClientConfig:       cfg.TLS,
 	}
 	return &Sim{cfg: cfg, plan: Plan(cfg.Count, cfg.Offline, cfg.FailDownload, cfg.FailInstall), hc: &http.Client{Transport: tr}}, nil
 }
@@ -434,7 +440,7 @@ func (s *Sim) start(ctx context.Context, d *simDevice) {
 	case "http":
 		c, err = device.NewHTTP(device.HTTPConfig{Config: cfg, Server: s.cfg.Server, Client: s.hc, PollInterval: s.cfg.PollInterval})
 	default:
-		c, err = device.NewMQTT(device.MQTTConfig{Config: cfg, Broker: s.cfg.MQTT, AckTimeout: s.cfg.AckTimeout, CheckInterval: s.cfg.CheckInterval,
+		c, err = device.NewMQTT(device.MQTTConfig{Config: cfg, Broker: s.cfg.MQTT, TLS: s.cfg.TLS, AckTimeout: s.cfg.AckTimeout, CheckInterval: s.cfg.CheckInterval,
 			OnConnect: func() { s.connected.Add(1) }, OnConnectionLost: func(error) { s.connected.Add(-1) }})
 	}
 	if err != nil {

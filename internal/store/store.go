@@ -264,6 +264,9 @@ type JobFilter struct {
 	// Materialized: when set, only jobs whose tasks all exist (true) or are
 	// still being created (false).
 	Materialized *bool
+	// Device: when set, only jobs that have a task (in any state) for this
+	// device (Alibaba ListOTAJobByDevice).
+	Device *ota.DeviceRef
 }
 
 // Jobs: OTA jobs.

@@ -153,7 +153,7 @@ func (a *API) run(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := a.verify.authenticate(r, values, body)
+	p, err := httpx.Authenticated(r, func() (service.Principal, error) { return a.verify.authenticate(r, values, body) }, service.Principal.Key)
 	if err != nil {
 		return nil, err
 	}

@@ -340,3 +340,51 @@ func TestAlinkPullAndBadMessages(t *testing.T) {
 		t.Errorf("TaskDesc = %q, want the device's desc", desc)
 	}
 }
+
+// TestAlinkMosquitto: the same upgrade with Mosquitto as the broker: the
+// server consumes the Alink up topics through shared subscriptions and
+// publishes the notice as a client; the device's inform tells the server it
+// is there.
+func TestAlinkMosquitto(t *testing.T) {
+	addr := testenv.MosquittoAddr(t)
+	suffix := strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
+	// Registered before the server's cleanup, so it runs after the server
+	// has stopped: its persistent consumer sessions are wiped (clean
+	// session), not left queueing in a shared Mosquitto.
+	t.Cleanup(func() {
+		for i := range 2 {
+			c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("updraft-alink-%s-c%d", suffix, i)).SetCleanSession(true))
+			if tok := c.Connect(); tok.WaitTimeout(5*time.Second) && tok.Error() == nil {
+				c.Disconnect(0)
+			}
+		}
+	})
+	e := newEnvWith(t, func(c *config.Config) {
+		c.MQTTAddr = config.Off
+		c.MQTTBroker = "mqtt://" + addr + "?client_id=updraft-alink-" + suffix + "&group=alink" + suffix + "&consumers=2"
+	})
+	pk := "pkMosq" + suffix
+	secrets := e.alibabaProduct(pk, "m1")
+	ctx := context.Background()
+	d := &mqtt.AlinkDevice{ProductKey: pk, DeviceName: "m1", Secret: secrets["m1"], Broker: addr, Version: "1.0"}
+	if err := d.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	testenv.Within(t, time.Minute, "the informed version and presence", func() {
+		for {
+			if dev, err := e.svc.DeviceForAuth(ctx, ota.DeviceRef{ProductKey: pk, Name: "m1"}); err == nil && dev.Version("") == "1.0" && dev.Online {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	c := e.tea("", e.ak, e.sk)
+	fw := firmwareWith(t, c, pk, "fw-mosq", "2.0", []byte("through mosquitto"), nil)
+	jobID := str(dig(c.mustCall("CreateOTAStaticUpgradeJob", map[string]string{"FirmwareId": fw, "ProductKey": pk,
+		"TargetSelection": "SPECIFIC", "TargetDeviceName.1": "m1"}), "Data", "JobId"))
+	e.waitTasks(c, jobID, "SUCCEEDED", 1)
+	if v := d.Running(); v != "2.0" {
+		t.Fatalf("device runs %s, want 2.0", v)
+	}
+}

@@ -1,8 +1,9 @@
 package aliyuniot
 
-// Operations on one device's tasks and on a job's settings (spec §2.3):
-// CancelOTATaskByDevice, ListOTAUnfinishedTaskByDevice, ConfirmOTATask and
-// UpdateOTAJob, each a translation onto a service call.
+// Operations on one device's tasks and jobs and on a job's settings (spec
+// §2.3): CancelOTATaskByDevice, ListOTAUnfinishedTaskByDevice,
+// ListOTAJobByDevice, ConfirmOTATask and UpdateOTAJob, each a translation
+// onto a service call.
 
 import (
 	"context"
@@ -30,6 +31,48 @@ func (a *API) deviceTaskOperations(m map[string]action) {
 	m["ListOTAUnfinishedTaskByDevice"] = a.listOTAUnfinishedTaskByDevice
 	m["ConfirmOTATask"] = a.confirmOTATask
 	m["UpdateOTAJob"] = a.updateOTAJob
+	m["ListOTAJobByDevice"] = a.listOTAJobByDevice
+}
+
+// maxDeviceJobPage is ListOTAJobByDevice's PageSize maximum.
+const maxDeviceJobPage = 100
+
+// listOTAJobByDevice lists the firmware's batches that have a task for the
+// device, newest first.
+func (a *API) listOTAJobByDevice(ctx context.Context, c *call) (any, error) {
+	fw, err := c.q.required("FirmwareId")
+	if err != nil {
+		return nil, err
+	}
+	pk, err := c.q.required("ProductKey")
+	if err != nil {
+		return nil, err
+	}
+	dn, err := c.q.required("DeviceName")
+	if err != nil {
+		return nil, err
+	}
+	cur, size, err := c.q.page(maxDeviceJobPage)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := a.svc.GetPackage(ctx, c.p, fw); err != nil {
+		return nil, err
+	}
+	if _, err := a.svc.GetDevice(ctx, c.p, pk, dn); err != nil {
+		return nil, err
+	}
+	jobs, total, err := a.svc.ListJobs(ctx, c.p, store.JobFilter{PackageID: fw, ProductKey: pk, Device: &ota.DeviceRef{ProductKey: pk, Name: dn}},
+		store.Page{Limit: int(size), Offset: int((cur - 1) * size)})
+	if err != nil {
+		return nil, err
+	}
+	infos := make([]JobInfo, len(jobs))
+	for i, j := range jobs {
+		infos[i] = jobInfo(j, true)
+	}
+	return map[string]any{"Data": map[string]any{"SimpleOTAJobInfo": infos},
+		"CurrentPage": cur, "PageSize": size, "Total": total, "PageCount": pageCount(total, size)}, nil
 }
 
 // cancelByDeviceStates are the states CancelOTATaskByDevice cancels:

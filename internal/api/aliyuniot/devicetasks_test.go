@@ -222,6 +222,40 @@ func TestDeviceTaskOperations(t *testing.T) {
 		t.Fatalf("tags after an update without Tags.N = %v, want none", dig(q, "Data", "Tags"))
 	}
 
+	// ListOTAJobByDevice: the firmware's batches with a task for the device.
+	fw2 := firmware(t, c, "pkDev", "fw-dev2", "2.1", false)
+	job2 := str(dig(c.mustCall("CreateOTAStaticUpgradeJob", map[string]string{"FirmwareId": fw2, "ProductKey": "pkDev", "TargetSelection": "SPECIFIC",
+		"TargetDeviceName.1": "d1"}), "Data", "JobId"))
+	byDevice := func(fw, dn, size string) (*iot.ListOTAJobByDeviceResponse, string) {
+		t.Helper()
+		r := at(e, iot.CreateListOTAJobByDeviceRequest())
+		r.FirmwareId, r.ProductKey, r.DeviceName, r.PageSize = fw, "pkDev", dn, requests.Integer(size)
+		res, err := l.ListOTAJobByDevice(r)
+		if err != nil {
+			code, _ := legacyCode(t, err)
+			return nil, code
+		}
+		if !res.Success {
+			return res, res.Code
+		}
+		return res, ""
+	}
+	if res, code := byDevice(fw, "d1", "100"); code != "" || res.Total != 1 || len(res.Data.SimpleOTAJobInfo) != 1 || res.Data.SimpleOTAJobInfo[0].JobId != jobID {
+		t.Fatalf("ListOTAJobByDevice(fw, d1) = %+v %s", res, code)
+	}
+	if res, code := byDevice(fw2, "d1", "1"); code != "" || res.Total != 1 || res.Data.SimpleOTAJobInfo[0].JobId != job2 || res.PageCount != 1 {
+		t.Fatalf("ListOTAJobByDevice(fw2, d1) = %+v %s", res, code)
+	}
+	if res, code := byDevice(fw2, "d2", "10"); code != "" || res.Total != 0 {
+		t.Fatalf("ListOTAJobByDevice(fw2, d2) = %+v %s, want none", res, code)
+	}
+	if _, code := byDevice(fw, "d1", "101"); code == "" {
+		t.Fatal("PageSize 101 accepted")
+	}
+	if _, code := byDevice(fw, "d9", "10"); code == "" {
+		t.Fatal("an unknown device was accepted")
+	}
+
 	// A dynamic job takes TimeoutInMinutes and SrcVersionList.
 	dynFw := firmware(t, c, "pkDev", "fw-dyn", "3.0", false)
 	dynID := str(dig(c.mustCall("CreateOTADynamicUpgradeJob", map[string]string{"FirmwareId": dynFw, "ProductKey": "pkDev", "SrcVersion.1": "1.0"}), "Data", "JobId"))

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/updraft-ota/updraft/internal/api/httpx"
@@ -50,7 +51,21 @@ type API struct {
 	devices deviceproto.Devices
 	opts    Options
 	mux     *http.ServeMux
+
+	// products caches each product for productTTL: every request checks
+	// the product's auth mode, and polling fleets ask often.
+	prodMu   sync.Mutex
+	products map[string]cachedProduct
 }
+
+type cachedProduct struct {
+	p  ota.Product
+	at time.Time
+}
+
+// productTTL bounds how long a product is remembered. Its auth mode never
+// changes, but a deleted product's key may be reused with another.
+const productTTL = time.Minute
 
 // New returns the device API handler; mount it at Prefix+"/".
 func New(d deviceproto.Devices, opts Options) *API {
@@ -63,7 +78,7 @@ func New(d deviceproto.Devices, opts Options) *API {
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = time.Minute
 	}
-	a := &API{devices: d, opts: opts, mux: http.NewServeMux()}
+	a := &API{devices: d, opts: opts, mux: http.NewServeMux(), products: map[string]cachedProduct{}}
 	a.mux.Handle("POST "+Prefix+"/version", a.authed(a.version))
 	a.mux.Handle("GET "+Prefix+"/update", a.authed(a.update))
 	a.mux.Handle("POST "+Prefix+"/progress", a.authed(a.progress))
@@ -94,6 +109,17 @@ func (a *API) authed(h handler) http.Handler {
 			a.fail(w, r, err)
 			return
 		}
+		// A signature is a secret proof: refused for products whose devices
+		// authenticate by client certificate (auth x509), which device HTTP
+		// does not take.
+		prod, err := a.product(r, dev.ProductKey)
+		if err == nil {
+			err = prod.CheckDeviceAuth(dev.Name, ota.DeviceProof{Secret: true})
+		}
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
 		ref := ota.DeviceRef{ProductKey: dev.ProductKey, Name: dev.Name}
 		if err := a.devices.DeviceSeen(r.Context(), ref); err != nil {
 			// Presence is bookkeeping: the device's request still counts.
@@ -103,6 +129,28 @@ func (a *API) authed(h handler) http.Handler {
 			a.fail(w, r, err)
 		}
 	})
+}
+
+// product is the device's product, from the cache when fresh.
+func (a *API) product(r *http.Request, key string) (ota.Product, error) {
+	now := time.Now()
+	a.prodMu.Lock()
+	c, ok := a.products[key]
+	a.prodMu.Unlock()
+	if ok && now.Sub(c.at) < productTTL {
+		return c.p, nil
+	}
+	p, err := a.devices.DeviceProduct(r.Context(), key)
+	if err != nil {
+		return ota.Product{}, err
+	}
+	a.prodMu.Lock()
+	if len(a.products) > 100000 {
+		a.products = map[string]cachedProduct{} // bounded
+	}
+	a.products[key] = cachedProduct{p, now}
+	a.prodMu.Unlock()
+	return p, nil
 }
 
 func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {

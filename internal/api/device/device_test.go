@@ -173,3 +173,19 @@ func TestBadRequests(t *testing.T) {
 		t.Fatalf("unavailable: %d %s", resp.StatusCode, body)
 	}
 }
+
+// A device of a product with auth x509 is refused on device HTTP even with a
+// valid signature: its product takes client certificates only (MQTT over
+// TLS), and the answer says so.
+func TestX509ProductRefusesSecrets(t *testing.T) {
+	f, srv, clk := setup(t)
+	f.AddDevice("cp", "d", "secret")
+	f.SetAuth("cp", ota.AuthX509)
+	resp, body := do(t, srv, "GET", "/device/v1/update", wire.Authorization("cp", "d", "secret", clk.t), "")
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "client certificate") {
+		t.Fatalf("x509 product over device HTTP: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := do(t, srv, "GET", "/device/v1/update", wire.Authorization("p", "d", "secret", clk.t), ""); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("secret product: %d %s", resp.StatusCode, body)
+	}
+}

@@ -117,8 +117,11 @@ func (a *API) serveToken(w http.ResponseWriter, r *http.Request) {
 		if err := json.Unmarshal(body, &req); err != nil {
 			return wireErr(codeTokenInvalid, "the body is not JSON {appKey, encryption, timestamp}: "+err.Error())
 		}
-		data, err = a.issueToken(r.Context(), req, name == "refresh")
-		return err
+		return httpx.Admit(r, func() (string, error) {
+			var err error
+			data, err = a.issueToken(r.Context(), req, name == "refresh")
+			return req.AppKey, err
+		})
 	}()
 	out := tokenEnvelope{Status: 0, Msg: "Success", Business: "apim-token-service", Data: &data}
 	if err != nil {
@@ -173,7 +176,7 @@ func (a *API) run(r *http.Request, c *call) (any, error) {
 		}
 		c.body = body
 	}
-	p, err := a.authenticate(r, c.body)
+	p, err := httpx.Authenticated(r, func() (service.Principal, error) { return a.authenticate(r, c.body) }, service.Principal.Key)
 	if err != nil {
 		return nil, err
 	}

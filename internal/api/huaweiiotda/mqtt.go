@@ -302,7 +302,7 @@ func (d *Devices) Connected(ctx context.Context, s *mqtt.Session, link mqtt.Link
 	if err != nil {
 		return err
 	}
-	if dev.Version(ota.DefaultModule) != "" {
+	if dev.Versions[ota.DefaultModule] != "" || dev.Versions[ota.SoftwareModule] != "" {
 		return nil
 	}
 	deviceID := DeviceID(dev.ProductKey, dev.Name)
@@ -380,53 +380,54 @@ func (d *Devices) activeTask(ctx context.Context, dev ota.Device, module string)
 	return d.svc.CurrentTask(ctx, ota.DeviceRef{ProductKey: dev.ProductKey, Name: dev.Name}, module)
 }
 
-// versionReport records the device's version. Updraft keeps one version per
-// module while Huawei devices report two (fw_version, sw_version), so the one
-// recorded is the one that completes or continues the device's active task,
-// else fw_version, else sw_version.
+// versionReport records the device's versions: fw_version as its firmware
+// (the default module, or the module named) and sw_version as its software
+// (ota.SoftwareModule, which software packages upgrade), each kept apart.
 func (d *Devices) versionReport(ctx context.Context, dev ota.Device, ref ota.DeviceRef, paras json.RawMessage) error {
 	var r VersionReport
 	if err := json.Unmarshal(paras, &r); err != nil {
 		return ota.Invalid("paras", "version_report paras are not valid: %v", err)
 	}
+	if r.FwVersion == "" && r.SwVersion == "" {
+		return ota.Invalid("paras", "version_report names neither fw_version nor sw_version")
+	}
 	module := r.Module
 	if module == "" {
 		module = ota.DefaultModule
 	}
-	reported := []string{}
-	for _, v := range []string{r.FwVersion, r.SwVersion} {
-		if v != "" {
-			reported = append(reported, v)
-		}
-	}
-	if len(reported) == 0 {
-		return ota.Invalid("paras", "version_report names neither fw_version nor sw_version")
-	}
-	version := reported[0]
-	if len(reported) > 1 {
-		t, err := d.activeTask(ctx, dev, module)
-		if err != nil {
+	if r.FwVersion != "" {
+		if err := d.svc.ReportVersion(ctx, ref, module, r.FwVersion); err != nil {
 			return err
 		}
-		if t != nil {
-			for _, want := range []string{t.ToVersion, t.FromVersion} {
-				if v := pick(reported, want); v != "" {
-					version = v
-					break
-				}
-			}
-		}
 	}
-	return d.svc.ReportVersion(ctx, ref, module, version)
+	if r.SwVersion != "" && module == ota.DefaultModule {
+		// A module report's sw_version says nothing about the device's
+		// software; only the device's own report does.
+		if err := d.svc.ReportVersion(ctx, ref, ota.SoftwareModule, r.SwVersion); err != nil {
+			return err
+		}
+	} else if r.FwVersion == "" {
+		return d.svc.ReportVersion(ctx, ref, module, r.SwVersion)
+	}
+	return nil
 }
 
-func pick(vs []string, want string) string {
-	for _, v := range vs {
-		if v == want && want != "" {
-			return v
+// reportModule is the module an upgrade_progress_report is about: the one it
+// names, else the firmware (default module) when the device has a task
+// there, else its software when it has a task there (IoTDA's progress report
+// does not say whether it answers a firmware_upgrade or a software_upgrade).
+func (d *Devices) reportModule(ctx context.Context, dev ota.Device, named string) (string, *ota.Task, error) {
+	if named != "" {
+		t, err := d.activeTask(ctx, dev, named)
+		return named, t, err
+	}
+	for _, m := range []string{ota.DefaultModule, ota.SoftwareModule} {
+		t, err := d.activeTask(ctx, dev, m)
+		if err != nil || t != nil {
+			return m, t, err
 		}
 	}
-	return ""
+	return ota.DefaultModule, nil, nil
 }
 
 // progressReport: result_code 0 is progress (and, with the destination
@@ -436,19 +437,15 @@ func (d *Devices) progressReport(ctx context.Context, dev ota.Device, ref ota.De
 	if err := json.Unmarshal(paras, &r); err != nil {
 		return ota.Invalid("paras", "upgrade_progress_report paras are not valid: %v", err)
 	}
-	module := r.Module
-	if module == "" {
-		module = ota.DefaultModule
+	module, t, err := d.reportModule(ctx, dev, r.Module)
+	if err != nil {
+		return err
 	}
 	if r.ResultCode != 0 {
-		if r.ResultCode == 3 && r.Version != "" {
+		if r.ResultCode == 3 && r.Version != "" && t != nil && t.ToVersion == r.Version {
 			// "Already the latest": when the device does run the
 			// destination, that is success.
-			if t, err := d.activeTask(ctx, dev, module); err != nil {
-				return err
-			} else if t != nil && t.ToVersion == r.Version {
-				return d.svc.ReportVersion(ctx, ref, module, r.Version)
-			}
+			return d.svc.ReportVersion(ctx, ref, module, r.Version)
 		}
 		reason, ok := resultReasons[r.ResultCode]
 		if !ok {
@@ -465,10 +462,6 @@ func (d *Devices) progressReport(ctx context.Context, dev ota.Device, ref ota.De
 	}
 	if r.Progress < 0 || r.Progress > 100 {
 		return ota.Invalid("progress", "progress must be 0 to 100, got %d", r.Progress)
-	}
-	t, err := d.activeTask(ctx, dev, module)
-	if err != nil {
-		return err
 	}
 	if t == nil {
 		// Nothing to report progress on; the version is still news.
@@ -498,7 +491,11 @@ func (d *Devices) kindOf(n ota.Notice) ota.PackageKind {
 	if k, ok := d.kinds.Load(n.JobID); ok {
 		return k.(ota.PackageKind)
 	}
-	if n.Module != "" && n.Module != ota.DefaultModule {
+	switch n.Module {
+	case ota.SoftwareModule:
+		return ota.KindSoftware
+	case "", ota.DefaultModule:
+	default:
 		return ota.KindModule
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -532,8 +529,8 @@ func (d *Devices) Render(n ota.Notice) (string, []byte, error) {
 		TaskID:      n.JobID,
 		TaskExtInfo: extInfoFromJob(n.ExtInfo),
 	}
-	if n.Module != "" && n.Module != ota.DefaultModule {
-		para.Module = n.Module
+	if n.Module != "" && n.Module != ota.DefaultModule && n.Module != ota.SoftwareModule {
+		para.Module = n.Module // software_upgrade says which module by its event type
 	}
 	now := d.now()
 	if !n.URLExpiresAt.IsZero() {

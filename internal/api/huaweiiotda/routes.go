@@ -133,7 +133,9 @@ func (a *API) run(r *http.Request, h handlerFunc) (int, any, error) {
 		}
 		return 0, nil, ota.Invalid(fieldBody, "the request body could not be read")
 	}
-	p, err := a.verify.authenticate(r, body, r.PathValue("project_id"))
+	p, err := httpx.Authenticated(r, func() (service.Principal, error) {
+		return a.verify.authenticate(r, body, r.PathValue("project_id"))
+	}, service.Principal.Key)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -82,7 +82,7 @@ func (a *API) handler() http.Handler {
 func (a *API) route(mux *http.ServeMux, pattern string, h handlerFunc) {
 	a.routes = append(a.routes, pattern)
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		p, err := a.authenticate(r)
+		p, err := httpx.Authenticated(r, func() (service.Principal, error) { return a.authenticate(r) }, service.Principal.Key)
 		if err == nil {
 			err = p.AllowMethod(r.Method)
 		}

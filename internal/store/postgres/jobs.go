@@ -171,6 +171,9 @@ func (s *Store) ListJobs(ctx context.Context, f store.JobFilter, page store.Page
 	if f.Selection != "" {
 		w.add("selection = %s", f.Selection)
 	}
+	if f.Device != nil {
+		w.add("id IN (SELECT job_id FROM tasks WHERE product_key = %s AND device_name = %s)", f.Device.ProductKey, f.Device.Name)
+	}
 	if len(f.States) > 0 {
 		w.add("state = ANY(%s)", jobStates(f.States))
 	}

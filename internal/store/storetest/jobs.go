@@ -103,6 +103,10 @@ func testJobList(t *testing.T, s store.Store) {
 	add("pB", "pk1", "mcu", ota.JobUpgrade, ota.SelectStatic, ota.JobCanceled)     // 4
 	add("pA", "pk1", "default", ota.JobUpgrade, ota.SelectDynamic, ota.JobPlanned) // 5
 	mustJob(t, s, newJob("globex", "pA", "pk1", at(time.Hour)))
+	// Tasks of device pk1/d1 in jobs 0 and 4 (ended ones count too), and of
+	// a device of the same name on pk2 in job 3.
+	mustInsert(t, s, newTask(js[0], "d1", ota.TaskSucceeded), newTask(js[4], "d1", ota.TaskCanceled), newTask(js[3], "d1", ota.TaskQueued),
+		newTask(js[0], "d2", ota.TaskQueued))
 
 	ids := func(idx ...int) []string {
 		out := make([]string, len(idx))
@@ -134,6 +138,10 @@ func testJobList(t *testing.T, s store.Store) {
 		{"states", acme(store.JobFilter{States: []ota.JobState{ota.JobPaused, ota.JobPlanned, ota.JobCanceled}}), store.Page{}, ids(5, 4, 3), 3},
 		{"package and state", acme(store.JobFilter{PackageID: "pA", States: []ota.JobState{ota.JobRunning, ota.JobPlanned}}), store.Page{}, ids(5, 0), 2},
 		{"other tenant", store.JobFilter{TenantID: "initech"}, store.Page{}, nil, 0},
+		{"device", acme(store.JobFilter{Device: &ota.DeviceRef{ProductKey: "pk1", Name: "d1"}}), store.Page{}, ids(4, 0), 2},
+		{"device and package", acme(store.JobFilter{PackageID: "pA", Device: &ota.DeviceRef{ProductKey: "pk1", Name: "d1"}}), store.Page{}, ids(0), 1},
+		{"device paged", acme(store.JobFilter{Device: &ota.DeviceRef{ProductKey: "pk1", Name: "d1"}}), store.Page{Limit: 1, Offset: 1}, ids(0), 2},
+		{"device without tasks", acme(store.JobFilter{Device: &ota.DeviceRef{ProductKey: "pk1", Name: "d9"}}), store.Page{}, nil, 0},
 	}
 	for _, c := range cases {
 		got, total, err := s.ListJobs(ctx, c.f, c.p)
