@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Client calls one Updraft server as one access key. It is safe for
@@ -167,19 +168,57 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := c.newRequest(ctx, method, path, q, body)
-	if err != nil {
-		return err
+	for attempt := 1; ; attempt++ {
+		if r, ok := body.(*bytes.Reader); ok {
+			r.Seek(0, io.SeekStart)
+		}
+		req, err := c.newRequest(ctx, method, path, q, body)
+		if err != nil {
+			return err
+		}
+		if in != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := c.http.Do(req)
+		if err != nil {
+			return err
+		}
+		if wait, ok := retryAfter(resp, attempt); ok {
+			// Refused by the server's rate limit before anything was done:
+			// sending it again after Retry-After is safe for any method.
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+				continue
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			}
+		}
+		defer resp.Body.Close()
+		return decodeResponse(resp, out)
 	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+}
+
+// maxRateLimitRetries bounds how often one call is sent again after a 429.
+const maxRateLimitRetries = 5
+
+// retryAfter tells whether a 429 answer is worth waiting for, and how long:
+// its Retry-After seconds (1 s when absent), at most maxRateLimitRetries times.
+func retryAfter(resp *http.Response, attempt int) (time.Duration, bool) {
+	if resp.StatusCode != http.StatusTooManyRequests || attempt > maxRateLimitRetries {
+		return 0, false
 	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
+	secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if err != nil || secs < 1 {
+		secs = 1
 	}
-	defer resp.Body.Close()
-	return decodeResponse(resp, out)
+	if secs > 30 {
+		return 0, false // a long ban is the caller's to handle
+	}
+	return time.Duration(secs) * time.Second, true
 }
 
 func decodeResponse(resp *http.Response, out any) error {

@@ -3,10 +3,12 @@ package client
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The client against the real server is tested in internal/api/management;
@@ -109,5 +111,33 @@ func TestPathSegmentsEscapedOnce(t *testing.T) {
 		if strings.Join(got, "\n") != strings.Join(want, "\n") {
 			t.Errorf("base %s: requests\n%s\nwant\n%s", base, strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}
+	}
+}
+
+// A 429 from the server's rate limit is sent again after Retry-After, body
+// and all; the caller sees only the answer that follows.
+func TestRateLimitedIsRetried(t *testing.T) {
+	var calls []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		calls = append(calls, string(b))
+		if len(calls) == 1 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			io.WriteString(w, `{"code":"rate_limited","message":"too many requests"}`)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"key":"p1","name":"P"}`)
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := New(srv.URL, "id", "secret").CreateProduct(ctx, ProductCreate{Key: "p1", Name: "P"})
+	if err != nil || p.Key != "p1" {
+		t.Fatalf("CreateProduct = %+v, %v", p, err)
+	}
+	if len(calls) != 2 || calls[0] == "" || calls[0] != calls[1] {
+		t.Fatalf("bodies sent = %q, want the same body twice", calls)
 	}
 }

@@ -90,15 +90,21 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		m.inFlight.Inc()
 		defer m.inFlight.Dec()
+		r, slot := httpx.WithRouteSlot(r)
 		next.ServeHTTP(sw, r)
 		elapsed := time.Since(start)
 		status := sw.status
 		if status == 0 {
 			status = http.StatusOK
 		}
-		// The mux sets r.Pattern on this very request. Unmatched requests
-		// share one label so that scanners cannot blow up the cardinality.
-		route := r.Pattern
+		// A front-end records the route it dispatched to (httpx.RecordRoute);
+		// else the mux's pattern on this very request (the mount point).
+		// Unmatched requests share one label so that scanners cannot blow
+		// up the cardinality.
+		route := *slot
+		if route == "" {
+			route = r.Pattern
+		}
 		if route == "" {
 			route = "unmatched"
 		}

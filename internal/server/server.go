@@ -34,6 +34,7 @@ import (
 	"github.com/updraft-ota/updraft/internal/config"
 	"github.com/updraft-ota/updraft/internal/console"
 	"github.com/updraft-ota/updraft/internal/mqtt"
+	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/rollout"
 	"github.com/updraft-ota/updraft/internal/service"
 	"github.com/updraft-ota/updraft/internal/store"
@@ -198,7 +199,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	}
 	s.onShutdown(func(context.Context) error { return s.blobs.Close() })
 
-	s.svc = service.New(s.store, s.blobs, nil, nil, log, service.Options{DefaultBucket: bucket})
+	finished := tasksFinishedCounter()
+	s.svc = service.New(s.store, s.blobs, nil, nil, log, service.Options{DefaultBucket: bucket,
+		TasksFinished: func(state ota.TaskState, reason ota.Reason, n int64) {
+			finished.WithLabelValues(string(state), string(reason)).Add(float64(n))
+		}})
+	s.metrics.MustRegister(finished, newFleetCollector(s.svc, log))
 
 	if err := s.bootstrap(ctx); err != nil {
 		return nil, err

@@ -167,6 +167,9 @@ func (s *Service) updateTask(ctx context.Context, t ota.Task, expect ota.TaskSta
 	if ota.ErrorCode(err) == ota.CodeConflict {
 		return &staleTask{err}
 	}
+	if err == nil && (t.State == ota.TaskSucceeded || t.State == ota.TaskFailed) {
+		s.opts.TasksFinished(t.State, t.Reason, 1)
+	}
 	return err
 }
 

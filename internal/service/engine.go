@@ -340,6 +340,9 @@ func (s *Service) timeOut(ctx context.Context, job *ota.Job, counts ota.TaskCoun
 		counts[step.state] -= n
 		counts[ota.TaskFailed] += n
 		total += n
+		if n > 0 {
+			s.opts.TasksFinished(ota.TaskFailed, ota.ReasonTimeout, n)
+		}
 	}
 	return total, nil
 }

@@ -64,6 +64,11 @@ type Options struct {
 	// store, in bytes: ota.MaxPackageSize (1 GB, Huawei's object limit)
 	// unless an operator (or a test of the limit) sets it lower.
 	MaxPackageSize int64
+	// TasksFinished, when set, hears of every n tasks that ended succeeded
+	// or failed (with the failure's reason), in this replica: the server
+	// counts them in its metrics. Called after the store has the change;
+	// it must not block.
+	TasksFinished func(state ota.TaskState, reason ota.Reason, n int64)
 }
 
 func (o *Options) defaults() {
@@ -81,6 +86,9 @@ func (o *Options) defaults() {
 	}
 	if o.MaxPackageSize <= 0 || o.MaxPackageSize > ota.MaxPackageSize {
 		o.MaxPackageSize = ota.MaxPackageSize
+	}
+	if o.TasksFinished == nil {
+		o.TasksFinished = func(ota.TaskState, ota.Reason, int64) {}
 	}
 }
 

@@ -168,6 +168,10 @@ type Devices interface {
 	// often costs a write per device at most once per interval. A missing
 	// device is not an error (the caller has just authenticated it).
 	SetDeviceSeen(ctx context.Context, productKey, name string, at, staleBefore time.Time) error
+	// CountPresent counts devices present per protocol and transport, over
+	// every tenant: "mqtt" = online now, "http" = a device-HTTP request
+	// since polledSince (SetDeviceSeen). Groups with no device are left out.
+	CountPresent(ctx context.Context, polledSince time.Time) ([]Presence, error)
 	DeleteDevice(ctx context.Context, productKey, name string) error
 	// SetDeviceLabels replaces a device's attributes and tags (CodeNotFound
 	// if it does not exist).
@@ -419,4 +423,11 @@ type Tokens interface {
 	ReplaceToken(ctx context.Context, t APIToken) error
 	// GetToken finds a token, expired or not (CodeNotFound if unknown).
 	GetToken(ctx context.Context, token string) (APIToken, error)
+}
+
+// Presence is how many devices of one protocol are present on a transport.
+type Presence struct {
+	Protocol  ota.Protocol
+	Transport string // "mqtt" or "http"
+	Devices   int64
 }

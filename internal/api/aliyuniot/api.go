@@ -170,6 +170,9 @@ func (a *API) run(r *http.Request) (any, error) {
 		return nil, ota.Invalid(fieldParam, "Version %q is not served: use %s", version, APIVersion)
 	}
 	act, ok := a.actions[name]
+	if ok {
+		httpx.RecordRoute(r, "Action="+name) // a served action: a bounded set
+	}
 	if !ok {
 		if name == "" {
 			return nil, ota.Invalid(fieldMissing, "Action is required")

@@ -87,10 +87,12 @@ func New(d deviceproto.Devices, opts Options) *API {
 
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if _, pattern := a.mux.Handler(r); pattern == "" {
+	_, pattern := a.mux.Handler(r)
+	if pattern == "" {
 		a.fail(w, r, ota.NotFound("device API endpoint", r.Method+" "+r.URL.Path))
 		return
 	}
+	httpx.RecordRoute(r, pattern)
 	a.mux.ServeHTTP(w, r)
 }
 

@@ -161,6 +161,7 @@ func (a *API) run(r *http.Request, c *call) (any, error) {
 	if !ok {
 		return nil, ota.Invalid("action", "action %q is not an action of %s", name, resource)
 	}
+	httpx.RecordRoute(r, r.Method+" "+APIPrefix+resource+"?action="+name) // served ones only: a bounded set
 	if r.URL.Query().Get("orgId") == "" {
 		return nil, ota.Invalid("orgId", "Invalid Argument orgId:orgId is missing")
 	}

@@ -96,7 +96,11 @@ func (a *API) Handler() http.Handler {
 		{"DELETE " + base + "/ota-upgrades/modules/{module_id}", a.deleteOtaModule},
 	}
 	for _, rt := range routes {
-		mux.Handle(rt.pattern, a.serve(rt.h))
+		h := a.serve(rt.h)
+		mux.Handle(rt.pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			httpx.RecordRoute(r, rt.pattern)
+			h.ServeHTTP(w, r)
+		}))
 	}
 	mux.HandleFunc(PathPrefix, func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, ota.Errorf(ota.CodeNotFound, "%s %s is not an IoTDA operation Updraft serves", r.Method, r.URL.Path))

@@ -82,6 +82,7 @@ func (a *API) handler() http.Handler {
 func (a *API) route(mux *http.ServeMux, pattern string, h handlerFunc) {
 	a.routes = append(a.routes, pattern)
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		httpx.RecordRoute(r, pattern)
 		p, err := httpx.Authenticated(r, func() (service.Principal, error) { return a.authenticate(r) }, service.Principal.Key)
 		if err == nil {
 			err = p.AllowMethod(r.Method)
@@ -98,7 +99,10 @@ func (a *API) route(mux *http.ServeMux, pattern string, h handlerFunc) {
 // publicRoute registers a handler that needs no credentials.
 func (a *API) publicRoute(mux *http.ServeMux, pattern string, h http.HandlerFunc) {
 	a.routes = append(a.routes, pattern)
-	mux.HandleFunc(pattern, h)
+	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		httpx.RecordRoute(r, pattern)
+		h(w, r)
+	})
 }
 
 // authenticate reads `Authorization: Bearer <key id>:<secret>` or HTTP Basic.

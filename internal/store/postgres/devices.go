@@ -138,10 +138,28 @@ func (s *Store) SetDeviceOnline(ctx context.Context, productKey, name string, on
 
 // SetDeviceSeen records a sighting at at when the last one is older than staleBefore.
 func (s *Store) SetDeviceSeen(ctx context.Context, productKey, name string, at, staleBefore time.Time) error {
-	_, err := s.pool.Exec(ctx, `UPDATE devices SET last_seen = $3
-		WHERE product_key = $1 AND name = $2 AND (last_seen IS NULL OR last_seen < $4)`,
+	_, err := s.pool.Exec(ctx, `UPDATE devices SET last_seen = $3, polled_at = $3
+		WHERE product_key = $1 AND name = $2 AND (polled_at IS NULL OR polled_at < $4)`,
 		productKey, name, ts(at), ts(staleBefore))
 	return translate(err, "record a sighting of device "+name)
+}
+
+// CountPresent counts present devices per protocol and transport.
+func (s *Store) CountPresent(ctx context.Context, polledSince time.Time) ([]store.Presence, error) {
+	rows, err := s.pool.Query(ctx, `SELECT p.protocol, 'mqtt', count(*) FROM devices d JOIN products p ON p.key = d.product_key
+		WHERE d.online GROUP BY p.protocol
+		UNION ALL
+		SELECT p.protocol, 'http', count(*) FROM devices d JOIN products p ON p.key = d.product_key
+		WHERE d.polled_at >= $1 GROUP BY p.protocol`, ts(polledSince))
+	if err != nil {
+		return nil, translate(err, "count present devices")
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Presence, error) {
+		var p store.Presence
+		err := row.Scan(&p.Protocol, &p.Transport, &p.Devices)
+		return p, err
+	})
+	return out, translate(err, "count present devices")
 }
 
 func (s *Store) DeleteDevice(ctx context.Context, productKey, name string) error {

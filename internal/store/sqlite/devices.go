@@ -176,10 +176,32 @@ func (s *Store) SetDeviceOnline(ctx context.Context, productKey, name string, on
 
 // SetDeviceSeen records a sighting at at when the last one is older than staleBefore.
 func (s *Store) SetDeviceSeen(ctx context.Context, productKey, name string, at, staleBefore time.Time) error {
-	_, err := s.write.ExecContext(ctx, `UPDATE devices SET last_seen = ?
-		WHERE product_key = ? AND name = ? AND (last_seen IS NULL OR last_seen < ?)`,
+	_, err := s.write.ExecContext(ctx, `UPDATE devices SET last_seen = ?1, polled_at = ?1
+		WHERE product_key = ?2 AND name = ?3 AND (polled_at IS NULL OR polled_at < ?4)`,
 		dbTime(at), productKey, name, dbTime(staleBefore))
 	return dbError(err, "record a sighting of device "+name)
+}
+
+// CountPresent counts present devices per protocol and transport.
+func (s *Store) CountPresent(ctx context.Context, polledSince time.Time) ([]store.Presence, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT p.protocol, 'mqtt', count(*) FROM devices d JOIN products p ON p.key = d.product_key
+		WHERE d.online = 1 GROUP BY p.protocol
+		UNION ALL
+		SELECT p.protocol, 'http', count(*) FROM devices d JOIN products p ON p.key = d.product_key
+		WHERE d.polled_at >= ? GROUP BY p.protocol`, dbTime(polledSince))
+	if err != nil {
+		return nil, dbError(err, "count present devices")
+	}
+	defer rows.Close()
+	var out []store.Presence
+	for rows.Next() {
+		var p store.Presence
+		if err := rows.Scan(&p.Protocol, &p.Transport, &p.Devices); err != nil {
+			return nil, dbError(err, "count present devices")
+		}
+		out = append(out, p)
+	}
+	return out, dbError(rows.Err(), "count present devices")
 }
 
 // DeleteDevice removes a device and its versions (ON DELETE CASCADE).

@@ -105,8 +105,9 @@ func testDeviceVersionsOnline(t *testing.T, s store.Store) {
 		"SetDeviceVersion of a missing device")
 	wantCode(t, s.SetDeviceOnline(ctx, "pk1", "ghost", true, base), ota.CodeNotFound, "SetDeviceOnline of a missing device")
 
-	// A sighting (device HTTP) moves last_seen only when the one on record
-	// is older than staleBefore, and never changes online.
+	// A sighting (device HTTP) moves last_seen only when the last poll on
+	// record is older than staleBefore (the first one always), and never
+	// changes online.
 	seen := func(want time.Time, what string) {
 		t.Helper()
 		got, err := s.GetDevice(ctx, "pk1", "d1")
@@ -115,9 +116,11 @@ func testDeviceVersionsOnline(t *testing.T, s store.Store) {
 			t.Fatalf("%s: online %v last seen %v, want offline and %v", what, got.Online, got.LastSeen, want)
 		}
 	}
-	mustOK(t, s.SetDeviceSeen(ctx, "pk1", "d1", at(5*time.Minute+10*time.Second), at(5*time.Minute-time.Second)), "SetDeviceSeen fresh")
-	seen(at(5*time.Minute), "a sighting within the interval")
-	mustOK(t, s.SetDeviceSeen(ctx, "pk1", "d1", at(6*time.Minute), at(5*time.Minute+time.Second)), "SetDeviceSeen stale")
+	mustOK(t, s.SetDeviceSeen(ctx, "pk1", "d1", at(5*time.Minute+10*time.Second), at(5*time.Minute-time.Second)), "SetDeviceSeen first")
+	seen(at(5*time.Minute+10*time.Second), "a first sighting")
+	mustOK(t, s.SetDeviceSeen(ctx, "pk1", "d1", at(5*time.Minute+20*time.Second), at(5*time.Minute)), "SetDeviceSeen fresh")
+	seen(at(5*time.Minute+10*time.Second), "a sighting within the interval")
+	mustOK(t, s.SetDeviceSeen(ctx, "pk1", "d1", at(6*time.Minute), at(5*time.Minute+30*time.Second)), "SetDeviceSeen stale")
 	seen(at(6*time.Minute), "a sighting after the interval")
 	mustDevice(t, s, ota.Device{TenantID: "acme", ProductKey: "pk1", Name: "never-seen"})
 	mustOK(t, s.SetDeviceSeen(ctx, "pk1", "never-seen", at(7*time.Minute), at(6*time.Minute)), "SetDeviceSeen first")
@@ -311,4 +314,43 @@ func testDeviceListFilters(t *testing.T, s store.Store) {
 	want := ota.Device{TenantID: "acme", ProductKey: "pk1", Name: "b", Secret: "secret-b", Groups: []string{"g2", "g3"},
 		Versions: map[string]string{"default": "1.1", "mcu": "m1"}, CreatedAt: base}
 	wantEqual(t, []ota.Device{want}, ds, "listed device")
+}
+
+func testDeviceCountPresent(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	got, err := s.CountPresent(ctx, base)
+	mustOK(t, err, "CountPresent empty")
+	if len(got) != 0 {
+		t.Fatalf("no devices, yet present: %+v", got)
+	}
+	mustOK(t, s.CreateProduct(ctx, ota.Product{TenantID: "acme", Key: "nat", Name: "n", CreatedAt: base, Protocol: ota.ProtocolNative}), "CreateProduct nat")
+	mustOK(t, s.CreateProduct(ctx, ota.Product{TenantID: "other", Key: "hw", Name: "h", CreatedAt: base, Protocol: ota.ProtocolHuawei}), "CreateProduct hw")
+	for _, d := range []ota.Device{
+		{TenantID: "acme", ProductKey: "nat", Name: "on1"}, {TenantID: "acme", ProductKey: "nat", Name: "on2"},
+		{TenantID: "acme", ProductKey: "nat", Name: "poller"}, {TenantID: "acme", ProductKey: "nat", Name: "stale-poller"},
+		{TenantID: "acme", ProductKey: "nat", Name: "off"},
+		{TenantID: "other", ProductKey: "hw", Name: "on", ProtocolID: "hw_on"},
+	} {
+		mustDevice(t, s, d)
+	}
+	mustOK(t, s.SetDeviceOnline(ctx, "nat", "on1", true, base), "online on1")
+	mustOK(t, s.SetDeviceOnline(ctx, "nat", "on2", true, base), "online on2")
+	mustOK(t, s.SetDeviceOnline(ctx, "hw", "on", true, base), "online hw")
+	mustOK(t, s.SetDeviceSeen(ctx, "nat", "poller", at(time.Minute), at(0)), "poll")
+	mustOK(t, s.SetDeviceSeen(ctx, "nat", "stale-poller", at(-time.Hour), at(-2*time.Hour)), "old poll")
+	got, err = s.CountPresent(ctx, at(30*time.Second))
+	mustOK(t, err, "CountPresent")
+	counts := map[string]int64{}
+	for _, p := range got {
+		counts[string(p.Protocol)+"/"+p.Transport] = p.Devices
+	}
+	want := map[string]int64{"native/mqtt": 2, "huawei/mqtt": 1, "native/http": 1}
+	if len(counts) != len(want) {
+		t.Fatalf("present %v, want %v", counts, want)
+	}
+	for k, n := range want {
+		if counts[k] != n {
+			t.Fatalf("present %v, want %v", counts, want)
+		}
+	}
 }
