@@ -81,7 +81,6 @@ func TestRolloutOverTLSAuto(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 5
-	var devs []*device.MQTT
 	for i := range n {
 		d, err := api.CreateDevice(ctx, "sec", client.DeviceCreate{Name: fmt.Sprintf("d%d", i)})
 		if err != nil {
@@ -111,7 +110,6 @@ func TestRolloutOverTLSAuto(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { dev.Close() })
-		devs = append(devs, dev)
 	}
 	waitFor(t, time.Minute, "devices online", func() bool {
 		page, err := api.ListDevices(ctx, "sec", client.DeviceFilter{})

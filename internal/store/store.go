@@ -138,10 +138,13 @@ type DeviceFilter struct {
 	Attributes map[string]string
 	Tags       map[string]string
 	// Module and Versions together: the device's reported version of Module
-	// is one of Versions.
+	// is one of Versions. For ota.SoftwareModule the version is read as
+	// ota.Device.Version reads it: the firmware's (DefaultModule) when the
+	// device never reported a software version.
 	Module   string
 	Versions []string
-	// HasVersion: only devices that have reported a version of Module.
+	// HasVersion: only devices that have reported a version of Module (for
+	// SoftwareModule: of it or of DefaultModule).
 	HasVersion bool
 	// Online, when set, keeps devices connected (true) or not (false).
 	Online *bool

@@ -34,6 +34,7 @@ func (a *API) jobOperations(m map[string]action) {
 	m["CancelOTAStrategyByJob"] = a.cancelOTAStrategyByJob
 	m["ReupgradeOTATask"] = a.reupgradeOTATask
 	a.deviceTaskOperations(m)
+	a.moduleOperations(m)
 }
 
 // jobCommon reads what every create-job call shares into j.

@@ -79,11 +79,16 @@ func New(d deviceproto.Devices, opts Options) *API {
 		opts.PollInterval = time.Minute
 	}
 	a := &API{devices: d, opts: opts, mux: http.NewServeMux(), products: map[string]cachedProduct{}}
-	a.mux.Handle("POST "+Prefix+"/version", a.authed(a.version))
-	a.mux.Handle("GET "+Prefix+"/update", a.authed(a.update))
-	a.mux.Handle("POST "+Prefix+"/progress", a.authed(a.progress))
+	handlers := []handler{a.version, a.update, a.progress}
+	for i, pattern := range Routes {
+		a.mux.Handle(pattern, a.authed(handlers[i]))
+	}
 	return a
 }
+
+// Routes are the API's patterns, in the order New binds them; the served
+// OpenAPI document describes each (a management test checks it).
+var Routes = []string{"POST " + Prefix + "/version", "GET " + Prefix + "/update", "POST " + Prefix + "/progress"}
 
 // ServeHTTP implements http.Handler.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {

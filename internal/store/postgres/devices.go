@@ -85,10 +85,18 @@ func deviceWhere(f store.DeviceFilter) *where {
 	if module == "" {
 		module = ota.DefaultModule // as ota.Device.Version reads it
 	}
-	if len(f.Versions) > 0 {
+	switch {
+	case len(f.Versions) > 0 && module == ota.SoftwareModule:
+		// As ota.Device.Version reads it: the firmware's version stands in
+		// for a software version never reported.
+		w.add("COALESCE(versions->>%s, versions->>%s) = ANY(%s)", module, ota.DefaultModule, f.Versions)
+	case len(f.Versions) > 0:
 		w.add("versions->>%s = ANY(%s)", module, f.Versions)
 	}
-	if f.HasVersion {
+	switch {
+	case f.HasVersion && module == ota.SoftwareModule:
+		w.add("(versions ? %s OR versions ? %s)", module, ota.DefaultModule)
+	case f.HasVersion:
 		w.add("versions ? %s", module)
 	}
 	if f.Online != nil {

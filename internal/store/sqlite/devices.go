@@ -112,10 +112,19 @@ func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter, page stor
 	if module == "" {
 		module = ota.DefaultModule
 	}
-	if len(f.Versions) > 0 {
+	switch {
+	case len(f.Versions) > 0 && module == ota.SoftwareModule:
+		// As ota.Device.Version reads it: the firmware's version stands in
+		// for a software version never reported.
+		w.add(`EXISTS (SELECT 1 FROM device_versions v WHERE v.product_key = d.product_key AND v.device_name = d.name
+			AND v.module = COALESCE((SELECT s.module FROM device_versions s WHERE s.product_key = d.product_key AND s.device_name = d.name AND s.module = ?), ?)
+			AND v.version IN (SELECT value FROM json_each(?)))`, module, ota.DefaultModule, jsonList(f.Versions))
+	case len(f.Versions) > 0:
 		w.add(`EXISTS (SELECT 1 FROM device_versions v WHERE v.product_key = d.product_key AND v.device_name = d.name
 			AND v.module = ? AND v.version IN (SELECT value FROM json_each(?)))`, module, jsonList(f.Versions))
-	} else if f.HasVersion {
+	case f.HasVersion && module == ota.SoftwareModule:
+		w.add("EXISTS (SELECT 1 FROM device_versions v WHERE v.product_key = d.product_key AND v.device_name = d.name AND v.module IN (?, ?))", module, ota.DefaultModule)
+	case f.HasVersion:
 		w.add("EXISTS (SELECT 1 FROM device_versions v WHERE v.product_key = d.product_key AND v.device_name = d.name AND v.module = ?)", module)
 	}
 	if f.Online != nil {

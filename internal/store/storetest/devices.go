@@ -354,3 +354,37 @@ func testDeviceCountPresent(t *testing.T, s store.Store) {
 		}
 	}
 }
+
+// The software module's version is read as ota.Device.Version reads it: the
+// reported software version, else (never reported one) the firmware's.
+func testDeviceSoftwareVersionFilter(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	mustProduct(t, s, "acme", "pk1", "one")
+	dev := func(name string, versions map[string]string) {
+		mustDevice(t, s, ota.Device{TenantID: "acme", ProductKey: "pk1", Name: name, Versions: versions})
+	}
+	dev("both", map[string]string{ota.DefaultModule: "V1", ota.SoftwareModule: "S1"})
+	dev("fwonly", map[string]string{ota.DefaultModule: "S1"})
+	dev("fwv1", map[string]string{ota.DefaultModule: "V1"})
+	dev("none", nil)
+	dev("later", nil)
+	mustOK(t, s.SetDeviceVersion(ctx, "pk1", "later", ota.SoftwareModule, "S1", base), "SetDeviceVersion later")
+	sw := ota.SoftwareModule
+	for _, c := range []struct {
+		name string
+		f    store.DeviceFilter
+		want []string
+	}{
+		{"software S1", store.DeviceFilter{Module: sw, Versions: []string{"S1"}}, []string{"both", "fwonly", "later"}},
+		{"software V1: only where no software version was reported", store.DeviceFilter{Module: sw, Versions: []string{"V1"}}, []string{"fwv1"}},
+		{"has software", store.DeviceFilter{Module: sw, HasVersion: true}, []string{"both", "fwonly", "fwv1", "later"}},
+		{"default S1 is the firmware only", store.DeviceFilter{Module: ota.DefaultModule, Versions: []string{"S1"}}, []string{"fwonly"}},
+	} {
+		f := c.f
+		f.ProductKey = "pk1"
+		ds, total, err := s.ListDevices(ctx, f, store.Page{}, true)
+		mustOK(t, err, "ListDevices "+c.name)
+		wantEqual(t, c.want, deviceNames(ds), c.name)
+		wantTotal(t, total, int64(len(c.want)), c.name)
+	}
+}

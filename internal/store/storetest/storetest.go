@@ -65,6 +65,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Devices/Labels", testDeviceLabels},
 		{"Devices/List", testDeviceList},
 		{"Devices/ListFilters", testDeviceListFilters},
+		{"Devices/SoftwareVersionFilter", testDeviceSoftwareVersionFilter},
 
 		{"Packages/CreateGet", testPackageCreateGet},
 		{"Packages/List", testPackageList},
