@@ -69,9 +69,13 @@ func (c *Client) GetDevice(ctx context.Context, product, name string) (Device, e
 	return out, err
 }
 
-// DeviceUpdate is what SetDeviceGroups sends.
+// DeviceUpdate is what SetDeviceGroups and SetDeviceLabels send.
 type DeviceUpdate struct {
-	Groups []string `json:"groups"`
+	// Each field given (non-nil) replaces that part of the device; an
+	// empty list or map clears it.
+	Groups     *[]string          `json:"groups,omitempty"`
+	Attributes *map[string]string `json:"attributes,omitempty"`
+	Tags       *map[string]string `json:"tags,omitempty"`
 }
 
 // SetDeviceGroups replaces a device's groups (none: an empty list) and
@@ -81,21 +85,14 @@ func (c *Client) SetDeviceGroups(ctx context.Context, product, name string, grou
 		groups = []string{}
 	}
 	var out Device
-	err := c.do(ctx, http.MethodPatch, "/api/v1/products/"+escape(product)+"/devices/"+escape(name), nil, DeviceUpdate{Groups: groups}, &out)
+	err := c.do(ctx, http.MethodPatch, "/api/v1/products/"+escape(product)+"/devices/"+escape(name), nil, DeviceUpdate{Groups: &groups}, &out)
 	return out, err
-}
-
-// deviceLabelsUpdate is the PATCH body that changes labels only; a nil
-// pointer leaves that map as it is.
-type deviceLabelsUpdate struct {
-	Attributes *map[string]string `json:"attributes,omitempty"`
-	Tags       *map[string]string `json:"tags,omitempty"`
 }
 
 // SetDeviceLabels replaces a device's attributes and/or tags and returns the
 // device: a nil map leaves that one as it is, an empty map clears it.
 func (c *Client) SetDeviceLabels(ctx context.Context, product, name string, attributes, tags map[string]string) (Device, error) {
-	var in deviceLabelsUpdate
+	var in DeviceUpdate
 	if attributes != nil {
 		in.Attributes = &attributes
 	}
