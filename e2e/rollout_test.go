@@ -162,10 +162,10 @@ func TestServerRestartMidRollout(t *testing.T) {
 	t.Run("mosquitto", func(t *testing.T) {
 		addr := testenv.MosquittoAddr(t)
 		clientID, group := "updraft-e2e-"+randomHex(4), "e2e"+randomHex(4)
-		t.Cleanup(func() { wipeSessions(t, addr, clientID, 4) })
+		t.Cleanup(func() { wipeSessions(t, addr, clientID, 16) })
 		restartMidRollout(t, func(c *config.Config) {
 			c.MQTTAddr = config.Off
-			c.MQTTBroker = fmt.Sprintf("mqtt://%s?client_id=%s&group=%s&consumers=4", addr, clientID, group)
+			c.MQTTBroker = fmt.Sprintf("mqtt://%s?client_id=%s&group=%s&consumers=16", addr, clientID, group)
 		}, addr)
 	})
 }
@@ -215,9 +215,9 @@ func TestRolloutMosquitto(t *testing.T) {
 	clientID, group := "updraft-e2e-"+randomHex(4), "e2e"+randomHex(4)
 	e := start(t, func(c *config.Config) {
 		c.MQTTAddr = config.Off
-		c.MQTTBroker = fmt.Sprintf("mqtt://%s?client_id=%s&group=%s&consumers=4", addr, clientID, group)
+		c.MQTTBroker = fmt.Sprintf("mqtt://%s?client_id=%s&group=%s&consumers=16", addr, clientID, group)
 	})
-	t.Cleanup(func() { wipeSessions(t, addr, clientID, 4) })
+	t.Cleanup(func() { wipeSessions(t, addr, clientID, 16) })
 	product := "mq" + randomHex(4)
 	f := e.fleet(sim.Config{Product: product, Count: fleetSize, Version: "1.0", MQTT: addr})
 	f.connected(t, int64(fleetSize))
@@ -230,13 +230,16 @@ func TestRolloutMosquitto(t *testing.T) {
 }
 
 // wipeSessions removes the server's persistent sessions from the shared
-// Mosquitto.
+// Mosquitto: consumers "{clientID}-s{slot}-c{i}" of every replica slot
+// (max_replicas, default 8).
 func wipeSessions(t *testing.T, addr, clientID string, consumers int) {
-	for i := 0; i < consumers; i++ {
-		o := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("%s-c%d", clientID, i)).SetCleanSession(true)
-		c := paho.NewClient(o)
-		if tok := c.Connect(); tok.WaitTimeout(5*time.Second) && tok.Error() == nil {
-			c.Disconnect(0)
+	for slot := 0; slot < 8; slot++ {
+		for i := 0; i < consumers; i++ {
+			o := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(fmt.Sprintf("%s-s%d-c%d", clientID, slot, i)).SetCleanSession(true)
+			c := paho.NewClient(o)
+			if tok := c.Connect(); tok.WaitTimeout(5*time.Second) && tok.Error() == nil {
+				c.Disconnect(0)
+			}
 		}
 	}
 }

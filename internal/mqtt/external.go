@@ -25,15 +25,41 @@ import (
 type ExternalOptions struct {
 	// URL of the broker: mqtt://[user:pass@]host:port (or tcp://), mqtts://
 	// or ssl:// for TLS. A bare host:port means mqtt://. The query may set
-	// the options below: ?client_id=…&group=…&consumers=N (so that one
+	// the options below: ?client_id=…&group=…&consumers=N&max_replicas=N (so that one
 	// --mqtt-broker flag configures a replica).
 	URL string
-	// ClientID is the base of the server's client ids ("{ClientID}-c{i}" for
-	// consumers, "{ClientID}-pub" for the publisher). Give each replica a
-	// stable, distinct one (default "updraft-{hostname}"): consumer sessions
-	// are persistent, so messages published while a replica restarts wait
-	// for it in the broker.
+	// ClientID is the base of the server's client ids. Without Slots:
+	// "{ClientID}-c{i}" for consumers and "{ClientID}-pub" for the
+	// publisher; give each replica a stable, distinct one (default
+	// "updraft-{hostname}"): consumer sessions are persistent, so messages
+	// published while a replica restarts wait for it in the broker. With
+	// Slots (what the server does) see Slots.
 	ClientID string
+	// Slots, when set, gives this replica a numbered slot leased from the
+	// store shared by all replicas (store.ReplicaSlots; the server passes
+	// its service), and its consumers the client ids
+	// "{ClientID}-s{slot}-c{i}" (ClientID default "updraft", the same on
+	// every replica). The ids do not depend on host names, so a replica
+	// restarted anywhere, under any name, takes a vacant slot and resumes
+	// the persistent sessions of a replica that died (kill -9) or stopped,
+	// with the messages queued in them. The lease lasts SlotTTL and is
+	// renewed every third of it; a slot whose lease expired and that no
+	// starting replica takes is claimed by a live replica, which drains its
+	// sessions (handling what they hold), deletes them and frees the slot.
+	// So no session outlives its replica by more than about SlotTTL plus a
+	// drain, and at most MaxReplicas × Consumers sessions ever exist. A
+	// replica that cannot renew its lease in time stops consuming (another
+	// may take its slot) and leases again. A slot keeps the ClientID of the
+	// replica that first leased it: whoever resumes or drains it uses the
+	// slot's session names, whatever its own ClientID.
+	Slots SlotLeaser
+	// MaxReplicas bounds the slots (default 8; URL option max_replicas): a
+	// replica started while MaxReplicas others hold live leases fails with
+	// an error saying so.
+	MaxReplicas int
+	// SlotTTL is the slot lease's length (default 30 s): how long a dead
+	// replica's sessions wait before another replica drains them.
+	SlotTTL time.Duration
 	// Group is the shared-subscription group all replicas join (default
 	// "updraft"): each device message reaches exactly one replica.
 	Group string
@@ -85,8 +111,14 @@ type External struct {
 	dialects  []Dialect
 	opts      ExternalOptions
 	log       *slog.Logger
+	server    string // paho's broker URL, and its credentials
+	user      string
+	pass      string
+	cmu       sync.Mutex // guards consumers and stranded
+	stopping  atomic.Bool
 	consumers []paho.Client
 	pub       paho.Client
+	slot      slotLease
 	shards    []chan inbound
 	// stranded[i] is set while consumer i holds a message it gave up on
 	// (transient failures), left unacknowledged: a reconnect is scheduled
@@ -110,9 +142,12 @@ type External struct {
 type inbound struct {
 	msg      paho.Message
 	dialect  Dialect
-	consumer int       // index in External.consumers
+	consumer int       // index in External.consumers; -1 for a drained session
 	received time.Time // when paho handed it over: the lag metric's start
 }
+
+// maxConsumers bounds ExternalOptions.Consumers.
+const maxConsumers = 64
 
 // applyQuery sets the options the URL's query names.
 func (o *ExternalOptions) applyQuery(raw string) error {
@@ -126,9 +161,9 @@ func (o *ExternalOptions) applyQuery(raw string) error {
 	q := u.Query()
 	for k := range q {
 		switch k {
-		case "client_id", "group", "consumers":
+		case "client_id", "group", "consumers", "max_replicas":
 		default:
-			return fmt.Errorf("MQTT broker URL: unknown option %q (use client_id, group, consumers)", k)
+			return fmt.Errorf("MQTT broker URL: unknown option %q (use client_id, group, consumers, max_replicas)", k)
 		}
 	}
 	if v := q.Get("client_id"); v != "" {
@@ -139,10 +174,17 @@ func (o *ExternalOptions) applyQuery(raw string) error {
 	}
 	if v := q.Get("consumers"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 64 {
-			return fmt.Errorf("MQTT broker URL: consumers=%q must be 1 to 64", v)
+		if err != nil || n < 1 || n > maxConsumers {
+			return fmt.Errorf("MQTT broker URL: consumers=%q must be 1 to %d", v, maxConsumers)
 		}
 		o.Consumers = n
+	}
+	if v := q.Get("max_replicas"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return fmt.Errorf("MQTT broker URL: max_replicas=%q must be 1 to 1000", v)
+		}
+		o.MaxReplicas = n
 	}
 	return nil
 }
@@ -177,15 +219,28 @@ func NewExternal(devices deviceproto.Devices, opts ExternalOptions) (*External, 
 	if err := opts.applyQuery(opts.URL); err != nil {
 		return nil, err
 	}
-	if opts.ClientID == "" {
+	switch {
+	case opts.ClientID != "":
+	case opts.Slots != nil:
+		opts.ClientID = "updraft"
+	default:
 		host, _ := os.Hostname()
 		opts.ClientID = "updraft-" + host
+	}
+	if opts.MaxReplicas <= 0 {
+		opts.MaxReplicas = 8
+	}
+	if opts.SlotTTL <= 0 {
+		opts.SlotTTL = 30 * time.Second
 	}
 	if opts.Group == "" {
 		opts.Group = "updraft"
 	}
 	if opts.Consumers <= 0 {
 		opts.Consumers = 16
+	}
+	if opts.Consumers > maxConsumers {
+		return nil, fmt.Errorf("MQTT consumers: %d is more than %d", opts.Consumers, maxConsumers)
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = 32
@@ -252,24 +307,71 @@ func NewExternal(devices deviceproto.Devices, opts ExternalOptions) (*External, 
 		go e.work(ch)
 	}
 
-	base := func(id string, clean bool) *paho.ClientOptions {
-		o := paho.NewClientOptions().AddBroker(server).SetClientID(id).
-			SetUsername(user).SetPassword(pass).
-			SetCleanSession(clean).SetAutoReconnect(true).SetConnectRetry(true).
-			SetConnectRetryInterval(time.Second).SetMaxReconnectInterval(10 * time.Second).
-			SetKeepAlive(30 * time.Second).SetOrderMatters(true)
-		return o
+	e.server, e.user, e.pass = server, user, pass
+	e.slot = slotLease{owner: replicaOwner(), slot: -1}
+	pubID := opts.ClientID + "-pub"
+	if opts.Slots != nil {
+		// Every replica has the same ClientID: the publisher's (clean)
+		// session is this process's own.
+		pubID = opts.ClientID + "-pub-" + e.slot.owner[strings.LastIndex(e.slot.owner, "/")+1:]
 	}
-	pubOpts := base(opts.ClientID+"-pub", true)
-	e.pub = paho.NewClient(pubOpts)
+	e.pub = paho.NewClient(e.clientOptions(pubID, true))
+	if t := e.pub.Connect(); !t.WaitTimeout(opts.ConnectTimeout) || t.Error() != nil {
+		e.Close()
+		return nil, e.connectError(t)
+	}
+	prefix := opts.ClientID
+	if opts.Slots != nil {
+		if prefix, err = e.leaseSlot(); err != nil {
+			e.Close()
+			return nil, err
+		}
+	}
+	if err := e.startConsumers(prefix); err != nil {
+		e.Close()
+		return nil, err
+	}
+	if opts.Slots != nil {
+		e.wg.Add(1)
+		go e.keepSlot()
+	}
+	e.log.Info("consuming device topics from external MQTT broker", "group", opts.Group, "consumers", opts.Consumers, "client_ids", prefix+"-c*")
+	return e, nil
+}
+
+func (e *External) clientOptions(id string, clean bool) *paho.ClientOptions {
+	return paho.NewClientOptions().AddBroker(e.server).SetClientID(id).
+		SetUsername(e.user).SetPassword(e.pass).
+		SetCleanSession(clean).SetAutoReconnect(true).SetConnectRetry(true).
+		SetConnectRetryInterval(time.Second).SetMaxReconnectInterval(10 * time.Second).
+		SetKeepAlive(30 * time.Second).SetOrderMatters(true)
+}
+
+func (e *External) connectError(t paho.Token) error {
+	err := t.Error()
+	if err == nil {
+		err = errors.New("timed out")
+	}
+	return fmt.Errorf("connecting to MQTT broker %s (--mqtt-broker): %w", e.server, err)
+}
+
+// startConsumers connects the consumers "{prefix}-c{i}" (persistent
+// sessions) and returns once the broker has granted their subscriptions.
+func (e *External) startConsumers(prefix string) error {
+	e.cmu.Lock()
+	defer e.cmu.Unlock()
+	if e.stopping.Load() {
+		return errors.New("the MQTT client is closing")
+	}
 	// subscribed[i] is closed once consumer i's first subscriptions are
 	// acknowledged: paho runs the connect handler in its own goroutine, so
 	// without waiting NewExternal would return before the broker routes
 	// anything to a new session, and the first device messages would be lost.
-	subscribed := make([]chan struct{}, opts.Consumers)
-	e.stranded = make([]atomic.Bool, opts.Consumers)
-	for i := 0; i < opts.Consumers; i++ {
-		o := base(fmt.Sprintf("%s-c%d", opts.ClientID, i), false).SetAutoAckDisabled(true)
+	subscribed := make([]chan struct{}, e.opts.Consumers)
+	e.stranded = make([]atomic.Bool, e.opts.Consumers)
+	e.consumers = nil
+	for i := 0; i < e.opts.Consumers; i++ {
+		o := e.clientOptions(fmt.Sprintf("%s-c%d", prefix, i), false).SetAutoAckDisabled(true)
 		o.SetMessageChannelDepth(256)
 		// One handler routes every message by the dialects' filters, and it
 		// exists before the first connect: a persistent session's queued and
@@ -293,27 +395,30 @@ func NewExternal(devices deviceproto.Devices, opts ExternalOptions) (*External, 
 		})
 		e.consumers = append(e.consumers, paho.NewClient(o))
 	}
-	for _, c := range append([]paho.Client{e.pub}, e.consumers...) {
-		t := c.Connect()
-		if !t.WaitTimeout(opts.ConnectTimeout) || t.Error() != nil {
-			e.Close()
-			err := t.Error()
-			if err == nil {
-				err = errors.New("timed out")
-			}
-			return nil, fmt.Errorf("connecting to MQTT broker %s (--mqtt-broker): %w", server, err)
+	for _, c := range e.consumers {
+		if t := c.Connect(); !t.WaitTimeout(e.opts.ConnectTimeout) || t.Error() != nil {
+			return e.connectError(t)
 		}
 	}
 	for _, ready := range subscribed {
 		select {
 		case <-ready:
-		case <-time.After(opts.ConnectTimeout):
-			e.Close()
-			return nil, fmt.Errorf("subscribing on MQTT broker %s (--mqtt-broker): no acknowledgement within %s; check that the broker allows this client shared subscriptions ($share/%s/…)", server, opts.ConnectTimeout, opts.Group)
+		case <-time.After(e.opts.ConnectTimeout):
+			return fmt.Errorf("subscribing on MQTT broker %s (--mqtt-broker): no acknowledgement within %s; check that the broker allows this client shared subscriptions ($share/%s/…)", e.server, e.opts.ConnectTimeout, e.opts.Group)
 		}
 	}
-	e.log.Info("consuming device topics from external MQTT broker", "group", opts.Group, "consumers", opts.Consumers)
-	return e, nil
+	return nil
+}
+
+// stopConsumers disconnects the consumers. Messages they received and did
+// not acknowledge stay in their sessions for whoever connects next.
+func (e *External) stopConsumers() {
+	e.cmu.Lock()
+	defer e.cmu.Unlock()
+	for _, c := range e.consumers {
+		c.Disconnect(250)
+	}
+	e.consumers = nil
 }
 
 // testHookSubscribing runs as a consumer starts subscribing after a
@@ -351,16 +456,24 @@ func (e *External) subscribe(c paho.Client) bool {
 // server's subscriptions; it is acknowledged and logged, since keeping it
 // would hold one of the session's in-flight slots forever.
 func (e *External) dispatch(m paho.Message, consumer int) {
-	in := inbound{msg: m, consumer: consumer, received: time.Now()}
+	d := e.dialectOf(m)
+	if d == nil {
+		return
+	}
+	e.enqueue(inbound{msg: m, dialect: d, consumer: consumer, received: time.Now()})
+}
+
+// dialectOf is the first dialect whose filters match m's topic; nil (and m
+// acknowledged and logged) when there is none.
+func (e *External) dialectOf(m paho.Message) Dialect {
 	for _, d := range e.dialects {
 		if anyMatches(d.Filters(), m.Topic()) {
-			in.dialect = d
-			e.enqueue(in)
-			return
+			return d
 		}
 	}
 	e.log.Warn("message on a topic no device protocol handles; acknowledged and dropped", "topic", m.Topic())
 	m.Ack()
+	return nil
 }
 
 // shardOf is the worker queue of a topic's device: the dialect names the
@@ -405,7 +518,7 @@ const handleAttempts = 6
 // session and redelivers it when the consumer reconnects (see strand).
 // Conflicts between replicas are the service's to resolve: it re-reads and
 // re-applies a report whose task changed meanwhile.
-func (e *External) handle(in inbound) {
+func (e *External) handle(in inbound) (acked bool) {
 	link := externalLink{e: e, dialect: in.dialect}
 	backoff := e.opts.RetryBackoff
 	for attempt := 1; ; attempt++ {
@@ -413,7 +526,7 @@ func (e *External) handle(in inbound) {
 		err := in.dialect.Handle(ctx, Message{Topic: in.msg.Topic(), Payload: in.msg.Payload()}, link)
 		cancel()
 		if e.ctx.Err() != nil {
-			return // closing: unacknowledged, so redelivered to this session's next consumer
+			return false // closing: unacknowledged, so redelivered to this session's next consumer
 		}
 		if err == nil {
 			e.m.messages.WithLabelValues(in.dialect.Name(), resultHandled).Inc()
@@ -428,20 +541,23 @@ func (e *External) handle(in inbound) {
 			e.m.messages.WithLabelValues(in.dialect.Name(), resultUnacked).Inc()
 			e.log.Error("device message not applied after retries; left unacknowledged for the broker to redeliver",
 				"topic", in.msg.Topic(), "attempts", attempt, "err", err)
-			e.strand(in.consumer)
-			return
+			if in.consumer >= 0 {
+				e.strand(in.consumer)
+			}
+			return false
 		}
 		e.m.messages.WithLabelValues(in.dialect.Name(), resultRetry).Inc()
 		select {
 		case <-time.After(backoff):
 			backoff *= 2
 		case <-e.ctx.Done():
-			return
+			return false
 		}
 	}
 	in.msg.Ack()
 	e.lag.WithLabelValues(in.dialect.Name()).Observe(time.Since(in.received).Seconds())
 	e.handled.Add(1)
+	return true
 }
 
 // strand schedules a reconnect of consumer i, which holds a message left
@@ -450,7 +566,11 @@ func (e *External) handle(in inbound) {
 // until it happens. If the service is still failing then, the messages are
 // stranded again and the next reconnect follows RedeliverAfter later.
 func (e *External) strand(i int) {
-	if !e.stranded[i].CompareAndSwap(false, true) {
+	e.cmu.Lock()
+	stranded := e.stranded
+	first := i < len(stranded) && stranded[i].CompareAndSwap(false, true)
+	e.cmu.Unlock()
+	if !first {
 		return
 	}
 	go func() {
@@ -459,11 +579,16 @@ func (e *External) strand(i int) {
 		case <-e.ctx.Done():
 			return
 		}
-		e.stranded[i].Store(false)
+		stranded[i].Store(false)
 		e.notifying.RLock()
 		defer e.notifying.RUnlock()
 		if e.closed {
 			return
+		}
+		e.cmu.Lock()
+		defer e.cmu.Unlock()
+		if i >= len(e.consumers) {
+			return // the consumers were replaced (slot lost), and their sessions with them
 		}
 		c := e.consumers[i]
 		c.Disconnect(250)
@@ -545,7 +670,11 @@ func (e *External) Handled() int64 { return e.handled.Load() }
 // Close disconnects from the broker after the messages being handled are
 // done. Messages not yet acknowledged are redelivered by the broker to the
 // next consumer of this client id.
-func (e *External) Close() error {
+func (e *External) Close() error { return e.close(true) }
+
+// close shuts down; release false leaves the replica slot leased until its
+// lease expires, as a replica killed would (tests).
+func (e *External) close(release bool) error {
 	e.notifying.Lock()
 	if e.closed {
 		e.notifying.Unlock()
@@ -553,13 +682,15 @@ func (e *External) Close() error {
 	}
 	e.closed = true
 	e.notifying.Unlock()
-	for _, c := range e.consumers {
-		c.Disconnect(250)
-	}
+	e.stopping.Store(true)
+	e.stopConsumers()
 	e.cancel()
 	e.wg.Wait()
 	if e.pub != nil {
 		e.pub.Disconnect(250)
+	}
+	if release {
+		e.releaseSlot()
 	}
 	return nil
 }

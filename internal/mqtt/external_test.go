@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/updraft-ota/updraft/internal/deviceproto/deviceprototest"
 	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/service"
+	"github.com/updraft-ota/updraft/internal/store/sqlite"
 	"github.com/updraft-ota/updraft/internal/testenv"
 	"github.com/updraft-ota/updraft/sdk/device/wire"
 )
@@ -514,6 +516,21 @@ func TestExternalOrdersByDeviceKey(t *testing.T) {
 	if e.shardOf(dl, inform("a")) != e.shardOf(dl, progress("a")) {
 		t.Fatal("one device's topics are in different queues")
 	}
+	// The Alibaba dialect itself: one device's inform and progress share a
+	// queue, and one product's devices spread over several.
+	alink := NewAlink(f, nil)
+	queues := map[int]bool{}
+	for i := 0; i < 32; i++ {
+		dn := fmt.Sprintf("dn%d", i)
+		q := e.shardOf(alink, AlinkInformTopic("pk", dn))
+		if q != e.shardOf(alink, AlinkProgressTopic("pk", dn)) {
+			t.Fatalf("Alink device %s: inform and progress in different queues", dn)
+		}
+		queues[q] = true
+	}
+	if len(queues) < 2 {
+		t.Fatal("a whole Alibaba product in one queue")
+	}
 
 	pub, err := dialRaw(addr, randomName("pub"), "", "")
 	if err != nil {
@@ -544,5 +561,123 @@ func TestExternalOrdersByDeviceKey(t *testing.T) {
 		if !slices.IsSorted(dl.seen[dn]) || len(dl.seen[dn]) != n {
 			t.Fatalf("device %s handled %v, want 0…%d in order", dn, dl.seen[dn], n-1)
 		}
+	}
+}
+
+// fakeClock is a clock the test moves.
+type fakeClock struct{ ns atomic.Int64 }
+
+func (c *fakeClock) Now() time.Time      { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *fakeClock) Add(d time.Duration) { c.ns.Add(int64(d)) }
+func newFakeClock() *fakeClock           { c := &fakeClock{}; c.ns.Store(time.Now().UnixNano()); return c }
+func sessionPresent(t *testing.T, addr, id string) bool {
+	t.Helper()
+	c := paho.NewClient(connectOpts(addr, id, "", "").SetCleanSession(false))
+	tok := c.Connect()
+	if !tok.WaitTimeout(waitFor) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	present := tok.(*paho.ConnectToken).SessionPresent()
+	c.Disconnect(0)
+	// The probe itself left a session: discard it.
+	if wipe, err := dialRaw(addr, id, "", ""); err == nil {
+		wipe.Disconnect(0)
+	}
+	return present
+}
+
+// Issue 8, item 6: replicas lease numbered slots from the shared store and
+// name their consumer sessions after them, not after their host alone. Two
+// replicas get distinct slots; when one is killed its sessions (and what
+// was queued in them meanwhile) are not orphaned: once its lease expires a
+// live replica drains them, applies every message and deletes them, and the
+// slot is free for the next replica.
+func TestExternalReplicaSlots(t *testing.T) {
+	addr := testenv.MosquittoAddr(t)
+	product := randomName("p")
+	f := deviceprototest.New()
+	const devices = 4
+	for i := 0; i < devices; i++ {
+		f.AddDevice(product, fmt.Sprintf("d%d", i), "s")
+	}
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "updraft.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	clock := newFakeClock()
+	slots := service.New(st, nil, clock, nil, quietLogger(), service.Options{})
+	base, group := randomName("updraft-test-"), randomName("g")
+	const consumers, ttl = 2, 300 * time.Millisecond
+	// Each replica has its own client id base (as if named after its
+	// host); a slot keeps the base of the replica that created it.
+	t.Cleanup(func() {
+		for _, r := range []string{"a", "b", "c"} {
+			for s := 0; s < 3; s++ {
+				wipeSessions(t, addr, fmt.Sprintf("%s-%s-s%d", base, r, s), consumers)
+			}
+		}
+	})
+	start := func(name string) *External {
+		e, err := NewExternal(f, ExternalOptions{URL: addr, ClientID: base + "-" + name, Group: group, Consumers: consumers, Workers: 2,
+			Logger: quietLogger(), Dialects: nativeFor(f, product), Slots: slots, SlotTTL: ttl, MaxReplicas: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Close() })
+		return e
+	}
+	a, b := start("a"), start("b")
+	if a.Slot() != 0 || b.Slot() != 1 {
+		t.Fatalf("slots %d, %d; want 0, 1", a.Slot(), b.Slot())
+	}
+
+	// kill -9 of a: its slot stays leased, its sessions stay at the broker
+	// and keep their share of the device messages.
+	a.close(false)
+	var devs []*device
+	for i := 0; i < devices; i++ {
+		d := &device{got: map[string][][]byte{}}
+		d.c = paho.NewClient(connectOpts(addr, wire.ClientID(product, fmt.Sprintf("d%d", i)), "", ""))
+		if tok := d.c.Connect(); !tok.WaitTimeout(waitFor) || tok.Error() != nil {
+			t.Fatal(tok.Error())
+		}
+		t.Cleanup(func() { d.c.Disconnect(0) })
+		devs = append(devs, d)
+	}
+	want := map[string]bool{}
+	for r := 0; r < 5; r++ {
+		for i, d := range devs {
+			v := fmt.Sprintf("1.%d", r)
+			d.publish(t, wire.Topic(product, fmt.Sprintf("d%d", i), wire.TopicVersion), wire.VersionReport{Version: v})
+			want[fmt.Sprintf("d%d=%s", i, v)] = true
+		}
+	}
+	eventually(t, "b's share applied", func() bool { return len(versionsOf(f)) > 0 })
+	held := len(want) - len(versionsOf(f))
+	t.Logf("%d of %d reports queued in the killed replica's sessions", held, len(want))
+
+	// Its lease expires: b drains slot 0, so every report is applied.
+	clock.Add(2 * ttl)
+	eventually(t, "every report applied", func() bool { return len(versionsOf(f)) == len(want) })
+	// The drained slot is free again (no row) and its sessions are gone.
+	eventually(t, "slot 0 freed", func() bool {
+		n, _, err := st.LeaseReplicaSlot(t.Context(), "probe", "probe", 1, clock.Now(), clock.Now())
+		if err == nil {
+			st.ReleaseReplicaSlot(t.Context(), n, "probe", true)
+		}
+		return err == nil && n == 0
+	})
+	for i := 0; i < consumers; i++ {
+		if sessionPresent(t, addr, fmt.Sprintf("%s-a-s0-c%d", base, i)) {
+			t.Fatalf("session %d of the drained slot still exists", i)
+		}
+	}
+	// A replica started now, whatever its host, takes the lowest free slot.
+	if c := start("c"); c.Slot() != 0 {
+		t.Fatalf("new replica got slot %d, want the freed 0", c.Slot())
 	}
 }

@@ -217,7 +217,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	dialects := []mqtt.Dialect{mqtt.NewNative(s.svc, 0, nil), huaweiiotda.NewDevices(s.svc, nil), enos.NewDevices(s.svc), mqtt.NewAlink(s.svc, nil)}
 	switch {
 	case cfg.MQTTBroker != "":
-		ext, err := mqtt.NewExternal(s.svc, mqtt.ExternalOptions{URL: cfg.MQTTBroker, Logger: log, Dialects: dialects, Registerer: s.metrics})
+		ext, err := mqtt.NewExternal(s.svc, mqtt.ExternalOptions{URL: cfg.MQTTBroker, Logger: log, Dialects: dialects, Registerer: s.metrics,
+			Slots: s.svc})
 		if err != nil {
 			return nil, err
 		}

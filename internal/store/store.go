@@ -34,6 +34,7 @@ type Store interface {
 	Jobs
 	Tasks
 	Tokens
+	ReplicaSlots
 
 	// Migrate applies the embedded migrations not applied yet, in order, each
 	// in its own transaction. It is safe to call from several replicas.
@@ -252,6 +253,36 @@ type Nonces interface {
 	// ForgetNonces removes the nonces expired at now and returns how many
 	// went (housekeeping: an expired nonce is reusable either way).
 	ForgetNonces(ctx context.Context, now time.Time) (int64, error)
+}
+
+// ReplicaSlots leases numbered slots to the server replicas sharing one
+// store. A slot is the stable identity of a replica's persistent consumer
+// sessions on an external MQTT broker (client ids "{base}-s{slot}-c{i}",
+// see mqtt.ExternalOptions), so that a replica that restarts under another
+// host name, or a new one, resumes a dead replica's sessions and the
+// messages queued in them instead of leaving them orphaned. A slot's row
+// exists while its sessions may exist at the broker; its lease is live
+// while its expiry is after now, and vacant otherwise (a replica that died,
+// or one that stopped and released it).
+type ReplicaSlots interface {
+	// LeaseReplicaSlot leases to owner, until until, the lowest vacant slot
+	// below max (resuming its sessions), else the lowest slot below max that
+	// has no row. It returns the slot and the client id base its sessions
+	// are named with: the row's when the slot is resumed (the sessions that
+	// exist), base for a new row. CodeUnavailable when every slot below max
+	// is leased. Concurrent callers never get the same slot.
+	LeaseReplicaSlot(ctx context.Context, owner, base string, max int, now, until time.Time) (int, string, error)
+	// ClaimVacantReplicaSlot leases to owner the lowest vacant slot of any
+	// number, for a live replica to drain its sessions and drop it, and
+	// returns it with its client id base; -1 when none is vacant.
+	ClaimVacantReplicaSlot(ctx context.Context, owner string, now, until time.Time) (int, string, error)
+	// RenewReplicaSlot extends owner's lease on slot until until. CodeConflict
+	// when owner no longer holds it (it expired and another owner took it).
+	RenewReplicaSlot(ctx context.Context, slot int, owner string, until time.Time) error
+	// ReleaseReplicaSlot ends owner's lease on slot: the row stays, vacant at
+	// once, when its sessions persist (drop false); it goes when they were
+	// deleted (drop true). Nothing happens when owner does not hold slot.
+	ReleaseReplicaSlot(ctx context.Context, slot int, owner string, drop bool) error
 }
 
 // JobFilter selects jobs. Zero fields do not filter.

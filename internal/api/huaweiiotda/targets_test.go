@@ -63,13 +63,14 @@ func TestBatchTaskTargetsVisibleAtOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := shown.Batchtask.TaskProgress; *p.Total != 3 || *p.Waitting+*p.Processing != 2 || *p.Fail != 1 || len(*shown.TaskDetails) != 3 {
+	if p := shown.Batchtask.TaskProgress; *p.Total != 3 || *p.Waitting+*p.Processing+*p.Success != 2 || *p.Fail != 1 || len(*shown.TaskDetails) != 3 {
 		t.Fatalf("right after create: progress %+v, %d details", *p, len(*shown.TaskDetails))
 	}
 	got := detailStatuses(shown)
 	// The online one is queued, or already notified when the server's engine
-	// ticked in between (Processing).
-	if got[targets[0]] != "Waitting" || got[targets[1]] != "Fail" || (got[targets[2]] != "Waitting" && got[targets[2]] != "Processing") {
+	// ticked in between (Processing), or even done: the engine wakes on
+	// create and the simulated device answers in milliseconds.
+	if got[targets[0]] != "Waitting" || got[targets[1]] != "Fail" || !slices.Contains([]string{"Waitting", "Processing", "Success"}, got[targets[2]]) {
 		t.Fatalf("right after create: %v", got)
 	}
 	for _, d := range *shown.TaskDetails {

@@ -82,6 +82,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Nonces/Use", testNonces},
 		{"Nonces/UseConcurrent", testNoncesConcurrent},
 
+		{"ReplicaSlots/Lease", testReplicaSlots},
+		{"ReplicaSlots/LeaseConcurrent", testReplicaSlotsConcurrent},
+
 		{"Jobs/CreateGet", testJobCreateGet},
 		{"Jobs/List", testJobList},
 		{"Jobs/UpdateCAS", testJobUpdate},
