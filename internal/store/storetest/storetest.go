@@ -62,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Devices/Delete", testDeviceDelete},
 		{"Devices/CountPresent", testDeviceCountPresent},
 		{"Devices/SetGroups", testDeviceSetGroups},
+		{"Devices/Labels", testDeviceLabels},
 		{"Devices/List", testDeviceList},
 		{"Devices/ListFilters", testDeviceListFilters},
 		{"Devices/SoftwareVersionFilter", testDeviceSoftwareVersionFilter},
