@@ -11,11 +11,14 @@ import (
 // JobTarget chooses a job's devices: one of All, Devices or Groups (or
 // SourceVersions alone); SourceVersions and GrayPercent narrow them.
 type JobTarget struct {
-	All            bool     `json:"all,omitempty"`
-	Devices        []string `json:"devices,omitempty"`
-	Groups         []string `json:"groups,omitempty"`
-	GrayPercent    float64  `json:"gray_percent,omitempty"`
-	SourceVersions []string `json:"source_versions,omitempty"`
+	All     bool     `json:"all,omitempty"`
+	Devices []string `json:"devices,omitempty"`
+	Groups  []string `json:"groups,omitempty"`
+	// Attributes and Tags: devices carrying every one of these pairs.
+	Attributes     map[string]string `json:"attributes,omitempty"`
+	Tags           map[string]string `json:"tags,omitempty"`
+	GrayPercent    float64           `json:"gray_percent,omitempty"`
+	SourceVersions []string          `json:"source_versions,omitempty"`
 }
 
 // JobWindow is a daily dispatch window: From and To are "HH:MM" local time at

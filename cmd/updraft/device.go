@@ -16,7 +16,7 @@ func init() { rootCmd.AddCommand(newDeviceCmd()) }
 func newDeviceCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "device", Short: "Manage devices"}
 	addClientFlags(cmd)
-	cmd.AddCommand(newDeviceCreateCmd(), newDeviceListCmd(), newDeviceShowCmd(), newDeviceRegroupCmd(), newDeviceDeleteCmd(),
+	cmd.AddCommand(newDeviceCreateCmd(), newDeviceListCmd(), newDeviceShowCmd(), newDeviceRegroupCmd(), newDeviceLabelCmd(), newDeviceDeleteCmd(),
 		newDeviceCancelTasksCmd())
 	return cmd
 }
@@ -120,7 +120,8 @@ func whenPtr(d client.Device) string {
 	return when(*d.LastSeen)
 }
 
-// versions formats module=version pairs, sorted ("-" when none reported).
+// versions formats key=value pairs (module=version, labels), sorted ("-"
+// when none).
 func versions(v map[string]string) string {
 	if len(v) == 0 {
 		return "-"
@@ -166,6 +167,72 @@ Jobs created afterwards see the new groups; tasks of existing jobs stay.`,
 	}
 	cmd.Flags().StringArrayVar(&groups, "group", nil, "a group of the device (repeatable)")
 	cmd.Flags().BoolVar(&none, "none", false, "remove the device from every group")
+	return cmd
+}
+
+func newDeviceLabelCmd() *cobra.Command {
+	var attrs, tags []string
+	var clearAttrs, clearTags bool
+	cmd := &cobra.Command{
+		Use:   "label PRODUCT NAME [--attr K=V]... [--tag K=V]... [--clear-attrs] [--clear-tags]",
+		Short: "Replace a device's attributes and/or tags (labels jobs may target)",
+		Long: `Replace a device's attributes (--attr, repeatable) and/or its tags (--tag,
+repeatable); --clear-attrs / --clear-tags remove them all. What is not given
+stays. Jobs targeting attributes or tags (EnOS upgradeScope, the API's
+target.attributes/tags) take the devices carrying every pair.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			parse := func(flag string, kvs []string, clear bool) (map[string]string, error) {
+				if clear && len(kvs) > 0 {
+					return nil, usageErr(cmd, "--clear-%ss and --%s exclude each other", flag, flag)
+				}
+				if clear {
+					return map[string]string{}, nil
+				}
+				if len(kvs) == 0 {
+					return nil, nil
+				}
+				m := map[string]string{}
+				for _, kv := range kvs {
+					k, v, ok := strings.Cut(kv, "=")
+					if !ok || k == "" {
+						return nil, usageErr(cmd, "--%s %q: use KEY=VALUE", flag, kv)
+					}
+					m[k] = v
+				}
+				return m, nil
+			}
+			am, err := parse("attr", attrs, clearAttrs)
+			if err != nil {
+				return err
+			}
+			tm, err := parse("tag", tags, clearTags)
+			if err != nil {
+				return err
+			}
+			if am == nil && tm == nil {
+				return usageErr(cmd, "give --attr, --tag, --clear-attrs or --clear-tags")
+			}
+			c, err := newAPIClient(cmd)
+			if err != nil {
+				return err
+			}
+			d, err := c.SetDeviceLabels(cmd.Context(), args[0], args[1], am, tm)
+			if err != nil {
+				return err
+			}
+			asJSON, err := outputJSON(cmd)
+			if err != nil || asJSON {
+				return orPrintJSON(cmd, err, d)
+			}
+			return printFields(cmd.OutOrStdout(), "product", d.Product, "device", d.Name,
+				"attributes", versions(d.Attributes), "tags", versions(d.Tags))
+		},
+	}
+	cmd.Flags().StringArrayVar(&attrs, "attr", nil, "an attribute KEY=VALUE (repeatable; replaces all attributes)")
+	cmd.Flags().StringArrayVar(&tags, "tag", nil, "a tag KEY=VALUE (repeatable; replaces all tags)")
+	cmd.Flags().BoolVar(&clearAttrs, "clear-attrs", false, "remove every attribute")
+	cmd.Flags().BoolVar(&clearTags, "clear-tags", false, "remove every tag")
 	return cmd
 }
 

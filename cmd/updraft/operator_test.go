@@ -50,6 +50,19 @@ func TestDeviceAndProductLifecycleCLI(t *testing.T) {
 		t.Fatalf("regroup --none:\n%s", out)
 	}
 
+	// Labels: attributes and tags replaced separately; the groups stay.
+	if out := run("device", "label", "lamp", "l1", "--attr", "region=north", "--attr", "hw=v2", "--tag", "site=a"); !strings.Contains(out, "hw=v2,region=north") || !strings.Contains(out, "site=a") {
+		t.Fatalf("label:\n%s", out)
+	}
+	var labelled client.Device
+	if err := json.Unmarshal([]byte(run("device", "label", "lamp", "l1", "--clear-tags", "--output", "json")), &labelled); err != nil ||
+		len(labelled.Tags) != 0 || labelled.Attributes["region"] != "north" {
+		t.Fatalf("after --clear-tags: %+v (%v)", labelled, err)
+	}
+	fails("--attr", "device", "label", "lamp", "l1")
+	fails("KEY=VALUE", "device", "label", "lamp", "l1", "--attr", "novalue")
+	fails("label key", "device", "label", "lamp", "l1", "--attr", "bad key!=x")
+
 	run("device", "delete", "lamp", "l2")
 	fails("not_found", "device", "show", "lamp", "l2")
 	fails("not_found", "device", "delete", "lamp", "l2")

@@ -13,6 +13,11 @@ type Device struct {
 	// the store keeps it unique across all tenants.
 	ProtocolID string
 	Groups     []string
+	// Attributes and Tags are key → value labels an operator sets (EnOS
+	// device attributes and tags); jobs may target devices by them
+	// (Target.Attributes, Target.Tags). nil when none.
+	Attributes map[string]string
+	Tags       map[string]string
 	// Versions is the version the device last reported, per module
 	// (DefaultModule for the whole firmware). Empty until it reports.
 	Versions  map[string]string
@@ -49,6 +54,12 @@ func (d *Device) Validate() error {
 		if err := CheckGroupID("groups", g); err != nil {
 			return err
 		}
+	}
+	if err := CheckLabels("attributes", d.Attributes); err != nil {
+		return err
+	}
+	if err := CheckLabels("tags", d.Tags); err != nil {
+		return err
 	}
 	for m, v := range d.Versions {
 		if err := CheckModuleName("versions", m); err != nil {

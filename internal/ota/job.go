@@ -89,11 +89,31 @@ const (
 // narrow it. The package narrows it too: devices already on its version, and
 // devices not on one of its source versions, are never candidates.
 type Target struct {
-	All            bool
-	Devices        []string
-	Groups         []string
+	All     bool
+	Devices []string
+	Groups  []string
+	// Attributes and Tags choose the devices that carry every one of these
+	// key → value labels (both maps, when both are set).
+	Attributes     map[string]string
+	Tags           map[string]string
 	GrayPercent    float64 // 0 = no sampling; (0,100] with ≤3 decimals = that share of candidates (static jobs only)
 	SourceVersions []string
+}
+
+// MatchesLabels reports whether a device carries every attribute and tag the
+// target names (true when it names none).
+func (t *Target) MatchesLabels(d *Device) bool {
+	for k, v := range t.Attributes {
+		if got, ok := d.Attributes[k]; !ok || got != v {
+			return false
+		}
+	}
+	for k, v := range t.Tags {
+		if got, ok := d.Tags[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
 }
 
 // GrayCount is how many of n candidates a job takes: all of them without
@@ -385,11 +405,20 @@ func (t *Target) validate(typ JobType, sel Selection) error {
 	if len(t.Groups) > 0 {
 		chosen++
 	}
+	if len(t.Attributes) > 0 || len(t.Tags) > 0 {
+		chosen++
+	}
 	if chosen > 1 {
-		return Invalid("target", "choose one of target.all, target.devices or target.groups")
+		return Invalid("target", "choose one of target.all, target.devices, target.groups or target.attributes/tags")
 	}
 	if chosen == 0 && len(t.SourceVersions) == 0 {
-		return Invalid("target", "a job needs a target: all, devices, groups or source_versions")
+		return Invalid("target", "a job needs a target: all, devices, groups, attributes/tags or source_versions")
+	}
+	if err := CheckLabels("target.attributes", t.Attributes); err != nil {
+		return err
+	}
+	if err := CheckLabels("target.tags", t.Tags); err != nil {
+		return err
 	}
 	if typ == JobVerify {
 		if len(t.Devices) == 0 {

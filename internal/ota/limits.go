@@ -31,6 +31,9 @@ const (
 	MinBucketNameLen  = 3       // Huawei bucket_name 3–63 [a-z0-9.-]
 	MaxBucketNameLen  = 63
 	MaxRegionNameLen  = 256  // Huawei region_name ≤256 [A-Za-z0-9-]
+	MaxDeviceLabels   = 20   // attributes, and tags, per device or per job target
+	MaxLabelKeyLen    = 64   // key 1–64 [A-Za-z0-9._-]
+	MaxLabelValueLen  = 256  // value 1–256
 	MaxTags           = 10   // Alibaba Tag.N ≤10
 	MaxTagKeyLen      = 30   // key 1–30 [A-Za-z0-9.]
 	MaxTagValueLen    = 1024 // value 1–1024
@@ -301,6 +304,29 @@ func CheckRegionName(field, s string) error {
 		return err
 	}
 	return checkChars(field, "region name", s, "-")
+}
+
+// CheckLabels checks a device's (or a job target's) attributes or tags: at
+// most MaxDeviceLabels; key 1–64 of [A-Za-z0-9._-]; value 1–256 of text.
+func CheckLabels(field string, m map[string]string) error {
+	if len(m) > MaxDeviceLabels {
+		return Invalid(field, "at most %d labels are allowed, got %d", MaxDeviceLabels, len(m))
+	}
+	for k, v := range m {
+		if err := checkRequiredLen(field, "label key", k, 1, MaxLabelKeyLen); err != nil {
+			return err
+		}
+		if err := checkChars(field, "label key", k, "._-"); err != nil {
+			return err
+		}
+		if err := checkRequiredLen(field, "label value", v, 1, MaxLabelValueLen); err != nil {
+			return err
+		}
+		if err := checkText(field, v, ""); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // CheckTags: at most 10; key 1–30 of [A-Za-z0-9.]; value 1–1024; all together ≤4096.

@@ -272,6 +272,9 @@ func (s *Service) reviveSkipped(ctx context.Context, job *ota.Job, pkg *ota.Pack
 }
 
 func dynamicTargetMatches(t *ota.Target, d *ota.Device) bool {
+	if !t.MatchesLabels(d) {
+		return false
+	}
 	switch {
 	case t.All:
 		return true

@@ -42,6 +42,30 @@ func (s *Service) SetDeviceGroups(ctx context.Context, p Principal, productKey, 
 	return s.GetDevice(ctx, p, productKey, name)
 }
 
+// SetDeviceLabels replaces a device's attributes, its tags, or both (a nil
+// map leaves that one as it is; an empty map clears it). Jobs targeting
+// labels see the new ones from then on: a dynamic job takes the device when
+// it next reports its version; existing tasks are not moved.
+func (s *Service) SetDeviceLabels(ctx context.Context, p Principal, productKey, name string, attributes, tags map[string]string) (ota.Device, error) {
+	d, err := s.GetDevice(ctx, p, productKey, name)
+	if err != nil {
+		return ota.Device{}, err
+	}
+	if attributes != nil {
+		d.Attributes = attributes
+	}
+	if tags != nil {
+		d.Tags = tags
+	}
+	if err := d.Validate(); err != nil {
+		return ota.Device{}, err
+	}
+	if err := s.store.SetDeviceLabels(ctx, productKey, name, d.Attributes, d.Tags); err != nil {
+		return ota.Device{}, notFoundAs(err, "device", name)
+	}
+	return s.GetDevice(ctx, p, productKey, name)
+}
+
 // DeleteProduct removes a product with its modules, devices, packages (and
 // their files, unless another package shares them) and finished jobs. It is
 // refused while one of its jobs is unfinished: cancel the job first.

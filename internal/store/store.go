@@ -136,6 +136,9 @@ type DeviceFilter struct {
 	ProductKey string
 	Names      []string // exactly these devices
 	Groups     []string // in any of these groups
+	// Attributes and Tags: the device carries every one of these pairs.
+	Attributes map[string]string
+	Tags       map[string]string
 	// Module and Versions together: the device's reported version of Module
 	// is one of Versions. For ota.SoftwareModule the version is read as
 	// ota.Device.Version reads it: the firmware's (DefaultModule) when the
@@ -175,6 +178,9 @@ type Devices interface {
 	// since polledSince (SetDeviceSeen). Groups with no device are left out.
 	CountPresent(ctx context.Context, polledSince time.Time) ([]Presence, error)
 	DeleteDevice(ctx context.Context, productKey, name string) error
+	// SetDeviceLabels replaces a device's attributes and tags (CodeNotFound
+	// if it does not exist).
+	SetDeviceLabels(ctx context.Context, productKey, name string, attributes, tags map[string]string) error
 	// SetDeviceGroups replaces a device's groups (CodeNotFound if it does
 	// not exist).
 	SetDeviceGroups(ctx context.Context, productKey, name string, groups []string) error

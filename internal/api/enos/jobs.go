@@ -112,8 +112,9 @@ func (r jobRequest) toJob(pkg ota.Package, now time.Time) (ota.Job, error) {
 	if len(s.AssetTrees) > 0 && string(s.AssetTrees) != "null" || len(s.AssetIDs) > 0 {
 		return j, ota.Invalid("upgradeScope", "upgradeScope.assetTrees and assetIds are not supported: Updraft has no asset trees; scope by deviceKeys, deviceGroupIds or versionNumbers")
 	}
-	if len(s.Attributes) > 0 || len(s.Tags) > 0 {
-		return j, ota.Invalid("upgradeScope", "upgradeScope.attributes and tags are not supported yet: scope by deviceKeys, deviceGroupIds or versionNumbers")
+	attrs, err := attributeStrings(s.Attributes)
+	if err != nil {
+		return j, err
 	}
 	if s.ProductKey != "" && s.ProductKey != pkg.ProductKey {
 		return j, ota.Invalid("upgradeScope.productKey", "upgradeScope.productKey %q is not the firmware's product %q", s.ProductKey, pkg.ProductKey)
@@ -123,15 +124,21 @@ func (r jobRequest) toJob(pkg ota.Package, now time.Time) (ota.Job, error) {
 		if j.Type == ota.JobVerify {
 			return j, wireErr(codeVerifyTotal, "upgradeScope type total is not allowed for a verify job: use partial with deviceKeys")
 		}
-		if len(s.DeviceKeys) > 0 || len(s.DeviceGroupIDs) > 0 {
-			return j, ota.Invalid("upgradeScope", "a total scope takes every device of the product: drop deviceKeys and deviceGroupIds or use partial")
+		if len(s.DeviceKeys) > 0 || len(s.DeviceGroupIDs) > 0 || len(attrs) > 0 || len(s.Tags) > 0 {
+			return j, ota.Invalid("upgradeScope", "a total scope takes every device of the product: drop deviceKeys, deviceGroupIds, attributes and tags or use partial")
 		}
 		j.Target.All = len(s.VersionNumbers) == 0
 	case "partial":
-		if len(s.DeviceKeys) == 0 && len(s.DeviceGroupIDs) == 0 && len(s.VersionNumbers) == 0 {
-			return j, ota.Invalid("upgradeScope", "a partial scope needs deviceKeys, deviceGroupIds or versionNumbers")
+		if len(s.DeviceKeys) == 0 && len(s.DeviceGroupIDs) == 0 && len(s.VersionNumbers) == 0 && len(attrs) == 0 && len(s.Tags) == 0 {
+			return j, ota.Invalid("upgradeScope", "a partial scope needs deviceKeys, deviceGroupIds, attributes, tags or versionNumbers")
 		}
 		j.Target.Devices, j.Target.Groups = s.DeviceKeys, s.DeviceGroupIDs
+		if len(attrs) > 0 {
+			j.Target.Attributes = attrs
+		}
+		if len(s.Tags) > 0 {
+			j.Target.Tags = s.Tags
+		}
 	default:
 		return j, ota.Invalid("upgradeScope.type", "upgradeScope.type %q is not total or partial", s.Type)
 	}
@@ -204,8 +211,14 @@ func (a *API) jobOf(ctx context.Context, c *call, j ota.Job, fw map[string]ota.P
 		info.UpgradePolicy = "incremental"
 	}
 	info.UpgradeScope = upgradeScope{Type: "partial", VersionNumbers: j.Target.SourceVersions, DeviceKeys: j.Target.Devices,
-		DeviceGroupIDs: j.Target.Groups}
-	if j.Target.All || len(j.Target.Devices) == 0 && len(j.Target.Groups) == 0 {
+		DeviceGroupIDs: j.Target.Groups, Tags: j.Target.Tags}
+	if len(j.Target.Attributes) > 0 {
+		info.UpgradeScope.Attributes = map[string]any{}
+		for k, v := range j.Target.Attributes {
+			info.UpgradeScope.Attributes[k] = v
+		}
+	}
+	if j.Target.All || len(j.Target.Devices) == 0 && len(j.Target.Groups) == 0 && len(j.Target.Attributes) == 0 && len(j.Target.Tags) == 0 {
 		info.UpgradeScope.Type = "total"
 	}
 	if j.Retry.Count > 0 {
@@ -474,4 +487,27 @@ func (a *API) retryTasks(ctx context.Context, c *call) (any, error) {
 		}
 	}
 	return nil, nil
+}
+
+// attributeStrings turns upgradeScope.attributes into Updraft's string
+// labels: EnOS attribute values may be numbers or booleans, which match a
+// device attribute holding their JSON text ("2", "true"); objects, arrays
+// and null cannot be matched and are refused.
+func attributeStrings(in map[string]any) (map[string]string, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(in))
+	for k, v := range in {
+		switch v := v.(type) {
+		case string:
+			out[k] = v
+		case float64, bool:
+			b, _ := json.Marshal(v)
+			out[k] = string(b)
+		default:
+			return nil, ota.Invalid("upgradeScope.attributes", "attribute %q: only string, number or boolean values can be matched", k)
+		}
+	}
+	return out, nil
 }

@@ -17,18 +17,44 @@ func (a *API) registerDevices(mux *http.ServeMux) {
 	a.route(mux, "DELETE /api/v1/products/{product}/devices/{device}", a.deleteDevice)
 }
 
-// updateDevice changes what an operator may change of a device: its groups.
+// updateDevice changes what an operator may change of a device: its groups,
+// attributes and tags.
 func (a *API) updateDevice(w http.ResponseWriter, r *http.Request, p service.Principal) error {
 	var in deviceUpdate
 	if err := httpx.DecodeJSON(w, r, &in, a.opts.MaxJSONBody); err != nil {
 		return err
 	}
-	if in.Groups == nil {
-		return ota.Invalid("groups", "groups is required: the device's new groups ([] for none)")
+	if in.Groups == nil && in.Attributes == nil && in.Tags == nil {
+		return ota.Invalid("groups", "give groups, attributes or tags: the device's new ones ([] or {} for none)")
 	}
-	d, err := a.svc.SetDeviceGroups(r.Context(), p, r.PathValue("product"), r.PathValue("device"), *in.Groups)
+	product, name := r.PathValue("product"), r.PathValue("device")
+	var attrs, tags map[string]string
+	if in.Attributes != nil {
+		attrs = emptyMapIfNil(*in.Attributes)
+	}
+	if in.Tags != nil {
+		tags = emptyMapIfNil(*in.Tags)
+	}
+	// Check the labels before the groups change, so a bad label changes nothing.
+	if err := ota.CheckLabels("attributes", attrs); err != nil {
+		return err
+	}
+	if err := ota.CheckLabels("tags", tags); err != nil {
+		return err
+	}
+	d, err := a.svc.GetDevice(r.Context(), p, product, name)
 	if err != nil {
 		return err
+	}
+	if in.Groups != nil {
+		if d, err = a.svc.SetDeviceGroups(r.Context(), p, product, name, *in.Groups); err != nil {
+			return err
+		}
+	}
+	if attrs != nil || tags != nil {
+		if d, err = a.svc.SetDeviceLabels(r.Context(), p, product, name, attrs, tags); err != nil {
+			return err
+		}
 	}
 	httpx.WriteJSON(w, http.StatusOK, deviceFromOTA(d))
 	return nil
@@ -49,6 +75,7 @@ func (a *API) createDevice(w http.ResponseWriter, r *http.Request, p service.Pri
 	}
 	d, err := a.svc.CreateDevice(r.Context(), p, ota.Device{
 		ProductKey: r.PathValue("product"), Name: in.Name, Secret: in.Secret, Groups: in.Groups,
+		Attributes: in.Attributes, Tags: in.Tags,
 	})
 	if err != nil {
 		return err

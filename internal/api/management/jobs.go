@@ -33,11 +33,13 @@ func (a *API) registerJobs(mux *http.ServeMux) {
 // Wire structs.
 
 type targetJSON struct {
-	All            bool     `json:"all"`
-	Devices        []string `json:"devices"`
-	Groups         []string `json:"groups"`
-	GrayPercent    float64  `json:"gray_percent"`
-	SourceVersions []string `json:"source_versions"`
+	All            bool              `json:"all"`
+	Devices        []string          `json:"devices"`
+	Groups         []string          `json:"groups"`
+	Attributes     map[string]string `json:"attributes"`
+	Tags           map[string]string `json:"tags"`
+	GrayPercent    float64           `json:"gray_percent"`
+	SourceVersions []string          `json:"source_versions"`
 }
 
 type windowJSON struct {
@@ -94,7 +96,7 @@ func (in jobCreate) toOTA() (ota.Job, error) {
 		PackageID: in.PackageID, Name: in.Name, Description: in.Description, Type: ota.JobType(in.Type),
 		Selection: ota.Selection(in.Selection),
 		Target: ota.Target{All: in.Target.All, Devices: in.Target.Devices, Groups: in.Target.Groups,
-			GrayPercent: in.Target.GrayPercent, SourceVersions: in.Target.SourceVersions},
+			Attributes: in.Target.Attributes, Tags: in.Target.Tags, GrayPercent: in.Target.GrayPercent, SourceVersions: in.Target.SourceVersions},
 		MaxConcurrency: in.MaxConcurrency, MaxPerMinute: in.MaxPerMinute,
 		Retry:          ota.Retry{Count: in.Retry.Count, Interval: time.Duration(in.Retry.IntervalSeconds) * time.Second},
 		TimeoutSeconds: in.TimeoutSeconds, NeedPush: in.NeedPush == nil || *in.NeedPush, NeedConfirm: in.NeedConfirm,
@@ -173,7 +175,7 @@ func jobFromOTA(j ota.Job) jobJSON {
 		ID: j.ID, PackageID: j.PackageID, Product: j.ProductKey, Module: j.Module, Name: j.Name,
 		Description: j.Description, Type: string(j.Type), Selection: string(j.Selection),
 		Target: targetJSON{All: j.Target.All, Devices: emptyIfNil(j.Target.Devices), Groups: emptyIfNil(j.Target.Groups),
-			GrayPercent: j.Target.GrayPercent, SourceVersions: emptyIfNil(j.Target.SourceVersions)},
+			Attributes: emptyMapIfNil(j.Target.Attributes), Tags: emptyMapIfNil(j.Target.Tags), GrayPercent: j.Target.GrayPercent, SourceVersions: emptyIfNil(j.Target.SourceVersions)},
 		Schedule:       scheduleJSON{Start: utcOrNil(j.Schedule.Start), Finish: utcOrNil(j.Schedule.Finish)},
 		MaxConcurrency: j.MaxConcurrency, MaxPerMinute: j.MaxPerMinute,
 		Retry:          retryJSON{Count: j.Retry.Count, IntervalSeconds: int(j.Retry.Interval / time.Second)},

@@ -78,7 +78,7 @@ func TestJobCreateContract(t *testing.T) {
 	e.devices("d1", "d2", "d3")
 	pkg := e.upload("fw", client.PackageMetadata{})
 	body := `{"package_id":"` + pkg.ID + `","type":"upgrade","selection":"static",
-		"target":{"all":false,"devices":["d1","d2","d3"],"groups":[],"gray_percent":0,"source_versions":["1.0"]},
+		"target":{"all":false,"devices":["d1","d2","d3"],"groups":[],"attributes":{},"tags":{},"gray_percent":0,"source_versions":["1.0"]},
 		"schedule":{"start":"2026-03-10T13:00:00Z","finish":"2026-03-12T13:00:00Z","window":{"from":"22:00","to":"06:00","utc_offset_minutes":480}},
 		"max_concurrency":2,"max_per_minute":100,"retry":{"count":2,"interval_seconds":600},"timeout_seconds":3600,
 		"need_confirm":false,"abort":{"failure_percent":50,"min_finished":10},

@@ -119,25 +119,39 @@ func moduleFromOTA(m ota.Module) moduleJSON {
 // Devices.
 
 type deviceCreate struct {
-	Name   string   `json:"name"`
-	Secret string   `json:"secret"`
-	Groups []string `json:"groups"`
+	Name       string            `json:"name"`
+	Secret     string            `json:"secret"`
+	Groups     []string          `json:"groups"`
+	Attributes map[string]string `json:"attributes"`
+	Tags       map[string]string `json:"tags"`
 }
 
-// deviceUpdate is PATCH's body; groups replaces the device's groups.
+// deviceUpdate is PATCH's body; each field given replaces that part of the
+// device (groups, attributes, tags), the others stay.
 type deviceUpdate struct {
-	Groups *[]string `json:"groups"`
+	Groups     *[]string          `json:"groups"`
+	Attributes *map[string]string `json:"attributes"`
+	Tags       *map[string]string `json:"tags"`
 }
 
 type deviceJSON struct {
-	Product   string            `json:"product"`
-	Name      string            `json:"name"`
-	Secret    string            `json:"secret,omitempty"` // only in the create response
-	Groups    []string          `json:"groups"`
-	Versions  map[string]string `json:"versions"`
-	Online    bool              `json:"online"`
-	LastSeen  *time.Time        `json:"last_seen"`
-	CreatedAt time.Time         `json:"created_at"`
+	Product    string            `json:"product"`
+	Name       string            `json:"name"`
+	Secret     string            `json:"secret,omitempty"` // only in the create response
+	Groups     []string          `json:"groups"`
+	Attributes map[string]string `json:"attributes"`
+	Tags       map[string]string `json:"tags"`
+	Versions   map[string]string `json:"versions"`
+	Online     bool              `json:"online"`
+	LastSeen   *time.Time        `json:"last_seen"`
+	CreatedAt  time.Time         `json:"created_at"`
+}
+
+func emptyMapIfNil(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
 }
 
 // deviceFromOTA never includes the secret; the create handler adds it.
@@ -148,6 +162,7 @@ func deviceFromOTA(d ota.Device) deviceJSON {
 	}
 	return deviceJSON{
 		Product: d.ProductKey, Name: d.Name, Groups: emptyIfNil(d.Groups), Versions: versions,
+		Attributes: emptyMapIfNil(d.Attributes), Tags: emptyMapIfNil(d.Tags),
 		Online: d.Online, LastSeen: utcOrNil(d.LastSeen), CreatedAt: utc(d.CreatedAt),
 	}
 }

@@ -15,23 +15,30 @@ import (
 )
 
 func (s *Store) CreateDevice(ctx context.Context, d ota.Device) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO devices (product_key, name, tenant_id, secret, groups, versions, online, last_seen, created_at, protocol_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULLIF($10, ''))`,
-		d.ProductKey, d.Name, d.TenantID, s.box.Seal(secrets.DeviceID(d.ProductKey, d.Name), d.Secret), strs(d.Groups), sqlcommon.EncodeVersions(d.Versions), d.Online, ts(d.LastSeen), ts(d.CreatedAt), d.ProtocolID)
+	_, err := s.pool.Exec(ctx, `INSERT INTO devices (product_key, name, tenant_id, secret, groups, versions, online, last_seen, created_at, protocol_id, attributes, tags)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULLIF($10, ''), $11, $12)`,
+		d.ProductKey, d.Name, d.TenantID, s.box.Seal(secrets.DeviceID(d.ProductKey, d.Name), d.Secret), strs(d.Groups), sqlcommon.EncodeVersions(d.Versions), d.Online, ts(d.LastSeen), ts(d.CreatedAt), d.ProtocolID,
+		sqlcommon.EncodeVersions(d.Attributes), sqlcommon.EncodeVersions(d.Tags))
 	err = conflictAs(translate(err, "create device"), "product %q already has a device %q, or its device id %q is taken", d.ProductKey, d.Name, d.ProtocolID)
 	return notFoundRefAs(err, ota.NotFound("product", d.ProductKey))
 }
 
-const deviceColumns = `product_key, name, tenant_id, secret, groups, versions, online, last_seen, created_at, COALESCE(protocol_id, '')`
+const deviceColumns = `product_key, name, tenant_id, secret, groups, versions, online, last_seen, created_at, COALESCE(protocol_id, ''), attributes, tags`
 
 func (s *Store) scanDevice(row pgx.Row) (ota.Device, error) {
 	var d ota.Device
-	var versions string
+	var versions, attrs, tags string
 	var lastSeen, created pgtype.Timestamptz
-	if err := row.Scan(&d.ProductKey, &d.Name, &d.TenantID, &d.Secret, &d.Groups, &versions, &d.Online, &lastSeen, &created, &d.ProtocolID); err != nil {
+	if err := row.Scan(&d.ProductKey, &d.Name, &d.TenantID, &d.Secret, &d.Groups, &versions, &d.Online, &lastSeen, &created, &d.ProtocolID, &attrs, &tags); err != nil {
 		return ota.Device{}, err
 	}
 	var err error
+	if d.Attributes, err = sqlcommon.DecodeLabels(attrs); err != nil {
+		return ota.Device{}, err
+	}
+	if d.Tags, err = sqlcommon.DecodeLabels(tags); err != nil {
+		return ota.Device{}, err
+	}
 	if d.Versions, err = sqlcommon.DecodeVersions(versions); err != nil {
 		return ota.Device{}, err
 	}
@@ -66,6 +73,13 @@ func deviceWhere(f store.DeviceFilter) *where {
 	}
 	if len(f.Groups) > 0 {
 		w.add("groups && %s", f.Groups)
+	}
+	// Every pair of the filter is on the device: jsonb containment.
+	if len(f.Attributes) > 0 {
+		w.add("attributes @> %s::jsonb", sqlcommon.EncodeVersions(f.Attributes))
+	}
+	if len(f.Tags) > 0 {
+		w.add("tags @> %s::jsonb", sqlcommon.EncodeVersions(f.Tags))
 	}
 	module := f.Module
 	if module == "" {
@@ -159,6 +173,12 @@ func (s *Store) CountPresent(ctx context.Context, polledSince time.Time) ([]stor
 func (s *Store) DeleteDevice(ctx context.Context, productKey, name string) error {
 	return s.execOne(ctx, ota.NotFound("device", name), "delete device",
 		`DELETE FROM devices WHERE product_key = $1 AND name = $2`, productKey, name)
+}
+
+func (s *Store) SetDeviceLabels(ctx context.Context, productKey, name string, attributes, tags map[string]string) error {
+	return s.execOne(ctx, ota.NotFound("device", name), "set device labels",
+		`UPDATE devices SET attributes = $3, tags = $4 WHERE product_key = $1 AND name = $2`,
+		productKey, name, sqlcommon.EncodeVersions(attributes), sqlcommon.EncodeVersions(tags))
 }
 
 func (s *Store) SetDeviceGroups(ctx context.Context, productKey, name string, groups []string) error {

@@ -116,12 +116,27 @@ func DecodeVersions(s string) (map[string]string, error) {
 	return m, nil
 }
 
+// DecodeLabels decodes a device's attributes or tags (a JSON object of
+// strings, written with EncodeVersions); empty reads back as nil.
+func DecodeLabels(s string) (map[string]string, error) {
+	var m map[string]string
+	if err := decode(s, &m); err != nil {
+		return nil, fmt.Errorf("labels: %w", err)
+	}
+	if len(m) == 0 {
+		return nil, nil
+	}
+	return m, nil
+}
+
 type targetJSON struct {
-	All            bool     `json:"all,omitempty"`
-	Devices        []string `json:"devices,omitempty"`
-	Groups         []string `json:"groups,omitempty"`
-	GrayPercent    float64  `json:"gray_percent,omitempty"`
-	SourceVersions []string `json:"source_versions,omitempty"`
+	All            bool              `json:"all,omitempty"`
+	Devices        []string          `json:"devices,omitempty"`
+	Groups         []string          `json:"groups,omitempty"`
+	Attributes     map[string]string `json:"attributes,omitempty"`
+	Tags           map[string]string `json:"tags,omitempty"`
+	GrayPercent    float64           `json:"gray_percent,omitempty"`
+	SourceVersions []string          `json:"source_versions,omitempty"`
 }
 
 // EncodeTarget encodes a job's target. GrayPercent keeps its exact float64
@@ -145,6 +160,12 @@ func DecodeTarget(s string) (ota.Target, error) {
 	}
 	if len(v.SourceVersions) == 0 {
 		v.SourceVersions = nil
+	}
+	if len(v.Attributes) == 0 {
+		v.Attributes = nil
+	}
+	if len(v.Tags) == 0 {
+		v.Tags = nil
 	}
 	return ota.Target(v), nil
 }

@@ -17,10 +17,10 @@ import (
 // does not.
 func (s *Store) CreateDevice(ctx context.Context, d ota.Device) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO devices (product_key, name, tenant_id, secret, groups, online, last_seen, created_at, protocol_id)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''))`,
+		_, err := tx.ExecContext(ctx, `INSERT INTO devices (product_key, name, tenant_id, secret, groups, online, last_seen, created_at, protocol_id, attributes, tags)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), ?, ?)`,
 			d.ProductKey, d.Name, d.TenantID, s.box.Seal(secrets.DeviceID(d.ProductKey, d.Name), d.Secret), sqlcommon.EncodeStrings(d.Groups), dbBool(d.Online),
-			dbTime(d.LastSeen), dbTime(d.CreatedAt), d.ProtocolID)
+			dbTime(d.LastSeen), dbTime(d.CreatedAt), d.ProtocolID, sqlcommon.EncodeVersions(d.Attributes), sqlcommon.EncodeVersions(d.Tags))
 		if err != nil {
 			return err
 		}
@@ -44,18 +44,24 @@ func (s *Store) CreateDevice(ctx context.Context, d ota.Device) error {
 // deviceSelect reads a device with its versions folded into a JSON object.
 const deviceSelect = `SELECT d.tenant_id, d.product_key, d.name, d.secret, d.groups, d.online, d.last_seen, d.created_at,
 	(SELECT json_group_object(v.module, v.version) FROM device_versions v
-	 WHERE v.product_key = d.product_key AND v.device_name = d.name), COALESCE(d.protocol_id, '')
+	 WHERE v.product_key = d.product_key AND v.device_name = d.name), COALESCE(d.protocol_id, ''), d.attributes, d.tags
 	FROM devices d`
 
 func (s *Store) scanDevice(r rowScanner) (ota.Device, error) {
 	var d ota.Device
-	var groups, versions string
+	var groups, versions, attrs, tags string
 	var online int
 	var lastSeen, created sql.NullInt64
-	if err := r.Scan(&d.TenantID, &d.ProductKey, &d.Name, &d.Secret, &groups, &online, &lastSeen, &created, &versions, &d.ProtocolID); err != nil {
+	if err := r.Scan(&d.TenantID, &d.ProductKey, &d.Name, &d.Secret, &groups, &online, &lastSeen, &created, &versions, &d.ProtocolID, &attrs, &tags); err != nil {
 		return ota.Device{}, err
 	}
 	var err error
+	if d.Attributes, err = sqlcommon.DecodeLabels(attrs); err != nil {
+		return ota.Device{}, err
+	}
+	if d.Tags, err = sqlcommon.DecodeLabels(tags); err != nil {
+		return ota.Device{}, err
+	}
 	if d.Groups, err = sqlcommon.DecodeStrings(groups); err != nil {
 		return ota.Device{}, err
 	}
@@ -94,6 +100,13 @@ func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter, page stor
 	}
 	if len(f.Groups) > 0 {
 		w.add("EXISTS (SELECT 1 FROM json_each(d.groups) g WHERE g.value IN (SELECT value FROM json_each(?)))", jsonList(f.Groups))
+	}
+	// Every pair of the filter is on the device.
+	for col, m := range map[string]map[string]string{"d.attributes": f.Attributes, "d.tags": f.Tags} {
+		if len(m) > 0 {
+			w.add(`NOT EXISTS (SELECT 1 FROM json_each(?) f WHERE NOT EXISTS (
+				SELECT 1 FROM json_each(`+col+`) l WHERE l.key = f.key AND l.value = f.value))`, sqlcommon.EncodeVersions(m))
+		}
 	}
 	module := f.Module
 	if module == "" {
@@ -204,6 +217,13 @@ func (s *Store) CountPresent(ctx context.Context, polledSince time.Time) ([]stor
 func (s *Store) DeleteDevice(ctx context.Context, productKey, name string) error {
 	res, err := s.write.ExecContext(ctx, "DELETE FROM devices WHERE product_key = ? AND name = ?", productKey, name)
 	return affectedOne(res, err, "delete device "+name, ota.NotFound("device", name))
+}
+
+// SetDeviceLabels replaces a device's attributes and tags.
+func (s *Store) SetDeviceLabels(ctx context.Context, productKey, name string, attributes, tags map[string]string) error {
+	res, err := s.write.ExecContext(ctx, "UPDATE devices SET attributes = ?, tags = ? WHERE product_key = ? AND name = ?",
+		sqlcommon.EncodeVersions(attributes), sqlcommon.EncodeVersions(tags), productKey, name)
+	return affectedOne(res, err, "set labels of device "+name, ota.NotFound("device", name))
 }
 
 // SetDeviceGroups replaces a device's groups.

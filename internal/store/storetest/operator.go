@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -80,5 +81,65 @@ func testProductDelete(t *testing.T, s store.Store) {
 	mustOK(t, err, "ListPackages")
 	if len(ps) != 0 {
 		t.Fatalf("a recreated product inherited packages %v", ps)
+	}
+}
+
+// Device attributes and tags: written at creation or replaced later, read
+// back, and filtered on (every pair of the filter must be on the device).
+func testDeviceLabels(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	mustProduct(t, s, "acme", "pk1", "one")
+	mustProduct(t, s, "acme", "pk2", "two")
+	mustDevice(t, s, ota.Device{TenantID: "acme", ProductKey: "pk1", Name: "a",
+		Attributes: map[string]string{"region": "north", "hw": "v2"}, Tags: map[string]string{"site": "s1"}})
+	mustDevice(t, s, ota.Device{TenantID: "acme", ProductKey: "pk1", Name: "b", Attributes: map[string]string{"region": "north", "hw": "v1"}})
+	mustDevice(t, s, ota.Device{TenantID: "acme", ProductKey: "pk1", Name: "c"})
+	// Another product's matching device never shows up in pk1's lists.
+	mustDevice(t, s, ota.Device{TenantID: "acme", ProductKey: "pk2", Name: "x", Attributes: map[string]string{"region": "north"}})
+
+	got, err := s.GetDevice(ctx, "pk1", "a")
+	mustOK(t, err, "GetDevice a")
+	if got.Attributes["hw"] != "v2" || got.Attributes["region"] != "north" || len(got.Attributes) != 2 || got.Tags["site"] != "s1" || len(got.Tags) != 1 {
+		t.Fatalf("device a labels = %v / %v", got.Attributes, got.Tags)
+	}
+	if got, _ := s.GetDevice(ctx, "pk1", "c"); got.Attributes != nil || got.Tags != nil {
+		t.Fatalf("device c labels = %v / %v, want nil", got.Attributes, got.Tags)
+	}
+	list := func(f store.DeviceFilter) []string {
+		t.Helper()
+		f.TenantID, f.ProductKey = "acme", "pk1"
+		ds, _, err := s.ListDevices(ctx, f, store.Page{Limit: 100}, false)
+		mustOK(t, err, "ListDevices")
+		return deviceNames(ds)
+	}
+	for _, tc := range []struct {
+		name string
+		f    store.DeviceFilter
+		want string
+	}{
+		{"one attribute", store.DeviceFilter{Attributes: map[string]string{"region": "north"}}, "[a b]"},
+		{"two attributes, all must match", store.DeviceFilter{Attributes: map[string]string{"region": "north", "hw": "v2"}}, "[a]"},
+		{"attribute value differs", store.DeviceFilter{Attributes: map[string]string{"region": "south"}}, "[]"},
+		{"a tag", store.DeviceFilter{Tags: map[string]string{"site": "s1"}}, "[a]"},
+		{"attribute and tag", store.DeviceFilter{Attributes: map[string]string{"hw": "v1"}, Tags: map[string]string{"site": "s1"}}, "[]"},
+		{"a tag is not an attribute", store.DeviceFilter{Attributes: map[string]string{"site": "s1"}}, "[]"},
+	} {
+		if got := fmt.Sprint(list(tc.f)); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
+	}
+	mustOK(t, s.SetDeviceLabels(ctx, "pk1", "b", map[string]string{"hw": "v2"}, map[string]string{"site": "s1"}), "SetDeviceLabels b")
+	if got := fmt.Sprint(list(store.DeviceFilter{Attributes: map[string]string{"hw": "v2"}, Tags: map[string]string{"site": "s1"}})); got != "[a b]" {
+		t.Fatalf("after relabelling b: %s, want [a b]", got)
+	}
+	if got := fmt.Sprint(list(store.DeviceFilter{Attributes: map[string]string{"region": "north"}})); got != "[a]" {
+		t.Fatalf("b's old attributes are gone: %s, want [a]", got)
+	}
+	mustOK(t, s.SetDeviceLabels(ctx, "pk1", "b", nil, nil), "clear labels of b")
+	if got, _ := s.GetDevice(ctx, "pk1", "b"); got.Attributes != nil || got.Tags != nil {
+		t.Fatalf("cleared labels = %v / %v", got.Attributes, got.Tags)
+	}
+	if err := s.SetDeviceLabels(ctx, "pk1", "nobody", nil, nil); ota.ErrorCode(err) != ota.CodeNotFound {
+		t.Fatalf("labels of a missing device: %v, want CodeNotFound", err)
 	}
 }

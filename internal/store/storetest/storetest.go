@@ -63,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Uploads/TakeExpired", testUploadsTakeExpired},
 		{"Devices/CountPresent", testDeviceCountPresent},
 		{"Devices/SetGroups", testDeviceSetGroups},
+		{"Devices/Labels", testDeviceLabels},
 		{"Devices/List", testDeviceList},
 		{"Devices/ListFilters", testDeviceListFilters},
 		{"Devices/SoftwareVersionFilter", testDeviceSoftwareVersionFilter},
