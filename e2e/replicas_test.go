@@ -44,6 +44,9 @@ const (
 	replicaCap = 200 // the job's max_concurrency
 	// replicaFleetFactor × fleetSize devices: 3 000 (600 under -race).
 	replicaFleetFactor = 3
+	// replicaConsumers per replica: each is a session with its own queue at
+	// the broker (Mosquitto's default max_queued_messages 1000 each).
+	replicaConsumers = 16
 )
 
 // updraftBinary is the binary built once for every test of the package
@@ -422,20 +425,24 @@ func runReplicas(t *testing.T, bin, dsn, mosq string, n, replicas, kills int) re
 	bal := &balancer{}
 	public := serveBalancer(t, bal)
 	run := randomHex(4)
+	// One client_id for every replica, as in production: each replica
+	// leases a numbered slot ({client_id}-s{slot}-c{i}); a replica restarted
+	// after kill -9 takes a vacant slot, and a live one drains a slot nobody
+	// takes. The sessions of every slot are wiped when the test ends.
+	clientID := "updraft-e2e-" + run
+	t.Cleanup(func() { wipeSessions(t, mosq, clientID, replicaConsumers) })
 	var reps []*replica
 	for i := range replicas {
 		addr := freeAddr(t)
-		clientID := fmt.Sprintf("updraft-e2e-%s-r%d", run, i)
 		r := &replica{t: t, name: fmt.Sprintf("replica %d", i), bin: bin, addr: addr, log: filepath.Join(t.TempDir(), "serve.log"),
 			args: []string{"--data", t.TempDir(), "--http", addr, "--db", schemaDSN, "--blob", "file:" + blobDir,
 				"--public-url", public, "--log-level", "warn", "--console", "false",
-				"--mqtt-broker", fmt.Sprintf("mqtt://%s?client_id=%s&group=e2e%s&consumers=8", mosq, clientID, run)},
+				"--mqtt-broker", fmt.Sprintf("mqtt://%s?client_id=%s&group=e2e%s&consumers=%d", mosq, clientID, run, replicaConsumers)},
 			env: []string{"UPDRAFT_SECRET_KEY=" + secretKey, "UPDRAFT_SIGNING_KEY=" + signingKey,
 				"UPDRAFT_BOOTSTRAP_TENANT=e2e", "UPDRAFT_BOOTSTRAP_ACCESS_KEY=" + keyID, "UPDRAFT_BOOTSTRAP_SECRET_KEY=" + keySecret}}
 		reps = append(reps, r)
-		// Cleanups run last in, first out: the process stops before its
+		// Cleanups run last in, first out: the process stops before the
 		// sessions are wiped and before the schema is dropped.
-		t.Cleanup(func() { wipeSessions(t, mosq, clientID, 8) })
 		t.Cleanup(r.stop)
 		r.start() // one after the other: the first migrates and bootstraps
 	}
