@@ -395,15 +395,36 @@ func (e *External) startConsumers(prefix string) error {
 		})
 		e.consumers = append(e.consumers, paho.NewClient(o))
 	}
-	for _, c := range e.consumers {
-		if t := c.Connect(); !t.WaitTimeout(e.opts.ConnectTimeout) || t.Error() != nil {
+	resumed := make([]bool, len(e.consumers))
+	for i, c := range e.consumers {
+		t := c.Connect()
+		if !t.WaitTimeout(e.opts.ConnectTimeout) || t.Error() != nil {
 			return e.connectError(t)
 		}
+		// A resumed session kept its subscriptions at the broker: it is
+		// consuming already, whatever its (re)subscription's SUBACK waits
+		// behind.
+		resumed[i] = t.(*paho.ConnectToken).SessionPresent()
 	}
-	for _, ready := range subscribed {
+	deadline := time.NewTimer(e.opts.ConnectTimeout) // one wait for all
+	defer deadline.Stop()
+	late := false
+	for i, ready := range subscribed {
+		if !late {
+			select {
+			case <-ready:
+				continue
+			case <-deadline.C:
+				late = true
+			}
+		}
 		select {
 		case <-ready:
-		case <-time.After(e.opts.ConnectTimeout):
+		default:
+			if resumed[i] {
+				e.log.Warn("a resumed consumer session has not confirmed its subscriptions yet; it keeps the ones it had", "consumer", i)
+				continue
+			}
 			return fmt.Errorf("subscribing on MQTT broker %s (--mqtt-broker): no acknowledgement within %s; check that the broker allows this client shared subscriptions ($share/%s/…)", e.server, e.opts.ConnectTimeout, e.opts.Group)
 		}
 	}
@@ -430,22 +451,25 @@ var testHookSubscribing = func() {}
 // reports whether the broker granted all of them.
 func (e *External) subscribe(c paho.Client) bool {
 	testHookSubscribing()
-	ok := true
+	// One SUBSCRIBE for every filter, so one SUBACK to wait for: a resumed
+	// session's backlog arrives first and, under load, a dozen round trips
+	// one after the other did not finish within ConnectTimeout.
+	filters := map[string]byte{}
 	for _, d := range e.dialects {
 		for _, f := range d.Filters() {
-			shared := "$share/" + e.opts.Group + "/" + f
-			t := c.Subscribe(shared, 1, nil) // routed by the default handler
-			if !t.WaitTimeout(e.opts.ConnectTimeout) || t.Error() != nil {
-				e.log.Error("subscribing on the MQTT broker failed", "filter", shared, "err", t.Error())
-				ok = false
-				continue
-			}
-			for _, code := range t.(*paho.SubscribeToken).Result() {
-				if code >= 0x80 { // SUBACK failure: the broker's ACL refused it
-					e.log.Error("the MQTT broker refused a subscription; allow this client shared subscriptions to the device topics", "filter", shared, "code", code)
-					ok = false
-				}
-			}
+			filters["$share/"+e.opts.Group+"/"+f] = 1
+		}
+	}
+	t := c.SubscribeMultiple(filters, nil) // routed by the default handler
+	if !t.WaitTimeout(e.opts.ConnectTimeout) || t.Error() != nil {
+		e.log.Error("subscribing on the MQTT broker failed", "filters", len(filters), "err", t.Error())
+		return false
+	}
+	ok := true
+	for filter, code := range t.(*paho.SubscribeToken).Result() {
+		if code >= 0x80 { // SUBACK failure: the broker's ACL refused it
+			e.log.Error("the MQTT broker refused a subscription; allow this client shared subscriptions to the device topics", "filter", filter, "code", code)
+			ok = false
 		}
 	}
 	return ok

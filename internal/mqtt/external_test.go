@@ -681,3 +681,36 @@ func TestExternalReplicaSlots(t *testing.T) {
 		t.Fatalf("new replica got slot %d, want the freed 0", c.Slot())
 	}
 }
+
+// A replica that resumes its sessions starts even when their SUBACKs are
+// slow (a backlog comes first, on a loaded host): the broker kept their
+// subscriptions. A new session without its subscriptions still fails.
+func TestExternalResumedSessionsNeedNoSubAck(t *testing.T) {
+	addr := testenv.MosquittoAddr(t)
+	product := randomName("p")
+	f := deviceprototest.New()
+	clientID, group := randomName("updraft-test-"), randomName("g")
+	opts := ExternalOptions{URL: addr, ClientID: clientID, Group: group, Consumers: 2, Logger: quietLogger(),
+		Dialects: nativeFor(f, product), ConnectTimeout: 500 * time.Millisecond}
+	first, err := NewExternal(f, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	t.Cleanup(func() { wipeSessions(t, addr, clientID, 2) })
+
+	testHookSubscribing = func() { time.Sleep(time.Second) }
+	t.Cleanup(func() { testHookSubscribing = func() {} })
+	again, err := NewExternal(f, opts)
+	if err != nil {
+		t.Fatalf("resuming with slow SUBACKs: %v", err)
+	}
+	again.Close()
+	fresh := opts
+	fresh.ClientID = randomName("updraft-test-")
+	t.Cleanup(func() { wipeSessions(t, addr, fresh.ClientID, 2) })
+	if e, err := NewExternal(f, fresh); err == nil {
+		e.Close()
+		t.Fatal("a new session without confirmed subscriptions started")
+	}
+}
