@@ -167,6 +167,7 @@ func (s *Service) Tick(ctx context.Context) error {
 func (s *Service) Advance(ctx context.Context) (TickReport, error) {
 	var rep TickReport
 	var errs []error
+	s.sweepUploads(ctx)
 	if !s.engine.isSwept() {
 		if err := s.sweepEndedJobs(ctx); err != nil {
 			errs = append(errs, err)

@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -292,5 +293,44 @@ func TestDeviceSeenKeepsOnline(t *testing.T) {
 	}
 	if d.Online || !d.LastSeen.Equal(r.clock.Now()) {
 		t.Fatalf("after a sighting: online %v, last seen %v (want %v)", d.Online, d.LastSeen, r.clock.Now())
+	}
+}
+
+// TestUnclaimedUploadsRemoved: an upload no package claims within its time
+// is removed by the engine (once a minute per replica); a claimed one and
+// one still within its time stay.
+func TestUnclaimedUploadsRemoved(t *testing.T) {
+	r := newRolloutEnv(t, service.Options{})
+	put := func(key string) {
+		t.Helper()
+		if _, err := r.svc.PutUpload(r.ctx, r.p, "uploads", key, strings.NewReader("firmware "+key), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exists := func(key string) bool {
+		_, err := r.blobs.Stat(r.ctx, "uploads", key)
+		return err == nil
+	}
+	put("orphan.bin")
+	put("claimed.bin")
+	if _, err := r.svc.RegisterObject(r.ctx, r.p, ota.Package{ProductKey: rolloutProduct, Name: "claims", Version: "2.0"},
+		"uploads", "claimed.bin"); err != nil {
+		t.Fatal(err)
+	}
+	r.clock.Add(30 * time.Minute)
+	put("late.bin")
+	r.tick()
+	if !exists("orphan.bin") {
+		t.Fatal("an upload was removed before its hour was up")
+	}
+	r.clock.Add(31 * time.Minute) // orphan.bin's hour is up; late.bin's is not
+	r.tick()
+	if exists("orphan.bin") || !exists("claimed.bin") || !exists("late.bin") {
+		t.Fatalf("after an hour: orphan %v (want gone), claimed %v, late %v (want kept)", exists("orphan.bin"), exists("claimed.bin"), exists("late.bin"))
+	}
+	r.clock.Add(time.Hour)
+	r.tick()
+	if exists("late.bin") || !exists("claimed.bin") {
+		t.Fatalf("later: late %v (want gone), claimed %v (want kept)", exists("late.bin"), exists("claimed.bin"))
 	}
 }

@@ -104,6 +104,8 @@ type Service struct {
 	wake     atomic.Pointer[func()] // wakes this replica's engine (wake.go)
 	// nonceSweep is when this replica last removed expired nonces (unix ns).
 	nonceSweep atomic.Int64
+	// uploadSweep is when this replica last removed unclaimed uploads.
+	uploadSweep atomic.Int64
 }
 
 // New builds a Service. notifier may be nil (NopNotifier) and set later with

@@ -31,6 +31,7 @@ type Store interface {
 	Packages
 	Buckets
 	Nonces
+	Uploads
 	Jobs
 	Tasks
 	Tokens
@@ -253,6 +254,26 @@ type Nonces interface {
 	// ForgetNonces removes the nonces expired at now and returns how many
 	// went (housekeeping: an expired nonce is reusable either way).
 	ForgetNonces(ctx context.Context, now time.Time) (int64, error)
+}
+
+// Uploads remembers files stored for a package that is not registered yet,
+// so that one never claimed is removed (the blob store cannot list).
+type Uploads interface {
+	// RecordUpload notes an uploaded object that must be claimed by a
+	// package before expiresAt (again for the same object: the new expiry).
+	RecordUpload(ctx context.Context, u Upload) error
+	// TakeExpiredUploads removes and returns up to limit records expired at
+	// now whose object no package uses; a claimed one's record just goes.
+	// Of replicas taking at once, each record goes to one.
+	TakeExpiredUploads(ctx context.Context, now time.Time, limit int) ([]Upload, error)
+}
+
+// Upload is an object uploaded ahead of its package.
+type Upload struct {
+	TenantID  string
+	Bucket    string
+	Key       string
+	ExpiresAt time.Time
 }
 
 // ReplicaSlots leases numbered slots to the server replicas sharing one

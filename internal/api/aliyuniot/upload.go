@@ -26,6 +26,9 @@ const (
 	UploadPolicyTTL = time.Minute
 	// MaxUploadBytes is the policy's size condition (1 000 MB).
 	MaxUploadBytes = 1000 << 20
+	// UnclaimedUploadTTL: an uploaded file that no CreateOTAFirmware names
+	// within this long is removed (Alibaba's documented 60 minutes).
+	UnclaimedUploadTTL = 60 * time.Minute
 )
 
 // ossError is OSS's XML error body.
@@ -77,7 +80,7 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		limited := &sizeLimit{r: httpx.Upload(r, part), left: MaxUploadBytes}
-		if _, err := a.svc.PutObject(r.Context(), p, tenantBucket(p.TenantID), fields["key"], limited); err != nil {
+		if _, err := a.svc.PutUpload(r.Context(), p, tenantBucket(p.TenantID), fields["key"], limited, UnclaimedUploadTTL); err != nil {
 			if limited.over {
 				writeOSSError(w, r, http.StatusBadRequest, "EntityTooLarge", "the file is larger than the policy allows (1000 MB)")
 				return

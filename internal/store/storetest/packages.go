@@ -273,3 +273,41 @@ func testPackageFilters(t *testing.T, s store.Store) {
 		wantTotal(t, total, c.tot, c.name)
 	}
 }
+
+func testUploadsTakeExpired(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	rec := func(key string, exp time.Time) {
+		t.Helper()
+		mustOK(t, s.RecordUpload(ctx, store.Upload{TenantID: "acme", Bucket: "up", Key: key, ExpiresAt: exp}), "RecordUpload "+key)
+	}
+	rec("claimed.bin", at(time.Minute))
+	rec("orphan.bin", at(time.Minute))
+	rec("fresh.bin", at(time.Hour))
+	rec("renewed.bin", at(time.Minute))
+	rec("renewed.bin", at(2*time.Hour)) // uploaded again: the new expiry
+	p := newPackage("acme", "pk1", "claims", "1.0", base)
+	p.Bucket, p.Key = "up", "claimed.bin"
+	mustPackage(t, s, p)
+
+	got, err := s.TakeExpiredUploads(ctx, at(30*time.Minute), 10)
+	mustOK(t, err, "TakeExpiredUploads")
+	if len(got) != 1 || got[0].Key != "orphan.bin" || got[0].TenantID != "acme" || !got[0].ExpiresAt.Equal(at(time.Minute)) {
+		t.Fatalf("expired and unclaimed: %+v, want orphan.bin alone", got)
+	}
+	// Taken once: gone, and the claimed record went quietly.
+	got, err = s.TakeExpiredUploads(ctx, at(30*time.Minute), 10)
+	mustOK(t, err, "TakeExpiredUploads again")
+	if len(got) != 0 {
+		t.Fatalf("taken twice: %+v", got)
+	}
+	got, err = s.TakeExpiredUploads(ctx, at(3*time.Hour), 1)
+	mustOK(t, err, "TakeExpiredUploads later")
+	if len(got) != 1 || got[0].Key != "fresh.bin" {
+		t.Fatalf("limit 1, oldest first: %+v, want fresh.bin", got)
+	}
+	got, err = s.TakeExpiredUploads(ctx, at(3*time.Hour), 10)
+	mustOK(t, err, "TakeExpiredUploads the rest")
+	if len(got) != 1 || got[0].Key != "renewed.bin" {
+		t.Fatalf("the rest: %+v, want renewed.bin", got)
+	}
+}

@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Devices/CreateGet", testDeviceCreateGet},
 		{"Devices/VersionsAndOnline", testDeviceVersionsOnline},
 		{"Devices/Delete", testDeviceDelete},
+		{"Uploads/TakeExpired", testUploadsTakeExpired},
 		{"Devices/CountPresent", testDeviceCountPresent},
 		{"Devices/SetGroups", testDeviceSetGroups},
 		{"Devices/Labels", testDeviceLabels},
