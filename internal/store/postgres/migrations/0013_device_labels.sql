@@ -1,4 +1,4 @@
--- 0014: device attributes and tags (key → value JSON objects), by which jobs
+-- 0013: device attributes and tags (key → value JSON objects), by which jobs
 -- may target devices (EnOS upgradeScope attributes/tags); jsonb so that a
 -- target's pairs are one containment test (@>).
 ALTER TABLE devices ADD COLUMN attributes jsonb NOT NULL DEFAULT '{}';
