@@ -326,6 +326,9 @@ type JobFilter struct {
 	// Device: when set, only jobs that have a task (in any state) for this
 	// device (Alibaba ListOTAJobByDevice).
 	Device *ota.DeviceRef
+	// NameContains: the job's name contains this text (case-sensitive,
+	// literal: no wildcards).
+	NameContains string
 }
 
 // Jobs: OTA jobs.

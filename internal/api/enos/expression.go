@@ -162,3 +162,8 @@ func (l *lexer) value(expr string) (string, error) {
 	}
 	return v, nil
 }
+
+// likeText is the text a `like` value asks names to contain: EnOS's like is
+// a fuzzy (substring) match, and a value written SQL-style with surrounding
+// '%' means the same. Other wildcards are matched literally.
+func likeText(v string) string { return strings.Trim(v, "%") }

@@ -254,7 +254,8 @@ func (a *API) getJob(ctx context.Context, c *call) (any, error) {
 	return a.jobOf(ctx, c, v.Job, map[string]ota.Package{}), nil
 }
 
-var jobFields = map[string][]string{"productKey": {"="}, "firmwareId": {"="}, "type": {"="}, "status": {"="}}
+var jobFields = map[string][]string{"productKey": {"="}, "firmwareId": {"="}, "type": {"="}, "status": {"="},
+	"name": {"like"}, "name.defaultValue": {"like"}}
 
 func (a *API) searchJobs(ctx context.Context, c *call) (any, error) {
 	c.op = opJob
@@ -270,6 +271,8 @@ func (a *API) searchJobs(ctx context.Context, c *call) (any, error) {
 			f.ProductKey = v
 		case "firmwareId":
 			f.PackageID = v
+		case "name", "name.defaultValue":
+			f.NameContains = likeText(v)
 		case "type":
 			if v != "upgrade" && v != "verify" {
 				return nil, ota.Invalid("expression", "type %q is not upgrade or verify", v)

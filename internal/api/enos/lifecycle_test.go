@@ -48,6 +48,14 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("search firmware = %s %+v", a.Data, a.Pagination)
 	}
 	wantCode(t, "search firmware: unknown field", c.do("ota-firmwares", "search", org, map[string]any{"expression": "color = 'red'"}, nil), 99400)
+	// like: a fuzzy match on the name, SQL-style '%' allowed around it.
+	for expr, want := range map[string]int64{"name.defaultValue like 'meter-fw'": 1, "name like '%fw-2%'": 1, "name like 'nothing'": 0} {
+		a = c.do("ota-firmwares", "search", org, map[string]any{"expression": expr}, nil)
+		wantCode(t, "search firmware: "+expr, a, 0)
+		if a.Pagination == nil || a.Pagination.TotalSize != want {
+			t.Fatalf("search firmware %q: %s %+v, want %d", expr, a.Data, a.Pagination, want)
+		}
+	}
 	wantCode(t, "get unknown firmware", c.do("ota-firmwares", "get", with("firmwareId", "nope"), nil, nil), 24404)
 
 	// An upgrade job on unverified firmware is refused (24610).
@@ -92,6 +100,15 @@ func TestLifecycle(t *testing.T) {
 	wantCode(t, "search jobs", a, 0)
 	if a.Pagination.TotalSize != 1 || !strings.Contains(string(a.Data), job) {
 		t.Fatalf("search jobs = %s", a.Data)
+	}
+	a = c.do("ota-jobs", "search", org, map[string]any{"expression": "firmwareId = '" + fw3 + "' AND name like 'meters'"}, nil)
+	wantCode(t, "search jobs by name", a, 0)
+	if a.Pagination.TotalSize != 1 || !strings.Contains(string(a.Data), job) {
+		t.Fatalf("search jobs by name like = %s", a.Data)
+	}
+	a = c.do("ota-jobs", "search", org, map[string]any{"expression": "name like 'no such job'"}, nil)
+	if wantCode(t, "search jobs by another name", a, 0); a.Pagination.TotalSize != 0 {
+		t.Fatalf("search jobs by a name no job has = %s", a.Data)
 	}
 
 	// The engine notifies the devices: tasks published.

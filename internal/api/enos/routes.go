@@ -377,7 +377,8 @@ func (a *API) getFirmware(ctx context.Context, c *call) (any, error) {
 	return firmwareOf(p), nil
 }
 
-var firmwareFields = map[string][]string{"productKey": {"=", "in"}, "version": {"="}, "name.defaultValue": {"="}, "firmwareId": {"="}}
+var firmwareFields = map[string][]string{"productKey": {"=", "in"}, "version": {"="}, "name.defaultValue": {"=", "like"},
+	"name": {"like"}, "firmwareId": {"="}}
 
 func (a *API) searchFirmware(ctx context.Context, c *call) (any, error) {
 	c.op = opFirmware
@@ -395,8 +396,12 @@ func (a *API) searchFirmware(ctx context.Context, c *call) (any, error) {
 			f.ProductKey = cd.values[0]
 		case "version":
 			f.Version = cd.values[0]
-		case "name.defaultValue":
-			f.Name = cd.values[0]
+		case "name.defaultValue", "name":
+			if cd.op == "like" {
+				f.NameContains = likeText(cd.values[0])
+			} else {
+				f.Name = cd.values[0]
+			}
 		case "firmwareId":
 			p, err := a.svc.GetPackage(ctx, c.p, cd.values[0])
 			if ota.ErrorCode(err) == ota.CodeNotFound {

@@ -275,6 +275,14 @@ func normalize(v any) any {
 		for k, val := range x {
 			x[k] = normalize(val)
 		}
+		// task_progress: the server's engine wakes on create and may notify
+		// a target before the response is read back (Waitting → Processing);
+		// the golden files hold the shape, so both count as waiting.
+		w, okW := x["waitting"].(float64)
+		p, okP := x["processing"].(float64)
+		if okW && okP {
+			x["waitting"], x["processing"] = w+p, float64(0)
+		}
 	case []any:
 		for i, val := range x {
 			x[i] = normalize(val)

@@ -174,6 +174,9 @@ func (s *Store) ListJobs(ctx context.Context, f store.JobFilter, page store.Page
 	if f.Device != nil {
 		w.add("id IN (SELECT job_id FROM tasks WHERE product_key = %s AND device_name = %s)", f.Device.ProductKey, f.Device.Name)
 	}
+	if f.NameContains != "" {
+		w.add("strpos(name, %s) > 0", f.NameContains)
+	}
 	if len(f.States) > 0 {
 		w.add("state = ANY(%s)", jobStates(f.States))
 	}

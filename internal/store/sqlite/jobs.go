@@ -240,6 +240,9 @@ func (s *Store) ListJobs(ctx context.Context, f store.JobFilter, page store.Page
 	if f.Device != nil {
 		w.add("id IN (SELECT job_id FROM tasks WHERE product_key = ? AND device_name = ?)", f.Device.ProductKey, f.Device.Name)
 	}
+	if f.NameContains != "" {
+		w.add("instr(name, ?) > 0", f.NameContains)
+	}
 	if len(f.States) > 0 {
 		w.in("state", stateStrings(f.States))
 	}

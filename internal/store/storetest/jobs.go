@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -90,6 +91,7 @@ func testJobList(t *testing.T, s store.Store) {
 	add := func(pkg, product, module string, typ ota.JobType, sel ota.Selection, state ota.JobState) {
 		j := newJob("acme", pkg, product, at(time.Duration(len(js))*time.Second))
 		j.Module, j.Type, j.Selection, j.State = module, typ, sel, state
+		j.Name = fmt.Sprintf("%s wave %d", pkg, len(js))
 		j.PackageKind = ota.KindFirmware
 		if module != "default" {
 			j.PackageKind = ota.KindModule
@@ -142,6 +144,9 @@ func testJobList(t *testing.T, s store.Store) {
 		{"device and package", acme(store.JobFilter{PackageID: "pA", Device: &ota.DeviceRef{ProductKey: "pk1", Name: "d1"}}), store.Page{}, ids(0), 1},
 		{"device paged", acme(store.JobFilter{Device: &ota.DeviceRef{ProductKey: "pk1", Name: "d1"}}), store.Page{Limit: 1, Offset: 1}, ids(0), 2},
 		{"device without tasks", acme(store.JobFilter{Device: &ota.DeviceRef{ProductKey: "pk1", Name: "d9"}}), store.Page{}, nil, 0},
+		{"name contains", acme(store.JobFilter{NameContains: "pB wave"}), store.Page{}, ids(4, 2), 2},
+		{"name contains is literal", acme(store.JobFilter{NameContains: "%"}), store.Page{}, nil, 0},
+		{"name contains, case-sensitive", acme(store.JobFilter{NameContains: "PB"}), store.Page{}, nil, 0},
 	}
 	for _, c := range cases {
 		got, total, err := s.ListJobs(ctx, c.f, c.p)
