@@ -74,9 +74,11 @@ func runFleet(t *testing.T, s *server.Server, broker string, wantWarning bool) (
 }
 
 // A fleet on a broker the server does not serve is told so; on the server's
-// own broker it is not.
+// own broker it is not. The foreign broker is a Mosquitto of the test's own:
+// on the suite's shared one, other tests' servers (external-broker mode)
+// answer any device's check.
 func TestSimWarnsWhenTheBrokerIsNotTheServers(t *testing.T) {
-	mosquitto := testenv.MosquittoAddr(t)
+	mosquitto := testenv.PrivateMosquitto(t)
 	s := server.StartForTest(t, func(c *config.Config) { c.MQTTAddr = "127.0.0.1:0" })
 
 	got, _ := runFleet(t, s, s.MQTTAddr(), false)
