@@ -140,4 +140,10 @@ func TestCLIMistakes(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "--gray-percent") || strings.Contains(err.Error(), "gray_percent") {
 		t.Errorf("job create --gray-percent 150: %v; want the flag named, not the API field", err)
 	}
+	// A field whose flag has the same name is named once, not "----version"
+	// (the README's own example of a refused upload).
+	_, err = runCLI(t, append([]string{"package", "upload", fw, "--product", "flagterms", "--version", "1.1 beta"}, conn...)...)
+	if err == nil || !strings.Contains(err.Error(), `--version "1.1 beta"`) || strings.Contains(err.Error(), "---") {
+		t.Errorf("package upload --version '1.1 beta': %v; want the flag named once", err)
+	}
 }

@@ -140,7 +140,9 @@ func inFlagTerms(c *cobra.Command, err error) error {
 	}
 	out := *ae
 	out.Field = "--" + flag
-	out.Message = strings.ReplaceAll(strings.ReplaceAll(ae.Message, ae.Field, out.Field), leaf, out.Field)
+	// One pass: the field's full name or its last part, each occurrence
+	// once (replacing one after the other turned "version" into "----version").
+	out.Message = strings.NewReplacer(ae.Field, out.Field, leaf, out.Field).Replace(ae.Message)
 	return &out
 }
 
