@@ -21,6 +21,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
 )
 
 // Client calls one Updraft server as one access key. It is safe for
@@ -168,58 +170,67 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 		}
 		body = bytes.NewReader(b)
 	}
-	for attempt := 1; ; attempt++ {
+	// Only a 429 from the server's rate limit is sent again: refused before
+	// anything was done, it is safe to repeat for any method. Everything else
+	// (a network error included, as a write may have happened) is the
+	// caller's to handle.
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		if r, ok := body.(*bytes.Reader); ok {
 			r.Seek(0, io.SeekStart)
 		}
 		req, err := c.newRequest(ctx, method, path, q, body)
 		if err != nil {
-			return err
+			return struct{}{}, backoff.Permanent(err)
 		}
 		if in != nil {
 			req.Header.Set("Content-Type", "application/json")
 		}
 		resp, err := c.http.Do(req)
 		if err != nil {
-			return err
-		}
-		if wait, ok := retryAfter(resp, attempt); ok {
-			// Refused by the server's rate limit before anything was done:
-			// sending it again after Retry-After is safe for any method.
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			t := time.NewTimer(wait)
-			select {
-			case <-t.C:
-				continue
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			}
+			return struct{}{}, backoff.Permanent(err)
 		}
 		defer resp.Body.Close()
-		return decodeResponse(resp, out)
+		err = decodeResponse(resp, out)
+		if wait, ok := rateLimitWait(resp); ok {
+			return struct{}{}, &rateLimited{err: err, after: &backoff.RetryAfterError{Duration: wait}}
+		}
+		return struct{}{}, backoff.Permanent(err)
+	}, backoff.WithMaxTries(maxRateLimitRetries+1), backoff.WithMaxElapsedTime(0))
+	if rl, ok := err.(*rateLimited); ok {
+		return rl.err // retries spent: the server's last answer
 	}
+	return err
 }
 
 // maxRateLimitRetries bounds how often one call is sent again after a 429.
 const maxRateLimitRetries = 5
 
-// retryAfter tells whether a 429 answer is worth waiting for, and how long:
-// its Retry-After seconds (1 s when absent), at most maxRateLimitRetries times.
-func retryAfter(resp *http.Response, attempt int) (time.Duration, bool) {
-	if resp.StatusCode != http.StatusTooManyRequests || attempt > maxRateLimitRetries {
+// rateLimitWait tells whether a 429 answer is worth waiting for, and how
+// long: its Retry-After seconds (1 s when absent), unless that is a ban
+// longer than 30 s, which is the caller's to handle.
+func rateLimitWait(resp *http.Response) (time.Duration, bool) {
+	if resp.StatusCode != http.StatusTooManyRequests {
 		return 0, false
 	}
-	secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	secs, err := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After")))
 	if err != nil || secs < 1 {
 		secs = 1
 	}
 	if secs > 30 {
-		return 0, false // a long ban is the caller's to handle
+		return 0, false
 	}
 	return time.Duration(secs) * time.Second, true
 }
+
+// rateLimited is a 429 answer to send again: backoff.Retry finds the wait in
+// after; once the retries are spent, do returns err (the server's *APIError).
+type rateLimited struct {
+	err   error
+	after *backoff.RetryAfterError
+}
+
+func (e *rateLimited) Error() string   { return e.err.Error() }
+func (e *rateLimited) Unwrap() []error { return []error{e.err, e.after} }
 
 func decodeResponse(resp *http.Response, out any) error {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -139,5 +140,73 @@ func TestRateLimitedIsRetried(t *testing.T) {
 	}
 	if len(calls) != 2 || calls[0] == "" || calls[0] != calls[1] {
 		t.Fatalf("bodies sent = %q, want the same body twice", calls)
+	}
+}
+
+// A 429 asking for more than 30 s is a ban for the caller to handle: not
+// waited for, returned at once as the server's *APIError.
+func TestRateLimitedLongBanIsNotWaitedFor(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Retry-After", "3600")
+		w.WriteHeader(http.StatusTooManyRequests)
+		io.WriteString(w, `{"code":"rate_limited","message":"too many requests"}`)
+	}))
+	defer srv.Close()
+	_, err := New(srv.URL, "id", "secret").GetProduct(context.Background(), "p1")
+	apiErr, ok := err.(*APIError)
+	if !ok || apiErr.Status != http.StatusTooManyRequests || calls.Load() != 1 {
+		t.Fatalf("GetProduct = %#v after %d requests, want one 429 as *APIError", err, calls.Load())
+	}
+}
+
+// Retries after 429 are bounded: after maxRateLimitRetries the caller gets
+// the last 429 as the server's *APIError.
+func TestRateLimitedRetriesAreBounded(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusTooManyRequests)
+		io.WriteString(w, `{"code":"rate_limited","message":"too many requests"}`)
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := New(srv.URL, "id", "secret").GetProduct(ctx, "p1")
+	apiErr, ok := err.(*APIError)
+	if !ok || apiErr.Status != http.StatusTooManyRequests || calls.Load() != maxRateLimitRetries+1 {
+		t.Fatalf("GetProduct = %#v after %d requests, want the %dth 429 as *APIError", err, calls.Load(), maxRateLimitRetries+1)
+	}
+}
+
+// Canceling the context ends the wait for Retry-After at once.
+func TestRateLimitedWaitStopsOnCancel(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Retry-After", "30")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := New(srv.URL, "id", "secret").GetProduct(ctx, "p1"); done <- err }()
+	deadline := time.Now().Add(10 * time.Second)
+	for calls.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out waiting for the first request")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) || calls.Load() != 1 {
+			t.Fatalf("GetProduct = %v after %d requests, want context.Canceled after 1", err, calls.Load())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("still waiting 10 s after cancel for a Retry-After of 30 s")
 	}
 }

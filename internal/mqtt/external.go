@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -93,7 +94,8 @@ type ExternalOptions struct {
 	RedeliverAfter time.Duration
 	// RetryBackoff is the first pause between tries of a message whose
 	// handling failed for a transient reason; it doubles after each of the
-	// handleAttempts tries (default 200 ms: about 6 s in all).
+	// handleAttempts tries, randomized by ±50 % so that replicas refused
+	// together do not retry together (default 200 ms: about 6 s in all).
 	RetryBackoff time.Duration
 	// Registerer receives the metrics (nil: none).
 	Registerer prometheus.Registerer
@@ -544,39 +546,38 @@ const handleAttempts = 6
 // re-applies a report whose task changed meanwhile.
 func (e *External) handle(in inbound) (acked bool) {
 	link := externalLink{e: e, dialect: in.dialect}
-	backoff := e.opts.RetryBackoff
-	for attempt := 1; ; attempt++ {
+	dropped := false
+	_, err := backoff.Retry(e.ctx, func() (struct{}, error) {
 		ctx, cancel := context.WithTimeout(e.ctx, e.opts.CallTimeout)
 		err := in.dialect.Handle(ctx, Message{Topic: in.msg.Topic(), Payload: in.msg.Payload()}, link)
 		cancel()
 		if e.ctx.Err() != nil {
-			return false // closing: unacknowledged, so redelivered to this session's next consumer
+			return struct{}{}, backoff.Permanent(e.ctx.Err())
 		}
-		if err == nil {
-			e.m.messages.WithLabelValues(in.dialect.Name(), resultHandled).Inc()
-			break
-		}
-		if !deviceproto.Transient(err) {
+		if err != nil && !deviceproto.Transient(err) {
+			dropped = true
 			e.m.messages.WithLabelValues(in.dialect.Name(), resultDropped).Inc()
 			e.log.Info("device message dropped", "topic", in.msg.Topic(), "err", err)
-			break
+			return struct{}{}, nil // refused for good: acknowledged, never redelivered
 		}
-		if attempt == handleAttempts {
-			e.m.messages.WithLabelValues(in.dialect.Name(), resultUnacked).Inc()
-			e.log.Error("device message not applied after retries; left unacknowledged for the broker to redeliver",
-				"topic", in.msg.Topic(), "attempts", attempt, "err", err)
-			if in.consumer >= 0 {
-				e.strand(in.consumer)
-			}
-			return false
+		return struct{}{}, err
+	}, backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: e.opts.RetryBackoff, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: 5 * time.Second}),
+		backoff.WithMaxTries(handleAttempts), backoff.WithMaxElapsedTime(0),
+		backoff.WithNotify(func(error, time.Duration) { e.m.messages.WithLabelValues(in.dialect.Name(), resultRetry).Inc() }))
+	if e.ctx.Err() != nil {
+		return false // closing: unacknowledged, so redelivered to this session's next consumer
+	}
+	if err != nil {
+		e.m.messages.WithLabelValues(in.dialect.Name(), resultUnacked).Inc()
+		e.log.Error("device message not applied after retries; left unacknowledged for the broker to redeliver",
+			"topic", in.msg.Topic(), "attempts", handleAttempts, "err", err)
+		if in.consumer >= 0 {
+			e.strand(in.consumer)
 		}
-		e.m.messages.WithLabelValues(in.dialect.Name(), resultRetry).Inc()
-		select {
-		case <-time.After(backoff):
-			backoff *= 2
-		case <-e.ctx.Done():
-			return false
-		}
+		return false
+	}
+	if !dropped {
+		e.m.messages.WithLabelValues(in.dialect.Name(), resultHandled).Inc()
 	}
 	in.msg.Ack()
 	e.lag.WithLabelValues(in.dialect.Name()).Observe(time.Since(in.received).Seconds())

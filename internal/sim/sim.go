@@ -23,6 +23,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"github.com/updraft-ota/updraft/client"
 	"github.com/updraft-ota/updraft/sdk/device"
 	"github.com/updraft-ota/updraft/sdk/device/wire"
@@ -451,25 +453,17 @@ func (s *Sim) start(ctx context.Context, d *simDevice) {
 	d.mu.Lock()
 	d.client = c
 	d.mu.Unlock()
-	wait := time.Second
-	for {
-		err := c.Start(ctx)
-		if err == nil {
-			break
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		s.startFailures.Add(1)
-		s.cfg.Logger.Warn("sim: device could not start; retrying", "device", d.name, "in", wait, "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return
-		}
-		wait = min(2*wait, 30*time.Second)
+	// A device that cannot start (server or broker not up yet) keeps trying
+	// until the sim stops: about 1 s, doubling up to 30 s, ±50 % so that a
+	// fleet started against a server that is down does not return in step.
+	if _, err := backoff.Retry(ctx, func() (struct{}, error) { return struct{}{}, c.Start(ctx) },
+		backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: time.Second, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: 30 * time.Second}),
+		backoff.WithMaxElapsedTime(0),
+		backoff.WithNotify(func(err error, wait time.Duration) {
+			s.startFailures.Add(1)
+			s.cfg.Logger.Warn("sim: device could not start; retrying", "device", d.name, "in", wait, "err", err)
+		})); err != nil {
+		return // the sim is stopping
 	}
 	if s.cfg.Transport == "http" {
 		s.connected.Add(1)

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
 )
 
 // ErrVerify is wrapped by every error about a package that does not match
@@ -53,8 +55,8 @@ type Downloader struct {
 	// byte before the download gives up (default 5). An attempt that made
 	// progress resets the count.
 	Attempts int
-	// Backoff is the first wait between attempts; it doubles up to 30 s
-	// (default 1 s).
+	// Backoff is the first wait between attempts (default 1 s), randomized
+	// by ±50 % and doubling up to 30 s.
 	Backoff time.Duration
 	// OnProgress, if set, is called as bytes arrive (received of total).
 	OnProgress func(received, total int64)
@@ -155,41 +157,42 @@ func (d *Downloader) run(ctx context.Context, n Notice, dst io.WriterAt, t *tran
 	if attempts <= 0 {
 		attempts = 5
 	}
-	backoff := d.Backoff
-	if backoff <= 0 {
-		backoff = time.Second
+	initial := d.Backoff
+	if initial <= 0 {
+		initial = time.Second
 	}
-	wait := backoff
+	wait := newBackOff(initial)
 	failures := 0
-	for {
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		progressed, done, err := d.attempt(ctx, n, dst, t)
 		if err == nil && done {
-			return verify(n, t)
+			return struct{}{}, nil
 		}
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return struct{}{}, backoff.Permanent(ctx.Err())
 		}
 		var he *HTTPError
 		if isVerify(err) || errors.As(err, &he) && he.Status >= 400 && he.Status < 500 && he.Status != http.StatusRequestTimeout && he.Status != http.StatusTooManyRequests {
-			return err // retrying cannot help: wrong bytes, or the URL is refused or expired
+			return struct{}{}, backoff.Permanent(err) // retrying cannot help: wrong bytes, or the URL is refused or expired
 		}
 		if progressed {
-			failures, wait = 0, backoff
+			// Only attempts in a row that fetched nothing count, and the
+			// wait starts over: a flaky link that keeps making progress
+			// finishes the download.
+			failures = 0
+			wait.Reset()
 		} else {
 			failures++
 		}
 		if failures >= attempts {
-			return fmt.Errorf("download failed after %d attempts without progress (%d of %d bytes): %w", failures, t.off, n.Size, err)
+			return struct{}{}, backoff.Permanent(fmt.Errorf("download failed after %d attempts without progress (%d of %d bytes): %w", failures, t.off, n.Size, err))
 		}
-		timer := time.NewTimer(wait)
-		select {
-		case <-timer.C:
-		case <-ctx.Done():
-			timer.Stop()
-			return ctx.Err()
-		}
-		wait = min(2*wait, 30*time.Second)
+		return struct{}{}, err
+	}, backoff.WithBackOff(wait), backoff.WithMaxElapsedTime(0))
+	if err != nil {
+		return err
 	}
+	return verify(n, t)
 }
 
 // attempt makes one request from t.off. done is true when the whole file

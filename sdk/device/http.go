@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"github.com/updraft-ota/updraft/sdk/device/wire"
 )
 
@@ -32,7 +34,9 @@ type HTTPConfig struct {
 	// which lets the operator pace a fleet.
 	PollInterval time.Duration
 	// Attempts is how many times a report is sent before giving up
-	// (default 5); Backoff the first wait between attempts (default 1 s).
+	// (default 5); Backoff the first wait between attempts (default 1 s),
+	// randomized by ±50 % and doubling up to 30 s; a Retry-After from the
+	// server takes its place.
 	Attempts int
 	Backoff  time.Duration
 }
@@ -185,48 +189,55 @@ func (d *HTTP) ReportProgress(ctx context.Context, p Progress) error {
 	return d.send(ctx, "/progress", p)
 }
 
-// send POSTs v, retrying network failures and 5xx/429 answers.
+// send POSTs v, retrying network failures and 5xx/429 answers: Attempts
+// tries in all, waiting Backoff (±50 %, so a fleet does not retry in step)
+// doubling up to 30 s between them, or the server's Retry-After when it
+// names one.
 func (d *HTTP) send(ctx context.Context, path string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	wait := d.cfg.Backoff
-	var last error
-	for i := 0; i < d.cfg.Attempts; i++ {
-		if i > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			}
-			wait = min(2*wait, 30*time.Second)
-		}
+	_, err = backoff.Retry(ctx, func() (struct{}, error) {
 		resp, err := d.do(ctx, http.MethodPost, path, b)
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			last = err
-			continue
+			return struct{}{}, err
 		}
+		defer resp.Body.Close()
 		if resp.StatusCode/100 == 2 {
-			resp.Body.Close()
-			return nil
+			return struct{}{}, nil
 		}
-		last = apiError(resp)
-		resp.Body.Close()
+		apiErr := apiError(resp)
 		if resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests {
-			return last
+			return struct{}{}, backoff.Permanent(apiErr)
 		}
 		if ra := retryAfter(resp.Header.Get("Retry-After")); ra > 0 {
-			wait = ra
+			return struct{}{}, &serverPaced{err: apiErr, after: &backoff.RetryAfterError{Duration: ra}}
 		}
+		return struct{}{}, apiErr
+	}, backoff.WithBackOff(newBackOff(d.cfg.Backoff)), backoff.WithMaxTries(uint(d.cfg.Attempts)), backoff.WithMaxElapsedTime(0))
+	if sp, ok := err.(*serverPaced); ok {
+		return sp.err // tries spent: the server's last answer
 	}
-	return last
+	return err
 }
+
+// newBackOff is the wait between a device's tries: first about initial, then
+// doubling up to 30 s, each randomized by ±50 % so that a fleet refused at
+// the same moment does not come back at the same moment.
+func newBackOff(initial time.Duration) *backoff.ExponentialBackOff {
+	return &backoff.ExponentialBackOff{InitialInterval: initial, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: 30 * time.Second}
+}
+
+// serverPaced is a retryable answer that named its Retry-After: backoff.Retry
+// waits that long before the next try; the caller sees only err.
+type serverPaced struct {
+	err   error
+	after *backoff.RetryAfterError
+}
+
+func (e *serverPaced) Error() string   { return e.err.Error() }
+func (e *serverPaced) Unwrap() []error { return []error{e.err, e.after} }
 
 func (d *HTTP) do(ctx context.Context, method, path string, body []byte) (*http.Response, error) {
 	var r io.Reader

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"github.com/updraft-ota/updraft/internal/sim"
 	"github.com/updraft-ota/updraft/sdk/device/wire"
 )
@@ -103,14 +105,10 @@ func (f Fleet) connect(addr string, i int, o ConnectOptions) (*MQTTConn, error) 
 		user = wire.Username(f.Product, name, now)
 		pass = wire.Sign(f.Secret(i), f.Product, name, now.UnixMilli())
 	}
-	var c *MQTTConn
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		if c, err = DialMQTT(addr, wire.ClientID(f.Product, name), user, pass); err == nil {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	c, err := backoff.Retry(context.Background(), func() (*MQTTConn, error) {
+		return DialMQTT(addr, wire.ClientID(f.Product, name), user, pass)
+	}, backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: 200 * time.Millisecond, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: 2 * time.Second}),
+		backoff.WithMaxTries(5), backoff.WithMaxElapsedTime(0))
 	if err != nil {
 		return nil, err
 	}
