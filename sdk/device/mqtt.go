@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/updraft-ota/updraft/sdk/device/wire"
@@ -31,7 +32,8 @@ type MQTTConfig struct {
 	AckTimeout time.Duration
 	// Attempts is how many times a report is sent before giving up
 	// (default 8; the pause between attempts doubles from 0.5 s up to
-	// AckTimeout, so a report survives a reconnect of about a minute).
+	// AckTimeout, ±50 %, so a report survives a reconnect of about a
+	// minute).
 	Attempts int
 	// ConnectTimeout bounds each connection attempt (default 10 s).
 	ConnectTimeout time.Duration
@@ -214,24 +216,17 @@ func (d *MQTT) onConnect(c paho.Client) {
 		wire.Topic(p, n, wire.TopicNotice):     1,
 		wire.Topic(p, n, wire.TopicCheckReply): 1,
 	}
-	pause := 500 * time.Millisecond
-	for {
+	if _, err := backoff.Retry(d.disp.ctx, func() (struct{}, error) {
 		err := d.wait(d.disp.ctx, c.SubscribeMultiple(filters, d.onMessage))
-		if err == nil {
-			break
+		if err != nil && !c.IsConnectionOpen() {
+			return struct{}{}, backoff.Permanent(err) // the reconnect subscribes again
 		}
-		if d.disp.ctx.Err() != nil || !c.IsConnectionOpen() {
-			return
-		}
-		d.cfg.Logger.Warn("device: subscribing failed; retrying", "device", p+"/"+n, "err", err)
-		t := time.NewTimer(pause)
-		select {
-		case <-t.C:
-		case <-d.disp.ctx.Done():
-			t.Stop()
-			return
-		}
-		pause = min(2*pause, d.cfg.AckTimeout)
+		return struct{}{}, err
+	}, backoff.WithBackOff(d.newBackOff()), backoff.WithMaxElapsedTime(0),
+		backoff.WithNotify(func(err error, _ time.Duration) {
+			d.cfg.Logger.Warn("device: subscribing failed; retrying", "device", p+"/"+n, "err", err)
+		})); err != nil {
+		return
 	}
 	ctx, cancel := context.WithTimeout(d.disp.ctx, d.cfg.AckTimeout*time.Duration(d.cfg.Attempts))
 	defer cancel()
@@ -300,28 +295,24 @@ func (d *MQTT) publish(ctx context.Context, topic string, v any) error {
 	if err != nil {
 		return err
 	}
-	var last error
-	pause := 500 * time.Millisecond
-	for i := 0; i < d.cfg.Attempts; i++ {
-		if i > 0 {
-			// Not connected fails at once: give the reconnect time.
-			t := time.NewTimer(pause)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			}
-			pause = min(2*pause, d.cfg.AckTimeout)
-		}
-		if last = d.wait(ctx, d.c.Publish(topic, 1, false, b)); last == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
+	_, err = backoff.Retry(ctx, func() (struct{}, error) {
+		// Not connected fails at once: the wait gives the reconnect time.
+		return struct{}{}, d.wait(ctx, d.c.Publish(topic, 1, false, b))
+	}, backoff.WithBackOff(d.newBackOff()), backoff.WithMaxTries(uint(d.cfg.Attempts)), backoff.WithMaxElapsedTime(0))
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
 	}
-	return fmt.Errorf("device %s/%s: publishing to %s: %w", d.cfg.Product, d.cfg.Name, topic, last)
+	return fmt.Errorf("device %s/%s: publishing to %s: %w", d.cfg.Product, d.cfg.Name, topic, err)
+}
+
+// newBackOff is the pause between tries of a subscribe or publish: from
+// 0.5 s, doubling up to AckTimeout, randomized by ±50 % so that a fleet
+// refused together does not come back together.
+func (d *MQTT) newBackOff() *backoff.ExponentialBackOff {
+	return &backoff.ExponentialBackOff{InitialInterval: 500 * time.Millisecond, RandomizationFactor: 0.5, Multiplier: 2, MaxInterval: d.cfg.AckTimeout}
 }
 
 // ReportVersion reports the version module runs now; it is also reported
