@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
@@ -23,6 +24,7 @@ import (
 	"github.com/updraft-ota/updraft/internal/api/httpx"
 	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/service"
+	"github.com/updraft-ota/updraft/internal/store"
 )
 
 // APIVersion is the only Version served.
@@ -365,7 +367,22 @@ func (p params) page(max int64) (current, size int64, err error) {
 	if size < 1 || size > max {
 		return 0, 0, ota.Invalid(fieldPage, "PageSize must be 1–%d, got %d", max, size)
 	}
+	// A CurrentPage so large that the offset would not fit is refused, not
+	// wrapped into a negative offset (which the store reads as page 1).
+	if current-1 > maxPageOffset/size {
+		return 0, 0, ota.Invalid(fieldPage, "CurrentPage %d is beyond the last page of any list (PageSize %d)", current, size)
+	}
 	return current, size, nil
+}
+
+// maxPageOffset bounds the rows a page may skip: far past any list, and
+// small enough that CurrentPage × PageSize never overflows.
+const maxPageOffset = math.MaxInt32
+
+// storePage is the store's page for page cur of size rows (page checked
+// that the offset fits).
+func storePage(cur, size int64) store.Page {
+	return store.Page{Limit: int(size), Offset: int((cur - 1) * size)}
 }
 
 func pageCount(total, size int64) int64 { return (total + size - 1) / size }

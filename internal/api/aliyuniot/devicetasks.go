@@ -63,7 +63,7 @@ func (a *API) listOTAJobByDevice(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	jobs, total, err := a.svc.ListJobs(ctx, c.p, store.JobFilter{PackageID: fw, ProductKey: pk, Device: &ota.DeviceRef{ProductKey: pk, Name: dn}},
-		store.Page{Limit: int(size), Offset: int((cur - 1) * size)})
+		storePage(cur, size))
 	if err != nil {
 		return nil, err
 	}

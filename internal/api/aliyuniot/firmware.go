@@ -271,7 +271,7 @@ func (a *API) listOTAFirmware(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	f := store.PackageFilter{ProductKey: c.q.str("ProductKey"), Version: c.q.str("DestVersion")}
-	pkgs, total, err := a.svc.ListPackages(ctx, c.p, f, store.Page{Limit: int(size), Offset: int((cur - 1) * size)})
+	pkgs, total, err := a.svc.ListPackages(ctx, c.p, f, storePage(cur, size))
 	if err != nil {
 		return nil, err
 	}

@@ -368,7 +368,7 @@ func (a *API) listOTAJobByFirmware(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	jobs, total, err := a.svc.ListJobs(ctx, c.p, store.JobFilter{PackageID: id}, store.Page{Limit: int(size), Offset: int((cur - 1) * size)})
+	jobs, total, err := a.svc.ListJobs(ctx, c.p, store.JobFilter{PackageID: id}, storePage(cur, size))
 	if err != nil {
 		return nil, err
 	}
@@ -442,7 +442,7 @@ func (a *API) listOTATaskByJob(ctx context.Context, c *call) (any, error) {
 	if f.Devices, err = c.q.list("DeviceNames", maxTaskPage); err != nil {
 		return nil, err
 	}
-	tasks, total, err := a.svc.ListTasks(ctx, c.p, f, store.Page{Limit: int(size), Offset: int((cur - 1) * size)})
+	tasks, total, err := a.svc.ListTasks(ctx, c.p, f, storePage(cur, size))
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -260,6 +261,11 @@ func (c *call) paging(req searchRequest) (store.Page, error) {
 	}
 	if size < 1 || size > maxPageSize {
 		return store.Page{}, ota.Invalid("pagination.pageSize", "pagination.pageSize must be 1–%d, got %d", maxPageSize, size)
+	}
+	// A pageNo so large that the offset would not fit is refused, not
+	// wrapped into a negative offset (which the store reads as page 1).
+	if no-1 > math.MaxInt32/size {
+		return store.Page{}, ota.Invalid("pagination.pageNo", "pagination.pageNo %d is beyond the last page of any list (pageSize %d)", no, size)
 	}
 	c.page = &pagination{PageNo: no, PageSize: size}
 	return store.Page{Limit: size, Offset: (no - 1) * size}, nil
