@@ -83,7 +83,10 @@ func run(bin string, pairs int, duration time.Duration, conns int, db, extra str
 	if bin, err = benchkit.BuildUpdraft(bin, work); err != nil {
 		return err
 	}
-	args := strings.Fields(extra)
+	// Each connection is one device asking as fast as it can: the device
+	// rate limit (--rate-limit-device) would measure the throttle, not the
+	// check-in path.
+	args := append([]string{"--rate-limit-device", "0"}, strings.Fields(extra)...)
 	if db != "" {
 		args = append(args, "--db", db)
 	}

@@ -67,6 +67,9 @@ type Config struct {
 	// may make (burst five times that). "0" turns a limit off.
 	RateLimit   string
 	RateLimitIP string
+	// RateLimitDevice (--rate-limit-device) is the requests per second one
+	// device may make on the device HTTP APIs (burst ten times that).
+	RateLimitDevice string
 
 	// First-start tenant and key (env only; empty parts are generated).
 	BootstrapTenant    string // UPDRAFT_BOOTSTRAP_TENANT
@@ -96,6 +99,7 @@ func Default() Config {
 		Console:         "true",
 		RateLimit:       "200",
 		RateLimitIP:     "10",
+		RateLimitDevice: "5",
 		ShutdownTimeout: 15 * time.Second,
 	}
 }
@@ -121,6 +125,7 @@ var flagSpecs = []flagSpec{
 	{"secret-key-file", func(c *Config) *string { return &c.SecretKeyFile }, "file holding the key that encrypts device and access-key secrets in the database (default <data>/secret.key, created 0600 on first start; replicas must share it)"},
 	{"rate-limit", func(c *Config) *string { return &c.RateLimit }, "requests per second per access key on the management APIs, burst twice that; 429/Retry-After (or the dialect's throttling error) beyond it; 0 = off"},
 	{"rate-limit-ip", func(c *Config) *string { return &c.RateLimitIP }, "failed authentications per second per source IP, burst five times that; beyond it the IP's calls are refused before any signature check; 0 = off"},
+	{"rate-limit-device", func(c *Config) *string { return &c.RateLimitDevice }, "requests per second per device on the device HTTP APIs (native /device/v1, EnOS HTTP login and download), burst ten times that; 429/Retry-After beyond it; per replica; 0 = off"},
 	{"pprof", func(c *Config) *string { return &c.PprofAddr }, "serve net/http/pprof on this separate address, such as 127.0.0.1:6060 (default off; never expose it publicly)"},
 	{"tls", func(c *Config) *string { return &c.TLS }, `"auto": create a local CA and server certificate in the data directory and serve HTTPS and MQTT over TLS (default off)`},
 	{"tls-cert", func(c *Config) *string { return &c.TLSCert }, "server certificate file (PEM, chain allowed): serve HTTPS on --http and MQTT over TLS on --mqtts; needs --tls-key"},
@@ -245,7 +250,7 @@ func (c *Config) Validate() error {
 	if strings.TrimSpace(c.DataDir) == "" {
 		return flagErr("data", c.DataDir, "a data directory is required")
 	}
-	if _, _, err := c.RateLimits(); err != nil {
+	if _, err := c.RateLimits(); err != nil {
 		return err
 	}
 	if err := checkListenAddr("http", c.HTTPAddr); err != nil {

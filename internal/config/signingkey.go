@@ -98,9 +98,15 @@ func (c *Config) LoadSecretBox() (*secrets.Box, error) {
 	return secrets.New(key)
 }
 
-// RateLimits parses --rate-limit and --rate-limit-ip: requests per second,
-// a non-negative number (0 = off).
-func (c *Config) RateLimits() (perKey, perIP float64, err error) {
+// RateLimitValues are the parsed --rate-limit* flags, requests per second
+// (0 = off).
+type RateLimitValues struct {
+	PerKey, PerIP, PerDevice float64
+}
+
+// RateLimits parses --rate-limit, --rate-limit-ip and --rate-limit-device:
+// requests per second, a non-negative number (0 = off).
+func (c *Config) RateLimits() (RateLimitValues, error) {
 	parse := func(flag, v string) (float64, error) {
 		if v == "" {
 			return 0, nil
@@ -111,9 +117,14 @@ func (c *Config) RateLimits() (perKey, perIP float64, err error) {
 		}
 		return f, nil
 	}
-	if perKey, err = parse("rate-limit", c.RateLimit); err != nil {
-		return 0, 0, err
+	var l RateLimitValues
+	var err error
+	if l.PerKey, err = parse("rate-limit", c.RateLimit); err != nil {
+		return l, err
 	}
-	perIP, err = parse("rate-limit-ip", c.RateLimitIP)
-	return perKey, perIP, err
+	if l.PerIP, err = parse("rate-limit-ip", c.RateLimitIP); err != nil {
+		return l, err
+	}
+	l.PerDevice, err = parse("rate-limit-device", c.RateLimitDevice)
+	return l, err
 }

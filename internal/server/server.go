@@ -256,11 +256,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	s.svc.SetEngineWake(eng.Wake)
 	s.onShutdown(func(context.Context) error { eng.Stop(); return nil })
 
-	perKey, perIP, err := cfg.RateLimits()
+	limits, err := cfg.RateLimits()
 	if err != nil {
 		return nil, err
 	}
-	throttle := httpx.NewThrottle(httpx.RateLimits{PerKey: perKey, PerIP: perIP})
+	throttle := httpx.NewThrottle(httpx.RateLimits{PerKey: limits.PerKey, PerIP: limits.PerIP, PerDevice: limits.PerDevice})
 	s.routes(blobHandler)
 	s.http = &http.Server{
 		// Bodies must keep moving (httpx.Pace): headers have

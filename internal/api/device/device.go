@@ -106,31 +106,39 @@ type handler func(w http.ResponseWriter, r *http.Request, dev ota.DeviceRef) err
 // authed checks the device's Authorization header before h runs.
 func (a *API) authed(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cred, err := wire.ParseAuthorization(r.Header.Get("Authorization"))
-		if err != nil {
-			a.fail(w, r, &ota.Error{Code: ota.CodeUnauthenticated, Message: err.Error()})
-			return
-		}
-		dev, err := deviceproto.Authenticate(r.Context(), a.devices, cred, a.opts.Now(), a.opts.Skew)
+		var ref ota.DeviceRef
+		// Under the server's rate limits: failures count against the source
+		// IP, requests against the device's own bucket (429 + Retry-After
+		// in the native envelope when it polls too often).
+		err := httpx.AdmitDevice(r, func() (string, error) {
+			cred, err := wire.ParseAuthorization(r.Header.Get("Authorization"))
+			if err != nil {
+				return "", &ota.Error{Code: ota.CodeUnauthenticated, Message: err.Error()}
+			}
+			dev, err := deviceproto.Authenticate(r.Context(), a.devices, cred, a.opts.Now(), a.opts.Skew)
+			if err != nil {
+				return "", err
+			}
+			// A signature is a secret proof: refused for products whose
+			// devices authenticate by client certificate (auth x509), which
+			// device HTTP does not take.
+			prod, err := a.product(r, dev.ProductKey)
+			if err == nil {
+				err = prod.CheckDeviceAuth(dev.Name, ota.DeviceProof{Secret: true})
+			}
+			if err != nil {
+				return "", err
+			}
+			ref = ota.DeviceRef{ProductKey: dev.ProductKey, Name: dev.Name}
+			return ref.ProductKey + "/" + ref.Name, nil
+		})
 		if err != nil {
 			a.fail(w, r, err)
 			return
 		}
-		// A signature is a secret proof: refused for products whose devices
-		// authenticate by client certificate (auth x509), which device HTTP
-		// does not take.
-		prod, err := a.product(r, dev.ProductKey)
-		if err == nil {
-			err = prod.CheckDeviceAuth(dev.Name, ota.DeviceProof{Secret: true})
-		}
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		ref := ota.DeviceRef{ProductKey: dev.ProductKey, Name: dev.Name}
 		if err := a.devices.DeviceSeen(r.Context(), ref); err != nil {
 			// Presence is bookkeeping: the device's request still counts.
-			a.opts.Log.WarnContext(r.Context(), "recording a device sighting failed", "device", dev.ProductKey+"/"+dev.Name, "err", err)
+			a.opts.Log.WarnContext(r.Context(), "recording a device sighting failed", "device", ref.ProductKey+"/"+ref.Name, "err", err)
 		}
 		if err := h(w, r, ref); err != nil {
 			a.fail(w, r, err)

@@ -13,12 +13,14 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/updraft-ota/updraft/internal/api/httpx"
 	"github.com/updraft-ota/updraft/internal/ota"
 )
 
@@ -110,38 +112,75 @@ func failLookup(w http.ResponseWriter, err error) {
 	deviceFail(w, http.StatusServiceUnavailable, "the server cannot check the device now; try again")
 }
 
+// deviceRefusal is an HTTP-broker answer decided while checking a device's
+// request (status and message of deviceFail).
+type deviceRefusal struct {
+	status int
+	msg    string
+}
+
+func (e *deviceRefusal) Error() string { return e.msg }
+
+func refuse(status int, msg string) error { return &deviceRefusal{status, msg} }
+
+// admitDevice runs check (which names the device) under the server's rate
+// limits (httpx.AdmitDevice) and answers a refusal itself: a device over its
+// limit gets HTTP 429 with Retry-After and {"code":429,"message"}, the HTTP
+// broker's error form. It reports whether the request may go on.
+func admitDevice(w http.ResponseWriter, r *http.Request, check func() error) bool {
+	pk, dk := r.PathValue("productKey"), r.PathValue("deviceKey")
+	err := httpx.AdmitDevice(r, func() (string, error) {
+		if err := check(); err != nil {
+			return "", err
+		}
+		return pk + "/" + dk, nil
+	})
+	var refusal *deviceRefusal
+	switch {
+	case err == nil:
+		return true
+	case errors.As(err, &refusal):
+		deviceFail(w, refusal.status, refusal.msg)
+	case ota.ErrorCode(err) == ota.CodeRateLimited:
+		deviceFail(w, http.StatusTooManyRequests, ota.ErrorMessage(err))
+	default:
+		failLookup(w, err)
+	}
+	return false
+}
+
 func (a *API) serveDeviceLogin(w http.ResponseWriter, r *http.Request) {
 	pk, dk := r.PathValue("productKey"), r.PathValue("deviceKey")
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxLoginBody))
-	if err != nil {
-		deviceFail(w, http.StatusBadRequest, "the login body could not be read (at most 4 KiB)")
-		return
-	}
 	var req loginRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		deviceFail(w, http.StatusBadRequest, "the login body is not JSON {signMethod, lifetime, sign}: "+err.Error())
-		return
-	}
-	method := req.SignMethod
-	if method == "" {
-		method = req.SecureMode
-	}
-	if !strings.EqualFold(method, "sha256") {
-		deviceFail(w, http.StatusBadRequest, "signMethod "+strconv.Quote(method)+" is not supported: use sha256")
-		return
-	}
-	if req.Lifetime < MinSessionLifetime || req.Lifetime > MaxSessionLifetime {
-		deviceFail(w, http.StatusBadRequest, "lifetime must be "+strconv.Itoa(MinSessionLifetime)+" to "+strconv.Itoa(MaxSessionLifetime)+" ms, got "+strconv.FormatInt(req.Lifetime, 10))
-		return
-	}
-	dev, err := a.enosDevice(r.Context(), pk, dk)
-	if err != nil {
-		failLookup(w, err)
-		return
-	}
-	want := LoginSign(pk, dk, req.Lifetime, dev.Secret)
-	if subtle.ConstantTimeCompare([]byte(want), []byte(strings.ToLower(req.Sign))) != 1 {
-		deviceFail(w, http.StatusUnauthorized, "unknown device or bad sign")
+	var dev ota.Device
+	ok := admitDevice(w, r, func() error {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxLoginBody))
+		if err != nil {
+			return refuse(http.StatusBadRequest, "the login body could not be read (at most 4 KiB)")
+		}
+		if err := json.Unmarshal(body, &req); err != nil {
+			return refuse(http.StatusBadRequest, "the login body is not JSON {signMethod, lifetime, sign}: "+err.Error())
+		}
+		method := req.SignMethod
+		if method == "" {
+			method = req.SecureMode
+		}
+		if !strings.EqualFold(method, "sha256") {
+			return refuse(http.StatusBadRequest, "signMethod "+strconv.Quote(method)+" is not supported: use sha256")
+		}
+		if req.Lifetime < MinSessionLifetime || req.Lifetime > MaxSessionLifetime {
+			return refuse(http.StatusBadRequest, "lifetime must be "+strconv.Itoa(MinSessionLifetime)+" to "+strconv.Itoa(MaxSessionLifetime)+" ms, got "+strconv.FormatInt(req.Lifetime, 10))
+		}
+		if dev, err = a.enosDevice(r.Context(), pk, dk); err != nil {
+			return err
+		}
+		want := LoginSign(pk, dk, req.Lifetime, dev.Secret)
+		if subtle.ConstantTimeCompare([]byte(want), []byte(strings.ToLower(req.Sign))) != 1 {
+			return refuse(http.StatusUnauthorized, "unknown device or bad sign")
+		}
+		return nil
+	})
+	if !ok {
 		return
 	}
 	exp := a.svc.Now().Add(time.Duration(req.Lifetime) * time.Millisecond)
@@ -154,28 +193,29 @@ func (a *API) serveDeviceLogin(w http.ResponseWriter, r *http.Request) {
 func (a *API) serveDeviceFile(w http.ResponseWriter, r *http.Request) {
 	pk, dk := r.PathValue("productKey"), r.PathValue("deviceKey")
 	q := r.URL.Query()
-	if c := q.Get("category"); c != "ota" {
-		deviceFail(w, http.StatusBadRequest, "category "+strconv.Quote(c)+" is not served here: use category=ota")
-		return
-	}
-	id, ok := packageOfURI(q.Get("fileUri"))
-	if !ok {
-		deviceFail(w, http.StatusBadRequest, "fileUri must be the enos-connect:// URI of an upgrade notice")
-		return
-	}
-	dev, err := a.enosDevice(r.Context(), pk, dk)
-	if err != nil {
-		failLookup(w, err)
-		return
-	}
-	exp, mac, _ := strings.Cut(q.Get("sessionId"), ".")
-	expMs, err := strconv.ParseInt(exp, 10, 64)
-	if err != nil || subtle.ConstantTimeCompare([]byte(sessionMAC(pk, dk, dev.Secret, exp)), []byte(mac)) != 1 {
-		deviceFail(w, http.StatusUnauthorized, "sessionId is not valid: log in again (POST /auth/{productKey}/{deviceKey})")
-		return
-	}
-	if !a.svc.Now().Before(time.UnixMilli(expMs)) {
-		deviceFail(w, http.StatusUnauthorized, "the session has expired: log in again (POST /auth/{productKey}/{deviceKey})")
+	var id string
+	if !admitDevice(w, r, func() error {
+		if c := q.Get("category"); c != "ota" {
+			return refuse(http.StatusBadRequest, "category "+strconv.Quote(c)+" is not served here: use category=ota")
+		}
+		var ok bool
+		if id, ok = packageOfURI(q.Get("fileUri")); !ok {
+			return refuse(http.StatusBadRequest, "fileUri must be the enos-connect:// URI of an upgrade notice")
+		}
+		dev, err := a.enosDevice(r.Context(), pk, dk)
+		if err != nil {
+			return err
+		}
+		exp, mac, _ := strings.Cut(q.Get("sessionId"), ".")
+		expMs, err := strconv.ParseInt(exp, 10, 64)
+		if err != nil || subtle.ConstantTimeCompare([]byte(sessionMAC(pk, dk, dev.Secret, exp)), []byte(mac)) != 1 {
+			return refuse(http.StatusUnauthorized, "sessionId is not valid: log in again (POST /auth/{productKey}/{deviceKey})")
+		}
+		if !a.svc.Now().Before(time.UnixMilli(expMs)) {
+			return refuse(http.StatusUnauthorized, "the session has expired: log in again (POST /auth/{productKey}/{deviceKey})")
+		}
+		return nil
+	}) {
 		return
 	}
 	pkg, obj, err := a.svc.OpenPackageForDevice(r.Context(), ota.DeviceRef{ProductKey: pk, Name: dk}, id)

@@ -22,11 +22,21 @@ import (
 // which, once empty, refuses that IP's calls before any signature is
 // checked. A refusal is CodeRateLimited in the caller's dialect, with a
 // Retry-After header. Zero rates turn a limit off.
+//
+// Devices on the device HTTP APIs (native /device/v1, EnOS's HTTP login and
+// download) draw from their own device's bucket instead (AdmitDevice), so a
+// device that polls too often is refused in its protocol's throttling form
+// while the rest of the fleet is not. Buckets live in each replica's
+// memory: every replica limits what it serves itself, so behind a load
+// balancer that spreads one device over N replicas the device gets up to N
+// times the rate.
 type RateLimits struct {
 	PerKey       float64 // requests per second per access key
 	KeyBurst     int     // default 2 × PerKey (at least 1)
 	PerIP        float64 // failed authentications per second per source IP
 	IPBurst      int     // default 5 × PerIP (at least 1)
+	PerDevice    float64 // device HTTP requests per second per device
+	DeviceBurst  int     // default 10 × PerDevice (at least 1)
 	MaxEntries   int     // buckets remembered per kind before idle ones go; default 100 000
 	clockForTest func() time.Time
 }
@@ -34,7 +44,12 @@ type RateLimits struct {
 // DefaultRateLimits are the server's defaults: far above what an operator's
 // scripts or the CLI need (Alibaba documents 10–20 QPS per operation and
 // account), low enough that one key cannot take the whole server.
-var DefaultRateLimits = RateLimits{PerKey: 200, PerIP: 10}
+//
+// A device polls once a minute (the Retry-After of an empty check) and
+// reports a handful of progress steps per upgrade: 5 requests a second with
+// a burst of 50 never touches a well-behaved device (nor a test fleet
+// polling every 200 ms) and stops a runaway poll loop.
+var DefaultRateLimits = RateLimits{PerKey: 200, PerIP: 10, PerDevice: 5}
 
 // buckets is one token bucket per key, with idle buckets forgotten.
 type buckets struct {
@@ -108,8 +123,8 @@ func (b *buckets) peek(key string, now time.Time) (bool, time.Duration) {
 // Throttle holds a server's rate limits; Throttled puts it in every
 // request's context, and Admit consults it.
 type Throttle struct {
-	keys, ips *buckets
-	now       func() time.Time
+	keys, ips, devices *buckets
+	now                func() time.Time
 }
 
 // NewThrottle builds the limits.
@@ -117,7 +132,8 @@ func NewThrottle(l RateLimits) *Throttle {
 	if l.MaxEntries <= 0 {
 		l.MaxEntries = 100_000
 	}
-	t := &Throttle{keys: newBuckets(l.PerKey, l.KeyBurst, l.MaxEntries, 2), ips: newBuckets(l.PerIP, l.IPBurst, l.MaxEntries, 5), now: time.Now}
+	t := &Throttle{keys: newBuckets(l.PerKey, l.KeyBurst, l.MaxEntries, 2), ips: newBuckets(l.PerIP, l.IPBurst, l.MaxEntries, 5),
+		devices: newBuckets(l.PerDevice, l.DeviceBurst, l.MaxEntries, 10), now: time.Now}
 	if l.clockForTest != nil {
 		t.now = l.clockForTest
 	}
@@ -145,6 +161,18 @@ func Throttled(t *Throttle, next http.Handler) http.Handler {
 // auth fails, charged to the access key it names when it succeeds. Without
 // Throttled (tests of one API) it only runs auth.
 func Admit(r *http.Request, auth func() (keyID string, err error)) error {
+	return admit(r, auth, func(t *Throttle) *buckets { return t.keys }, "access key")
+}
+
+// AdmitDevice is Admit for the device HTTP APIs: auth names the device
+// ("{product}/{device}"), whose own bucket (RateLimits.PerDevice) the
+// request draws from. Failed authentications count against the source IP
+// as on the management APIs.
+func AdmitDevice(r *http.Request, auth func() (device string, err error)) error {
+	return admit(r, auth, func(t *Throttle) *buckets { return t.devices }, "device")
+}
+
+func admit(r *http.Request, auth func() (string, error), bucketsOf func(*Throttle) *buckets, kind string) error {
 	tc, ok := r.Context().Value(throttleKey{}).(throttleCtx)
 	if !ok || tc.t == nil {
 		_, err := auth()
@@ -157,16 +185,16 @@ func Admit(r *http.Request, auth func() (keyID string, err error)) error {
 			return tc.refuse(wait, "too many failed authentications from %s", ip)
 		}
 	}
-	keyID, err := auth()
+	id, err := auth()
 	if err != nil {
 		if tc.t.ips != nil {
 			tc.t.ips.take(ip, now)
 		}
 		return err
 	}
-	if tc.t.keys != nil {
-		if ok, wait := tc.t.keys.take(keyID, now); !ok {
-			return tc.refuse(wait, "too many requests with access key %s (limit %g per second)", keyID, float64(tc.t.keys.limit))
+	if b := bucketsOf(tc.t); b != nil {
+		if ok, wait := b.take(id, now); !ok {
+			return tc.refuse(wait, "too many requests with %s %s (limit %g per second)", kind, id, float64(b.limit))
 		}
 	}
 	return nil

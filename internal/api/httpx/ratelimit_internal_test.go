@@ -67,3 +67,43 @@ func TestAdmitAtTheLimit(t *testing.T) {
 		t.Fatalf("a second later: %v", err)
 	}
 }
+
+// TestAdmitDeviceAtTheLimit: with 2/s per device (burst 20 by default), a
+// device's 20 requests at one instant pass and the 21st is refused with
+// Retry-After; another device, and an access key, are not affected; 500 ms
+// later the device has one more.
+func TestAdmitDeviceAtTheLimit(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	th := NewThrottle(RateLimits{PerKey: 1, KeyBurst: 1, PerDevice: 2, clockForTest: func() time.Time { return now }})
+	var lastW *httptest.ResponseRecorder
+	call := func(admit func(*http.Request, func() (string, error)) error, id string) error {
+		var err error
+		lastW = httptest.NewRecorder()
+		Throttled(th, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			err = admit(r, func() (string, error) { return id, nil })
+		})).ServeHTTP(lastW, &http.Request{RemoteAddr: "10.0.0.1:5555", Header: http.Header{}})
+		return err
+	}
+	for i := range 20 {
+		if err := call(AdmitDevice, "p/d1"); err != nil {
+			t.Fatalf("request %d inside the burst: %v", i+1, err)
+		}
+	}
+	err := call(AdmitDevice, "p/d1")
+	if ota.ErrorCode(err) != ota.CodeRateLimited || lastW.Header().Get("Retry-After") != "1" {
+		t.Fatalf("request 21: %v, Retry-After %q; want rate_limited, 1", err, lastW.Header().Get("Retry-After"))
+	}
+	if err := call(AdmitDevice, "p/d2"); err != nil {
+		t.Fatalf("another device: %v", err)
+	}
+	if err := call(Admit, "AK1"); err != nil {
+		t.Fatalf("an access key (its own bucket): %v", err)
+	}
+	now = now.Add(500 * time.Millisecond) // one token at 2/s
+	if err := call(AdmitDevice, "p/d1"); err != nil {
+		t.Fatalf("after 500 ms: %v", err)
+	}
+	if err := call(AdmitDevice, "p/d1"); ota.ErrorCode(err) != ota.CodeRateLimited {
+		t.Fatalf("right after: %v, want rate_limited", err)
+	}
+}
