@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+
+	"github.com/updraft-ota/updraft/apiv1"
 )
 
 // Client calls one Updraft server as one access key. It is safe for
@@ -103,12 +105,6 @@ func errorCode(err error) string {
 	return ""
 }
 
-// List is a page of a listing and the number of matching items in all.
-type List[T any] struct {
-	Items []T   `json:"items"`
-	Total int64 `json:"total"`
-}
-
 // Page selects a slice of a listing: Limit 0 is the server's default (100),
 // at most 1000.
 type Page struct {
@@ -123,12 +119,6 @@ func (p Page) set(q url.Values) {
 	if p.Offset > 0 {
 		q.Set("offset", strconv.Itoa(p.Offset))
 	}
-}
-
-// Tag is a key/value label on packages and jobs.
-type Tag struct {
-	Key   string `json:"key"`
-	Value string `json:"value"`
 }
 
 // newRequest builds a request to path (under the server, "/api/v1/…") with
@@ -251,12 +241,7 @@ func decodeResponse(resp *http.Response, out any) error {
 func responseError(resp *http.Response) error {
 	e := &APIError{Status: resp.StatusCode, RequestID: resp.Header.Get("X-Request-Id")}
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var env struct {
-		Code      string `json:"code"`
-		Message   string `json:"message"`
-		Field     string `json:"field"`
-		RequestID string `json:"request_id"`
-	}
+	var env apiv1.Error
 	if json.Unmarshal(raw, &env) == nil && env.Code != "" {
 		e.Code, e.Message, e.Field = env.Code, env.Message, env.Field
 		if env.RequestID != "" {

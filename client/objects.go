@@ -6,21 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"time"
 )
-
-// Object is a file stored by bucket and key (PutObject), ready to be
-// registered as a package by reference, e.g. with Huawei IoTDA's
-// CreateOtaPackage (file_location.obs_location).
-type Object struct {
-	Bucket  string    `json:"bucket"`
-	Key     string    `json:"key"`
-	Size    int64     `json:"size"`
-	SHA256  string    `json:"sha256"`
-	MD5     string    `json:"md5"`
-	ETag    string    `json:"etag,omitempty"`
-	ModTime time.Time `json:"mod_time"`
-}
 
 // PutObject streams body into bucket/key (PUT /api/v1/objects/{bucket}/{key}).
 // size is the body's length, or -1 if unknown (the body is then sent

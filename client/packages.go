@@ -12,53 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 )
-
-// PackageMetadata describes a package being uploaded. Product, Name and
-// Version are required; Kind defaults to firmware, Module to "default" (set
-// Kind "module" for another module), SignMethod to SHA256. A declared Sign is
-// checked against the file.
-type PackageMetadata struct {
-	Product        string   `json:"product"`
-	Module         string   `json:"module,omitempty"`
-	Kind           string   `json:"kind,omitempty"` // firmware, software or module
-	Name           string   `json:"name"`
-	Version        string   `json:"version"`
-	SourceVersions []string `json:"source_versions,omitempty"`
-	Differential   bool     `json:"differential,omitempty"`
-	Description    string   `json:"description,omitempty"`
-	CustomInfo     string   `json:"custom_info,omitempty"`
-	SignMethod     string   `json:"sign_method,omitempty"` // SHA256 or MD5
-	Sign           string   `json:"sign,omitempty"`
-	NeedVerify     bool     `json:"need_verify,omitempty"`
-	Tags           []Tag    `json:"tags,omitempty"`
-}
-
-// Package is a registered upgrade package.
-type Package struct {
-	ID             string    `json:"id"`
-	Product        string    `json:"product"`
-	Module         string    `json:"module"`
-	Kind           string    `json:"kind"`
-	Name           string    `json:"name"`
-	Version        string    `json:"version"`
-	SourceVersions []string  `json:"source_versions"`
-	Differential   bool      `json:"differential"`
-	Description    string    `json:"description"`
-	CustomInfo     string    `json:"custom_info"`
-	SignMethod     string    `json:"sign_method"`
-	Sign           string    `json:"sign"`
-	NeedVerify     bool      `json:"need_verify"`
-	VerifyStatus   string    `json:"verify_status"` // not_needed, unverified, verifying, verified, failed
-	Tags           []Tag     `json:"tags"`
-	FileName       string    `json:"file_name"`
-	Size           int64     `json:"size"`
-	SHA256         string    `json:"sha256"`
-	MD5            string    `json:"md5"`
-	CreatedAt      time.Time `json:"created_at"`
-	ModifiedAt     time.Time `json:"modified_at"`
-}
 
 // PackageFilter narrows ListPackages. Zero fields do not filter.
 type PackageFilter struct {
@@ -303,14 +257,6 @@ func (c *Client) PackageURL(ctx context.Context, id string) (string, error) {
 		return "", fmt.Errorf("client: the redirect has no usable Location: %w", err)
 	}
 	return loc.String(), nil
-}
-
-// PackageUpdate changes a package's descriptive fields; nil fields stay.
-type PackageUpdate struct {
-	Name        *string `json:"name,omitempty"`
-	Description *string `json:"description,omitempty"`
-	CustomInfo  *string `json:"custom_info,omitempty"`
-	Tags        *[]Tag  `json:"tags,omitempty"`
 }
 
 // UpdatePackage changes a package's name, description, custom info or tags.

@@ -4,51 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"time"
 )
-
-// ProductCreate is a new product.
-type ProductCreate struct {
-	Key         string `json:"key"`
-	Name        string `json:"name"`
-	Description string `json:"description,omitempty"`
-	// Protocol is the device protocol its devices speak: native (default),
-	// huawei, alibaba or enos. Auth is secret (default) or x509.
-	Protocol string `json:"protocol,omitempty"`
-	Auth     string `json:"auth,omitempty"`
-}
-
-// Product is a device model.
-type Product struct {
-	Key         string    `json:"key"`
-	Name        string    `json:"name"`
-	Description string    `json:"description"`
-	Protocol    string    `json:"protocol"`
-	Auth        string    `json:"auth"`
-	CreatedAt   time.Time `json:"created_at"`
-}
-
-// ModuleCreate is a new custom module.
-type ModuleCreate struct {
-	Name        string `json:"module_name"`
-	Alias       string `json:"alias_name,omitempty"`
-	Description string `json:"description,omitempty"`
-}
-
-// ModuleUpdate changes the fields that are not nil.
-type ModuleUpdate struct {
-	Alias       *string `json:"alias_name,omitempty"`
-	Description *string `json:"description,omitempty"`
-}
-
-// Module is an independently versioned part of a product's devices.
-type Module struct {
-	Product     string    `json:"product"`
-	Name        string    `json:"module_name"`
-	Alias       string    `json:"alias_name"`
-	Description string    `json:"description"`
-	CreatedAt   time.Time `json:"created_at"`
-}
 
 // CreateProduct registers a product.
 func (c *Client) CreateProduct(ctx context.Context, in ProductCreate) (Product, error) {

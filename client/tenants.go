@@ -4,41 +4,9 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"time"
+
+	"github.com/updraft-ota/updraft/apiv1"
 )
-
-// Quota bounds what a tenant may hold; 0 means no limit.
-type Quota struct {
-	MaxPackages     int64 `json:"max_packages"`
-	MaxStorageBytes int64 `json:"max_storage_bytes"`
-	MaxDevices      int64 `json:"max_devices"`
-	MaxRunningJobs  int64 `json:"max_running_jobs"`
-}
-
-// TenantCreate is a new tenant.
-type TenantCreate struct {
-	ID    string `json:"id"`
-	Name  string `json:"name,omitempty"`
-	Quota Quota  `json:"quota"`
-}
-
-// Tenant owns products, devices, packages and jobs.
-type Tenant struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Operator  bool      `json:"operator"`
-	Quota     Quota     `json:"quota"`
-	CreatedAt time.Time `json:"created_at"`
-}
-
-// AccessKey is an API credential; Secret is set only when it was just created.
-type AccessKey struct {
-	ID        string    `json:"id"`
-	Tenant    string    `json:"tenant"`
-	Role      string    `json:"role"`
-	Secret    string    `json:"secret,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-}
 
 // CreateTenant adds a tenant (operator admin keys only).
 func (c *Client) CreateTenant(ctx context.Context, in TenantCreate) (Tenant, error) {
@@ -87,9 +55,7 @@ func tenantQuery(tenant string) url.Values {
 // the only time it is shown.
 func (c *Client) CreateKey(ctx context.Context, tenant, role string) (AccessKey, error) {
 	var out AccessKey
-	err := c.do(ctx, http.MethodPost, "/api/v1/keys", tenantQuery(tenant), struct {
-		Role string `json:"role,omitempty"`
-	}{role}, &out)
+	err := c.do(ctx, http.MethodPost, "/api/v1/keys", tenantQuery(tenant), apiv1.AccessKeyCreate{Role: role}, &out)
 	return out, err
 }
 

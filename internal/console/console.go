@@ -313,7 +313,7 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, s *session, err e
 		code, msg = ota.CodeTooLarge, "the request is too large"
 	}
 	if r.Header.Get("Accept") == "application/json" || r.Header.Get(CSRFHeader) != "" {
-		httpx.WriteJSON(w, httpx.Status(code), httpx.ErrorBody{Code: code, Message: msg, Field: ota.ErrorField(err), RequestID: httpx.RequestIDFrom(r.Context())})
+		httpx.WriteJSON(w, httpx.Status(code), httpx.ErrorBody{Code: string(code), Message: msg, Field: ota.ErrorField(err), RequestID: httpx.RequestIDFrom(r.Context())})
 		return
 	}
 	c.render(w, r, s, httpx.Status(code), "error", "Error", map[string]any{"Code": code, "Message": msg})

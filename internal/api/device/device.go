@@ -176,7 +176,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		}
 		a.opts.Log.InfoContext(r.Context(), "device request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "err", cause)
 		w.Header().Set("WWW-Authenticate", wire.AuthScheme)
-		httpx.WriteJSON(w, http.StatusUnauthorized, httpx.ErrorBody{Code: ota.CodeUnauthenticated, Message: ota.ErrorMessage(err), RequestID: httpx.RequestIDFrom(r.Context())})
+		httpx.WriteJSON(w, http.StatusUnauthorized, httpx.ErrorBody{Code: string(ota.CodeUnauthenticated), Message: ota.ErrorMessage(err), RequestID: httpx.RequestIDFrom(r.Context())})
 		return
 	}
 	if ota.ErrorCode(err) == ota.CodeUnavailable {

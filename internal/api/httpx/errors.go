@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/updraft-ota/updraft/apiv1"
 	"github.com/updraft-ota/updraft/internal/ota"
 )
 
@@ -42,20 +43,16 @@ func Status(code ota.Code) int {
 	return http.StatusInternalServerError
 }
 
-// ErrorBody is the native error envelope.
-type ErrorBody struct {
-	Code      ota.Code `json:"code"`
-	Message   string   `json:"message"`
-	Field     string   `json:"field,omitempty"`
-	RequestID string   `json:"request_id"`
-}
+// ErrorBody is the native error envelope (its one definition is apiv1.Error,
+// which client/ reads).
+type ErrorBody = apiv1.Error
 
 // WriteError writes err in the native envelope. Internal and unavailable
 // errors are logged with their cause and the request id; callers see a
 // generic message they can quote back with the request id.
 func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	code := ota.ErrorCode(err)
-	body := ErrorBody{Code: code, Message: ota.ErrorMessage(err), Field: ota.ErrorField(err), RequestID: RequestIDFrom(r.Context())}
+	body := ErrorBody{Code: string(code), Message: ota.ErrorMessage(err), Field: ota.ErrorField(err), RequestID: RequestIDFrom(r.Context())}
 	switch code {
 	case ota.CodeInternal:
 		body.Message = "internal error: report the request id to the operator"

@@ -103,7 +103,7 @@ func TestWriteErrorHidesInternalCauses(t *testing.T) {
 	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
 		t.Fatal(err)
 	}
-	if rec.Code != 500 || body.Code != ota.CodeInternal || strings.Contains(body.Message, "secret_admin") || body.RequestID == "" {
+	if rec.Code != 500 || body.Code != string(ota.CodeInternal) || strings.Contains(body.Message, "secret_admin") || body.RequestID == "" {
 		t.Errorf("internal error answer: %d %+v", rec.Code, body)
 	}
 	if !strings.Contains(logged.String(), "secret_admin") || !strings.Contains(logged.String(), body.RequestID) {

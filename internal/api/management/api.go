@@ -157,7 +157,7 @@ func (a *API) fallback(mux *http.ServeMux) http.Handler {
 			// method does not.
 			w.Header().Set("Allow", probe.header.Get("Allow"))
 			httpx.WriteJSON(w, http.StatusMethodNotAllowed, httpx.ErrorBody{
-				Code:      ota.CodeInvalid,
+				Code:      string(ota.CodeInvalid),
 				Message:   "method " + r.Method + " is not allowed on " + r.URL.Path + ": allowed: " + probe.header.Get("Allow"),
 				RequestID: httpx.RequestIDFrom(r.Context()),
 			})

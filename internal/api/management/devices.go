@@ -3,6 +3,7 @@ package management
 import (
 	"net/http"
 
+	"github.com/updraft-ota/updraft/apiv1"
 	"github.com/updraft-ota/updraft/internal/api/httpx"
 	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/service"
@@ -20,7 +21,7 @@ func (a *API) registerDevices(mux *http.ServeMux) {
 // updateDevice changes what an operator may change of a device: its groups,
 // attributes and tags.
 func (a *API) updateDevice(w http.ResponseWriter, r *http.Request, p service.Principal) error {
-	var in deviceUpdate
+	var in apiv1.DeviceUpdate
 	if err := httpx.DecodeJSON(w, r, &in, a.opts.MaxJSONBody); err != nil {
 		return err
 	}
@@ -69,7 +70,7 @@ func (a *API) deleteDevice(w http.ResponseWriter, r *http.Request, p service.Pri
 }
 
 func (a *API) createDevice(w http.ResponseWriter, r *http.Request, p service.Principal) error {
-	var in deviceCreate
+	var in apiv1.DeviceCreate
 	if err := httpx.DecodeJSON(w, r, &in, a.opts.MaxJSONBody); err != nil {
 		return err
 	}

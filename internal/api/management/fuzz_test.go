@@ -15,6 +15,7 @@ import (
 	"github.com/updraft-ota/updraft/client"
 	"github.com/updraft-ota/updraft/internal/api/httpx"
 	"github.com/updraft-ota/updraft/internal/config"
+	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/server"
 )
 
@@ -94,8 +95,8 @@ func checkNativeAnswer(t *testing.T, what string, w *httptest.ResponseRecorder) 
 	if e.Code == "" || e.Message == "" || e.RequestID == "" {
 		t.Fatalf("%s: HTTP %d, incomplete error envelope: %s", what, w.Code, w.Body)
 	}
-	if httpx.Status(e.Code) != w.Code {
-		t.Fatalf("%s: HTTP %d with code %q, which the native table answers %d", what, w.Code, e.Code, httpx.Status(e.Code))
+	if httpx.Status(ota.Code(e.Code)) != w.Code {
+		t.Fatalf("%s: HTTP %d with code %q, which the native table answers %d", what, w.Code, e.Code, httpx.Status(ota.Code(e.Code)))
 	}
 }
 

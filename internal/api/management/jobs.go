@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/updraft-ota/updraft/apiv1"
 	"github.com/updraft-ota/updraft/internal/api/httpx"
 	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/service"
@@ -30,68 +31,9 @@ func (a *API) registerJobs(mux *http.ServeMux) {
 	a.route(mux, "POST /api/v1/jobs/{id}/tasks/confirm", a.taskAction((*service.Service).ConfirmTasks, nil))
 }
 
-// Wire structs.
+// Converters to and from the wire types (package apiv1).
 
-type targetJSON struct {
-	All            bool              `json:"all"`
-	Devices        []string          `json:"devices"`
-	Groups         []string          `json:"groups"`
-	Attributes     map[string]string `json:"attributes"`
-	Tags           map[string]string `json:"tags"`
-	GrayPercent    float64           `json:"gray_percent"`
-	SourceVersions []string          `json:"source_versions"`
-}
-
-type windowJSON struct {
-	From             string `json:"from"` // "HH:MM"
-	To               string `json:"to"`
-	UTCOffsetMinutes int    `json:"utc_offset_minutes"`
-}
-
-type scheduleJSON struct {
-	Start  *time.Time  `json:"start"`
-	Finish *time.Time  `json:"finish"`
-	Window *windowJSON `json:"window"`
-}
-
-type retryJSON struct {
-	Count           int `json:"count"`
-	IntervalSeconds int `json:"interval_seconds"`
-}
-
-type abortJSON struct {
-	FailurePercent float64 `json:"failure_percent"`
-	MinFinished    int     `json:"min_finished"`
-}
-
-// jobCreate is POST /api/v1/jobs.
-type jobCreate struct {
-	PackageID          string       `json:"package_id"`
-	Name               string       `json:"name"`
-	Description        string       `json:"description"`
-	Type               string       `json:"type"`
-	Selection          string       `json:"selection"`
-	Target             targetJSON   `json:"target"`
-	Schedule           scheduleJSON `json:"schedule"`
-	MaxConcurrency     int          `json:"max_concurrency"`
-	MaxPerMinute       int          `json:"max_per_minute"`
-	Retry              retryJSON    `json:"retry"`
-	TimeoutSeconds     int          `json:"timeout_seconds"`
-	NeedPush           *bool        `json:"need_push"` // default true
-	NeedConfirm        bool         `json:"need_confirm"`
-	Overwrite          string       `json:"overwrite"`
-	AllowDeviceRequest bool         `json:"allow_device_request"`
-	AllowDowngrade     bool         `json:"allow_downgrade"`
-	TimeoutFrom        string       `json:"timeout_from"` // notified (default) or in_progress
-	Abort              abortJSON    `json:"abort"`
-	Tags               []tagJSON    `json:"tags"`
-	ExtInfo            string       `json:"ext_info"`
-	// Start false creates the job held: it does nothing until
-	// POST /api/v1/jobs/{id}/start (EnOS's create-then-start). Default true.
-	Start *bool `json:"start"`
-}
-
-func (in jobCreate) toOTA() (ota.Job, error) {
+func jobFromCreate(in apiv1.JobCreate) (ota.Job, error) {
 	j := ota.Job{
 		PackageID: in.PackageID, Name: in.Name, Description: in.Description, Type: ota.JobType(in.Type),
 		Selection: ota.Selection(in.Selection),
@@ -131,64 +73,25 @@ func (in jobCreate) toOTA() (ota.Job, error) {
 	return j, nil
 }
 
-type jobJSON struct {
-	ID                 string       `json:"id"`
-	PackageID          string       `json:"package_id"`
-	Product            string       `json:"product"`
-	Module             string       `json:"module"`
-	Name               string       `json:"name"`
-	Description        string       `json:"description"`
-	Type               string       `json:"type"`
-	Selection          string       `json:"selection"`
-	Target             targetJSON   `json:"target"`
-	Schedule           scheduleJSON `json:"schedule"`
-	MaxConcurrency     int          `json:"max_concurrency"`
-	MaxPerMinute       int          `json:"max_per_minute"`
-	Retry              retryJSON    `json:"retry"`
-	TimeoutSeconds     int          `json:"timeout_seconds"`
-	NeedPush           bool         `json:"need_push"`
-	NeedConfirm        bool         `json:"need_confirm"`
-	Overwrite          string       `json:"overwrite"`
-	AllowDeviceRequest bool         `json:"allow_device_request"`
-	AllowDowngrade     bool         `json:"allow_downgrade"`
-	TimeoutFrom        string       `json:"timeout_from"`
-	PackageKind        string       `json:"package_kind"`
-	Abort              abortJSON    `json:"abort"`
-	Tags               []tagJSON    `json:"tags"`
-	ExtInfo            string       `json:"ext_info"`
-	State              string       `json:"state"`
-	StateReason        string       `json:"state_reason"`
-	Materialized       bool         `json:"materialized"`
-	// Initializing: tasks are still being created in the background; Counts
-	// shows those so far. The job does not complete before.
-	Initializing bool             `json:"initializing"`
-	Counts       map[string]int64 `json:"counts,omitempty"`  // GET /jobs/{id} and create only
-	Outcome      string           `json:"outcome,omitempty"` // once ended, with counts: succeeded, partial, failed, canceled
-	CreatedAt    time.Time        `json:"created_at"`
-	UpdatedAt    time.Time        `json:"updated_at"`
-	StartedAt    *time.Time       `json:"started_at"`
-	FinishedAt   *time.Time       `json:"finished_at"`
-}
-
-func jobFromOTA(j ota.Job) jobJSON {
-	out := jobJSON{
+func jobFromOTA(j ota.Job) apiv1.Job {
+	out := apiv1.Job{
 		ID: j.ID, PackageID: j.PackageID, Product: j.ProductKey, Module: j.Module, Name: j.Name,
 		Description: j.Description, Type: string(j.Type), Selection: string(j.Selection),
-		Target: targetJSON{All: j.Target.All, Devices: emptyIfNil(j.Target.Devices), Groups: emptyIfNil(j.Target.Groups),
+		Target: apiv1.JobTarget{All: j.Target.All, Devices: emptyIfNil(j.Target.Devices), Groups: emptyIfNil(j.Target.Groups),
 			Attributes: emptyMapIfNil(j.Target.Attributes), Tags: emptyMapIfNil(j.Target.Tags), GrayPercent: j.Target.GrayPercent, SourceVersions: emptyIfNil(j.Target.SourceVersions)},
-		Schedule:       scheduleJSON{Start: utcOrNil(j.Schedule.Start), Finish: utcOrNil(j.Schedule.Finish)},
+		Schedule:       apiv1.JobSchedule{Start: utcOrNil(j.Schedule.Start), Finish: utcOrNil(j.Schedule.Finish)},
 		MaxConcurrency: j.MaxConcurrency, MaxPerMinute: j.MaxPerMinute,
-		Retry:          retryJSON{Count: j.Retry.Count, IntervalSeconds: int(j.Retry.Interval / time.Second)},
+		Retry:          apiv1.JobRetry{Count: j.Retry.Count, IntervalSeconds: int(j.Retry.Interval / time.Second)},
 		TimeoutSeconds: j.TimeoutSeconds, NeedPush: j.NeedPush, NeedConfirm: j.NeedConfirm,
 		Overwrite: string(j.Overwrite), AllowDeviceRequest: j.AllowDeviceRequest,
 		AllowDowngrade: j.AllowDowngrade, TimeoutFrom: string(j.TimeoutFrom), PackageKind: string(j.PackageKind),
-		Abort: abortJSON{FailurePercent: j.Abort.FailurePercent, MinFinished: j.Abort.MinFinished},
+		Abort: apiv1.JobAbort{FailurePercent: j.Abort.FailurePercent, MinFinished: j.Abort.MinFinished},
 		Tags:  tagsFromOTA(j.Tags), ExtInfo: j.ExtInfo, State: string(j.State), StateReason: j.StateReason,
 		Materialized: j.Materialized, Initializing: !j.Materialized, CreatedAt: utc(j.CreatedAt), UpdatedAt: utc(j.UpdatedAt),
 		StartedAt: utcOrNil(j.StartedAt), FinishedAt: utcOrNil(j.FinishedAt),
 	}
 	if w := j.Schedule.Window; w != nil {
-		out.Schedule.Window = &windowJSON{From: ota.FormatTimeOfDay(w.FromMinute), To: ota.FormatTimeOfDay(w.ToMinute),
+		out.Schedule.Window = &apiv1.JobWindow{From: ota.FormatTimeOfDay(w.FromMinute), To: ota.FormatTimeOfDay(w.ToMinute),
 			UTCOffsetMinutes: w.UTCOffsetMinutes}
 	}
 	return out
@@ -203,29 +106,8 @@ func countsJSON(c ota.TaskCounts) map[string]int64 {
 	return out
 }
 
-type taskJSON struct {
-	ID            int64      `json:"id"`
-	JobID         string     `json:"job_id"`
-	Product       string     `json:"product"`
-	Device        string     `json:"device"`
-	Module        string     `json:"module"`
-	State         string     `json:"state"`
-	FromVersion   string     `json:"from_version"`
-	ToVersion     string     `json:"to_version"`
-	Progress      int        `json:"progress"`
-	Attempts      int        `json:"attempts"`
-	Reason        string     `json:"reason"`
-	Detail        string     `json:"detail"`
-	NotifiedAt    *time.Time `json:"notified_at"`
-	StartedAt     *time.Time `json:"started_at"`
-	FinishedAt    *time.Time `json:"finished_at"`
-	NextAttemptAt *time.Time `json:"next_attempt_at"`
-	CreatedAt     time.Time  `json:"created_at"`
-	UpdatedAt     time.Time  `json:"updated_at"`
-}
-
-func taskFromOTA(t ota.Task) taskJSON {
-	return taskJSON{
+func taskFromOTA(t ota.Task) apiv1.Task {
+	return apiv1.Task{
 		ID: t.ID, JobID: t.JobID, Product: t.ProductKey, Device: t.DeviceName, Module: t.Module, State: string(t.State),
 		FromVersion: t.FromVersion, ToVersion: t.ToVersion, Progress: t.Progress, Attempts: t.Attempts,
 		Reason: string(t.Reason), Detail: t.Detail, NotifiedAt: utcOrNil(t.NotifiedAt), StartedAt: utcOrNil(t.StartedAt),
@@ -234,43 +116,14 @@ func taskFromOTA(t ota.Task) taskJSON {
 	}
 }
 
-// taskList pages by task id: pass next_after as ?after= for the next page.
-type taskList struct {
-	Items     []taskJSON `json:"items"`
-	Total     int64      `json:"total"`
-	NextAfter int64      `json:"next_after"` // 0 when this page is the last
-}
-
-// tasksRequest is the body of the task actions: devices, or all; cancel
-// also takes states and/or task ids (a set-based cancel).
-type tasksRequest struct {
-	Devices []string `json:"devices"`
-	All     bool     `json:"all"`
-	States  []string `json:"states"`
-	TaskIDs []int64  `json:"task_ids"`
-}
-
-type taskResultJSON struct {
-	Device  string `json:"device"`
-	OK      bool   `json:"ok"`
-	Code    string `json:"code,omitempty"`
-	Message string `json:"message,omitempty"`
-}
-
-type taskResults struct {
-	Results   []taskResultJSON `json:"results"`
-	Succeeded int              `json:"succeeded"`
-	Failed    int              `json:"failed"`
-}
-
 // Handlers.
 
 func (a *API) createJob(w http.ResponseWriter, r *http.Request, p service.Principal) error {
-	var in jobCreate
+	var in apiv1.JobCreate
 	if err := httpx.DecodeJSON(w, r, &in, a.opts.MaxJSONBody); err != nil {
 		return err
 	}
-	j, err := in.toOTA()
+	j, err := jobFromCreate(in)
 	if err != nil {
 		return err
 	}
@@ -336,7 +189,7 @@ func (a *API) getJob(w http.ResponseWriter, r *http.Request, p service.Principal
 }
 
 // jobViewJSON is a job with its counts and, once ended, its outcome.
-func jobViewJSON(v service.JobView) jobJSON {
+func jobViewJSON(v service.JobView) apiv1.Job {
 	out := jobFromOTA(v.Job)
 	out.Counts = countsJSON(v.Counts)
 	out.Outcome = string(v.Outcome())
@@ -390,7 +243,7 @@ func (a *API) listTasks(w http.ResponseWriter, r *http.Request, p service.Princi
 	if err != nil {
 		return err
 	}
-	out := taskList{Items: make([]taskJSON, 0, len(tasks)), Total: total}
+	out := apiv1.TaskPage{Items: make([]apiv1.Task, 0, len(tasks)), Total: total}
 	for _, t := range tasks {
 		out.Items = append(out.Items, taskFromOTA(t))
 	}
@@ -404,9 +257,9 @@ func (a *API) listTasks(w http.ResponseWriter, r *http.Request, p service.Princi
 // taskAction serves retry, cancel and confirm with per-device results.
 // where, when not nil, serves a body with states or task ids.
 func (a *API) taskAction(act func(*service.Service, context.Context, service.Principal, string, []string) ([]service.TaskResult, error),
-	where func(http.ResponseWriter, *http.Request, service.Principal, tasksRequest) error) handlerFunc {
+	where func(http.ResponseWriter, *http.Request, service.Principal, apiv1.TasksRequest) error) handlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, p service.Principal) error {
-		var in tasksRequest
+		var in apiv1.TasksRequest
 		if err := httpx.DecodeJSON(w, r, &in, a.opts.MaxJSONBody); err != nil {
 			return err
 		}
@@ -429,9 +282,9 @@ func (a *API) taskAction(act func(*service.Service, context.Context, service.Pri
 		if err != nil {
 			return err
 		}
-		out := taskResults{Results: make([]taskResultJSON, 0, len(results))}
+		out := apiv1.TaskResults{Results: make([]apiv1.TaskResult, 0, len(results))}
 		for _, res := range results {
-			rj := taskResultJSON{Device: res.Device, OK: res.OK}
+			rj := apiv1.TaskResult{Device: res.Device, OK: res.OK}
 			if res.OK {
 				out.Succeeded++
 			} else {

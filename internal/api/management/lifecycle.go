@@ -8,6 +8,7 @@ package management
 import (
 	"net/http"
 
+	"github.com/updraft-ota/updraft/apiv1"
 	"github.com/updraft-ota/updraft/internal/api/httpx"
 	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/service"
@@ -20,18 +21,8 @@ func (a *API) registerLifecycle(mux *http.ServeMux) {
 	a.route(mux, "POST /api/v1/products/{product}/devices/{device}/tasks/cancel", a.cancelDeviceTasks)
 }
 
-// jobUpdate is PATCH /api/v1/jobs/{id}: absent fields stay as they are.
-type jobUpdate struct {
-	Description    *string    `json:"description"`
-	MaxConcurrency *int       `json:"max_concurrency"`
-	MaxPerMinute   *int       `json:"max_per_minute"`
-	TimeoutSeconds *int       `json:"timeout_seconds"`
-	Tags           *[]tagJSON `json:"tags"`
-	SourceVersions *[]string  `json:"source_versions"`
-}
-
 func (a *API) updateJob(w http.ResponseWriter, r *http.Request, p service.Principal) error {
-	var in jobUpdate
+	var in apiv1.JobUpdate
 	if err := httpx.DecodeJSON(w, r, &in, a.opts.MaxJSONBody); err != nil {
 		return err
 	}
@@ -47,17 +38,8 @@ func (a *API) updateJob(w http.ResponseWriter, r *http.Request, p service.Princi
 	return a.getJob(w, r, p)
 }
 
-// packageUpdate is PATCH /api/v1/packages/{id}: descriptive fields only;
-// what a package installs never changes.
-type packageUpdate struct {
-	Name        *string    `json:"name"`
-	Description *string    `json:"description"`
-	CustomInfo  *string    `json:"custom_info"`
-	Tags        *[]tagJSON `json:"tags"`
-}
-
 func (a *API) updatePackage(w http.ResponseWriter, r *http.Request, p service.Principal) error {
-	var in packageUpdate
+	var in apiv1.PackageUpdate
 	if err := httpx.DecodeJSON(w, r, &in, a.opts.MaxJSONBody); err != nil {
 		return err
 	}
@@ -74,11 +56,6 @@ func (a *API) updatePackage(w http.ResponseWriter, r *http.Request, p service.Pr
 	return nil
 }
 
-// canceledCount answers the set-based cancels: how many tasks were canceled.
-type canceledCount struct {
-	Canceled int64 `json:"canceled"`
-}
-
 // cancelDeviceTasks cancels every unfinished task of one device, in any job
 // (?module=M: on that module only).
 func (a *API) cancelDeviceTasks(w http.ResponseWriter, r *http.Request, p service.Principal) error {
@@ -92,13 +69,13 @@ func (a *API) cancelDeviceTasks(w http.ResponseWriter, r *http.Request, p servic
 	if err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusOK, canceledCount{Canceled: n})
+	httpx.WriteJSON(w, http.StatusOK, apiv1.CanceledCount{Canceled: n})
 	return nil
 }
 
 // cancelTasksWhere serves POST /api/v1/jobs/{id}/tasks/cancel with "states"
 // and/or "task_ids" instead of devices: one set-based cancel.
-func (a *API) cancelTasksWhere(w http.ResponseWriter, r *http.Request, p service.Principal, in tasksRequest) error {
+func (a *API) cancelTasksWhere(w http.ResponseWriter, r *http.Request, p service.Principal, in apiv1.TasksRequest) error {
 	states := make([]ota.TaskState, 0, len(in.States))
 	for _, s := range in.States {
 		st := ota.TaskState(s)
@@ -111,6 +88,6 @@ func (a *API) cancelTasksWhere(w http.ResponseWriter, r *http.Request, p service
 	if err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusOK, canceledCount{Canceled: n})
+	httpx.WriteJSON(w, http.StatusOK, apiv1.CanceledCount{Canceled: n})
 	return nil
 }

@@ -3,8 +3,8 @@ package management
 import (
 	"errors"
 	"net/http"
-	"time"
 
+	"github.com/updraft-ota/updraft/apiv1"
 	"github.com/updraft-ota/updraft/internal/api/httpx"
 	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/service"
@@ -15,17 +15,6 @@ import (
 // CreateOtaPackage names a bucket and an object key instead of uploading).
 func (a *API) registerObjects(mux *http.ServeMux) {
 	a.route(mux, "PUT /api/v1/objects/{bucket}/{key...}", a.putObject)
-}
-
-// objectInfo is what was stored.
-type objectInfo struct {
-	Bucket  string    `json:"bucket"`
-	Key     string    `json:"key"`
-	Size    int64     `json:"size"`
-	SHA256  string    `json:"sha256"`
-	MD5     string    `json:"md5"`
-	ETag    string    `json:"etag,omitempty"`
-	ModTime time.Time `json:"mod_time"`
 }
 
 // putObject streams the request body into bucket/key (never buffering it):
@@ -46,7 +35,7 @@ func (a *API) putObject(w http.ResponseWriter, r *http.Request, p service.Princi
 	if info.Bucket == "" {
 		info.Bucket, info.Key = bucket, key
 	}
-	httpx.WriteJSON(w, http.StatusOK, objectInfo{
+	httpx.WriteJSON(w, http.StatusOK, apiv1.Object{
 		Bucket: info.Bucket, Key: info.Key, Size: info.Size,
 		SHA256: info.SHA256, MD5: info.MD5, ETag: info.ETag, ModTime: info.ModTime,
 	})

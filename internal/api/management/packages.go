@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/updraft-ota/updraft/apiv1"
 	"github.com/updraft-ota/updraft/internal/api/httpx"
 	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/service"
@@ -49,11 +50,11 @@ func (a *API) createPackage(w http.ResponseWriter, r *http.Request, p service.Pr
 	case part.FormName() != "metadata":
 		return ota.Invalid("metadata", "unexpected part %q: the upload has a %q part (JSON) first, then a %q part", part.FormName(), "metadata", "file")
 	}
-	var meta packageMetadata
+	var meta apiv1.PackageMetadata
 	if err := httpx.DecodeJSONReader(part, &meta, a.opts.MaxJSONBody, "the metadata part"); err != nil {
 		return err
 	}
-	in, err := meta.toOTA()
+	in, err := packageFromMetadata(meta)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package management
 import (
 	"net/http"
 
+	"github.com/updraft-ota/updraft/apiv1"
 	"github.com/updraft-ota/updraft/internal/api/httpx"
 	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/service"
@@ -22,7 +23,7 @@ func (a *API) registerProducts(mux *http.ServeMux) {
 }
 
 func (a *API) createProduct(w http.ResponseWriter, r *http.Request, p service.Principal) error {
-	var in productCreate
+	var in apiv1.ProductCreate
 	if err := httpx.DecodeJSON(w, r, &in, a.opts.MaxJSONBody); err != nil {
 		return err
 	}
@@ -58,7 +59,7 @@ func (a *API) getProduct(w http.ResponseWriter, r *http.Request, p service.Princ
 }
 
 func (a *API) createModule(w http.ResponseWriter, r *http.Request, p service.Principal) error {
-	var in moduleCreate
+	var in apiv1.ModuleCreate
 	if err := httpx.DecodeJSON(w, r, &in, a.opts.MaxJSONBody); err != nil {
 		return err
 	}
@@ -95,7 +96,7 @@ func (a *API) getModule(w http.ResponseWriter, r *http.Request, p service.Princi
 }
 
 func (a *API) updateModule(w http.ResponseWriter, r *http.Request, p service.Principal) error {
-	var in moduleUpdate
+	var in apiv1.ModuleUpdate
 	if err := httpx.DecodeJSON(w, r, &in, a.opts.MaxJSONBody); err != nil {
 		return err
 	}

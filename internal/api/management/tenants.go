@@ -5,8 +5,8 @@ package management
 
 import (
 	"net/http"
-	"time"
 
+	"github.com/updraft-ota/updraft/apiv1"
 	"github.com/updraft-ota/updraft/internal/api/httpx"
 	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/service"
@@ -24,59 +24,26 @@ func (a *API) registerTenants(mux *http.ServeMux) {
 	a.route(mux, "DELETE /api/v1/keys/{key}", a.revokeKey)
 }
 
-type quotaJSON struct {
-	MaxPackages     int64 `json:"max_packages"`
-	MaxStorageBytes int64 `json:"max_storage_bytes"`
-	MaxDevices      int64 `json:"max_devices"`
-	MaxRunningJobs  int64 `json:"max_running_jobs"`
-}
-
-func (q quotaJSON) toOTA() ota.Quota {
+func quotaToOTA(q apiv1.Quota) ota.Quota {
 	return ota.Quota{MaxPackages: q.MaxPackages, MaxStorageBytes: q.MaxStorageBytes, MaxDevices: q.MaxDevices, MaxRunningJobs: q.MaxRunningJobs}
 }
 
-type tenantCreate struct {
-	ID    string    `json:"id"`
-	Name  string    `json:"name,omitempty"`
-	Quota quotaJSON `json:"quota"`
-}
-
-type tenantJSON struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Operator  bool      `json:"operator"`
-	Quota     quotaJSON `json:"quota"`
-	CreatedAt time.Time `json:"created_at"`
-}
-
-func tenantFromOTA(t ota.Tenant) tenantJSON {
+func tenantFromOTA(t ota.Tenant) apiv1.Tenant {
 	q := t.Quota
-	return tenantJSON{ID: t.ID, Name: t.Name, Operator: t.Operator, CreatedAt: utc(t.CreatedAt),
-		Quota: quotaJSON{MaxPackages: q.MaxPackages, MaxStorageBytes: q.MaxStorageBytes, MaxDevices: q.MaxDevices, MaxRunningJobs: q.MaxRunningJobs}}
+	return apiv1.Tenant{ID: t.ID, Name: t.Name, Operator: t.Operator, CreatedAt: utc(t.CreatedAt),
+		Quota: apiv1.Quota{MaxPackages: q.MaxPackages, MaxStorageBytes: q.MaxStorageBytes, MaxDevices: q.MaxDevices, MaxRunningJobs: q.MaxRunningJobs}}
 }
 
-type keyCreate struct {
-	Role string `json:"role,omitempty"`
-}
-
-type keyJSON struct {
-	ID        string    `json:"id"`
-	Tenant    string    `json:"tenant"`
-	Role      string    `json:"role"`
-	Secret    string    `json:"secret,omitempty"` // only in the create response
-	CreatedAt time.Time `json:"created_at"`
-}
-
-func keyFromOTA(k ota.AccessKey) keyJSON {
-	return keyJSON{ID: k.ID, Tenant: k.TenantID, Role: string(k.Role), Secret: k.Secret, CreatedAt: utc(k.CreatedAt)}
+func keyFromOTA(k ota.AccessKey) apiv1.AccessKey {
+	return apiv1.AccessKey{ID: k.ID, Tenant: k.TenantID, Role: string(k.Role), Secret: k.Secret, CreatedAt: utc(k.CreatedAt)}
 }
 
 func (a *API) createTenant(w http.ResponseWriter, r *http.Request, p service.Principal) error {
-	var in tenantCreate
+	var in apiv1.TenantCreate
 	if err := httpx.DecodeJSON(w, r, &in, a.opts.MaxJSONBody); err != nil {
 		return err
 	}
-	t, err := a.svc.CreateTenant(r.Context(), p, service.TenantInput{ID: in.ID, Name: in.Name, Quota: in.Quota.toOTA()})
+	t, err := a.svc.CreateTenant(r.Context(), p, service.TenantInput{ID: in.ID, Name: in.Name, Quota: quotaToOTA(in.Quota)})
 	if err != nil {
 		return err
 	}
@@ -107,11 +74,11 @@ func (a *API) getTenant(w http.ResponseWriter, r *http.Request, p service.Princi
 }
 
 func (a *API) setTenantQuota(w http.ResponseWriter, r *http.Request, p service.Principal) error {
-	var in quotaJSON
+	var in apiv1.Quota
 	if err := httpx.DecodeJSON(w, r, &in, a.opts.MaxJSONBody); err != nil {
 		return err
 	}
-	t, err := a.svc.SetTenantQuota(r.Context(), p, r.PathValue("tenant"), in.toOTA())
+	t, err := a.svc.SetTenantQuota(r.Context(), p, r.PathValue("tenant"), quotaToOTA(in))
 	if err != nil {
 		return err
 	}
@@ -128,7 +95,7 @@ func (a *API) deleteTenant(w http.ResponseWriter, r *http.Request, p service.Pri
 }
 
 func (a *API) createKey(w http.ResponseWriter, r *http.Request, p service.Principal) error {
-	var in keyCreate
+	var in apiv1.AccessKeyCreate
 	if err := httpx.DecodeJSON(w, r, &in, a.opts.MaxJSONBody); err != nil {
 		return err
 	}

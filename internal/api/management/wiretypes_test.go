@@ -7,54 +7,89 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/updraft-ota/updraft/client"
+	"github.com/updraft-ota/updraft/apiv1"
+	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/sdk/device/wire"
 )
 
 // TestOpenAPIMatchesWireTypes: each schema of the served document has
-// exactly the JSON fields of the Go types that carry it on the wire — the
-// server's own structs, the public client's and the device SDK's — so the
-// document, the handlers and client/ cannot drift apart unnoticed.
+// exactly the JSON fields of the one Go type that carries it on the wire —
+// package apiv1's, which the handlers encode and decode and client/ re-exports,
+// or the device SDK's — so the document and the code cannot drift apart
+// unnoticed.
 func TestOpenAPIMatchesWireTypes(t *testing.T) {
 	doc, err := mergeOpenAPI(openapiFS)
 	if err != nil {
 		t.Fatal(err)
 	}
 	schemas, _ := doc["components"].(object)["schemas"].(object)
-	for name, types := range map[string][]any{
-		"ProductCreate":        {productCreate{}, client.ProductCreate{}},
-		"Product":              {productJSON{}, client.Product{}},
-		"ModuleCreate":         {moduleCreate{}, client.ModuleCreate{}},
-		"ModuleUpdate":         {moduleUpdate{}, client.ModuleUpdate{}},
-		"Module":               {moduleJSON{}, client.Module{}},
-		"DeviceCreate":         {deviceCreate{}, client.DeviceCreate{}},
-		"DeviceUpdate":         {deviceUpdate{}, client.DeviceUpdate{}},
-		"Device":               {deviceJSON{}, client.Device{}},
-		"PackageMetadata":      {packageMetadata{}, client.PackageMetadata{}},
-		"Package":              {packageJSON{}, client.Package{}},
-		"PackageUpdate":        {packageUpdate{}, client.PackageUpdate{}},
-		"JobTarget":            {targetJSON{}, client.JobTarget{}},
-		"JobWindow":            {windowJSON{}, client.JobWindow{}},
-		"JobSchedule":          {scheduleJSON{}, client.JobSchedule{}},
-		"JobRetry":             {retryJSON{}, client.JobRetry{}},
-		"JobAbort":             {abortJSON{}, client.JobAbort{}},
-		"JobCreate":            {jobCreate{}, client.JobCreate{}},
-		"JobUpdate":            {jobUpdate{}, client.JobUpdate{}},
-		"Job":                  {jobJSON{}, client.Job{}},
-		"Task":                 {taskJSON{}, client.Task{}},
-		"TaskResult":           {taskResultJSON{}, client.TaskResult{}},
-		"TaskResults":          {taskResults{}, client.TaskResults{}},
-		"TasksRequest":         {tasksRequest{}},
-		"CanceledCount":        {canceledCount{}, client.CanceledCount{}},
-		"Quota":                {quotaJSON{}, client.Quota{}},
-		"TenantCreate":         {tenantCreate{}, client.TenantCreate{}},
-		"Tenant":               {tenantJSON{}, client.Tenant{}},
-		"AccessKey":            {keyJSON{}, client.AccessKey{}},
-		"Tag":                  {tagJSON{}, client.Tag{}, wire.Tag{}},
-		"DeviceNotice":         {wire.Notice{}},
-		"DeviceVersionReport":  {wire.VersionReport{}},
-		"DeviceProgressReport": {wire.ProgressReport{}},
-	} {
+	types := map[string]any{
+		"Error":                apiv1.Error{},
+		"ProductCreate":        apiv1.ProductCreate{},
+		"Product":              apiv1.Product{},
+		"ModuleCreate":         apiv1.ModuleCreate{},
+		"ModuleUpdate":         apiv1.ModuleUpdate{},
+		"Module":               apiv1.Module{},
+		"DeviceCreate":         apiv1.DeviceCreate{},
+		"DeviceUpdate":         apiv1.DeviceUpdate{},
+		"Device":               apiv1.Device{},
+		"PackageMetadata":      apiv1.PackageMetadata{},
+		"Package":              apiv1.Package{},
+		"PackageUpdate":        apiv1.PackageUpdate{},
+		"Object":               apiv1.Object{},
+		"JobTarget":            apiv1.JobTarget{},
+		"JobWindow":            apiv1.JobWindow{},
+		"JobSchedule":          apiv1.JobSchedule{},
+		"JobRetry":             apiv1.JobRetry{},
+		"JobAbort":             apiv1.JobAbort{},
+		"JobCreate":            apiv1.JobCreate{},
+		"JobUpdate":            apiv1.JobUpdate{},
+		"Job":                  apiv1.Job{},
+		"Task":                 apiv1.Task{},
+		"TaskList":             apiv1.TaskPage{},
+		"TaskResult":           apiv1.TaskResult{},
+		"TaskResults":          apiv1.TaskResults{},
+		"TasksRequest":         apiv1.TasksRequest{},
+		"CanceledCount":        apiv1.CanceledCount{},
+		"Quota":                apiv1.Quota{},
+		"TenantCreate":         apiv1.TenantCreate{},
+		"Tenant":               apiv1.Tenant{},
+		"KeyCreate":            apiv1.AccessKeyCreate{},
+		"AccessKey":            apiv1.AccessKey{},
+		"Tag":                  apiv1.Tag{},
+		"DeviceNotice":         wire.Notice{},
+		"DeviceVersionReport":  wire.VersionReport{},
+		"DeviceProgressReport": wire.ProgressReport{},
+		"ProductList":          apiv1.List[apiv1.Product]{},
+		"ModuleList":           apiv1.List[apiv1.Module]{},
+		"DeviceList":           apiv1.List[apiv1.Device]{},
+		"PackageList":          apiv1.List[apiv1.Package]{},
+		"JobList":              apiv1.List[apiv1.Job]{},
+		"TenantList":           apiv1.List[apiv1.Tenant]{},
+		"AccessKeyList":        apiv1.List[apiv1.AccessKey]{},
+	}
+	// Every object schema has its type: a schema added without one (or a
+	// wire type the document leaves out) fails here.
+	for name, s := range schemas {
+		if _, ok := s.(object)["properties"]; ok && types[name] == nil && name != "TaskCounts" {
+			t.Errorf("schema %s has no wire type in this test", name)
+		}
+	}
+	// TaskCounts is Job.counts: one number per task state.
+	var counts []string
+	for p := range schemas["TaskCounts"].(object)["properties"].(object) {
+		counts = append(counts, p)
+	}
+	var states []string
+	for _, st := range ota.TaskStates {
+		states = append(states, string(st))
+	}
+	sort.Strings(counts)
+	sort.Strings(states)
+	if !slices.Equal(counts, states) {
+		t.Errorf("TaskCounts has properties %v, the task states are %v", counts, states)
+	}
+	for name, typ := range types {
 		schema, _ := schemas[name].(object)
 		if schema == nil {
 			t.Errorf("schema %s is not in the document", name)
@@ -66,11 +101,8 @@ func TestOpenAPIMatchesWireTypes(t *testing.T) {
 			want = append(want, p)
 		}
 		sort.Strings(want)
-		for _, v := range types {
-			got := jsonFields(reflect.TypeOf(v))
-			if !slices.Equal(got, want) {
-				t.Errorf("%s: %T has JSON fields %v, the document %v", name, v, got, want)
-			}
+		if got := jsonFields(reflect.TypeOf(typ)); !slices.Equal(got, want) {
+			t.Errorf("%s: %T has JSON fields %v, the document %v", name, typ, got, want)
 		}
 	}
 }
