@@ -70,6 +70,10 @@ type Config struct {
 	// RateLimitDevice (--rate-limit-device) is the requests per second one
 	// device may make on the device HTTP APIs (burst ten times that).
 	RateLimitDevice string
+	// MaxUploads (--max-uploads) bounds the uploads one server receives at
+	// once, MaxUploadsPerTenant (--max-uploads-per-tenant) one tenant's.
+	MaxUploads          string
+	MaxUploadsPerTenant string
 
 	// First-start tenant and key (env only; empty parts are generated).
 	BootstrapTenant    string // UPDRAFT_BOOTSTRAP_TENANT
@@ -91,16 +95,18 @@ type Config struct {
 // Default returns the configuration of `updraft serve` with no flags.
 func Default() Config {
 	return Config{
-		DataDir:         "./updraft-data",
-		HTTPAddr:        ":8080",
-		MQTTAddr:        ":1883",
-		LogLevel:        "info",
-		LogFormat:       "text",
-		Console:         "true",
-		RateLimit:       "200",
-		RateLimitIP:     "10",
-		RateLimitDevice: "5",
-		ShutdownTimeout: 15 * time.Second,
+		DataDir:             "./updraft-data",
+		HTTPAddr:            ":8080",
+		MQTTAddr:            ":1883",
+		LogLevel:            "info",
+		LogFormat:           "text",
+		Console:             "true",
+		RateLimit:           "200",
+		RateLimitIP:         "10",
+		RateLimitDevice:     "5",
+		MaxUploads:          "16",
+		MaxUploadsPerTenant: "4",
+		ShutdownTimeout:     15 * time.Second,
 	}
 }
 
@@ -125,6 +131,8 @@ var flagSpecs = []flagSpec{
 	{"secret-key-file", func(c *Config) *string { return &c.SecretKeyFile }, "file holding the key that encrypts device and access-key secrets in the database (default <data>/secret.key, created 0600 on first start; replicas must share it)"},
 	{"rate-limit", func(c *Config) *string { return &c.RateLimit }, "requests per second per access key on the management APIs, burst twice that; 429/Retry-After (or the dialect's throttling error) beyond it; 0 = off"},
 	{"rate-limit-ip", func(c *Config) *string { return &c.RateLimitIP }, "failed authentications per second per source IP, burst five times that; beyond it the IP's calls are refused before any signature check; 0 = off"},
+	{"max-uploads", func(c *Config) *string { return &c.MaxUploads }, "uploads (package files, objects) this server receives at once, from every API; beyond it an upload is refused at once (429/Retry-After or the dialect's throttling error); per replica; 0 = no limit"},
+	{"max-uploads-per-tenant", func(c *Config) *string { return &c.MaxUploadsPerTenant }, "uploads one tenant may have in progress at once on this server; 0 = no limit"},
 	{"rate-limit-device", func(c *Config) *string { return &c.RateLimitDevice }, "requests per second per device on the device HTTP APIs (native /device/v1, EnOS HTTP login and download), burst ten times that; 429/Retry-After beyond it; per replica; 0 = off"},
 	{"pprof", func(c *Config) *string { return &c.PprofAddr }, "serve net/http/pprof on this separate address, such as 127.0.0.1:6060 (default off; never expose it publicly)"},
 	{"tls", func(c *Config) *string { return &c.TLS }, `"auto": create a local CA and server certificate in the data directory and serve HTTPS and MQTT over TLS (default off)`},
@@ -251,6 +259,9 @@ func (c *Config) Validate() error {
 		return flagErr("data", c.DataDir, "a data directory is required")
 	}
 	if _, err := c.RateLimits(); err != nil {
+		return err
+	}
+	if _, _, err := c.UploadLimits(); err != nil {
 		return err
 	}
 	if err := checkListenAddr("http", c.HTTPAddr); err != nil {

@@ -128,3 +128,27 @@ func (c *Config) RateLimits() (RateLimitValues, error) {
 	l.PerDevice, err = parse("rate-limit-device", c.RateLimitDevice)
 	return l, err
 }
+
+// UploadLimits parses --max-uploads and --max-uploads-per-tenant: a
+// non-negative count, 0 meaning no limit (returned as -1, service.Options'
+// "no limit").
+func (c *Config) UploadLimits() (total, perTenant int, err error) {
+	parse := func(flag, v string) (int, error) {
+		if v == "" {
+			return 0, nil // the service's default
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("--%s %q: use a number of uploads, such as 16, or 0 for no limit", flag, v)
+		}
+		if n == 0 {
+			return -1, nil
+		}
+		return n, nil
+	}
+	if total, err = parse("max-uploads", c.MaxUploads); err != nil {
+		return 0, 0, err
+	}
+	perTenant, err = parse("max-uploads-per-tenant", c.MaxUploadsPerTenant)
+	return total, perTenant, err
+}

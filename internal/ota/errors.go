@@ -7,6 +7,7 @@ package ota
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Code classifies an Error. Each front-end has exactly one table mapping codes
@@ -36,6 +37,9 @@ type Error struct {
 	Field   string
 	Message string
 	Err     error // underlying cause, never shown to callers
+	// RetryAfter, when set on a rate_limited or unavailable error, is when
+	// trying again makes sense; front-ends send it as Retry-After.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {

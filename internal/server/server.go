@@ -200,7 +200,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	s.onShutdown(func(context.Context) error { return s.blobs.Close() })
 
 	finished := tasksFinishedCounter()
+	maxUploads, maxTenantUploads, err := cfg.UploadLimits()
+	if err != nil {
+		return nil, err
+	}
 	s.svc = service.New(s.store, s.blobs, nil, nil, log, service.Options{DefaultBucket: bucket,
+		MaxUploads: maxUploads, MaxUploadsPerTenant: maxTenantUploads,
 		TasksFinished: func(state ota.TaskState, reason ota.Reason, n int64) {
 			finished.WithLabelValues(string(state), string(reason)).Add(float64(n))
 		}})

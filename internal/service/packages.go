@@ -123,7 +123,12 @@ func (s *Service) CreatePackage(ctx context.Context, p Principal, in ota.Package
 	in.CreatedAt, in.ModifiedAt = now, now
 	bucket, key := s.opts.DefaultBucket, packagePrefix+in.ID+"/"+name
 
+	release, err := s.uploads.take(p.TenantID)
+	if err != nil {
+		return ota.Package{}, err
+	}
 	info, err := s.blobs.Put(ctx, bucket, key, file, s.opts.MaxPackageSize)
+	release()
 	if err != nil {
 		return ota.Package{}, err
 	}
@@ -302,6 +307,11 @@ func (s *Service) PutObject(ctx context.Context, p Principal, bucket, key string
 	if n > 0 {
 		return blob.Info{}, ota.Errorf(ota.CodeConflict, "object %q in bucket %q is used by %d package(s) and cannot be replaced: use another key", key, bucket, n)
 	}
+	release, err := s.uploads.take(p.TenantID)
+	if err != nil {
+		return blob.Info{}, err
+	}
+	defer release()
 	return s.blobs.Put(ctx, bucket, key, r, s.opts.MaxPackageSize)
 }
 

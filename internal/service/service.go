@@ -69,9 +69,20 @@ type Options struct {
 	// counts them in its metrics. Called after the store has the change;
 	// it must not block.
 	TasksFinished func(state ota.TaskState, reason ota.Reason, n int64)
+	// MaxUploads bounds the uploads (package files, objects) this replica
+	// receives at once, MaxUploadsPerTenant those of one tenant (see
+	// uploadslots.go). 0 takes the defaults, a negative value is no limit.
+	MaxUploads          int
+	MaxUploadsPerTenant int
 }
 
 func (o *Options) defaults() {
+	if o.MaxUploads == 0 {
+		o.MaxUploads = DefaultMaxUploads
+	}
+	if o.MaxUploadsPerTenant == 0 {
+		o.MaxUploadsPerTenant = DefaultMaxUploadsPerTenant
+	}
 	if o.DefaultBucket == "" {
 		o.DefaultBucket = "updraft"
 	}
@@ -106,6 +117,8 @@ type Service struct {
 	nonceSweep atomic.Int64
 	// uploadSweep is when this replica last removed unclaimed uploads.
 	uploadSweep atomic.Int64
+	// uploads are the concurrent-upload slots (uploadslots.go).
+	uploads *uploadSlots
 }
 
 // New builds a Service. notifier may be nil (NopNotifier) and set later with
@@ -122,7 +135,8 @@ func New(st store.Store, blobs blob.Store, clock Clock, notifier Notifier, log *
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{store: st, blobs: blobs, clock: clock, notifier: notifier, log: log, opts: opts}
+	return &Service{store: st, blobs: blobs, clock: clock, notifier: notifier, log: log, opts: opts,
+		uploads: &uploadSlots{max: opts.MaxUploads, perTenant: opts.MaxUploadsPerTenant}}
 }
 
 // SetNotifier replaces the notifier; call it before the engine starts.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/updraft-ota/updraft/internal/api/httpx"
 	"github.com/updraft-ota/updraft/internal/ota"
 )
 
@@ -108,6 +109,7 @@ func message(err error) string {
 // writeError answers err in Alibaba's shape for its kind.
 func writeError(w http.ResponseWriter, requestID, host string, err error) {
 	we := lookup(err)
+	httpx.SetRetryAfter(w, err)
 	w.Header().Set("Content-Type", "application/json;charset=utf-8")
 	w.WriteHeader(we.status)
 	var body any

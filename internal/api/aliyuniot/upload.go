@@ -85,6 +85,12 @@ func (a *API) upload(w http.ResponseWriter, r *http.Request) {
 				writeOSSError(w, r, http.StatusBadRequest, "EntityTooLarge", "the file is larger than the policy allows (1000 MB)")
 				return
 			}
+			if ota.ErrorCode(err) == ota.CodeRateLimited {
+				// OSS's answer to too many requests at once.
+				httpx.SetRetryAfter(w, err)
+				writeOSSError(w, r, http.StatusServiceUnavailable, "ActiveRequestLimitExceeded", ota.ErrorMessage(err))
+				return
+			}
 			writeOSSError(w, r, http.StatusBadRequest, "InvalidArgument", ota.ErrorMessage(err))
 			return
 		}

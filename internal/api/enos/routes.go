@@ -139,6 +139,7 @@ func (a *API) serveAPI(w http.ResponseWriter, r *http.Request) {
 	env := envelope{Code: codeOK, Msg: "OK", RequestID: httpx.RequestIDFrom(r.Context()), Data: data, Pagination: c.page}
 	if err != nil {
 		a.logFailure(r, err)
+		httpx.SetRetryAfter(w, err)
 		code, msg := toWire(err, c.op)
 		env = envelope{Code: code, Msg: msg, RequestID: env.RequestID}
 	}

@@ -1,8 +1,11 @@
 package httpx
 
 import (
+	"errors"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 
 	"github.com/updraft-ota/updraft/apiv1"
 	"github.com/updraft-ota/updraft/internal/ota"
@@ -47,6 +50,17 @@ func Status(code ota.Code) int {
 // which client/ reads).
 type ErrorBody = apiv1.Error
 
+// SetRetryAfter sends an error's retry hint (ota.Error.RetryAfter) as
+// Retry-After, unless one is set already (the rate limiter sets its own).
+// Every dialect's error writer calls it, whatever its envelope.
+func SetRetryAfter(w http.ResponseWriter, err error) {
+	var e *ota.Error
+	if !errors.As(err, &e) || e.RetryAfter <= 0 || w.Header().Get("Retry-After") != "" {
+		return
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(e.RetryAfter.Seconds()))))
+}
+
 // WriteError writes err in the native envelope. Internal and unavailable
 // errors are logged with their cause and the request id; callers see a
 // generic message they can quote back with the request id.
@@ -61,6 +75,7 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	case ota.CodeUnavailable:
 		log.WarnContext(r.Context(), "request failed: dependency unavailable", "request_id", body.RequestID, "method", r.Method, "path", r.URL.Path, "err", err)
 	}
+	SetRetryAfter(w, err)
 	if code == ota.CodeUnauthenticated {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="updraft", Basic realm="updraft"`)
 	}

@@ -163,6 +163,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func writeError(w http.ResponseWriter, err error) {
 	status, body := toWire(err)
 	b, _ := json.Marshal(body)
+	httpx.SetRetryAfter(w, err)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
