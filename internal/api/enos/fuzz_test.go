@@ -246,7 +246,8 @@ func FuzzEnOSDeviceHTTP(f *testing.F) {
 			if json.Unmarshal(w.Body.Bytes(), &a) != nil || a.Code == nil || a.Message == "" {
 				t.Fatalf("%q: HTTP %d, not the broker's answer: %q", in, w.Code, w.Body)
 			}
-			if !download && w.Code == 200 && !bytes.Contains([]byte(in), []byte(sign)) {
+			// The sign's hex is accepted in either case (the SDKs differ).
+			if !download && w.Code == 200 && !bytes.Contains(bytes.ToLower([]byte(in)), []byte(sign)) {
 				t.Fatalf("login %q succeeded without the device's sign", in)
 			}
 		}
