@@ -422,3 +422,19 @@ type AccessKey struct {
 	Secret    string    `json:"secret,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 }
+
+// AuditEntry is one change an access key made (GET /api/v1/audit): who
+// (actor key and its role), in which tenant, what (action on a resource),
+// when, and the X-Request-Id of the request that made it. Never a secret.
+type AuditEntry struct {
+	ID           int64     `json:"id"`
+	At           time.Time `json:"at"`
+	Tenant       string    `json:"tenant"`
+	ActorKeyID   string    `json:"actor_key_id"`
+	ActorRole    string    `json:"actor_role"`
+	Action       string    `json:"action"`
+	ResourceType string    `json:"resource_type"`
+	ResourceID   string    `json:"resource_id"`
+	RequestID    string    `json:"request_id"`
+	Detail       string    `json:"detail,omitempty"`
+}

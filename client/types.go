@@ -41,4 +41,5 @@ type (
 	TenantCreate = apiv1.TenantCreate
 	Tenant       = apiv1.Tenant
 	AccessKey    = apiv1.AccessKey
+	AuditEntry   = apiv1.AuditEntry
 )

@@ -132,7 +132,7 @@ func (s *Service) CreateJob(ctx context.Context, p Principal, in ota.Job) (ota.J
 	}
 	// The store re-checks the package in the job's transaction: deleted
 	// meanwhile is CodeNotFound, and of concurrent verify jobs one wins.
-	if err := s.store.CreateJobWithTasks(ctx, job, tasks); err != nil {
+	if err := s.store.CreateJobWithTasks(s.audited(ctx, p, job.TenantID, "job.create", "job", job.ID, "package "+job.PackageID), job, tasks); err != nil {
 		return ota.Job{}, err
 	}
 	s.log.Info("job created", "job", job.ID, "tenant", job.TenantID, "package", job.PackageID, "type", job.Type,
@@ -216,7 +216,7 @@ func (s *Service) changeJob(ctx context.Context, p Principal, id string, change 
 			return job, nil
 		}
 		job.UpdatedAt = s.clock.Now()
-		err = s.store.UpdateJob(ctx, job, prev)
+		err = s.store.UpdateJob(s.audited(ctx, p, job.TenantID, jobStateAction(job.State), "job", job.ID, string(prev)+" -> "+string(job.State)), job, prev)
 		if ota.ErrorCode(err) == ota.CodeConflict && attempt < 3 {
 			continue
 		}
@@ -261,7 +261,7 @@ func (s *Service) DeleteJob(ctx context.Context, p Principal, id string) error {
 	if !job.State.Terminal() {
 		return ota.Errorf(ota.CodeConflict, "job %q is %s: cancel it before deleting it", id, job.State)
 	}
-	return s.store.DeleteJob(ctx, p.TenantID, id)
+	return s.store.DeleteJob(s.audited(ctx, p, p.TenantID, "job.delete", "job", id, ""), p.TenantID, id)
 }
 
 // ListTasks pages the caller's tasks (f.JobID for one job's).

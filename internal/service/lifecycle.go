@@ -82,7 +82,7 @@ func (s *Service) UpdateJob(ctx context.Context, p Principal, id string, c JobCh
 		return ota.Job{}, err
 	}
 	job.UpdatedAt = now
-	if err := s.store.UpdateJobSettings(ctx, job); err != nil {
+	if err := s.store.UpdateJobSettings(s.audited(ctx, p, job.TenantID, "job.update", "job", job.ID, ""), job); err != nil {
 		return ota.Job{}, err
 	}
 	return job, nil
@@ -120,7 +120,7 @@ func (s *Service) UpdatePackage(ctx context.Context, p Principal, id string, c P
 		return ota.Package{}, err
 	}
 	pkg.ModifiedAt = s.clock.Now()
-	if err := s.store.UpdatePackageInfo(ctx, pkg); err != nil {
+	if err := s.store.UpdatePackageInfo(s.audited(ctx, p, pkg.TenantID, "package.update", "package", pkg.ID, ""), pkg); err != nil {
 		return ota.Package{}, err
 	}
 	return pkg, nil

@@ -19,7 +19,7 @@ func (s *Service) DeleteDevice(ctx context.Context, p Principal, productKey, nam
 		store.TaskUpdate{State: ota.TaskCanceled, Reason: ota.ReasonCanceled, Detail: "the device was deleted", Now: s.clock.Now()}); err != nil {
 		return err
 	}
-	if err := s.store.DeleteDevice(ctx, productKey, name); err != nil {
+	if err := s.store.DeleteDevice(s.audited(ctx, p, p.TenantID, "device.delete", "device", productKey+"/"+name, ""), productKey, name); err != nil {
 		return notFoundAs(err, "device", name)
 	}
 	return nil
@@ -36,7 +36,7 @@ func (s *Service) SetDeviceGroups(ctx context.Context, p Principal, productKey, 
 	if err := d.Validate(); err != nil {
 		return ota.Device{}, err
 	}
-	if err := s.store.SetDeviceGroups(ctx, productKey, name, groups); err != nil {
+	if err := s.store.SetDeviceGroups(s.audited(ctx, p, p.TenantID, "device.update", "device", productKey+"/"+name, "groups"), productKey, name, groups); err != nil {
 		return ota.Device{}, notFoundAs(err, "device", name)
 	}
 	return s.GetDevice(ctx, p, productKey, name)
@@ -60,7 +60,7 @@ func (s *Service) SetDeviceLabels(ctx context.Context, p Principal, productKey, 
 	if err := d.Validate(); err != nil {
 		return ota.Device{}, err
 	}
-	if err := s.store.SetDeviceLabels(ctx, productKey, name, d.Attributes, d.Tags); err != nil {
+	if err := s.store.SetDeviceLabels(s.audited(ctx, p, p.TenantID, "device.update", "device", productKey+"/"+name, "labels"), productKey, name, d.Attributes, d.Tags); err != nil {
 		return ota.Device{}, notFoundAs(err, "device", name)
 	}
 	return s.GetDevice(ctx, p, productKey, name)
@@ -84,7 +84,7 @@ func (s *Service) DeleteProduct(ctx context.Context, p Principal, key string) er
 			break
 		}
 	}
-	if err := s.store.DeleteProduct(ctx, p.TenantID, key); err != nil {
+	if err := s.store.DeleteProduct(s.audited(ctx, p, p.TenantID, "product.delete", "product", key, ""), p.TenantID, key); err != nil {
 		return notFoundAs(err, "product", key)
 	}
 	for _, pkg := range pkgs {

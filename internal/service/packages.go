@@ -144,7 +144,7 @@ func (s *Service) CreatePackage(ctx context.Context, p Principal, in ota.Package
 		s.removeBlob(ctx, bucket, key)
 		return ota.Package{}, err
 	}
-	if err := s.store.CreatePackage(ctx, in); err != nil {
+	if err := s.store.CreatePackage(s.audited(ctx, p, in.TenantID, "package.create", "package", in.ID, in.Name+" "+in.Version), in); err != nil {
 		s.removeBlob(ctx, bucket, key)
 		if ota.ErrorCode(err) == ota.CodeConflict {
 			return ota.Package{}, packageNameTaken(in.Name)
@@ -258,7 +258,7 @@ func (s *Service) RegisterObject(ctx context.Context, p Principal, in ota.Packag
 	if err := finishPackage(&in, info); err != nil {
 		return ota.Package{}, err
 	}
-	if err := s.store.CreatePackage(ctx, in); err != nil {
+	if err := s.store.CreatePackage(s.audited(ctx, p, in.TenantID, "package.create", "package", in.ID, in.Name+" "+in.Version), in); err != nil {
 		if ota.ErrorCode(err) == ota.CodeConflict {
 			return ota.Package{}, packageNameTaken(in.Name)
 		}
@@ -352,7 +352,7 @@ func (s *Service) DeletePackage(ctx context.Context, p Principal, id string) err
 	if n > 0 {
 		return ota.Errorf(ota.CodeConflict, "package %q is used by %d unfinished job(s): cancel them or wait until they finish", id, n)
 	}
-	if err := s.store.DeletePackage(ctx, p.TenantID, id); err != nil {
+	if err := s.store.DeletePackage(s.audited(ctx, p, p.TenantID, "package.delete", "package", id, ""), p.TenantID, id); err != nil {
 		return notFoundAs(err, "package", id)
 	}
 	if pkg.External {

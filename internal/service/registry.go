@@ -162,7 +162,7 @@ func (s *Service) CreateProduct(ctx context.Context, p Principal, in ota.Product
 		return ota.Product{}, err
 	}
 	in.CreatedAt = s.clock.Now().UTC()
-	if err := s.store.CreateProduct(ctx, in); err != nil {
+	if err := s.store.CreateProduct(s.audited(ctx, p, in.TenantID, "product.create", "product", in.Key, in.Name), in); err != nil {
 		if ota.ErrorCode(err) == ota.CodeConflict {
 			// Keys are global (devices authenticate by key alone), so the key
 			// may be taken by another tenant: say so without naming it.
@@ -212,7 +212,7 @@ func (s *Service) CreateModule(ctx context.Context, p Principal, in ota.Module) 
 	}
 	in.CreatedAt = s.clock.Now().UTC()
 	in.ID = ota.ModuleID(in.ProductKey, in.Name) // what the store assigns
-	if err := s.store.CreateModule(ctx, in); err != nil {
+	if err := s.store.CreateModule(s.audited(ctx, p, in.TenantID, "module.create", "module", in.ProductKey+"/"+in.Name, ""), in); err != nil {
 		if ota.ErrorCode(err) == ota.CodeConflict {
 			return ota.Module{}, &ota.Error{Code: ota.CodeConflict, Field: "module_name",
 				Message: "module " + quote(in.Name) + " already exists in product " + quote(in.ProductKey)}
@@ -275,7 +275,7 @@ func (s *Service) UpdateModule(ctx context.Context, p Principal, in ota.Module) 
 		return ota.Module{}, err
 	}
 	m.Alias, m.Description = in.Alias, in.Description
-	if err := s.store.UpdateModule(ctx, m); err != nil {
+	if err := s.store.UpdateModule(s.audited(ctx, p, m.TenantID, "module.update", "module", m.ProductKey+"/"+m.Name, ""), m); err != nil {
 		return ota.Module{}, notFoundAs(err, "module", in.Name)
 	}
 	return m, nil
@@ -296,7 +296,7 @@ func (s *Service) DeleteModule(ctx context.Context, p Principal, productKey, nam
 	if n > 0 {
 		return ota.Errorf(ota.CodeConflict, "module %q of product %q is used by %d package(s): delete them first", name, productKey, n)
 	}
-	return notFoundAs(s.store.DeleteModule(ctx, p.TenantID, productKey, name), "module", name)
+	return notFoundAs(s.store.DeleteModule(s.audited(ctx, p, p.TenantID, "module.delete", "module", productKey+"/"+name, ""), p.TenantID, productKey, name), "module", name)
 }
 
 // checkDeviceSecret: a caller-chosen device secret is an HMAC key carried in
@@ -337,7 +337,7 @@ func (s *Service) CreateDevice(ctx context.Context, p Principal, in ota.Device) 
 	in.Online = false
 	in.LastSeen = time.Time{}
 	in.CreatedAt = s.clock.Now().UTC()
-	if err := s.store.CreateDevice(ctx, in); err != nil {
+	if err := s.store.CreateDevice(s.audited(ctx, p, in.TenantID, "device.create", "device", in.ProductKey+"/"+in.Name, ""), in); err != nil {
 		if ota.ErrorCode(err) == ota.CodeConflict {
 			if _, gerr := s.store.GetDevice(ctx, in.ProductKey, in.Name); gerr != nil && in.ProtocolID != "" {
 				// Not this pair: another product's device derives the same id.

@@ -16,6 +16,7 @@ package service
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"github.com/updraft-ota/updraft/internal/ota"
@@ -130,7 +131,7 @@ func (s *Service) CreateTenant(ctx context.Context, p Principal, in TenantInput)
 		return ota.Tenant{}, err
 	}
 	t := ota.Tenant{ID: in.ID, Name: in.Name, Quota: in.Quota, CreatedAt: s.clock.Now().UTC()}
-	if err := s.store.CreateTenant(ctx, t); err != nil {
+	if err := s.store.CreateTenant(s.audited(ctx, p, p.TenantID, "tenant.create", "tenant", t.ID, t.Name), t); err != nil {
 		return ota.Tenant{}, err
 	}
 	return t, nil
@@ -166,7 +167,7 @@ func (s *Service) SetTenantQuota(ctx context.Context, p Principal, id string, q 
 	if err := q.Validate(); err != nil {
 		return ota.Tenant{}, err
 	}
-	if err := s.store.SetTenantQuota(ctx, id, q); err != nil {
+	if err := s.store.SetTenantQuota(s.audited(ctx, p, p.TenantID, "tenant.quota", "tenant", id, fmt.Sprintf("packages=%d storage=%d devices=%d running_jobs=%d", q.MaxPackages, q.MaxStorageBytes, q.MaxDevices, q.MaxRunningJobs)), id, q); err != nil {
 		return ota.Tenant{}, notFoundAs(err, "tenant", id)
 	}
 	return s.store.GetTenant(ctx, id)
@@ -185,7 +186,7 @@ func (s *Service) DeleteTenant(ctx context.Context, p Principal, id string) erro
 	if t.Operator {
 		return ota.Errorf(ota.CodeConflict, "tenant %q is the operator tenant and cannot be deleted", id)
 	}
-	return s.store.DeleteTenant(ctx, id)
+	return s.store.DeleteTenant(s.audited(ctx, p, p.TenantID, "tenant.delete", "tenant", id, ""), id)
 }
 
 // CreateAccessKey makes a new key for tenantID ("" = the caller's) with the
@@ -212,7 +213,7 @@ func (s *Service) CreateAccessKey(ctx context.Context, p Principal, tenantID str
 		Role:      role,
 		CreatedAt: s.clock.Now().UTC(),
 	}
-	if err := s.store.CreateAccessKey(ctx, k); err != nil {
+	if err := s.store.CreateAccessKey(s.audited(ctx, p, k.TenantID, "key.create", "key", k.ID, "role "+string(k.Role)), k); err != nil {
 		return ota.AccessKey{}, err
 	}
 	return k, nil
@@ -245,7 +246,7 @@ func (s *Service) RevokeAccessKey(ctx context.Context, p Principal, tenantID, ke
 	if keyID == p.AccessKeyID {
 		return ota.Errorf(ota.CodeConflict, "access key %q cannot revoke itself: revoke it with another admin key", keyID)
 	}
-	return notFoundAs(s.store.DeleteAccessKey(ctx, tenantID, keyID), "access key", keyID)
+	return notFoundAs(s.store.DeleteAccessKey(s.audited(ctx, p, tenantID, "key.revoke", "key", keyID, ""), tenantID, keyID), "access key", keyID)
 }
 
 // Quota kinds for checkQuota.

@@ -36,6 +36,7 @@ type Store interface {
 	Tasks
 	Tokens
 	ReplicaSlots
+	Audit
 
 	// Migrate applies the embedded migrations not applied yet, in order, each
 	// in its own transaction. It is safe to call from several replicas.
@@ -488,4 +489,42 @@ type Presence struct {
 	Protocol  ota.Protocol
 	Transport string // "mqtt" or "http"
 	Devices   int64
+}
+
+// Audit: the audit log of operator changes.
+//
+// A service attaches the entry for a change to the context it passes to the
+// store call that applies the change (WithAudit). The backend writes the
+// entry in the same transaction as the change, and only when the change is
+// applied: a call that fails (conflict, not found, quota) or a statement that
+// changed no row leaves no entry. Entries are never changed or removed.
+type Audit interface {
+	// ListAudit lists entries matching f, newest first, and how many match.
+	ListAudit(ctx context.Context, f AuditFilter, page Page) ([]ota.AuditEntry, int64, error)
+}
+
+// AuditFilter narrows ListAudit; zero fields match everything.
+type AuditFilter struct {
+	TenantID     string
+	ActorKeyID   string
+	Action       string
+	ResourceType string
+	ResourceID   string
+	Since        time.Time // entries at or after
+	Until        time.Time // entries before
+}
+
+type auditKey struct{}
+
+// WithAudit returns ctx carrying e: the next write transaction a backend
+// commits with ctx records e with it. Attach it only to the one store call
+// that applies the change.
+func WithAudit(ctx context.Context, e ota.AuditEntry) context.Context {
+	return context.WithValue(ctx, auditKey{}, e)
+}
+
+// AuditFrom returns the entry WithAudit attached to ctx, if any.
+func AuditFrom(ctx context.Context) (ota.AuditEntry, bool) {
+	e, ok := ctx.Value(auditKey{}).(ota.AuditEntry)
+	return e, ok
 }

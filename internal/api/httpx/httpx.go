@@ -12,12 +12,11 @@ import (
 	"time"
 
 	"github.com/updraft-ota/updraft/internal/ota"
+	"github.com/updraft-ota/updraft/internal/service"
 )
 
 // RequestIDHeader carries the request id in both directions.
 const RequestIDHeader = "X-Request-Id"
-
-type requestIDKey struct{}
 
 // RequestID gives every request an id: the caller's X-Request-Id when it is a
 // short token of safe characters, else a new one. The id is set on the
@@ -30,14 +29,13 @@ func RequestID(next http.Handler) http.Handler {
 			id = ota.NewID(time.Now())
 		}
 		w.Header().Set(RequestIDHeader, id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+		next.ServeHTTP(w, r.WithContext(service.WithRequestID(r.Context(), id)))
 	})
 }
 
 // RequestIDFrom returns the request id RequestID put in ctx ("" if none).
 func RequestIDFrom(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
+	return service.RequestIDFrom(ctx)
 }
 
 func validRequestID(id string) bool {

@@ -73,6 +73,7 @@ func (a *API) handler() http.Handler {
 	a.registerJobs(mux)      // jobs.go (rollout)
 	a.registerLifecycle(mux) // lifecycle.go
 	a.registerTenants(mux)   // tenants.go (security)
+	a.registerAudit(mux)     // audit.go
 	return httpx.RequestID(a.fallback(mux))
 }
 

@@ -67,6 +67,8 @@ func TestOpenAPIMatchesWireTypes(t *testing.T) {
 		"JobList":              apiv1.List[apiv1.Job]{},
 		"TenantList":           apiv1.List[apiv1.Tenant]{},
 		"AccessKeyList":        apiv1.List[apiv1.AccessKey]{},
+		"AuditEntry":           apiv1.AuditEntry{},
+		"AuditEntryList":       apiv1.List[apiv1.AuditEntry]{},
 	}
 	// Every object schema has its type: a schema added without one (or a
 	// wire type the document leaves out) fails here.

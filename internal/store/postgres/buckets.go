@@ -11,7 +11,7 @@ import (
 // and only a new statement's snapshot (READ COMMITTED) sees the winner's row;
 // a single statement (CTE) could find neither its own row nor the winner's.
 func (s *Store) ClaimBucket(ctx context.Context, tenantID, bucket string, now time.Time) (string, error) {
-	if _, err := s.pool.Exec(ctx, `INSERT INTO buckets (name, tenant_id, created_at) VALUES ($1, $2, $3)
+	if _, err := s.exec(ctx, `INSERT INTO buckets (name, tenant_id, created_at) VALUES ($1, $2, $3)
 		ON CONFLICT (name) DO NOTHING`, bucket, tenantID, ts(now)); err != nil {
 		return "", translate(err, "claim bucket "+bucket)
 	}

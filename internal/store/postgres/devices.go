@@ -15,7 +15,7 @@ import (
 )
 
 func (s *Store) CreateDevice(ctx context.Context, d ota.Device) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO devices (product_key, name, tenant_id, secret, groups, versions, online, last_seen, created_at, protocol_id, attributes, tags)
+	_, err := s.exec(ctx, `INSERT INTO devices (product_key, name, tenant_id, secret, groups, versions, online, last_seen, created_at, protocol_id, attributes, tags)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULLIF($10, ''), $11, $12)`,
 		d.ProductKey, d.Name, d.TenantID, s.box.Seal(secrets.DeviceID(d.ProductKey, d.Name), d.Secret), strs(d.Groups), sqlcommon.EncodeVersions(d.Versions), d.Online, ts(d.LastSeen), ts(d.CreatedAt), d.ProtocolID,
 		sqlcommon.EncodeVersions(d.Attributes), sqlcommon.EncodeVersions(d.Tags))
@@ -146,7 +146,7 @@ func (s *Store) SetDeviceOnline(ctx context.Context, productKey, name string, on
 
 // SetDeviceSeen records a sighting at at when the last one is older than staleBefore.
 func (s *Store) SetDeviceSeen(ctx context.Context, productKey, name string, at, staleBefore time.Time) error {
-	_, err := s.pool.Exec(ctx, `UPDATE devices SET last_seen = $3, polled_at = $3
+	_, err := s.exec(ctx, `UPDATE devices SET last_seen = $3, polled_at = $3
 		WHERE product_key = $1 AND name = $2 AND (polled_at IS NULL OR polled_at < $4)`,
 		productKey, name, ts(at), ts(staleBefore))
 	return translate(err, "record a sighting of device "+name)
@@ -188,7 +188,7 @@ func (s *Store) SetDeviceGroups(ctx context.Context, productKey, name string, gr
 
 // DeleteProduct removes the product and everything of it (see store.Products).
 func (s *Store) DeleteProduct(ctx context.Context, tenantID, key string) error {
-	return translate(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return translate(s.inTx(ctx, func(tx pgx.Tx) error {
 		var running string
 		err := tx.QueryRow(ctx, `SELECT id FROM jobs WHERE tenant_id = $1 AND product_key = $2 AND state NOT IN ($3, $4) LIMIT 1`,
 			tenantID, key, string(ota.JobCompleted), string(ota.JobCanceled)).Scan(&running)

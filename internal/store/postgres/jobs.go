@@ -20,7 +20,7 @@ const jobColumns = `id, tenant_id, package_id, product_key, module, name, descri
 	allow_downgrade, timeout_from, package_kind, outcome`
 
 func (s *Store) CreateJob(ctx context.Context, j ota.Job) error {
-	_, err := s.pool.Exec(ctx, insertJobSQL, jobArgs(j)...)
+	_, err := s.exec(ctx, insertJobSQL, jobArgs(j)...)
 	return conflictAs(translate(err, "create job"), "job %q already exists", j.ID)
 }
 
@@ -204,7 +204,7 @@ func jobStates(states []ota.JobState) []string {
 // UpdateJob writes the fields that change over a job's life: state and its
 // reason, materialization progress, and times.
 func (s *Store) UpdateJob(ctx context.Context, j ota.Job, expect ota.JobState) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE jobs SET state = $4, state_reason = $5, materialized = $6, materialize_cursor = $7,
+	tag, err := s.exec(ctx, `UPDATE jobs SET state = $4, state_reason = $5, materialized = $6, materialize_cursor = $7,
 			updated_at = $8, started_at = $9, finished_at = $10, outcome = $11
 		WHERE tenant_id = $1 AND id = $2 AND state = $3`,
 		j.TenantID, j.ID, expect, j.State, j.StateReason, j.Materialized, j.MaterializeCursor,
@@ -225,7 +225,7 @@ func (s *Store) UpdateJob(ctx context.Context, j ota.Job, expect ota.JobState) e
 // UpdateJobSettings writes the settings an operator may change on a job
 // that has not ended.
 func (s *Store) UpdateJobSettings(ctx context.Context, j ota.Job) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE jobs SET description = $3, target = $4, max_concurrency = $5, max_per_minute = $6,
+	tag, err := s.exec(ctx, `UPDATE jobs SET description = $3, target = $4, max_concurrency = $5, max_per_minute = $6,
 			timeout_seconds = $7, tags = $8, updated_at = $9
 		WHERE tenant_id = $1 AND id = $2 AND state NOT IN ('completed', 'canceled')`,
 		j.TenantID, j.ID, j.Description, sqlcommon.EncodeTarget(j.Target), j.MaxConcurrency, j.MaxPerMinute, j.TimeoutSeconds,
@@ -245,7 +245,7 @@ func (s *Store) UpdateJobSettings(ctx context.Context, j ota.Job) error {
 
 // DeleteJob removes the job and its tasks in one transaction.
 func (s *Store) DeleteJob(ctx context.Context, tenantID, id string) error {
-	return translate(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return translate(s.inTx(ctx, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM jobs WHERE tenant_id = $1 AND id = $2`, tenantID, id)
 		if err != nil {
 			return err

@@ -13,7 +13,7 @@ import (
 )
 
 func (s *Store) CreatePackage(ctx context.Context, p ota.Package) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO packages (`+packageColumns+`)
+	_, err := s.exec(ctx, `INSERT INTO packages (`+packageColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)`,
 		p.ID, p.TenantID, p.ProductKey, p.Module, p.Kind, p.Name, p.Version, p.Differential, strs(p.SourceVersions),
 		p.Description, p.CustomInfo, p.SignMethod, p.Sign, p.NeedVerify, p.VerifyStatus, sqlcommon.EncodeTags(p.Tags), p.Space,
@@ -120,7 +120,7 @@ func (s *Store) UpdatePackageInfo(ctx context.Context, p ota.Package) error {
 // (CreateJobWithTasks, FOR SHARE) to commit; the count of unfinished jobs
 // that follows, a new statement, sees that job.
 func (s *Store) DeletePackage(ctx context.Context, tenantID, id string) error {
-	return translate(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return translate(s.inTx(ctx, func(tx pgx.Tx) error {
 		var one int
 		err := tx.QueryRow(ctx, `SELECT 1 FROM packages WHERE tenant_id = $1 AND id = $2 FOR UPDATE`, tenantID, id).Scan(&one)
 		if errors.Is(err, pgx.ErrNoRows) {

@@ -197,7 +197,7 @@ func (s *Store) count(ctx context.Context, table string, w *where, what string) 
 // execOne runs a statement that must change exactly one row; none is
 // CodeNotFound for notFound.
 func (s *Store) execOne(ctx context.Context, notFound *ota.Error, what, sql string, args ...any) error {
-	tag, err := s.pool.Exec(ctx, sql, args...)
+	tag, err := s.exec(ctx, sql, args...)
 	if err != nil {
 		return translate(err, what)
 	}

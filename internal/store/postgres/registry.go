@@ -14,7 +14,7 @@ import (
 // Products and modules.
 
 func (s *Store) CreateProduct(ctx context.Context, p ota.Product) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO products (key, tenant_id, name, description, protocol, auth, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+	_, err := s.exec(ctx, `INSERT INTO products (key, tenant_id, name, description, protocol, auth, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 		p.Key, p.TenantID, p.Name, p.Description, string(p.Protocol), string(p.Auth), ts(p.CreatedAt))
 	return conflictAs(translate(err, "create product"), "product key %q is already taken: product keys are unique across tenants", p.Key)
 }
@@ -61,7 +61,7 @@ func (s *Store) ListProducts(ctx context.Context, tenantID string, page store.Pa
 }
 
 func (s *Store) CreateModule(ctx context.Context, m ota.Module) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO modules (product_key, name, tenant_id, alias, description, created_at, id)
+	_, err := s.exec(ctx, `INSERT INTO modules (product_key, name, tenant_id, alias, description, created_at, id)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 		m.ProductKey, m.Name, m.TenantID, m.Alias, m.Description, ts(m.CreatedAt), ota.ModuleID(m.ProductKey, m.Name))
 	err = conflictAs(translate(err, "create module"), "product %q already has a module %q", m.ProductKey, m.Name)

@@ -17,7 +17,7 @@ func (s *Store) SealSecrets(ctx context.Context) (int64, error) {
 		return 0, nil
 	}
 	var n int64
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		type row struct{ a, b, secret string }
 		read := func(q string) ([]row, error) {
 			rows, err := tx.Query(ctx, q, secrets.Prefix+"%")

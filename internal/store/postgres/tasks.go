@@ -115,7 +115,7 @@ func (s *Store) writeJobTasks(ctx context.Context, tasks []ota.Task, first func(
 	}
 	var err error
 	for range insertAttempts {
-		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		err = s.inTx(ctx, func(tx pgx.Tx) error {
 			if err := first(tx); err != nil {
 				return err
 			}
@@ -242,7 +242,7 @@ func isUniqueViolation(err error) bool {
 // (benchmarks compare the two ways).
 func (s *Store) insertTasksOnce(ctx context.Context, b *taskBatch, direct bool) (int64, error) {
 	var inserted int64
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		if err := lockJobs(ctx, tx, b.jobIDs()); err != nil {
 			return err
 		}
@@ -536,7 +536,7 @@ func (s *Store) ClaimTasks(ctx context.Context, r store.ClaimRequest) (store.Cla
 	if r.Limit <= 0 {
 		return out, nil
 	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, claimLockSQL, r.JobID); err != nil {
 			return err
 		}

@@ -17,7 +17,7 @@ import (
 const tenantColumns = "id, name, created_at, operator, max_packages, max_storage_bytes, max_devices, max_running_jobs"
 
 func (s *Store) CreateTenant(ctx context.Context, t ota.Tenant) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO tenants (`+tenantColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+	_, err := s.exec(ctx, `INSERT INTO tenants (`+tenantColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		t.ID, t.Name, ts(t.CreatedAt), t.Operator, t.Quota.MaxPackages, t.Quota.MaxStorageBytes, t.Quota.MaxDevices, t.Quota.MaxRunningJobs)
 	return conflictAs(translate(err, "create tenant"), "tenant %q already exists", t.ID)
 }
@@ -75,7 +75,7 @@ func (s *Store) SetTenantQuota(ctx context.Context, id string, q ota.Quota) erro
 // claims, checked and done in one transaction (the tenant row is locked so a
 // concurrent create in it waits).
 func (s *Store) DeleteTenant(ctx context.Context, id string) error {
-	return translate(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return translate(s.inTx(ctx, func(tx pgx.Tx) error {
 		var got string
 		if err := tx.QueryRow(ctx, `SELECT id FROM tenants WHERE id = $1 FOR UPDATE`, id).Scan(&got); err != nil {
 			if errors.Is(err, pgx.ErrNoRows) {
@@ -129,7 +129,7 @@ func (s *Store) scanKey(row pgx.Row) (ota.AccessKey, error) {
 }
 
 func (s *Store) CreateAccessKey(ctx context.Context, k ota.AccessKey) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO access_keys (`+keyColumns+`) VALUES ($1, $2, $3, $4, $5)`,
+	_, err := s.exec(ctx, `INSERT INTO access_keys (`+keyColumns+`) VALUES ($1, $2, $3, $4, $5)`,
 		k.ID, k.TenantID, s.box.Seal(secrets.KeyID(k.ID), k.Secret), string(k.Role), ts(k.CreatedAt))
 	return conflictAs(translate(err, "create access key"), "access key %q already exists", k.ID)
 }

@@ -16,7 +16,7 @@ import (
 // concurrent first requests get the same token.
 func (s *Store) IssueToken(ctx context.Context, t store.APIToken, now time.Time) (store.APIToken, error) {
 	var out store.APIToken
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('api_tokens:' || $1))`, t.AccessKeyID); err != nil {
 			return err
 		}
@@ -40,7 +40,7 @@ func (s *Store) IssueToken(ctx context.Context, t store.APIToken, now time.Time)
 
 // ReplaceToken drops the key's tokens and stores t.
 func (s *Store) ReplaceToken(ctx context.Context, t store.APIToken) error {
-	return translate(pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return translate(s.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('api_tokens:' || $1))`, t.AccessKeyID); err != nil {
 			return err
 		}

@@ -22,7 +22,7 @@ func (s *Store) RecordUpload(ctx context.Context, u store.Upload) error {
 // unclaimed ones returned; SKIP LOCKED hands each to one replica.
 func (s *Store) TakeExpiredUploads(ctx context.Context, now time.Time, limit int) ([]store.Upload, error) {
 	var out []store.Upload
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM uploads u WHERE expires_at < $1
 			AND EXISTS (SELECT 1 FROM packages p WHERE p.bucket = u.bucket AND p.key = u.object_key)`, ts(now)); err != nil {
 			return err

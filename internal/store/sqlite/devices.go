@@ -178,14 +178,14 @@ func (s *Store) SetDeviceVersion(ctx context.Context, productKey, name, module, 
 
 // SetDeviceOnline records a connect or disconnect at at.
 func (s *Store) SetDeviceOnline(ctx context.Context, productKey, name string, online bool, at time.Time) error {
-	res, err := s.write.ExecContext(ctx, "UPDATE devices SET online = ?, last_seen = ? WHERE product_key = ? AND name = ?",
+	res, err := s.exec(ctx, "UPDATE devices SET online = ?, last_seen = ? WHERE product_key = ? AND name = ?",
 		dbBool(online), dbTime(at), productKey, name)
 	return affectedOne(res, err, "set device online", ota.NotFound("device", name))
 }
 
 // SetDeviceSeen records a sighting at at when the last one is older than staleBefore.
 func (s *Store) SetDeviceSeen(ctx context.Context, productKey, name string, at, staleBefore time.Time) error {
-	_, err := s.write.ExecContext(ctx, `UPDATE devices SET last_seen = ?1, polled_at = ?1
+	_, err := s.exec(ctx, `UPDATE devices SET last_seen = ?1, polled_at = ?1
 		WHERE product_key = ?2 AND name = ?3 AND (polled_at IS NULL OR polled_at < ?4)`,
 		dbTime(at), productKey, name, dbTime(staleBefore))
 	return dbError(err, "record a sighting of device "+name)
@@ -215,20 +215,20 @@ func (s *Store) CountPresent(ctx context.Context, polledSince time.Time) ([]stor
 
 // DeleteDevice removes a device and its versions (ON DELETE CASCADE).
 func (s *Store) DeleteDevice(ctx context.Context, productKey, name string) error {
-	res, err := s.write.ExecContext(ctx, "DELETE FROM devices WHERE product_key = ? AND name = ?", productKey, name)
+	res, err := s.exec(ctx, "DELETE FROM devices WHERE product_key = ? AND name = ?", productKey, name)
 	return affectedOne(res, err, "delete device "+name, ota.NotFound("device", name))
 }
 
 // SetDeviceLabels replaces a device's attributes and tags.
 func (s *Store) SetDeviceLabels(ctx context.Context, productKey, name string, attributes, tags map[string]string) error {
-	res, err := s.write.ExecContext(ctx, "UPDATE devices SET attributes = ?, tags = ? WHERE product_key = ? AND name = ?",
+	res, err := s.exec(ctx, "UPDATE devices SET attributes = ?, tags = ? WHERE product_key = ? AND name = ?",
 		sqlcommon.EncodeVersions(attributes), sqlcommon.EncodeVersions(tags), productKey, name)
 	return affectedOne(res, err, "set labels of device "+name, ota.NotFound("device", name))
 }
 
 // SetDeviceGroups replaces a device's groups.
 func (s *Store) SetDeviceGroups(ctx context.Context, productKey, name string, groups []string) error {
-	res, err := s.write.ExecContext(ctx, "UPDATE devices SET groups = ? WHERE product_key = ? AND name = ?",
+	res, err := s.exec(ctx, "UPDATE devices SET groups = ? WHERE product_key = ? AND name = ?",
 		sqlcommon.EncodeStrings(groups), productKey, name)
 	return affectedOne(res, err, "set groups of device "+name, ota.NotFound("device", name))
 }

@@ -25,7 +25,7 @@ type execer interface {
 
 // CreateJob adds a job; CodeConflict if the id exists.
 func (s *Store) CreateJob(ctx context.Context, j ota.Job) error {
-	return insertJob(ctx, s.write, j)
+	return s.inTx(ctx, func(tx *sql.Tx) error { return insertJob(ctx, tx, j) })
 }
 
 func insertJob(ctx context.Context, db execer, j ota.Job) error {

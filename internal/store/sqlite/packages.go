@@ -16,7 +16,7 @@ const packageCols = `id, tenant_id, product_key, module, kind, name, version, di
 // CreatePackage adds a package; CodeConflict if the tenant has a package of
 // that name (or the id exists).
 func (s *Store) CreatePackage(ctx context.Context, p ota.Package) error {
-	_, err := s.write.ExecContext(ctx, "INSERT INTO packages ("+packageCols+`)
+	_, err := s.exec(ctx, "INSERT INTO packages ("+packageCols+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		p.ID, p.TenantID, p.ProductKey, p.Module, string(p.Kind), p.Name, p.Version, dbBool(p.Differential),
 		sqlcommon.EncodeStrings(p.SourceVersions), p.Description, p.CustomInfo, string(p.SignMethod), p.Sign,
@@ -118,7 +118,7 @@ func (s *Store) ListPackages(ctx context.Context, f store.PackageFilter, page st
 // UpdatePackage writes the mutable fields: name, description, custom info,
 // tags, need-verify, verify status, modified time.
 func (s *Store) UpdatePackage(ctx context.Context, p ota.Package) error {
-	res, err := s.write.ExecContext(ctx, `UPDATE packages SET name = ?, description = ?, custom_info = ?, tags = ?,
+	res, err := s.exec(ctx, `UPDATE packages SET name = ?, description = ?, custom_info = ?, tags = ?,
 		need_verify = ?, verify_status = ?, modified_at = ? WHERE id = ? AND tenant_id = ?`,
 		p.Name, p.Description, p.CustomInfo, sqlcommon.EncodeTags(p.Tags), dbBool(p.NeedVerify), string(p.VerifyStatus),
 		dbTime(p.ModifiedAt), p.ID, p.TenantID)
@@ -130,7 +130,7 @@ func (s *Store) UpdatePackage(ctx context.Context, p ota.Package) error {
 
 // UpdatePackageInfo writes the operator-editable fields only.
 func (s *Store) UpdatePackageInfo(ctx context.Context, p ota.Package) error {
-	res, err := s.write.ExecContext(ctx, `UPDATE packages SET name = ?, description = ?, custom_info = ?, tags = ?, modified_at = ?
+	res, err := s.exec(ctx, `UPDATE packages SET name = ?, description = ?, custom_info = ?, tags = ?, modified_at = ?
 		WHERE id = ? AND tenant_id = ?`,
 		p.Name, p.Description, p.CustomInfo, sqlcommon.EncodeTags(p.Tags), dbTime(p.ModifiedAt), p.ID, p.TenantID)
 	if ota.ErrorCode(dbError(err, "")) == ota.CodeConflict {

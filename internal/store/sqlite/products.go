@@ -11,7 +11,7 @@ import (
 
 // CreateProduct adds a product; CodeConflict if the key exists in any tenant.
 func (s *Store) CreateProduct(ctx context.Context, p ota.Product) error {
-	_, err := s.write.ExecContext(ctx,
+	_, err := s.exec(ctx,
 		"INSERT INTO products (key, tenant_id, name, description, protocol, auth, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
 		p.Key, p.TenantID, p.Name, p.Description, string(p.Protocol), string(p.Auth), dbTime(p.CreatedAt))
 	if ota.ErrorCode(dbError(err, "")) == ota.CodeConflict {
@@ -66,7 +66,7 @@ func (s *Store) ListProducts(ctx context.Context, tenantID string, page store.Pa
 // CreateModule adds a custom module; CodeConflict if (product, name) exists,
 // CodeNotFound if the product does not.
 func (s *Store) CreateModule(ctx context.Context, m ota.Module) error {
-	_, err := s.write.ExecContext(ctx,
+	_, err := s.exec(ctx,
 		"INSERT INTO modules (product_key, name, tenant_id, alias, description, created_at, id) VALUES (?, ?, ?, ?, ?, ?, ?)",
 		m.ProductKey, m.Name, m.TenantID, m.Alias, m.Description, dbTime(m.CreatedAt), ota.ModuleID(m.ProductKey, m.Name))
 	switch ota.ErrorCode(dbError(err, "")) {
@@ -143,14 +143,14 @@ func (s *Store) ListModules(ctx context.Context, tenantID, productKey string, pa
 
 // UpdateModule writes the alias and description.
 func (s *Store) UpdateModule(ctx context.Context, m ota.Module) error {
-	res, err := s.write.ExecContext(ctx,
+	res, err := s.exec(ctx,
 		"UPDATE modules SET alias = ?, description = ? WHERE product_key = ? AND name = ? AND tenant_id = ?",
 		m.Alias, m.Description, m.ProductKey, m.Name, m.TenantID)
 	return affectedOne(res, err, "update module "+m.Name, ota.NotFound("module", m.Name))
 }
 
 func (s *Store) DeleteModule(ctx context.Context, tenantID, productKey, name string) error {
-	res, err := s.write.ExecContext(ctx, "DELETE FROM modules WHERE product_key = ? AND name = ? AND tenant_id = ?",
+	res, err := s.exec(ctx, "DELETE FROM modules WHERE product_key = ? AND name = ? AND tenant_id = ?",
 		productKey, name, tenantID)
 	return affectedOne(res, err, "delete module "+name, ota.NotFound("module", name))
 }

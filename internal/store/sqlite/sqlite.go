@@ -291,13 +291,19 @@ func (s *Store) SchemaVersion(ctx context.Context) (applied, latest int, err err
 	return applied, latest, nil
 }
 
-// inTx runs fn in a write transaction on the single writer connection.
+// inTx runs fn in a write transaction on the single writer connection. When
+// fn succeeds, the audit entry in ctx (store.WithAudit), if any, is written in
+// the same transaction: a failed change leaves no entry.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := writeAudit(ctx, tx); err != nil {
 		_ = tx.Rollback()
 		return err
 	}

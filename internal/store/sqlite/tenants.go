@@ -14,7 +14,7 @@ const tenantColumns = "id, name, created_at, operator, max_packages, max_storage
 
 // CreateTenant adds a tenant; CodeConflict if the id exists.
 func (s *Store) CreateTenant(ctx context.Context, t ota.Tenant) error {
-	_, err := s.write.ExecContext(ctx, "INSERT INTO tenants ("+tenantColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+	_, err := s.exec(ctx, "INSERT INTO tenants ("+tenantColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 		t.ID, t.Name, dbTime(t.CreatedAt), t.Operator, t.Quota.MaxPackages, t.Quota.MaxStorageBytes, t.Quota.MaxDevices, t.Quota.MaxRunningJobs)
 	if ota.ErrorCode(dbError(err, "")) == ota.CodeConflict {
 		return ota.Errorf(ota.CodeConflict, "tenant %q already exists", t.ID)
@@ -72,7 +72,7 @@ func (s *Store) ListTenants(ctx context.Context, page store.Page) ([]ota.Tenant,
 
 // SetTenantQuota replaces a tenant's quota.
 func (s *Store) SetTenantQuota(ctx context.Context, id string, q ota.Quota) error {
-	res, err := s.write.ExecContext(ctx, "UPDATE tenants SET max_packages = ?, max_storage_bytes = ?, max_devices = ?, max_running_jobs = ? WHERE id = ?",
+	res, err := s.exec(ctx, "UPDATE tenants SET max_packages = ?, max_storage_bytes = ?, max_devices = ?, max_running_jobs = ? WHERE id = ?",
 		q.MaxPackages, q.MaxStorageBytes, q.MaxDevices, q.MaxRunningJobs, id)
 	if err != nil {
 		return dbError(err, "set quota of tenant "+id)
@@ -141,7 +141,7 @@ func scanKey(box *secrets.Box, row rowScanner) (ota.AccessKey, error) {
 
 // CreateAccessKey adds an access key; CodeConflict if the id exists.
 func (s *Store) CreateAccessKey(ctx context.Context, k ota.AccessKey) error {
-	_, err := s.write.ExecContext(ctx, "INSERT INTO access_keys ("+keyColumns+") VALUES (?, ?, ?, ?, ?)",
+	_, err := s.exec(ctx, "INSERT INTO access_keys ("+keyColumns+") VALUES (?, ?, ?, ?, ?)",
 		k.ID, k.TenantID, s.box.Seal(secrets.KeyID(k.ID), k.Secret), string(k.Role), dbTime(k.CreatedAt))
 	if ota.ErrorCode(dbError(err, "")) == ota.CodeConflict {
 		return ota.Errorf(ota.CodeConflict, "access key %q already exists", k.ID)
@@ -180,7 +180,7 @@ func (s *Store) ListAccessKeys(ctx context.Context, tenantID string) ([]ota.Acce
 
 // DeleteAccessKey removes a tenant's key; CodeNotFound if it has no such key.
 func (s *Store) DeleteAccessKey(ctx context.Context, tenantID, id string) error {
-	res, err := s.write.ExecContext(ctx, "DELETE FROM access_keys WHERE tenant_id = ? AND id = ?", tenantID, id)
+	res, err := s.exec(ctx, "DELETE FROM access_keys WHERE tenant_id = ? AND id = ?", tenantID, id)
 	if err != nil {
 		return dbError(err, "delete access key "+id)
 	}

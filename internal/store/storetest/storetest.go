@@ -50,6 +50,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Tenants/AccessKeys", testAccessKeys},
 		{"Tenants/Admin", testTenantsAdmin},
 
+		{"Audit/WrittenWithChange", testAuditWrittenWithChange},
+		{"Audit/NotWrittenOnFailure", testAuditNotWrittenOnFailure},
+
 		{"Products/CreateGet", testProductCreateGet},
 		{"Products/KeyUniqueAcrossTenants", testProductKeyUnique},
 		{"Products/List", testProductList},
