@@ -122,8 +122,20 @@ func (s *Store) writeJobTasks(ctx context.Context, tasks []ota.Task, first func(
 			if b == nil {
 				return nil
 			}
-			if _, err := insertTasksStaged(ctx, tx, b); err != nil {
+			// The common batch holds no busy device: one COPY stores it whole
+			// and nothing needs looking up. Only a batch that hits the
+			// one-active-task index goes the staged way and is checked by name.
+			if n, err := copyTasks(ctx, tx, b); err == nil && n == int64(len(tasks)) {
+				return nil
+			} else if err != nil && !isUniqueViolation(err) {
 				return err
+			}
+			inserted, err := insertTasksStaged(ctx, tx, b)
+			if err != nil {
+				return err
+			}
+			if inserted == int64(len(tasks)) {
+				return nil
 			}
 			names := make([]string, len(tasks))
 			for i := range tasks {

@@ -110,8 +110,15 @@ func (s *Store) MaterializeBatch(ctx context.Context, j ota.Job, expectCursor st
 // transaction is the single writer, so nothing can take a module between
 // the insert and the check.
 func insertTargetTasks(ctx context.Context, tx *sql.Tx, jobID string, tasks []ota.Task) error {
-	if _, err := insertTasksTx(ctx, tx, tasks); err != nil {
+	inserted, err := insertTasksTx(ctx, tx, tasks)
+	if err != nil {
 		return err
+	}
+	// ON CONFLICT DO NOTHING left out exactly the busy ones: when every
+	// row went in, none was busy and nothing needs looking up (this check
+	// by name was most of a large job's materialization time).
+	if inserted == int64(len(tasks)) {
+		return nil
 	}
 	present := make(map[string]bool, len(tasks))
 	for start := 0; start < len(tasks); start += insertRowsPerStatement {
@@ -146,7 +153,7 @@ func insertTargetTasks(ctx context.Context, tx *sql.Tx, jobID string, tasks []ot
 			busy = append(busy, t)
 		}
 	}
-	_, err := insertTasksTx(ctx, tx, busy)
+	_, err = insertTasksTx(ctx, tx, busy)
 	return err
 }
 

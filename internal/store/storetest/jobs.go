@@ -301,14 +301,27 @@ func testMaterializeBatch(t *testing.T, s store.Store) {
 	if stored.MaterializeCursor != "d2" || stored.Materialized || !stored.UpdatedAt.Equal(at(2*time.Second)) {
 		t.Fatalf("job after one batch: cursor %q materialized %v updated %v", stored.MaterializeCursor, stored.Materialized, stored.UpdatedAt)
 	}
+	// A batch without a busy device (the stores store it whole, without
+	// looking the rows up again): every task as given, in order.
+	free := next
+	free.MaterializeCursor, free.UpdatedAt = "d4", at(2500*time.Millisecond)
+	mustOK(t, s.MaterializeBatch(ctx, free, "d2", []ota.Task{newTask(j, "d3", ota.TaskQueued), newTask(j, "d4", ota.TaskWaiting)}),
+		"MaterializeBatch without busy devices")
+	got = listAll(t, s, store.TaskFilter{JobID: j.ID})
+	if len(got) != 4 || got[2].DeviceName != "d3" || got[2].State != ota.TaskQueued || got[3].DeviceName != "d4" ||
+		got[3].State != ota.TaskWaiting || got[2].ID >= got[3].ID {
+		t.Fatalf("tasks after a batch without busy devices: %+v", got)
+	}
+	stored, err = s.GetJob(ctx, "acme", j.ID)
+	mustOK(t, err, "GetJob")
 	// A job that changed state meanwhile (canceled) takes no batch.
 	stored.State, stored.UpdatedAt = ota.JobCanceled, at(3*time.Second)
 	mustOK(t, s.UpdateJob(ctx, stored, ota.JobRunning), "UpdateJob cancel")
-	last := next
-	last.MaterializeCursor, last.Materialized = "d3", true
-	wantCode(t, s.MaterializeBatch(ctx, last, "d2", []ota.Task{newTask(j, "d3", ota.TaskQueued)}), ota.CodeConflict,
+	last := free
+	last.MaterializeCursor, last.Materialized = "d5", true
+	wantCode(t, s.MaterializeBatch(ctx, last, "d4", []ota.Task{newTask(j, "d5", ota.TaskQueued)}), ota.CodeConflict,
 		"MaterializeBatch on a canceled job")
-	if n := len(listAll(t, s, store.TaskFilter{JobID: j.ID})); n != 2 {
+	if n := len(listAll(t, s, store.TaskFilter{JobID: j.ID})); n != 4 {
 		t.Fatalf("a canceled job got a batch: %d tasks", n)
 	}
 }
