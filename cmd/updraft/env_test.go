@@ -75,7 +75,7 @@ func writeCredentials(t *testing.T, base string) string {
 func runCLI(t *testing.T, args ...string) (stdout string, err error) {
 	t.Helper()
 	root := &cobra.Command{Use: "updraft", SilenceUsage: true, SilenceErrors: true}
-	root.AddCommand(newProductCmd(), newDeviceCmd(), newPackageCmd(), newJobCmd(), newObjectCmd())
+	root.AddCommand(newProductCmd(), newDeviceCmd(), newPackageCmd(), newJobCmd(), newObjectCmd(), newAuditCmd())
 	setup(root)
 	var out, errOut bytes.Buffer
 	root.SetOut(&out)
