@@ -28,14 +28,36 @@ func RequestIDFrom(ctx context.Context) string {
 // tenant the changed resource lives in (tenants themselves live in the
 // operator's tenant, the caller's). detail must never hold a secret.
 func (s *Service) audited(ctx context.Context, p Principal, tenantID, action, resourceType, resourceID, detail string) context.Context {
+	return store.WithAudit(ctx, s.entry(ctx, p, tenantID, action, resourceType, resourceID, detail))
+}
+
+func (s *Service) entry(ctx context.Context, p Principal, tenantID, action, resourceType, resourceID, detail string) ota.AuditEntry {
 	if tenantID == "" {
 		tenantID = p.TenantID
 	}
-	return store.WithAudit(ctx, ota.AuditEntry{
+	return ota.AuditEntry{
 		At: s.clock.Now().UTC(), TenantID: tenantID, ActorKeyID: p.AccessKeyID, ActorRole: p.Role,
 		Action: action, ResourceType: resourceType, ResourceID: resourceID,
 		RequestID: RequestIDFrom(ctx), Detail: detail,
-	})
+	}
+}
+
+type pendingAuditKey struct{}
+
+// withPendingAudit carries e through a helper that makes several store
+// calls (endJob); the helper attaches it, with pendingAudit, only to the
+// call that applies the change, so the others write no entry.
+func withPendingAudit(ctx context.Context, e ota.AuditEntry) context.Context {
+	return context.WithValue(ctx, pendingAuditKey{}, e)
+}
+
+// pendingAudit returns ctx with the pending entry, if any, attached for the
+// store (store.WithAudit).
+func pendingAudit(ctx context.Context) context.Context {
+	if e, ok := ctx.Value(pendingAuditKey{}).(ota.AuditEntry); ok {
+		return store.WithAudit(ctx, e)
+	}
+	return ctx
 }
 
 // ListAudit lists audit entries. Every key reads its own tenant's entries;

@@ -464,7 +464,7 @@ func (s *Service) endJob(ctx context.Context, job ota.Job, state ota.JobState, t
 	}
 	job.State, job.StateReason, job.FinishedAt, job.UpdatedAt = state, why, now, now
 	job.Outcome = ota.Outcome(state, final)
-	if err := s.store.UpdateJob(ctx, job, prev); err != nil {
+	if err := s.store.UpdateJob(pendingAudit(ctx), job, prev); err != nil {
 		return false, ignoreConflict(err)
 	}
 	s.engine.setAfter(job.ID, 0)

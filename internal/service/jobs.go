@@ -242,7 +242,7 @@ func (s *Service) CancelJob(ctx context.Context, p Principal, id string) (ota.Jo
 		case ota.JobCompleted:
 			return ota.Job{}, ota.Errorf(ota.CodeConflict, "job %q is already completed", id)
 		}
-		ended, err := s.endJob(ctx, job, ota.JobCanceled, ota.ReasonJobCanceled, "canceled by the operator")
+		ended, err := s.endJob(withPendingAudit(ctx, s.entry(ctx, p, job.TenantID, "job.cancel", "job", job.ID, string(job.State)+" -> canceled")), job, ota.JobCanceled, ota.ReasonJobCanceled, "canceled by the operator")
 		if err != nil {
 			return ota.Job{}, err
 		}

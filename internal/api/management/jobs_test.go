@@ -208,6 +208,20 @@ func TestJobLifecycleOverAPI(t *testing.T) {
 	}
 	_, err = e.Client.GetJob(ctx, job.ID)
 	wantAPIError(t, err, http.StatusNotFound, "not_found")
+
+	// The audit log holds each operator change of the job once, newest
+	// first; the refused resume and delete left nothing.
+	audit, err := e.Client.ListAudit(ctx, client.AuditFilter{ResourceType: "job", ResourceID: job.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, it := range audit.Items {
+		actions = append(actions, it.Action)
+	}
+	if got := strings.Join(actions, ","); got != "job.delete,job.cancel,job.resume,job.pause,job.create" {
+		t.Fatalf("job audit: %s", got)
+	}
 }
 
 func TestJobAPIErrors(t *testing.T) {
