@@ -20,6 +20,13 @@ import (
 type Devices interface {
 	DeviceForAuth(ctx context.Context, ref ota.DeviceRef) (ota.Device, error)
 	DeviceConnected(ctx context.Context, dev ota.DeviceRef, online bool) error
+	// DevicePresence is DeviceConnected for a status that names its
+	// connection (wire.Status.Since, Unix ms; 0: unordered): a device's
+	// statuses are applied in connection order, a connection's offline after
+	// its online, and an older one than the last applied changes nothing
+	// (applied false). An external broker can hand the will of a dropped
+	// connection to the server after its successor's online status.
+	DevicePresence(ctx context.Context, dev ota.DeviceRef, online bool, since int64) (applied bool, err error)
 	// DeviceSeen records a sighting of a device that holds no connection
 	// (device HTTP): its presence, without making it "online".
 	DeviceSeen(ctx context.Context, dev ota.DeviceRef) error

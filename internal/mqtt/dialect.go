@@ -79,6 +79,14 @@ type Link interface {
 	Online(ctx context.Context, dev ota.DeviceRef, online bool) error
 }
 
+// stampedLink is a Link that orders a device's statuses by the connection
+// they name (wire.Status.Since): the external broker's, where a dropped
+// connection's will may be handled after its successor's online status.
+// The embedded broker sees connections itself and needs no stamps.
+type stampedLink interface {
+	OnlineSince(ctx context.Context, dev ota.DeviceRef, online bool, since int64) error
+}
+
 // Dialect is one device protocol family on MQTT: its CONNECT credential
 // scheme, its topics and its messages. Every product names one protocol
 // (ota.Product.Protocol); the dialect whose Name is that protocol is the only

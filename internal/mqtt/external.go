@@ -557,7 +557,9 @@ func (e *External) handle(in inbound) (acked bool) {
 		if err != nil && !deviceproto.Transient(err) {
 			dropped = true
 			e.m.messages.WithLabelValues(in.dialect.Name(), resultDropped).Inc()
-			e.log.Info("device message dropped", "topic", in.msg.Topic(), "err", err)
+			// Warn: a message dropped must show at the usual log level
+			// (issue 8: losses "with nothing logged" were Info lines).
+			e.log.Warn("device message refused for good; acknowledged and dropped", "topic", in.msg.Topic(), "err", err)
 			return struct{}{}, nil // refused for good: acknowledged, never redelivered
 		}
 		return struct{}{}, err
@@ -743,8 +745,21 @@ func (l externalLink) Tell(ctx context.Context, topic string, payload []byte) er
 // Online records the device's state and, when it comes online, publishes its
 // pending notices.
 func (l externalLink) Online(ctx context.Context, dev ota.DeviceRef, online bool) error {
-	if err := l.e.devices.DeviceConnected(ctx, dev, online); err != nil {
+	return l.OnlineSince(ctx, dev, online, 0)
+}
+
+// OnlineSince is Online for a status stamped with its connection: one older
+// than the device's last applied status (a will handled after the online
+// status of the connection that replaced it) is counted and ignored.
+func (l externalLink) OnlineSince(ctx context.Context, dev ota.DeviceRef, online bool, since int64) error {
+	applied, err := l.e.devices.DevicePresence(ctx, dev, online, since)
+	if err != nil {
 		return err
+	}
+	if !applied {
+		l.e.m.messages.WithLabelValues(l.dialect.Name(), resultStale).Inc()
+		l.e.log.Info("device status older than the one applied; ignored", "device", dev.ProductKey+"/"+dev.Name, "online", online, "since", since)
+		return nil
 	}
 	if !online {
 		return nil

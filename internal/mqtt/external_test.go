@@ -714,3 +714,81 @@ func TestExternalResumedSessionsNeedNoSubAck(t *testing.T) {
 		t.Fatal("a new session without confirmed subscriptions started")
 	}
 }
+
+// Issue 8: through an external broker a device's statuses can reach the
+// server out of order. A device whose connection drops and that reconnects
+// at once sends the online status of its new connection while the broker
+// publishes the will (offline) of the old one; the two travel through
+// different consumers (or replicas) and the will can be applied last,
+// leaving an online device offline for good. Statuses name their connection
+// (wire.Status.Since) and the service applies them in that order. Here one
+// consumer receives the will late, after its successor's online status.
+func TestExternalPresenceInConnectionOrder(t *testing.T) {
+	addr := testenv.MosquittoAddr(t)
+	ctx := t.Context()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "updraft.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	svc := service.New(st, nil, newFakeClock(), nil, quietLogger(), service.Options{})
+	product := randomName("p")
+	if err := st.CreateTenant(ctx, ota.Tenant{ID: "t1", Name: "t1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateProduct(ctx, ota.Product{TenantID: "t1", Key: product, Name: "p", Protocol: ota.ProtocolNative, Auth: ota.AuthSecret}); err != nil {
+		t.Fatal(err)
+	}
+	const devices = 20
+	for i := 0; i < devices; i++ {
+		if err := st.CreateDevice(ctx, ota.Device{TenantID: "t1", ProductKey: product, Name: fmt.Sprintf("d%d", i), Secret: "s"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clientID, group := randomName("updraft-test-"), randomName("g")
+	e, err := NewExternal(svc, ExternalOptions{URL: "mqtt://" + addr, ClientID: clientID, Group: group, Consumers: 1, Workers: 4,
+		Logger: quietLogger(), Dialects: []Dialect{productOnly{NewNative(svc, 0, nil), product}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		e.Close()
+		wipeSessions(t, addr, clientID, 1)
+	})
+	pub := &device{got: map[string][][]byte{}}
+	pub.c = paho.NewClient(connectOpts(addr, randomName("pub-"), "", ""))
+	if tok := pub.c.Connect(); !tok.WaitTimeout(waitFor) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	t.Cleanup(func() { pub.c.Disconnect(0) })
+	online := func() (n int) {
+		for i := 0; i < devices; i++ {
+			d, err := st.GetDevice(ctx, product, fmt.Sprintf("d%d", i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Online {
+				n++
+			}
+		}
+		return n
+	}
+	status := func(online bool, since int64) {
+		for i := 0; i < devices; i++ {
+			pub.publish(t, wire.Topic(product, fmt.Sprintf("d%d", i), wire.TopicStatus), wire.Status{Online: online, Since: since})
+		}
+	}
+	now := time.Now().UnixMilli()
+	status(true, now)      // connection A
+	status(true, now+1500) // connection B replaces A
+	status(false, now)     // A's will, handled last
+	eventually(t, "every status handled", func() bool { return e.Handled() >= 3*devices })
+	if n := online(); n != devices {
+		t.Fatalf("%d of %d devices online after the will of a replaced connection was handled late; want all", n, devices)
+	}
+	status(false, now+1500) // B's will: now they are gone
+	eventually(t, "every device offline", func() bool { return online() == 0 })
+}

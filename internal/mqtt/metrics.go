@@ -17,6 +17,7 @@ const (
 	resultDropped = "dropped" // malformed or refused: acknowledged and dropped
 	resultRetry   = "retry"   // the service was unavailable: not acknowledged, the device resends
 	resultUnacked = "unacked" // external broker: still failing after retries; left for the broker to redeliver
+	resultStale   = "stale"   // external broker: a device status older than the one applied (also counted handled)
 )
 
 // newMetrics registers the series on reg (nil: none); gauges read the

@@ -147,6 +147,9 @@ func (n *Native) Handle(ctx context.Context, m Message, link Link) error {
 		if err := json.Unmarshal(m.Payload, &s); err != nil {
 			return ota.Invalid("", "the status message is not valid JSON: %v", err)
 		}
+		if sl, ok := link.(stampedLink); ok && s.Since != 0 {
+			return sl.OnlineSince(ctx, dev, s.Online, s.Since)
+		}
 		return link.Online(ctx, dev, s.Online)
 	}
 	return ota.Invalid("topic", "topic %q: unknown kind %q", m.Topic, suffix)

@@ -446,11 +446,33 @@ func (s *Service) DeviceSeen(ctx context.Context, dev ota.DeviceRef) error {
 // to waiting (DeviceUnavailable). Front-ends call NextNotice after a connect
 // to deliver what is due.
 func (s *Service) DeviceConnected(ctx context.Context, dev ota.DeviceRef, online bool) error {
-	if err := s.store.SetDeviceOnline(ctx, dev.ProductKey, dev.Name, online, s.clock.Now()); err != nil {
-		return err
+	_, err := s.DevicePresence(ctx, dev, online, 0)
+	return err
+}
+
+// maxPresenceSince bounds a status's connection stamp (Unix ms) so that
+// its store stamp (twice it, plus one) fits an int64 with room to spare.
+const maxPresenceSince = 1 << 60
+
+// DevicePresence is DeviceConnected for a status stamped with its
+// connection (Unix ms; 0: unordered). The order is one rule: connections
+// by their stamp, and within one connection its online before its offline
+// (its will), so the store stamp is since×2, plus 1 when offline. A status
+// older than the last one applied changes nothing (applied false).
+func (s *Service) DevicePresence(ctx context.Context, dev ota.DeviceRef, online bool, since int64) (bool, error) {
+	if since < 0 || since >= maxPresenceSince {
+		return false, ota.Invalid("since", "since %d is not a connection time in Unix milliseconds", since)
+	}
+	stamp := since * 2
+	if stamp != 0 && !online {
+		stamp++
+	}
+	applied, err := s.store.SetDeviceOnline(ctx, dev.ProductKey, dev.Name, online, s.clock.Now(), stamp)
+	if err != nil || !applied {
+		return false, err
 	}
 	if online {
-		return s.DeviceAvailable(ctx, dev)
+		return true, s.DeviceAvailable(ctx, dev)
 	}
-	return s.DeviceUnavailable(ctx, dev)
+	return true, s.DeviceUnavailable(ctx, dev)
 }

@@ -219,12 +219,13 @@ type Stats struct {
 	Bytes       int64 // downloaded and verified
 	Resumed     int64 // downloads resumed after an interruption
 	StartErrors int64 // failed connection attempts (retried)
+	Dropped     int64 // connections lost after they were up (each reconnects, and its will reaches the server)
 }
 
 // String is the one-line summary.
 func (s Stats) String() string {
-	return fmt.Sprintf("connected %d/%d  notified %d  downloading %d  succeeded %d  failed %d  (attempts %d, %d MB)",
-		s.Connected, s.Devices-s.Offline, s.Notified, s.Downloading, s.Succeeded, s.Failed, s.Attempts, s.Bytes>>20)
+	return fmt.Sprintf("connected %d/%d  notified %d  downloading %d  succeeded %d  failed %d  (attempts %d, %d MB; connections dropped %d)",
+		s.Connected, s.Devices-s.Offline, s.Notified, s.Downloading, s.Succeeded, s.Failed, s.Attempts, s.Bytes>>20, s.Dropped)
 }
 
 // Sim is a running fleet.
@@ -233,7 +234,7 @@ type Sim struct {
 	plan []Behaviour
 	hc   *http.Client
 
-	connected, notified, downloading, succeeded, failed, attempts, bytes, resumed, startFailures atomic.Int64
+	connected, notified, downloading, succeeded, failed, attempts, bytes, resumed, startFailures, dropped atomic.Int64
 
 	busy       atomic.Int64 // handlers running
 	lastNotice atomic.Int64 // unix nanos
@@ -294,6 +295,7 @@ func (s *Sim) Stats() Stats {
 		Connected: s.connected.Load(), Notified: s.notified.Load(), Downloading: s.downloading.Load(),
 		Succeeded: s.succeeded.Load(), Failed: s.failed.Load(), Attempts: s.attempts.Load(),
 		Bytes: s.bytes.Load(), Resumed: s.resumed.Load(), StartErrors: s.startFailures.Load(),
+		Dropped: s.dropped.Load(),
 	}
 }
 
@@ -443,7 +445,7 @@ func (s *Sim) start(ctx context.Context, d *simDevice) {
 		c, err = device.NewHTTP(device.HTTPConfig{Config: cfg, Server: s.cfg.Server, Client: s.hc, PollInterval: s.cfg.PollInterval})
 	default:
 		c, err = device.NewMQTT(device.MQTTConfig{Config: cfg, Broker: s.cfg.MQTT, TLS: s.cfg.TLS, AckTimeout: s.cfg.AckTimeout, CheckInterval: s.cfg.CheckInterval,
-			OnConnect: func() { s.connected.Add(1) }, OnConnectionLost: func(error) { s.connected.Add(-1) }})
+			OnConnect: func() { s.connected.Add(1) }, OnConnectionLost: func(error) { s.connected.Add(-1); s.dropped.Add(1) }})
 	}
 	if err != nil {
 		s.cfg.Logger.Error("sim: device not created", "device", d.name, "err", err)

@@ -166,8 +166,13 @@ type Devices interface {
 	ListDevices(ctx context.Context, f DeviceFilter, page Page, count bool) ([]ota.Device, int64, error)
 	// SetDeviceVersion records a reported version of one module and the time.
 	SetDeviceVersion(ctx context.Context, productKey, name, module, version string, at time.Time) error
-	// SetDeviceOnline records a connect (true) or disconnect (false).
-	SetDeviceOnline(ctx context.Context, productKey, name string, online bool, at time.Time) error
+	// SetDeviceOnline records a connect (true) or disconnect (false). stamp
+	// orders one device's presence changes: when it is not 0 the change is
+	// applied only if stamp is greater than the stamp of the last one
+	// applied, which it then becomes, and applied is false (nothing changes)
+	// otherwise. A change with stamp 0 is applied whatever came before and
+	// leaves the stamp as it was. CodeNotFound if the device does not exist.
+	SetDeviceOnline(ctx context.Context, productKey, name string, online bool, at time.Time, stamp int64) (applied bool, err error)
 	// SetDeviceSeen records at as the device's last sighting (a device-HTTP
 	// request) without changing whether it is online, but only when the
 	// sighting on record is older than staleBefore, so that a fleet polling

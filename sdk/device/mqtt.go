@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -64,6 +65,21 @@ type MQTT struct {
 
 	checkMu sync.Mutex
 	replies chan wire.CheckReply
+
+	// since is the current connection's stamp (Unix ms, strictly
+	// increasing), sent in its online status and in its will: the server
+	// orders one device's presence by it, since an external broker may hand
+	// the will of a dropped connection to the server after the online status
+	// of the connection that replaced it.
+	since atomic.Int64
+}
+
+// nextSince stamps a new connection: the clock in ms, or one more than the
+// last stamp if the clock has not moved on.
+func (d *MQTT) nextSince() int64 {
+	s := max(d.cfg.Now().UnixMilli(), d.since.Load()+1)
+	d.since.Store(s)
+	return s
 }
 
 // NewMQTT prepares a device on MQTT; Start connects it.
@@ -102,7 +118,7 @@ func NewMQTT(cfg MQTTConfig) (*MQTT, error) {
 		broker = "tcp://" + broker
 	}
 	p, n := cfg.Product, cfg.Name
-	offline, _ := json.Marshal(wire.Status{Online: false})
+	offline, _ := json.Marshal(wire.Status{Online: false, Since: d.nextSince()})
 	o := paho.NewClientOptions().AddBroker(broker).
 		SetClientID(wire.ClientID(p, n)).
 		// A fresh signature on every (re)connect: the timestamp must be recent.
@@ -119,6 +135,11 @@ func NewMQTT(cfg MQTTConfig) (*MQTT, error) {
 		SetConnectTimeout(cfg.ConnectTimeout).
 		SetWriteTimeout(cfg.AckTimeout).
 		SetBinaryWill(wire.Topic(p, n, wire.TopicStatus), offline, 1, false).
+		// Every reconnect is a new connection with its own stamp, in the will
+		// it leaves and in the online status it sends (onConnect).
+		SetReconnectingHandler(func(_ paho.Client, o *paho.ClientOptions) {
+			o.WillPayload, _ = json.Marshal(wire.Status{Online: false, Since: d.nextSince()})
+		}).
 		SetOnConnectHandler(d.onConnect).
 		SetConnectionLostHandler(func(_ paho.Client, err error) {
 			cfg.Logger.Debug("device: connection lost; reconnecting", "device", p+"/"+n, "err", err)
@@ -230,7 +251,7 @@ func (d *MQTT) onConnect(c paho.Client) {
 	}
 	ctx, cancel := context.WithTimeout(d.disp.ctx, d.cfg.AckTimeout*time.Duration(d.cfg.Attempts))
 	defer cancel()
-	if err := d.publish(ctx, wire.Topic(p, n, wire.TopicStatus), wire.Status{Online: true}); err != nil {
+	if err := d.publish(ctx, wire.Topic(p, n, wire.TopicStatus), wire.Status{Online: true, Since: d.since.Load()}); err != nil {
 		d.cfg.Logger.Warn("device: announcing online failed", "device", p+"/"+n, "err", err)
 	}
 	d.mu.Lock()

@@ -195,18 +195,25 @@ func (f *Fake) DeviceForAuth(_ context.Context, ref ota.DeviceRef) (ota.Device, 
 }
 
 // DeviceConnected implements deviceproto.Devices.
-func (f *Fake) DeviceConnected(_ context.Context, ref ota.DeviceRef, online bool) error {
+func (f *Fake) DeviceConnected(ctx context.Context, ref ota.DeviceRef, online bool) error {
+	_, err := f.DevicePresence(ctx, ref, online, 0)
+	return err
+}
+
+// DevicePresence implements deviceproto.Devices (without ordering: the
+// service's store orders statuses).
+func (f *Fake) DevicePresence(_ context.Context, ref ota.DeviceRef, online bool, _ int64) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	d, ok := f.devices[ref]
 	if !ok {
-		return ota.NotFound("device", ref.ProductKey+"/"+ref.Name)
+		return false, ota.NotFound("device", ref.ProductKey+"/"+ref.Name)
 	}
 	d.Online = online
 	if online {
 		f.connects[ref]++
 	}
-	return nil
+	return true, nil
 }
 
 // NextNotice implements deviceproto.Devices.

@@ -138,10 +138,25 @@ func (s *Store) SetDeviceVersion(ctx context.Context, productKey, name, module, 
 		WHERE product_key = $1 AND name = $2`, productKey, name, module, version, ts(at))
 }
 
-func (s *Store) SetDeviceOnline(ctx context.Context, productKey, name string, online bool, at time.Time) error {
-	return s.execOne(ctx, ota.NotFound("device", name), "record device connection",
-		`UPDATE devices SET online = $3, last_seen = $4 WHERE product_key = $1 AND name = $2`,
-		productKey, name, online, ts(at))
+func (s *Store) SetDeviceOnline(ctx context.Context, productKey, name string, online bool, at time.Time, stamp int64) (bool, error) {
+	tag, err := s.exec(ctx, `UPDATE devices SET online = $3, last_seen = $4,
+			presence_stamp = CASE WHEN $5::bigint = 0 THEN presence_stamp ELSE $5::bigint END
+		WHERE product_key = $1 AND name = $2 AND ($5::bigint = 0 OR presence_stamp < $5::bigint)`,
+		productKey, name, online, ts(at), stamp)
+	if err != nil {
+		return false, translate(err, "record device connection")
+	}
+	if tag.RowsAffected() == 1 {
+		return true, nil
+	}
+	// Nothing changed: an older change than the last one applied, or no
+	// such device.
+	var found bool
+	err = s.pool.QueryRow(ctx, `SELECT true FROM devices WHERE product_key = $1 AND name = $2`, productKey, name).Scan(&found)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, ota.NotFound("device", name)
+	}
+	return false, translate(err, "record device connection")
 }
 
 // SetDeviceSeen records a sighting at at when the last one is older than staleBefore.

@@ -176,11 +176,26 @@ func (s *Store) SetDeviceVersion(ctx context.Context, productKey, name, module, 
 	return dbError(err, "set version of device "+name)
 }
 
-// SetDeviceOnline records a connect or disconnect at at.
-func (s *Store) SetDeviceOnline(ctx context.Context, productKey, name string, online bool, at time.Time) error {
-	res, err := s.exec(ctx, "UPDATE devices SET online = ?, last_seen = ? WHERE product_key = ? AND name = ?",
-		dbBool(online), dbTime(at), productKey, name)
-	return affectedOne(res, err, "set device online", ota.NotFound("device", name))
+// SetDeviceOnline records a connect or disconnect at at, in stamp order.
+func (s *Store) SetDeviceOnline(ctx context.Context, productKey, name string, online bool, at time.Time, stamp int64) (bool, error) {
+	res, err := s.exec(ctx, `UPDATE devices SET online = ?1, last_seen = ?2,
+			presence_stamp = CASE WHEN ?5 = 0 THEN presence_stamp ELSE ?5 END
+		WHERE product_key = ?3 AND name = ?4 AND (?5 = 0 OR presence_stamp < ?5)`,
+		dbBool(online), dbTime(at), productKey, name, stamp)
+	if err != nil {
+		return false, dbError(err, "set device online")
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return n == 1, dbError(err, "set device online")
+	}
+	// Nothing changed: an older change than the last one applied, or no
+	// such device.
+	var found int
+	err = s.read.QueryRowContext(ctx, "SELECT 1 FROM devices WHERE product_key = ? AND name = ?", productKey, name).Scan(&found)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, ota.NotFound("device", name)
+	}
+	return false, dbError(err, "set device online")
 }
 
 // SetDeviceSeen records a sighting at at when the last one is older than staleBefore.

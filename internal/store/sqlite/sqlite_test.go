@@ -127,7 +127,7 @@ func TestConcurrentUse(t *testing.T) {
 				if err := s.SetDeviceVersion(ctx, "pk", name, ota.DefaultModule, "1.0", at); err != nil {
 					errs <- fmt.Errorf("SetDeviceVersion %s: %w", name, err)
 				}
-				if err := s.SetDeviceOnline(ctx, "pk", name, true, at); err != nil {
+				if _, err := s.SetDeviceOnline(ctx, "pk", name, true, at, 0); err != nil {
 					errs <- fmt.Errorf("SetDeviceOnline %s: %w", name, err)
 				}
 				if _, err := s.GetDevice(ctx, "pk", name); err != nil {

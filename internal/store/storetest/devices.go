@@ -89,13 +89,13 @@ func testDeviceVersionsOnline(t *testing.T, s store.Store) {
 		t.Fatalf("reports of d1 changed d2: %+v", other)
 	}
 
-	mustOK(t, s.SetDeviceOnline(ctx, "pk1", "d1", true, at(4*time.Minute+250*time.Millisecond)), "SetDeviceOnline true")
+	mustOK(t, presence(s.SetDeviceOnline(ctx, "pk1", "d1", true, at(4*time.Minute+250*time.Millisecond), 0)), "SetDeviceOnline true")
 	got, err = s.GetDevice(ctx, "pk1", "d1")
 	mustOK(t, err, "GetDevice")
 	if !got.Online || !got.LastSeen.Equal(at(4*time.Minute+250*time.Millisecond)) {
 		t.Fatalf("after connect: online %v last seen %v", got.Online, got.LastSeen)
 	}
-	mustOK(t, s.SetDeviceOnline(ctx, "pk1", "d1", false, at(5*time.Minute)), "SetDeviceOnline false")
+	mustOK(t, presence(s.SetDeviceOnline(ctx, "pk1", "d1", false, at(5*time.Minute), 0)), "SetDeviceOnline false")
 	got, err = s.GetDevice(ctx, "pk1", "d1")
 	mustOK(t, err, "GetDevice")
 	d.Online, d.LastSeen = false, at(5*time.Minute)
@@ -103,7 +103,32 @@ func testDeviceVersionsOnline(t *testing.T, s store.Store) {
 
 	wantCode(t, s.SetDeviceVersion(ctx, "pk1", "ghost", ota.DefaultModule, "1", base), ota.CodeNotFound,
 		"SetDeviceVersion of a missing device")
-	wantCode(t, s.SetDeviceOnline(ctx, "pk1", "ghost", true, base), ota.CodeNotFound, "SetDeviceOnline of a missing device")
+	wantCode(t, presence(s.SetDeviceOnline(ctx, "pk1", "ghost", true, base, 0)), ota.CodeNotFound, "SetDeviceOnline of a missing device")
+	wantCode(t, presence(s.SetDeviceOnline(ctx, "pk1", "ghost", true, base, 7)), ota.CodeNotFound, "stamped SetDeviceOnline of a missing device")
+
+	// Stamped changes apply in stamp order: an older one (the will of a
+	// dropped connection handled after its successor's online status)
+	// changes nothing, one with stamp 0 applies whatever came before and
+	// keeps the stamp.
+	stamped := func(online bool, stamp int64, wantApplied, wantOnline bool, what string) {
+		t.Helper()
+		applied, err := s.SetDeviceOnline(ctx, "pk1", "d1", online, at(6*time.Minute), stamp)
+		mustOK(t, err, what)
+		got, err := s.GetDevice(ctx, "pk1", "d1")
+		mustOK(t, err, "GetDevice")
+		if applied != wantApplied || got.Online != wantOnline {
+			t.Fatalf("%s: applied %v online %v, want applied %v online %v", what, applied, got.Online, wantApplied, wantOnline)
+		}
+	}
+	stamped(true, 20, true, true, "online of connection 10 (stamp 20)")
+	stamped(false, 21, true, false, "its will (stamp 21)")
+	stamped(true, 40, true, true, "online of connection 20 (stamp 40)")
+	stamped(false, 21, false, true, "connection 10's will again, handled late")
+	stamped(false, 40, false, true, "a change with the applied stamp")
+	stamped(false, 0, true, false, "an unordered offline")
+	stamped(true, 39, false, false, "an older stamp after an unordered change")
+	stamped(true, 42, true, true, "the next connection")
+	stamped(false, 43, true, false, "its will")
 
 	// A sighting (device HTTP) moves last_seen only when the last poll on
 	// record is older than staleBefore (the first one always), and never
@@ -247,8 +272,8 @@ func testDeviceListFilters(t *testing.T, s store.Store) {
 	// Reported later rather than at creation.
 	dev("f", nil, nil)
 	mustOK(t, s.SetDeviceVersion(ctx, "pk1", "f", ota.DefaultModule, "1.0", base), "SetDeviceVersion f")
-	mustOK(t, s.SetDeviceOnline(ctx, "pk1", "c", true, base), "SetDeviceOnline c")
-	mustOK(t, s.SetDeviceOnline(ctx, "pk1", "d", true, base), "SetDeviceOnline d")
+	mustOK(t, presence(s.SetDeviceOnline(ctx, "pk1", "c", true, base, 0)), "SetDeviceOnline c")
+	mustOK(t, presence(s.SetDeviceOnline(ctx, "pk1", "d", true, base, 0)), "SetDeviceOnline d")
 	yes, no := true, false
 	// Another product with matching groups and versions must never show up.
 	mustDevice(t, s, ota.Device{TenantID: "acme", ProductKey: "pk2", Name: "x", Groups: []string{"g1"},
@@ -333,9 +358,9 @@ func testDeviceCountPresent(t *testing.T, s store.Store) {
 	} {
 		mustDevice(t, s, d)
 	}
-	mustOK(t, s.SetDeviceOnline(ctx, "nat", "on1", true, base), "online on1")
-	mustOK(t, s.SetDeviceOnline(ctx, "nat", "on2", true, base), "online on2")
-	mustOK(t, s.SetDeviceOnline(ctx, "hw", "on", true, base), "online hw")
+	mustOK(t, presence(s.SetDeviceOnline(ctx, "nat", "on1", true, base, 0)), "online on1")
+	mustOK(t, presence(s.SetDeviceOnline(ctx, "nat", "on2", true, base, 0)), "online on2")
+	mustOK(t, presence(s.SetDeviceOnline(ctx, "hw", "on", true, base, 0)), "online hw")
 	mustOK(t, s.SetDeviceSeen(ctx, "nat", "poller", at(time.Minute), at(0)), "poll")
 	mustOK(t, s.SetDeviceSeen(ctx, "nat", "stale-poller", at(-time.Hour), at(-2*time.Hour)), "old poll")
 	got, err = s.CountPresent(ctx, at(30*time.Second))
@@ -388,3 +413,6 @@ func testDeviceSoftwareVersionFilter(t *testing.T, s store.Store) {
 		wantTotal(t, total, int64(len(c.want)), c.name)
 	}
 }
+
+// presence drops SetDeviceOnline's applied result where only its error counts.
+func presence(_ bool, err error) error { return err }

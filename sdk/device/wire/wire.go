@@ -297,6 +297,15 @@ func (r *CheckReply) UnmarshalJSON(b []byte) error {
 // connections itself; an external broker needs these.
 type Status struct {
 	Online bool `json:"online"`
+	// Since stamps the connection the status is about: when it was opened,
+	// in Unix milliseconds, strictly increasing from one connection of the
+	// device to the next, the same in the connection's online status and in
+	// its will. The server applies a device's statuses in stamp order (a
+	// connection's offline after its online) and ignores one older than what
+	// it has: through an external broker the will of a dropped connection
+	// can reach the server after the online status of its successor. 0 (or
+	// absent): unordered, applied as it comes.
+	Since int64 `json:"since,omitempty"`
 }
 
 // Error is the body of a device HTTP API error.
