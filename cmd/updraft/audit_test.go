@@ -28,7 +28,7 @@ func TestAuditListCLI(t *testing.T) {
 	if _, err := run("device", "create", "lamp", "l1"); err == nil {
 		t.Fatal("creating the same device twice succeeded")
 	}
-	out, err := run("audit", "list", "--output", "json")
+	out, err := run("audit", "list", "--actor", cliKeyID, "--output", "json")
 	if err != nil {
 		t.Fatal(err)
 	}

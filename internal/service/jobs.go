@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/updraft-ota/updraft/internal/ota"
@@ -208,7 +209,7 @@ func (s *Service) changeJob(ctx context.Context, p Principal, id string, change 
 		if err != nil {
 			return ota.Job{}, err
 		}
-		prev := job.State
+		prev, neverStarted := job.State, job.StartedAt.IsZero()
 		if err := change(&job); err != nil {
 			return ota.Job{}, err
 		}
@@ -216,7 +217,11 @@ func (s *Service) changeJob(ctx context.Context, p Principal, id string, change 
 			return job, nil
 		}
 		job.UpdatedAt = s.clock.Now()
-		err = s.store.UpdateJob(s.audited(ctx, p, job.TenantID, jobStateAction(job.State), "job", job.ID, string(prev)+" -> "+string(job.State)), job, prev)
+		action := jobStateAction(job.State)
+		if action == "job.resume" && neverStarted {
+			action = "job.start" // a job created held (StartJob), or paused before its start time
+		}
+		err = s.store.UpdateJob(s.audited(ctx, p, job.TenantID, action, "job", job.ID, string(prev)+" -> "+string(job.State)), job, prev)
 		if ota.ErrorCode(err) == ota.CodeConflict && attempt < 3 {
 			continue
 		}
@@ -311,7 +316,7 @@ func (s *Service) RetryTasks(ctx context.Context, p Principal, jobID string, dev
 	case job.State == ota.JobCompleted && job.Schedule.Over(now):
 		return nil, ota.Errorf(ota.CodeConflict, "job %q has passed its finish time; its tasks cannot be retried", jobID)
 	}
-	results, err := s.applyTaskAction(ctx, &job, devices, retryAction)
+	results, err := s.applyTaskAction(ctx, p, &job, devices, retryAction)
 	if err != nil {
 		return results, err
 	}
@@ -353,7 +358,7 @@ func (s *Service) CancelTasks(ctx context.Context, p Principal, jobID string, de
 	if job.State.Terminal() {
 		return nil, ota.Errorf(ota.CodeConflict, "job %q is %s; it has no unfinished task to cancel", jobID, job.State)
 	}
-	return s.applyTaskAction(ctx, &job, devices, cancelAction)
+	return s.applyTaskAction(ctx, p, &job, devices, cancelAction)
 }
 
 // ConfirmTasks moves tasks waiting in confirm to queued (all when devices is
@@ -366,7 +371,7 @@ func (s *Service) ConfirmTasks(ctx context.Context, p Principal, jobID string, d
 	if job.State.Terminal() {
 		return nil, ota.Errorf(ota.CodeConflict, "job %q is %s; its tasks cannot be confirmed", jobID, job.State)
 	}
-	return s.applyTaskAction(ctx, &job, devices, confirmAction)
+	return s.applyTaskAction(ctx, p, &job, devices, confirmAction)
 }
 
 // taskActionPage is how many tasks an operator action reads per store call.
@@ -375,7 +380,7 @@ const taskActionPage = 500
 // applyTaskAction moves the named devices' tasks (every task in a from state
 // when devices is empty) one at a time with a compare-and-set, reporting per
 // device.
-func (s *Service) applyTaskAction(ctx context.Context, job *ota.Job, devices []string, a taskAction) ([]TaskResult, error) {
+func (s *Service) applyTaskAction(ctx context.Context, p Principal, job *ota.Job, devices []string, a taskAction) ([]TaskResult, error) {
 	if len(devices) > ota.MaxJobDevices {
 		return nil, ota.Invalid("devices", "at most %d devices per call, got %d", ota.MaxJobDevices, len(devices))
 	}
@@ -397,7 +402,7 @@ func (s *Service) applyTaskAction(ctx context.Context, job *ota.Job, devices []s
 				return results, err
 			}
 			for i := range tasks {
-				results = append(results, s.applyToTask(ctx, job, pkg, &tasks[i], a))
+				results = append(results, s.applyToTask(ctx, p, job, pkg, &tasks[i], a))
 			}
 			if len(tasks) < taskActionPage {
 				return results, nil
@@ -423,14 +428,16 @@ func (s *Service) applyTaskAction(ctx context.Context, job *ota.Job, devices []s
 					"device %q has no task in job %q", d, job.ID)})
 				continue
 			}
-			results = append(results, s.applyToTask(ctx, job, pkg, t, a))
+			results = append(results, s.applyToTask(ctx, p, job, pkg, t, a))
 		}
 	}
 	return results, nil
 }
 
-// applyToTask moves one task; pkg is the job's package when a.admit.
-func (s *Service) applyToTask(ctx context.Context, job *ota.Job, pkg *ota.Package, t *ota.Task, a taskAction) TaskResult {
+// applyToTask moves one task; pkg is the job's package when a.admit. Each
+// task moved is one audit entry ("task.retry", "task.cancel",
+// "task.confirm"), written with the task's own compare-and-set.
+func (s *Service) applyToTask(ctx context.Context, p Principal, job *ota.Job, pkg *ota.Package, t *ota.Task, a taskAction) TaskResult {
 	res := TaskResult{Device: t.DeviceName}
 	if !slices.Contains(a.from, t.State) {
 		res.Err = ota.Errorf(ota.CodeConflict, "the task of device %q is %s; only %v tasks can be %s", t.DeviceName, t.State,
@@ -445,7 +452,9 @@ func (s *Service) applyToTask(ctx context.Context, job *ota.Job, pkg *ota.Packag
 	if a.reason != ota.ReasonNone {
 		t.Reason, t.Detail = a.reason, "by the operator"
 	}
-	if err := s.store.UpdateTask(ctx, *t, prev); err != nil {
+	audited := s.audited(ctx, p, job.TenantID, "task."+a.verb, "task", strconv.FormatInt(t.ID, 10),
+		fmt.Sprintf("job %s device %s/%s: %s -> %s", job.ID, t.ProductKey, t.DeviceName, prev, t.State))
+	if err := s.store.UpdateTask(audited, *t, prev); err != nil {
 		res.Err = err
 		return res
 	}

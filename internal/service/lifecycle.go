@@ -8,6 +8,7 @@ package service
 
 import (
 	"context"
+	"fmt"
 	"slices"
 
 	"github.com/updraft-ota/updraft/internal/ota"
@@ -149,7 +150,12 @@ func (s *Service) CancelTasksWhere(ctx context.Context, p Principal, jobID strin
 	if len(states) == 0 {
 		states = ota.ActiveTaskStates
 	}
-	return s.store.UpdateTasks(ctx, store.TaskFilter{TenantID: p.TenantID, JobID: jobID, States: states, IDs: ids},
+	detail := fmt.Sprintf("states %v", states)
+	if len(ids) > 0 {
+		detail += fmt.Sprintf(", %d task ids", len(ids))
+	}
+	return s.store.UpdateTasks(s.audited(ctx, p, job.TenantID, "tasks.cancel", "job", job.ID, detail),
+		store.TaskFilter{TenantID: p.TenantID, JobID: jobID, States: states, IDs: ids},
 		store.TaskUpdate{State: ota.TaskCanceled, Reason: ota.ReasonCanceled, Detail: "by the operator", Now: s.clock.Now()})
 }
 
@@ -159,7 +165,12 @@ func (s *Service) CancelDeviceTasks(ctx context.Context, p Principal, productKey
 	if _, err := s.GetDevice(ctx, p, productKey, device); err != nil {
 		return 0, err
 	}
-	return s.store.UpdateTasks(ctx, store.TaskFilter{TenantID: p.TenantID, ProductKey: productKey, Module: module,
-		Devices: []string{device}, States: ota.ActiveTaskStates},
+	detail := "every module"
+	if module != "" {
+		detail = "module " + module
+	}
+	return s.store.UpdateTasks(s.audited(ctx, p, p.TenantID, "device.cancel_tasks", "device", productKey+"/"+device, detail),
+		store.TaskFilter{TenantID: p.TenantID, ProductKey: productKey, Module: module,
+			Devices: []string{device}, States: ota.ActiveTaskStates},
 		store.TaskUpdate{State: ota.TaskCanceled, Reason: ota.ReasonCanceled, Detail: "by the operator", Now: s.clock.Now()})
 }

@@ -4,6 +4,7 @@ package service
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"path"
 	"strings"
@@ -189,7 +190,9 @@ func (s *Service) checkObjectRef(bucket, key string) error {
 // then download) nor overwrite another tenant's objects. The store makes the
 // claim atomic: of two tenants naming a new bucket at once, one gets it.
 func (s *Service) claimBucket(ctx context.Context, p Principal, bucket string) error {
-	owner, err := s.store.ClaimBucket(ctx, p.TenantID, bucket, s.clock.Now().UTC())
+	// Audited only when the bucket is new (the store writes the entry
+	// with the insert alone).
+	owner, err := s.store.ClaimBucket(s.audited(ctx, p, p.TenantID, "bucket.create", "bucket", bucket, ""), p.TenantID, bucket, s.clock.Now().UTC())
 	if err != nil {
 		return err
 	}
@@ -312,7 +315,19 @@ func (s *Service) PutObject(ctx context.Context, p Principal, bucket, key string
 		return blob.Info{}, err
 	}
 	defer release()
-	return s.blobs.Put(ctx, bucket, key, r, s.opts.MaxPackageSize)
+	info, err := s.blobs.Put(ctx, bucket, key, r, s.opts.MaxPackageSize)
+	if err != nil {
+		return info, err
+	}
+	// The file lives in the blob store, not the database: its entry is
+	// recorded after the put (store.Audit.AppendAudit). The object is
+	// stored either way, so a failure to record is logged, not answered.
+	e := s.entry(ctx, p, p.TenantID, "object.put", "object", bucket+"/"+key, fmt.Sprintf("%d bytes", info.Size))
+	if err := s.store.AppendAudit(ctx, e); err != nil {
+		s.log.Error("an object was stored but its audit entry could not be recorded", "bucket", bucket, "key", key,
+			"request_id", e.RequestID, "err", err)
+	}
+	return info, nil
 }
 
 // GetPackage returns a package of the caller's tenant.

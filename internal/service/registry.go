@@ -73,7 +73,13 @@ func (s *Service) Bootstrap(ctx context.Context, tenantID, keyID, secret string)
 		return ota.AccessKey{}, false, err
 	}
 	now := s.clock.Now().UTC()
-	if err := s.store.CreateTenant(ctx, ota.Tenant{ID: tenantID, Name: tenantID, CreatedAt: now, Operator: true}); err != nil {
+	// The first start's changes have no caller: their entries name none
+	// ("first start" in the detail).
+	boot := func(action, typ, id string) context.Context {
+		return store.WithAudit(ctx, ota.AuditEntry{At: now, TenantID: tenantID, Action: action, ResourceType: typ,
+			ResourceID: id, Detail: "first start (bootstrap)"})
+	}
+	if err := s.store.CreateTenant(boot("tenant.create", "tenant", tenantID), ota.Tenant{ID: tenantID, Name: tenantID, CreatedAt: now, Operator: true}); err != nil {
 		if ota.ErrorCode(err) == ota.CodeConflict {
 			// Another replica bootstrapped the same empty database first.
 			return ota.AccessKey{}, false, nil
@@ -81,7 +87,7 @@ func (s *Service) Bootstrap(ctx context.Context, tenantID, keyID, secret string)
 		return ota.AccessKey{}, false, err
 	}
 	key = ota.AccessKey{ID: keyID, TenantID: tenantID, Secret: secret, Role: ota.RoleAdmin, CreatedAt: now}
-	if err := s.store.CreateAccessKey(ctx, key); err != nil {
+	if err := s.store.CreateAccessKey(boot("key.create", "key", keyID), key); err != nil {
 		return ota.AccessKey{}, false, err
 	}
 	s.log.Info("bootstrapped tenant", "tenant", tenantID, "access_key_id", keyID)

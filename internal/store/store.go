@@ -506,6 +506,11 @@ type Presence struct {
 type Audit interface {
 	// ListAudit lists entries matching f, newest first, and how many match.
 	ListAudit(ctx context.Context, f AuditFilter, page Page) ([]ota.AuditEntry, int64, error)
+	// AppendAudit records e on its own, for a change that does not live in
+	// the database (a file put in the blob store): written after the change
+	// succeeded, it is the one kind of entry not in its change's
+	// transaction.
+	AppendAudit(ctx context.Context, e ota.AuditEntry) error
 }
 
 // AuditFilter narrows ListAudit; zero fields match everything.

@@ -160,13 +160,13 @@ func TestAlinkConnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	for filter, ok := range map[string]bool{
-		mqtt.AlinkUpgradeTopic("pkConn", "dev1"):  true,
-		mqtt.AlinkGetReplyTopic("pkConn", "dev1"): true,
-		"/sys/pkConn/dev1/thing/event/+/post_reply": true,
-		"/shadow/get/pkConn/dev1":                   true,
-		mqtt.AlinkUpgradeTopic("pkConn", "dev2"):    false,
-		"/ota/device/upgrade/pkConn/+":              false,
-		"/ota/device/upgrade/#":                     false,
+		mqtt.AlinkUpgradeTopic("pkConn", "dev1"):     true,
+		mqtt.AlinkGetReplyTopic("pkConn", "dev1"):    true,
+		"/sys/pkConn/dev1/thing/event/+/post_reply":  true,
+		"/shadow/get/pkConn/dev1":                    true,
+		mqtt.AlinkUpgradeTopic("pkConn", "dev2"):     false,
+		"/ota/device/upgrade/pkConn/+":               false,
+		"/ota/device/upgrade/#":                      false,
 		"/sys/pkConn/+/thing/ota/firmware/get_reply": false,
 		"#": false,
 	} {

@@ -120,8 +120,8 @@ func dialEnOS(t *testing.T, broker, pk, dk, secret, method, securemode string) (
 	ts := strconv.FormatInt(time.Now().UnixMilli(), 10)
 	clientID := dk + "|securemode=" + securemode + ",signmethod=" + method + ",timestamp=" + ts + "|"
 	pw := docSign(secret, method, map[string]string{"clientId": dk, "deviceKey": dk, "productKey": pk, "timestamp": ts})
-	o := paho.NewClientOptions().AddBroker("tcp://"+broker).SetClientID(clientID).SetUsername(dk+"&"+pk).
-		SetPassword(pw).SetAutoReconnect(false).SetConnectTimeout(5*time.Second).SetCleanSession(true).
+	o := paho.NewClientOptions().AddBroker("tcp://" + broker).SetClientID(clientID).SetUsername(dk + "&" + pk).
+		SetPassword(pw).SetAutoReconnect(false).SetConnectTimeout(5 * time.Second).SetCleanSession(true).
 		SetDefaultPublishHandler(d.onMessage)
 	c := paho.NewClient(o)
 	tok := c.Connect()

@@ -26,7 +26,16 @@ func TestAuditNativeChanges(t *testing.T) {
 	if got := resp.Header.Get("X-Request-Id"); got != "req-audit-create" {
 		t.Fatalf("X-Request-Id answered %q", got)
 	}
-	list, err := e.Client.ListAudit(ctx, client.AuditFilter{})
+	// The first start's own entries: the tenant and its key, by no caller.
+	boot, err := e.Client.ListAudit(ctx, client.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if boot.Total != 3 || boot.Items[1].Action != "key.create" || boot.Items[1].ResourceID != testKeyID ||
+		boot.Items[2].Action != "tenant.create" || boot.Items[2].ActorKeyID != "" || boot.Items[2].Detail != "first start (bootstrap)" {
+		t.Fatalf("audit after the first start and one change: %+v", boot)
+	}
+	list, err := e.Client.ListAudit(ctx, client.AuditFilter{Actor: testKeyID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +68,7 @@ func TestAuditNativeChanges(t *testing.T) {
 	roClient := client.New(e.URL, ro.ID, ro.Secret)
 	_, err = roClient.CreateProduct(ctx, client.ProductCreate{Key: "other", Name: "Other"})
 	wantAPIError(t, err, http.StatusForbidden, string(ota.CodeForbidden))
-	roList, err := roClient.ListAudit(ctx, client.AuditFilter{})
+	roList, err := roClient.ListAudit(ctx, client.AuditFilter{Actor: testKeyID})
 	if err != nil {
 		t.Fatalf("readonly key reading the audit log: %v", err)
 	}

@@ -127,7 +127,7 @@ func nativeFuzzRoutes(s *fuzzServer) []fuzzRoute {
 		{"POST", "/api/v1/jobs/" + s.jobID + "/tasks/cancel", true},
 		{"POST", "/api/v1/jobs/" + s.jobID + "/tasks/confirm", true},
 		{"POST", "/api/v1/jobs/" + s.jobID + "/pause", false}, // takes no body
-		{"POST", p + d + "/tasks/cancel", false}, // ?module=, no body
+		{"POST", p + d + "/tasks/cancel", false},              // ?module=, no body
 		{"GET", "/api/v1/packages", false},
 		{"PATCH", "/api/v1/packages/" + s.pkgID, true},
 		{"POST", "/api/v1/tenants", true},

@@ -3,6 +3,7 @@ package management_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -13,6 +14,7 @@ import (
 	"github.com/updraft-ota/updraft/internal/api/management"
 	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/service"
+	"github.com/updraft-ota/updraft/internal/store"
 )
 
 // roleFixture: a product, device, module, package and job of the default
@@ -71,9 +73,19 @@ func (f roleFixture) path(t *testing.T, e *env, pattern string) (method, path st
 
 func (e *env) send(keyID, secret, method, path string) (int, string) {
 	e.t.Helper()
+	return e.sendAs(keyID, secret, method, path, "")
+}
+
+// sendAs is send with the X-Request-Id the request carries (none: the
+// server makes one up).
+func (e *env) sendAs(keyID, secret, method, path, requestID string) (int, string) {
+	e.t.Helper()
 	req, err := http.NewRequest(method, e.URL+path, strings.NewReader("{}"))
 	if err != nil {
 		e.t.Fatal(err)
+	}
+	if requestID != "" {
+		req.Header.Set("X-Request-Id", requestID)
 	}
 	req.Header.Set("Authorization", "Bearer "+keyID+":"+secret)
 	req.Header.Set("Content-Type", "application/json")
@@ -169,7 +181,11 @@ func TestRolesWalkEveryRoute(t *testing.T) {
 	}
 
 	// Operator: refused on key and tenant management, allowed elsewhere.
-	for _, pattern := range routes {
+	// Every change it makes is in the audit log under its request id; a
+	// refused or failed one leaves no entry.
+	changed := map[string]string{} // request id → route, of 2xx changes
+	refused := map[string]string{} // request id → route, of refusals and no-ops
+	for i, pattern := range routes {
 		if pattern == "GET /api/v1/openapi.json" || pattern == "GET /api/v1/tenants/{tenant}" {
 			continue
 		}
@@ -177,11 +193,43 @@ func TestRolesWalkEveryRoute(t *testing.T) {
 		if method == http.MethodDelete && !keyRoute(pattern) && !tenantAdminRoute(pattern) {
 			continue // keep the fixture for the rest of the walk
 		}
-		status, body := e.send(opKey.ID, opKey.Secret, method, path)
+		reqID := fmt.Sprintf("walk-%d", i)
+		status, body := e.sendAs(opKey.ID, opKey.Secret, method, path, reqID)
 		wantForbidden := tenantAdminRoute(pattern) || keyRoute(pattern)
 		if wantForbidden != (status == http.StatusForbidden) {
 			t.Errorf("operator %s: %d %s (want forbidden: %v)", pattern, status, body, wantForbidden)
 		}
+		switch {
+		case method == http.MethodGet:
+		case status < 300 && strings.HasSuffix(pattern, "/tasks/cancel") && strings.Contains(body, `"canceled":0`):
+			// A cancel that matched no task changed nothing: no entry.
+			refused[reqID] = pattern
+		case status < 300:
+			changed[reqID] = pattern
+		default:
+			refused[reqID] = pattern
+		}
+	}
+	entries, _, err := e.svc.ListAudit(ctx, boot, store.AuditFilter{TenantID: "*"}, store.Page{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logged := map[string]int{}
+	for _, en := range entries {
+		logged[en.RequestID]++
+	}
+	for id, pattern := range changed {
+		if logged[id] == 0 {
+			t.Errorf("operator %s changed something (2xx) but left no audit entry with its request id", pattern)
+		}
+	}
+	for id, pattern := range refused {
+		if logged[id] != 0 {
+			t.Errorf("operator %s was refused but left %d audit entries", pattern, logged[id])
+		}
+	}
+	if len(changed) < 6 {
+		t.Errorf("only %d operator changes succeeded in the walk (%v); the audit check needs more", len(changed), changed)
 	}
 
 	// Admin of a non-operator tenant: its own keys yes, tenants no, and it

@@ -57,6 +57,11 @@ func (s *Store) exec(ctx context.Context, sql string, args ...any) (pgconn.Comma
 	return tag, err
 }
 
+// AppendAudit records e on its own (store.Audit).
+func (s *Store) AppendAudit(ctx context.Context, e ota.AuditEntry) error {
+	return translate(s.inTx(store.WithAudit(ctx, e), func(pgx.Tx) error { return nil }), "append audit entry")
+}
+
 const auditCols = "id, at, tenant_id, actor_key_id, actor_role, action, resource_type, resource_id, request_id, detail"
 
 // ListAudit lists audit entries newest first.

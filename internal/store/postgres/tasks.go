@@ -435,7 +435,7 @@ func (s *Store) CountNotifiedSince(ctx context.Context, jobID string, since time
 // UpdateTask writes the fields that change over a task's life if its state is
 // still expect. The identity (job, device, module, destination) stays.
 func (s *Store) UpdateTask(ctx context.Context, t ota.Task, expect ota.TaskState) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE tasks SET state = $3, from_version = $4, progress = $5, attempts = $6, reason = $7, detail = $8,
+	tag, err := s.exec(ctx, `UPDATE tasks SET state = $3, from_version = $4, progress = $5, attempts = $6, reason = $7, detail = $8,
 			notified_at = $9, started_at = $10, finished_at = $11, next_attempt_at = $12, updated_at = $13
 		WHERE id = $1 AND state = $2`,
 		t.ID, expect, t.State, t.FromVersion, t.Progress, t.Attempts, t.Reason, t.Detail,
@@ -489,7 +489,7 @@ func (s *Store) UpdateTasks(ctx context.Context, f store.TaskFilter, u store.Tas
 	if u.State == ota.TaskRetryWait {
 		set += `, next_attempt_at = ` + w.arg(ts(u.NextAttemptAt))
 	}
-	tag, err := s.pool.Exec(ctx, `UPDATE tasks SET `+set+sel, w.args...)
+	tag, err := s.exec(ctx, `UPDATE tasks SET `+set+sel, w.args...)
 	if err != nil {
 		return 0, conflictAs(translate(err, "update tasks"),
 			"a device got another active task on the module meanwhile: try again")

@@ -375,7 +375,7 @@ func (s *Store) UpdateTasks(ctx context.Context, f store.TaskFilter, u store.Tas
 		set += ", next_attempt_at = ?"
 		args = append(args, dbTime(u.NextAttemptAt))
 	}
-	res, err := s.write.ExecContext(ctx, "UPDATE OR IGNORE tasks SET "+set+sel, append(args, w.args...)...)
+	res, err := s.exec(ctx, "UPDATE OR IGNORE tasks SET "+set+sel, append(args, w.args...)...)
 	if err != nil {
 		return 0, dbError(err, "update tasks")
 	}

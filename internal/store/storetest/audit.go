@@ -95,3 +95,55 @@ func testAuditNotWrittenOnFailure(t *testing.T, s store.Store) {
 		t.Fatalf("failed changes left audit entries: %d %v", n, auditActions(got))
 	}
 }
+
+// testAuditTaskAndBucketChanges: a task's compare-and-set, a bulk task
+// update and a bucket claim write their entry only when they change
+// something; AppendAudit records an entry on its own.
+func testAuditTaskAndBucketChanges(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	now := time.Now().UTC().Truncate(time.Second)
+	mustOK(t, s.CreateTenant(ctx, ota.Tenant{ID: "acme", Name: "Acme", CreatedAt: now}), "CreateTenant")
+	mustOK(t, s.CreateTenant(ctx, ota.Tenant{ID: "other", Name: "Other", CreatedAt: now}), "CreateTenant other")
+	mustProduct(t, s, "acme", "pk1", "one")
+	pkg := mustPackage(t, s, newPackage("acme", "pk1", "fw", "1.0", now))
+	j := mustJob(t, s, newJob("acme", pkg.ID, "pk1", now))
+	mustInsert(t, s, newTask(j, "d1", ota.TaskFailed), newTask(j, "d2", ota.TaskQueued), newTask(j, "d3", ota.TaskQueued))
+	tasks := listAll(t, s, store.TaskFilter{JobID: j.ID})
+
+	d1 := tasks[0]
+	d1.State = ota.TaskWaiting
+	mustOK(t, s.UpdateTask(auditCtx(ctx, "acme", "task.retry", "task", "d1", "retry", now), d1, ota.TaskFailed), "UpdateTask")
+	wantCode(t, s.UpdateTask(auditCtx(ctx, "acme", "task.retry", "task", "d1", "stale", now), d1, ota.TaskFailed),
+		ota.CodeConflict, "UpdateTask from a state the task left")
+	n, err := s.UpdateTasks(auditCtx(ctx, "acme", "tasks.cancel", "job", j.ID, "cancel", now),
+		store.TaskFilter{JobID: j.ID, States: []ota.TaskState{ota.TaskQueued}},
+		store.TaskUpdate{State: ota.TaskCanceled, Reason: ota.ReasonCanceled, Now: now})
+	mustOK(t, err, "UpdateTasks")
+	wantEqual(t, int64(2), n, "tasks canceled")
+	n, err = s.UpdateTasks(auditCtx(ctx, "acme", "tasks.cancel", "job", j.ID, "none-left", now),
+		store.TaskFilter{JobID: j.ID, States: []ota.TaskState{ota.TaskQueued}},
+		store.TaskUpdate{State: ota.TaskCanceled, Reason: ota.ReasonCanceled, Now: now})
+	mustOK(t, err, "UpdateTasks matching nothing")
+	wantEqual(t, int64(0), n, "tasks canceled the second time")
+
+	owner, err := s.ClaimBucket(auditCtx(ctx, "acme", "bucket.create", "bucket", "b1", "claim", now), "acme", "b1", now)
+	mustOK(t, err, "ClaimBucket")
+	wantEqual(t, "acme", owner, "owner of a new bucket")
+	owner, err = s.ClaimBucket(auditCtx(ctx, "acme", "bucket.create", "bucket", "b1", "claim-again", now), "acme", "b1", now)
+	mustOK(t, err, "ClaimBucket again")
+	wantEqual(t, "acme", owner, "owner of a bucket claimed twice")
+	owner, err = s.ClaimBucket(auditCtx(ctx, "other", "bucket.create", "bucket", "b1", "claim-other", now), "other", "b1", now)
+	mustOK(t, err, "ClaimBucket by another tenant")
+	wantEqual(t, "acme", owner, "owner of a bucket another tenant claimed first")
+
+	e := ota.AuditEntry{At: now, TenantID: "acme", ActorKeyID: "AKacme", ActorRole: ota.RoleAdmin,
+		Action: "object.put", ResourceType: "object", ResourceID: "b1/fw.bin", RequestID: "put", Detail: "12 bytes"}
+	mustOK(t, s.AppendAudit(ctx, e), "AppendAudit")
+
+	got, n, err := s.ListAudit(ctx, store.AuditFilter{}, store.Page{})
+	mustOK(t, err, "ListAudit")
+	want := []string{"object.put b1/fw.bin put", "bucket.create b1 claim", "tasks.cancel " + j.ID + " cancel", "task.retry d1 retry"}
+	wantEqual(t, int64(len(want)), n, "count of entries")
+	// One timestamp for all: newest first is by id.
+	wantEqual(t, want, auditActions(got), "entries written (none for a stale task, an empty update or a bucket already owned)")
+}

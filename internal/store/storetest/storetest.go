@@ -52,6 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 
 		{"Audit/WrittenWithChange", testAuditWrittenWithChange},
 		{"Audit/NotWrittenOnFailure", testAuditNotWrittenOnFailure},
+		{"Audit/TaskAndBucketChanges", testAuditTaskAndBucketChanges},
 
 		{"Products/CreateGet", testProductCreateGet},
 		{"Products/KeyUniqueAcrossTenants", testProductKeyUnique},
