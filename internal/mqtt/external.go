@@ -44,7 +44,11 @@ type ExternalOptions struct {
 	// restarted anywhere, under any name, takes a vacant slot and resumes
 	// the persistent sessions of a replica that died (kill -9) or stopped,
 	// with the messages queued in them. The lease lasts SlotTTL and is
-	// renewed every third of it; a slot whose lease expired and that no
+	// renewed every third of it. On PostgreSQL the owner also holds the
+	// slot's advisory lock on a session of its own, which PostgreSQL
+	// releases when the process dies: a killed replica's slot is vacant at
+	// once, not when its lease ends (store.ReplicaSlots). A slot whose lease
+	// expired (or whose owner died) and that no
 	// starting replica takes is claimed by a live replica, which drains its
 	// sessions (handling what they hold), deletes them and frees the slot.
 	// So no session outlives its replica by more than about SlotTTL plus a

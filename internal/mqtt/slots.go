@@ -146,13 +146,23 @@ func (e *External) keepSlot() {
 	}
 }
 
-// dropSlot stops the consumers and forgets the slot (without releasing it:
-// another replica may hold it now).
+// dropSlot stops the consumers and forgets the slot. It also releases it
+// as far as this owner goes (the store changes no row another owner took):
+// on PostgreSQL that lets go of the slot's lock, which would otherwise keep
+// it from the replica that takes it next.
 func (e *External) dropSlot() {
 	e.stopConsumers()
 	e.cmu.Lock()
+	n := e.slot.slot
 	e.slot.slot = -1
 	e.cmu.Unlock()
+	if n >= 0 {
+		ctx, cancel := context.WithTimeout(e.ctx, e.opts.CallTimeout)
+		defer cancel()
+		if err := e.opts.Slots.ReleaseReplicaSlot(ctx, n, e.slot.owner, false); err != nil {
+			e.log.Warn("releasing a dropped replica slot; it is vacant when its lease expires", "slot", n, "err", err)
+		}
+	}
 }
 
 // drainVacant claims one vacant slot, drains its sessions and frees it.

@@ -25,8 +25,9 @@ import (
 
 // Store is a store.Store over a pgx connection pool.
 type Store struct {
-	pool *pgxpool.Pool
-	box  *secrets.Box // seals device and access-key secrets (secrets.go)
+	pool  *pgxpool.Pool
+	box   *secrets.Box // seals device and access-key secrets (secrets.go)
+	slots slotLocks    // replica slots held by this process (replicaslots.go)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -75,6 +76,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes every connection.
 func (s *Store) Close() error {
+	s.slots.close()
 	s.pool.Close()
 	return nil
 }

@@ -314,3 +314,85 @@ func TestClaimPacedReplicas(t *testing.T) {
 	}
 	storetest.ClaimPacedReplicas(t, []store.Store{replicas[0], replicas[1]})
 }
+
+// Issue 8: a replica killed with -9 held its slot until the 30 s lease
+// ended, and its sessions kept their share of the device messages meanwhile.
+// On PostgreSQL the owner also holds the slot's advisory lock on its own
+// session, which PostgreSQL releases the moment the process dies: a slot
+// whose owner's session is gone is taken at once, lease or not; a slot whose
+// owner lives is never taken before its lease ends.
+func TestReplicaSlotOfDeadOwnerTakenAtOnce(t *testing.T) {
+	stores := openReplicas(t, 3)
+	a, b, c := stores[0], stores[1], stores[2]
+	ctx := t.Context()
+	ttl := 30 * time.Second
+	if err := a.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lease := func(s *Store, owner string, now time.Time) (int, error) {
+		n, _, err := s.LeaseReplicaSlot(ctx, owner, "base", 2, now, now.Add(ttl))
+		return n, err
+	}
+	if n, err := lease(a, "a", t0); err != nil || n != 0 {
+		t.Fatalf("a leased %d, %v; want 0", n, err)
+	}
+	if n, err := lease(b, "b", t0); err != nil || n != 1 {
+		t.Fatalf("b leased %d, %v; want 1", n, err)
+	}
+	// Both live, leases live: nothing for a third, however often it asks,
+	// and nothing to drain.
+	for i := 0; i < 3; i++ {
+		if n, err := lease(c, "c", t0.Add(ttl-time.Millisecond)); ota.ErrorCode(err) != ota.CodeUnavailable {
+			t.Fatalf("c leased %d, %v while both owners live; want unavailable", n, err)
+		}
+		if n, _, err := c.ClaimVacantReplicaSlot(ctx, "c", t0.Add(ttl-time.Millisecond), t0.Add(2*ttl)); err != nil || n != -1 {
+			t.Fatalf("c claimed %d, %v while both owners live", n, err)
+		}
+	}
+	// b dies (its connections close, as with kill -9; no release): its slot
+	// is vacant at once, 1 ms into its 30 s lease.
+	// PostgreSQL ends the dead session within moments (the server notices
+	// the closed socket): within 5 s here, on a loaded machine.
+	b.Close()
+	start := time.Now()
+	for {
+		n, err := lease(c, "c", t0.Add(time.Millisecond))
+		if err == nil && n == 1 {
+			break
+		}
+		if ota.ErrorCode(err) != ota.CodeUnavailable || time.Since(start) > 5*time.Second {
+			t.Fatalf("c leased %d, %v %v after b died; want b's 1 within 5 s", n, err, time.Since(start))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("dead owner's slot taken %v after its death", time.Since(start))
+	// The new owner holds it as firmly: a's store does not take it, and the
+	// dead owner cannot renew it.
+	if n, _, err := a.ClaimVacantReplicaSlot(ctx, "a2", t0.Add(time.Second), t0.Add(ttl)); err != nil || n != -1 {
+		t.Fatalf("claimed %d, %v from a live owner", n, err)
+	}
+	if err := c.RenewReplicaSlot(ctx, 1, "c", t0.Add(ttl)); err != nil {
+		t.Fatal(err)
+	}
+	// a dies too: a live replica's drainer claims its slot at once.
+	a.Close()
+	for start := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		n, _, err := c.ClaimVacantReplicaSlot(ctx, "c-drain", t0.Add(2*time.Millisecond), t0.Add(ttl))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("drainer claimed %d, %v 5 s after a died; want 0", n, err)
+		}
+	}
+	// The drainer's lock survives c's renewals and is released with the slot.
+	if err := c.ReleaseReplicaSlot(ctx, 0, "c-drain", true); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := lease(c, "c2", t0.Add(3*time.Millisecond)); err != nil || n != 0 {
+		t.Fatalf("leased %d, %v; want the dropped 0", n, err)
+	}
+}
