@@ -70,6 +70,10 @@ type Config struct {
 	// RateLimitDevice (--rate-limit-device) is the requests per second one
 	// device may make on the device HTTP APIs (burst ten times that).
 	RateLimitDevice string
+	// RateLimitTenant (--rate-limit-tenant) is the requests per second all
+	// of one tenant's access keys together may make on the management APIs
+	// (burst twice that).
+	RateLimitTenant string
 	// MaxUploads (--max-uploads) bounds the uploads one server receives at
 	// once, MaxUploadsPerTenant (--max-uploads-per-tenant) one tenant's.
 	MaxUploads          string
@@ -104,6 +108,7 @@ func Default() Config {
 		RateLimit:           "200",
 		RateLimitIP:         "10",
 		RateLimitDevice:     "5",
+		RateLimitTenant:     "500",
 		MaxUploads:          "16",
 		MaxUploadsPerTenant: "4",
 		ShutdownTimeout:     15 * time.Second,
@@ -133,6 +138,7 @@ var flagSpecs = []flagSpec{
 	{"rate-limit-ip", func(c *Config) *string { return &c.RateLimitIP }, "failed authentications per second per source IP, burst five times that; beyond it the IP's calls are refused before any signature check; 0 = off"},
 	{"max-uploads", func(c *Config) *string { return &c.MaxUploads }, "uploads (package files, objects) this server receives at once, from every API; beyond it an upload is refused at once (429/Retry-After or the dialect's throttling error); per replica; 0 = no limit"},
 	{"max-uploads-per-tenant", func(c *Config) *string { return &c.MaxUploadsPerTenant }, "uploads one tenant may have in progress at once on this server; 0 = no limit"},
+	{"rate-limit-tenant", func(c *Config) *string { return &c.RateLimitTenant }, "requests per second per tenant (all its access keys together) on the management APIs, burst twice that; 429/Retry-After (or the dialect's throttling error) beyond it; per replica; 0 = off"},
 	{"rate-limit-device", func(c *Config) *string { return &c.RateLimitDevice }, "requests per second per device on the device HTTP APIs (native /device/v1, EnOS HTTP login and download), burst ten times that; 429/Retry-After beyond it; per replica; 0 = off"},
 	{"pprof", func(c *Config) *string { return &c.PprofAddr }, "serve net/http/pprof on this separate address, such as 127.0.0.1:6060 (default off; never expose it publicly)"},
 	{"tls", func(c *Config) *string { return &c.TLS }, `"auto": create a local CA and server certificate in the data directory and serve HTTPS and MQTT over TLS (default off)`},

@@ -101,10 +101,11 @@ func (c *Config) LoadSecretBox() (*secrets.Box, error) {
 // RateLimitValues are the parsed --rate-limit* flags, requests per second
 // (0 = off).
 type RateLimitValues struct {
-	PerKey, PerIP, PerDevice float64
+	PerKey, PerIP, PerDevice, PerTenant float64
 }
 
-// RateLimits parses --rate-limit, --rate-limit-ip and --rate-limit-device:
+// RateLimits parses --rate-limit, --rate-limit-ip, --rate-limit-tenant and
+// --rate-limit-device:
 // requests per second, a non-negative number (0 = off).
 func (c *Config) RateLimits() (RateLimitValues, error) {
 	parse := func(flag, v string) (float64, error) {
@@ -123,6 +124,9 @@ func (c *Config) RateLimits() (RateLimitValues, error) {
 		return l, err
 	}
 	if l.PerIP, err = parse("rate-limit-ip", c.RateLimitIP); err != nil {
+		return l, err
+	}
+	if l.PerTenant, err = parse("rate-limit-tenant", c.RateLimitTenant); err != nil {
 		return l, err
 	}
 	l.PerDevice, err = parse("rate-limit-device", c.RateLimitDevice)

@@ -265,7 +265,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	if err != nil {
 		return nil, err
 	}
-	throttle := httpx.NewThrottle(httpx.RateLimits{PerKey: limits.PerKey, PerIP: limits.PerIP, PerDevice: limits.PerDevice})
+	throttle := httpx.NewThrottle(httpx.RateLimits{PerKey: limits.PerKey, PerTenant: limits.PerTenant, PerIP: limits.PerIP, PerDevice: limits.PerDevice})
 	s.routes(blobHandler)
 	s.http = &http.Server{
 		// Bodies must keep moving (httpx.Pace): headers have

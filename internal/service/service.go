@@ -50,6 +50,9 @@ type Principal struct {
 // Key is the access key a call is made with (rate limits count by it).
 func (p Principal) Key() string { return p.AccessKeyID }
 
+// Tenant is the principal's tenant id (httpx charges rate limits to it).
+func (p Principal) Tenant() string { return p.TenantID }
+
 // Options configure a Service.
 type Options struct {
 	// DefaultBucket holds packages uploaded through the APIs.

@@ -155,7 +155,7 @@ func (a *API) run(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := httpx.Authenticated(r, func() (service.Principal, error) { return a.verify.authenticate(r, values, body) }, service.Principal.Key)
+	p, err := httpx.Authenticated(r, func() (service.Principal, error) { return a.verify.authenticate(r, values, body) })
 	if err != nil {
 		return nil, err
 	}

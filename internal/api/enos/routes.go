@@ -118,10 +118,12 @@ func (a *API) serveToken(w http.ResponseWriter, r *http.Request) {
 		if err := json.Unmarshal(body, &req); err != nil {
 			return wireErr(codeTokenInvalid, "the body is not JSON {appKey, encryption, timestamp}: "+err.Error())
 		}
-		return httpx.Admit(r, func() (string, error) {
+		// A token request is charged to its app key alone: the tenant is
+		// known only once the key is.
+		return httpx.Admit(r, func() (httpx.Caller, error) {
 			var err error
 			data, err = a.issueToken(r.Context(), req, name == "refresh")
-			return req.AppKey, err
+			return httpx.Caller{Key: req.AppKey}, err
 		})
 	}()
 	out := tokenEnvelope{Status: 0, Msg: "Success", Business: "apim-token-service", Data: &data}
@@ -179,7 +181,7 @@ func (a *API) run(r *http.Request, c *call) (any, error) {
 		}
 		c.body = body
 	}
-	p, err := httpx.Authenticated(r, func() (service.Principal, error) { return a.authenticate(r, c.body) }, service.Principal.Key)
+	p, err := httpx.Authenticated(r, func() (service.Principal, error) { return a.authenticate(r, c.body) })
 	if err != nil {
 		return nil, err
 	}

@@ -17,7 +17,8 @@ import (
 
 // RateLimits bound how fast callers may use the management APIs, so that a
 // runaway script cannot starve the other tenants: every authenticated call
-// draws from its access key's bucket, and every call that fails to
+// draws from its access key's bucket and from its tenant's (all the
+// tenant's keys together), and every call that fails to
 // authenticate (no, bad or forged credentials) from its source IP's bucket,
 // which, once empty, refuses that IP's calls before any signature is
 // checked. A refusal is CodeRateLimited in the caller's dialect, with a
@@ -33,6 +34,8 @@ import (
 type RateLimits struct {
 	PerKey       float64 // requests per second per access key
 	KeyBurst     int     // default 2 × PerKey (at least 1)
+	PerTenant    float64 // requests per second per tenant, all its keys together
+	TenantBurst  int     // default 2 × PerTenant (at least 1)
 	PerIP        float64 // failed authentications per second per source IP
 	IPBurst      int     // default 5 × PerIP (at least 1)
 	PerDevice    float64 // device HTTP requests per second per device
@@ -49,7 +52,11 @@ type RateLimits struct {
 // reports a handful of progress steps per upgrade: 5 requests a second with
 // a burst of 50 never touches a well-behaved device (nor a test fleet
 // polling every 200 ms) and stops a runaway poll loop.
-var DefaultRateLimits = RateLimits{PerKey: 200, PerIP: 10, PerDevice: 5}
+//
+// A tenant's keys together get 2.5 times one key's rate: a tenant cannot
+// escape the limit by minting keys, and one busy tenant leaves room for
+// the others.
+var DefaultRateLimits = RateLimits{PerKey: 200, PerTenant: 500, PerIP: 10, PerDevice: 5}
 
 // buckets is one token bucket per key, with idle buckets forgotten.
 type buckets struct {
@@ -123,8 +130,8 @@ func (b *buckets) peek(key string, now time.Time) (bool, time.Duration) {
 // Throttle holds a server's rate limits; Throttled puts it in every
 // request's context, and Admit consults it.
 type Throttle struct {
-	keys, ips, devices *buckets
-	now                func() time.Time
+	keys, tenants, ips, devices *buckets
+	now                         func() time.Time
 }
 
 // NewThrottle builds the limits.
@@ -132,7 +139,7 @@ func NewThrottle(l RateLimits) *Throttle {
 	if l.MaxEntries <= 0 {
 		l.MaxEntries = 100_000
 	}
-	t := &Throttle{keys: newBuckets(l.PerKey, l.KeyBurst, l.MaxEntries, 2), ips: newBuckets(l.PerIP, l.IPBurst, l.MaxEntries, 5),
+	t := &Throttle{keys: newBuckets(l.PerKey, l.KeyBurst, l.MaxEntries, 2), tenants: newBuckets(l.PerTenant, l.TenantBurst, l.MaxEntries, 2), ips: newBuckets(l.PerIP, l.IPBurst, l.MaxEntries, 5),
 		devices: newBuckets(l.PerDevice, l.DeviceBurst, l.MaxEntries, 10), now: time.Now}
 	if l.clockForTest != nil {
 		t.now = l.clockForTest
@@ -156,12 +163,32 @@ func Throttled(t *Throttle, next http.Handler) http.Handler {
 	})
 }
 
+// Caller is who a management request authenticated as: the access key it
+// is charged to, and the key's tenant ("" when not known yet, as for a
+// token request, which is charged to the key alone).
+type Caller struct {
+	Key, Tenant string
+}
+
 // Admit runs a dialect's authentication under the rate limits: refused
 // at once when the source IP has failed too often, charged to the IP when
-// auth fails, charged to the access key it names when it succeeds. Without
-// Throttled (tests of one API) it only runs auth.
-func Admit(r *http.Request, auth func() (keyID string, err error)) error {
-	return admit(r, auth, func(t *Throttle) *buckets { return t.keys }, "access key")
+// auth fails, charged to the access key it names and to its tenant when it
+// succeeds. Without Throttled (tests of one API) it only runs auth.
+func Admit(r *http.Request, auth func() (Caller, error)) error {
+	var tenant string
+	return admit(r, func() (string, error) {
+		c, err := auth()
+		tenant = c.Tenant
+		return c.Key, err
+	}, func(t *Throttle) *buckets { return t.keys }, "access key", func(tc throttleCtx, now time.Time) error {
+		if tc.t.tenants == nil || tenant == "" {
+			return nil
+		}
+		if ok, wait := tc.t.tenants.take(tenant, now); !ok {
+			return tc.refuse(wait, "too many requests from tenant %s, all its access keys together (limit %g per second)", tenant, float64(tc.t.tenants.limit))
+		}
+		return nil
+	})
 }
 
 // AdmitDevice is Admit for the device HTTP APIs: auth names the device
@@ -169,10 +196,13 @@ func Admit(r *http.Request, auth func() (keyID string, err error)) error {
 // request draws from. Failed authentications count against the source IP
 // as on the management APIs.
 func AdmitDevice(r *http.Request, auth func() (device string, err error)) error {
-	return admit(r, auth, func(t *Throttle) *buckets { return t.devices }, "device")
+	return admit(r, auth, func(t *Throttle) *buckets { return t.devices }, "device", nil)
 }
 
-func admit(r *http.Request, auth func() (string, error), bucketsOf func(*Throttle) *buckets, kind string) error {
+// admit runs auth under the IP limit, then charges the id it names to
+// bucketsOf's bucket and, when given, runs also (a further limit).
+func admit(r *http.Request, auth func() (string, error), bucketsOf func(*Throttle) *buckets, kind string,
+	also func(throttleCtx, time.Time) error) error {
 	tc, ok := r.Context().Value(throttleKey{}).(throttleCtx)
 	if !ok || tc.t == nil {
 		_, err := auth()
@@ -197,6 +227,9 @@ func admit(r *http.Request, auth func() (string, error), bucketsOf func(*Throttl
 			return tc.refuse(wait, "too many requests with %s %s (limit %g per second)", kind, id, float64(b.limit))
 		}
 	}
+	if also != nil {
+		return also(tc, now)
+	}
 	return nil
 }
 
@@ -219,16 +252,19 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
-// Authenticated is Admit for an auth function returning a principal P, with
-// keyOf naming its access key.
-func Authenticated[P any](r *http.Request, auth func() (P, error), keyOf func(P) string) (P, error) {
+// Authenticated is Admit for an auth function returning a principal P,
+// which names its access key and tenant.
+func Authenticated[P interface {
+	Key() string
+	Tenant() string
+}](r *http.Request, auth func() (P, error)) (P, error) {
 	var p P
-	err := Admit(r, func() (string, error) {
+	err := Admit(r, func() (Caller, error) {
 		var err error
 		if p, err = auth(); err != nil {
-			return "", err
+			return Caller{}, err
 		}
-		return keyOf(p), nil
+		return Caller{Key: p.Key(), Tenant: p.Tenant()}, nil
 	})
 	return p, err
 }

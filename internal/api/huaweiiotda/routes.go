@@ -139,7 +139,7 @@ func (a *API) run(r *http.Request, h handlerFunc) (int, any, error) {
 	}
 	p, err := httpx.Authenticated(r, func() (service.Principal, error) {
 		return a.verify.authenticate(r, body, r.PathValue("project_id"))
-	}, service.Principal.Key)
+	})
 	if err != nil {
 		return 0, nil, err
 	}

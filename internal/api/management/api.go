@@ -84,7 +84,7 @@ func (a *API) route(mux *http.ServeMux, pattern string, h handlerFunc) {
 	a.routes = append(a.routes, pattern)
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		httpx.RecordRoute(r, pattern)
-		p, err := httpx.Authenticated(r, func() (service.Principal, error) { return a.authenticate(r) }, service.Principal.Key)
+		p, err := httpx.Authenticated(r, func() (service.Principal, error) { return a.authenticate(r) })
 		if err == nil {
 			err = p.AllowMethod(r.Method)
 		}
