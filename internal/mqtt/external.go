@@ -555,15 +555,23 @@ func (e *External) handle(in inbound) (acked bool) {
 		ctx, cancel := context.WithTimeout(e.ctx, e.opts.CallTimeout)
 		err := in.dialect.Handle(ctx, Message{Topic: in.msg.Topic(), Payload: in.msg.Payload()}, link)
 		cancel()
+		ctx0 := e.ctx
 		if e.ctx.Err() != nil {
 			return struct{}{}, backoff.Permanent(e.ctx.Err())
 		}
 		if err != nil && !deviceproto.Transient(err) {
 			dropped = true
 			e.m.messages.WithLabelValues(in.dialect.Name(), resultDropped).Inc()
-			// Warn: a message dropped must show at the usual log level
-			// (issue 8: losses "with nothing logged" were Info lines).
-			e.log.Warn("device message refused for good; acknowledged and dropped", "topic", in.msg.Topic(), "err", err)
+			// A message dropped shows at the usual log level (issue 8:
+			// losses "with nothing logged" were Info lines), except a
+			// conflict: a report on a task that has moved on (a progress
+			// report after the version report completed it) is expected
+			// with at-least-once delivery across consumers.
+			lvl := slog.LevelWarn
+			if ota.ErrorCode(err) == ota.CodeConflict {
+				lvl = slog.LevelInfo
+			}
+			e.log.Log(ctx0, lvl, "device message refused for good; acknowledged and dropped", "topic", in.msg.Topic(), "err", err)
 			return struct{}{}, nil // refused for good: acknowledged, never redelivered
 		}
 		return struct{}{}, err

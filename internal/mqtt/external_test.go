@@ -792,3 +792,100 @@ func TestExternalPresenceInConnectionOrder(t *testing.T) {
 	status(false, now+1500) // B's will: now they are gone
 	eventually(t, "every device offline", func() bool { return online() == 0 })
 }
+
+// slowVersions is a service whose version reports take a while (a loaded
+// store).
+type slowVersions struct {
+	*deviceprototest.Fake
+	delay time.Duration
+}
+
+func (s slowVersions) ReportVersion(ctx context.Context, ref ota.DeviceRef, module, version string) error {
+	if version == "1.20" { // one report of each device midway: the rest go fast
+		time.Sleep(s.delay)
+	}
+	return s.Fake.ReportVersion(ctx, ref, module, version)
+}
+
+// Issue 8: in a kill -9 run 17 version reports of 3 000 were lost. The
+// drain of a dead replica's sessions judged a session empty once no
+// message had finished for a second; a report whose handling took longer
+// (a loaded store) looked like silence, and the clean-session CONNECT that
+// deletes the session discarded the reports still queued in it (beyond the
+// broker's in-flight window of 20). Here one report of each device, midway
+// through the dead replica's backlog, takes longer than that second: the
+// drain still applies all 180.
+func TestExternalDrainWaitsForSlowHandling(t *testing.T) {
+	addr := testenv.MosquittoAddr(t)
+	product := randomName("p")
+	f := deviceprototest.New()
+	const devices = 3
+	for i := 0; i < devices; i++ {
+		f.AddDevice(product, fmt.Sprintf("d%d", i), "s")
+	}
+	slow := slowVersions{f, drainQuiet + 300*time.Millisecond}
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "updraft.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	clock := newFakeClock()
+	slots := service.New(st, nil, clock, nil, quietLogger(), service.Options{})
+	base, group := randomName("updraft-test-"), randomName("g")
+	const ttl = 300 * time.Millisecond
+	t.Cleanup(func() {
+		for s := 0; s < 2; s++ {
+			wipeSessions(t, addr, fmt.Sprintf("%s-s%d", base, s), 1)
+		}
+	})
+	start := func() *External {
+		e, err := NewExternal(slow, ExternalOptions{URL: addr, ClientID: base, Group: group, Consumers: 1, Workers: 2,
+			Logger: quietLogger(), Dialects: []Dialect{productOnly{NewNative(slow, 0, nil), product}}, Slots: slots, SlotTTL: ttl, MaxReplicas: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.close(false) })
+		return e
+	}
+	a := start()
+	start()        // b: live, drains a's slot once its lease expires
+	a.close(false) // kill -9: a's session stays, and keeps its share
+	d := &device{got: map[string][][]byte{}}
+	d.c = paho.NewClient(connectOpts(addr, randomName("pub-"), "", ""))
+	if tok := d.c.Connect(); !tok.WaitTimeout(waitFor) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	t.Cleanup(func() { d.c.Disconnect(0) })
+	want := map[string]bool{}
+	for r := 0; r < 60; r++ {
+		for i := 0; i < devices; i++ {
+			v := fmt.Sprintf("1.%d", r)
+			d.publish(t, wire.Topic(product, fmt.Sprintf("d%d", i), wire.TopicVersion), wire.VersionReport{Version: v})
+			want[fmt.Sprintf("d%d=%s", i, v)] = true
+		}
+	}
+	time.Sleep(2 * time.Second) // b's share applied
+	t.Logf("%d of %d reports applied before the drain", len(versionsOf(f)), len(want))
+	clock.Add(2 * ttl)
+	end := time.Now().Add(60 * time.Second)
+	for len(versionsOf(f)) < len(want) {
+		if time.Now().After(end) {
+			t.Fatalf("%d of %d reports applied after 60 s: the drain lost %v", len(versionsOf(f)), len(want), missing(want, versionsOf(f)))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func missing(want, got map[string]bool) []string {
+	var out []string
+	for k := range want {
+		if !got[k] {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
