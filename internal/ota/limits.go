@@ -21,7 +21,7 @@ const (
 	MaxDeviceGroups   = 10
 	MaxModuleNameLen  = 64 // Huawei module_name / Alibaba ModuleName: ≤64 [A-Za-z0-9_.-]
 	MaxModuleAliasLen = 64
-	MaxPackageNameLen = 40      // Alibaba FirmwareName: 1–40
+	MaxPackageNameLen = 128     // a display name (EnOS StringI18n names have spaces, any script)
 	MaxVersionLen     = 256     // Huawei version ≤256 [A-Za-z0-9_.-]
 	MaxSourceVersions = 20      // Huawei support_source_versions ≤20
 	MaxDescriptionLen = 1024    // Huawei description ≤1024
@@ -40,9 +40,10 @@ const (
 	MaxTagsTotalLen   = 4096 // all keys and values together
 
 	// Vendor request limits tighter than the native ones.
-	AlibabaMaxVersionLen     = 64  // DestVersion 1–64
-	AlibabaMaxDescriptionLen = 100 // FirmwareDesc ≤100
-	HuaweiMaxAppIDLen        = 36  // app_id ≤36 [A-Za-z0-9_-]
+	AlibabaMaxVersionLen      = 64  // DestVersion 1–64
+	AlibabaMaxDescriptionLen  = 100 // FirmwareDesc ≤100
+	AlibabaMaxFirmwareNameLen = 40  // FirmwareName 1–40
+	HuaweiMaxAppIDLen         = 36  // app_id ≤36 [A-Za-z0-9_-]
 )
 
 // AllowedFileSuffixes are the package file types seed 000 accepts. Longer
@@ -182,10 +183,25 @@ func CheckSourceVersions(field string, vs []string, dest string) error {
 	return nil
 }
 
-// CheckPackageName follows Alibaba FirmwareName: 1–40 characters; letters
-// (any script), digits, '-', '_', '(' and ')'; starting with a letter or digit.
+// CheckPackageName: a package name is a display name of 1–128 characters
+// (printable, no control characters): EnOS firmware names are free text in
+// any script. Alibaba's tighter FirmwareName rule is
+// CheckAlibabaFirmwareName, applied by that dialect alone.
 func CheckPackageName(field, s string) error {
 	if err := checkRequiredLen(field, "package name", s, 1, MaxPackageNameLen); err != nil {
+		return err
+	}
+	if strings.TrimSpace(s) != s {
+		return Invalid(field, "package name %q starts or ends with white space: remove it (names are compared exactly)", s)
+	}
+	return checkText(field, s, "")
+}
+
+// CheckAlibabaFirmwareName follows Alibaba FirmwareName: 1–40 characters;
+// letters (any script), digits, '-', '_', '(' and ')'; starting with a
+// letter or digit.
+func CheckAlibabaFirmwareName(field, s string) error {
+	if err := checkRequiredLen(field, "FirmwareName", s, 1, AlibabaMaxFirmwareNameLen); err != nil {
 		return err
 	}
 	for i, r := range s {
@@ -195,9 +211,9 @@ func CheckPackageName(field, s string) error {
 		}
 		if !ok {
 			if i == 0 {
-				return Invalid(field, "package name %q must start with a letter or digit", s)
+				return Invalid(field, "FirmwareName %q must start with a letter or digit", s)
 			}
-			return Invalid(field, "package name %q contains %q: only letters, digits, '-', '_', '(' and ')' are allowed", s, r)
+			return Invalid(field, "FirmwareName %q contains %q: only letters, digits, '-', '_', '(' and ')' are allowed", s, r)
 		}
 	}
 	return nil

@@ -48,12 +48,15 @@ func TestPackageLimits(t *testing.T) {
 		{"source duplicate", func(p *Package) { p.SourceVersions = []string{"V1.0", "V1.0"} }, "source_versions", CodeInvalid},
 		{"differential with source", func(p *Package) { p.Differential = true; p.SourceVersions = []string{"V1.0"} }, "", ""},
 		{"differential without source", func(p *Package) { p.Differential = true }, "source_versions", CodeInvalid},
-		{"name 40", func(p *Package) { p.Name = strings.Repeat("n", 40) }, "", ""},
-		{"name 41", func(p *Package) { p.Name = strings.Repeat("n", 41) }, "name", CodeInvalid},
+		{"name 128", func(p *Package) { p.Name = strings.Repeat("n", 128) }, "", ""},
+		{"name 128 runes", func(p *Package) { p.Name = strings.Repeat("固", 128) }, "", ""},
+		{"name 129", func(p *Package) { p.Name = strings.Repeat("n", 129) }, "name", CodeInvalid},
 		{"name chinese", func(p *Package) { p.Name = "固件2" }, "", ""},
-		{"name starts with -", func(p *Package) { p.Name = "-fw" }, "name", CodeInvalid},
-		{"name starts with (", func(p *Package) { p.Name = "(fw)" }, "name", CodeInvalid},
-		{"name dot", func(p *Package) { p.Name = "fw.2" }, "name", CodeInvalid},
+		{"name with spaces and dots", func(p *Package) { p.Name = "Gateway FW v2.0 (beta)" }, "", ""},
+		{"name leading space", func(p *Package) { p.Name = " fw" }, "name", CodeInvalid},
+		{"name trailing space", func(p *Package) { p.Name = "fw " }, "name", CodeInvalid},
+		{"name blank", func(p *Package) { p.Name = "  " }, "name", CodeInvalid},
+		{"name control", func(p *Package) { p.Name = "fw\x1b[2J" }, "name", CodeInvalid},
 		{"name empty", func(p *Package) { p.Name = "" }, "name", CodeInvalid},
 		{"description 1024", func(p *Package) { p.Description = strings.Repeat("d", 1024) }, "", ""},
 		{"description 1024 runes", func(p *Package) { p.Description = strings.Repeat("描", 1024) }, "", ""},
@@ -276,5 +279,22 @@ func TestNewIDSortsByTime(t *testing.T) {
 			t.Fatalf("id %s created after %s sorts before it", id, prev)
 		}
 		prev = id
+	}
+}
+
+// TestAlibabaFirmwareName: Alibaba's FirmwareName rule, tighter than a
+// package name, just inside and just outside.
+func TestAlibabaFirmwareName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{strings.Repeat("n", 40), true}, {strings.Repeat("固", 40), true}, {"fw_2-(b)", true},
+		{strings.Repeat("n", 41), false}, {"", false}, {"-fw", false}, {"(fw)", false}, {"fw.2", false}, {"fw 2", false},
+	} {
+		err := CheckAlibabaFirmwareName("FirmwareName", tc.name)
+		if (err == nil) != tc.ok || err != nil && ErrorField(err) != "FirmwareName" {
+			t.Errorf("%q: %v, want ok=%v", tc.name, err, tc.ok)
+		}
 	}
 }

@@ -115,6 +115,9 @@ func (a *API) createOTAFirmware(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := ota.CheckAlibabaFirmwareName("FirmwareName", name); err != nil {
+		return nil, err
+	}
 	dest, err := c.q.required("DestVersion")
 	if err != nil {
 		return nil, err
@@ -301,6 +304,9 @@ func (a *API) modifyOTAFirmware(ctx context.Context, c *call) (any, error) {
 	}
 	var ch service.PackageChange
 	if v, ok := c.q.v["FirmwareName"]; ok {
+		if err := ota.CheckAlibabaFirmwareName("FirmwareName", v[0]); err != nil {
+			return nil, err
+		}
 		ch.Name = &v[0]
 	}
 	if v, ok := c.q.v["FirmwareDesc"]; ok {

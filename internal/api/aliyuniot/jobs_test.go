@@ -111,6 +111,16 @@ func TestLimits(t *testing.T) {
 	if err != nil || res["Success"] != false || res["Code"] != "iot.check.InvalidFormattedParameter" {
 		t.Fatalf("41-char FirmwareName: %v %v", err, res)
 	}
+	// A space is fine in a package name (EnOS names have them) but not in
+	// Alibaba's FirmwareName, on create and on update.
+	res, err = c.call("POST", "CreateOTAFirmware", map[string]string{"FirmwareName": "fw 2", "DestVersion": "1", "ProductKey": "pkLim", "FirmwareUrl": str(d["FirmwareUrl"])})
+	if err != nil || res["Success"] != false || res["Code"] != "iot.check.InvalidFormattedParameter" {
+		t.Fatalf("FirmwareName with a space: %v %v", err, res)
+	}
+	res, err = c.call("POST", "ModifyOTAFirmware", map[string]string{"FirmwareId": fw, "ProductKey": "pkLim", "FirmwareName": "fw 2"})
+	if err != nil || res["Success"] != false || res["Code"] != "iot.check.InvalidFormattedParameter" {
+		t.Fatalf("ModifyOTAFirmware to a name with a space: %v %v", err, res)
+	}
 	for _, tc := range []struct {
 		action string
 		q      map[string]string

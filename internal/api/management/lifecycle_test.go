@@ -64,7 +64,7 @@ func TestLifecycleOverAPI(t *testing.T) {
 	if err != nil || p.Name != name || p.CustomInfo != info || p.SHA256 != pkg.SHA256 {
 		t.Fatalf("package update: %v %+v", err, p)
 	}
-	bad := "no spaces allowed"
+	bad := " leading space"
 	_, err = e.Client.UpdatePackage(ctx, pkg.ID, client.PackageUpdate{Name: &bad})
 	wantAPIError(t, err, 400, "invalid")
 

@@ -285,7 +285,7 @@ func TestPackageBadInput(t *testing.T) {
 		{name: "unknown module", meta: func(m *client.PackageMetadata) { m.Kind = "module"; m.Module = "modem" }, status: 404, code: "not_found"},
 		{name: "oversized custom info", meta: func(m *client.PackageMetadata) { m.CustomInfo = strings.Repeat("x", 4097) }, status: 400, code: "invalid", field: "custom_info", fragment: "4096"},
 		{name: "oversized description", meta: func(m *client.PackageMetadata) { m.Description = strings.Repeat("é", 1025) }, status: 400, code: "invalid", field: "description", fragment: "1024"},
-		{name: "bad name", meta: func(m *client.PackageMetadata) { m.Name = "-fw" }, status: 400, code: "invalid", field: "name"},
+		{name: "bad name", meta: func(m *client.PackageMetadata) { m.Name = "fw\x07" }, status: 400, code: "invalid", field: "name", fragment: "control character"},
 		{name: "missing version", meta: func(m *client.PackageMetadata) { m.Version = "" }, status: 400, code: "invalid", field: "version", fragment: "required"},
 		{name: "differential without sources", meta: func(m *client.PackageMetadata) { m.Differential = true }, status: 400, code: "invalid", field: "source_versions"},
 		{name: "too many tags", meta: func(m *client.PackageMetadata) {
