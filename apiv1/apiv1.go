@@ -134,6 +134,10 @@ type PackageMetadata struct {
 	Sign           string   `json:"sign,omitempty"`
 	NeedVerify     bool     `json:"need_verify,omitempty"`
 	Tags           []Tag    `json:"tags,omitempty"`
+
+	// LocalNames is the name in other languages, by locale (en_US, zh_CN):
+	// at most 16, each under the rules of Name.
+	LocalNames map[string]string `json:"local_names,omitempty"`
 }
 
 // Package is a registered upgrade package.
@@ -159,6 +163,8 @@ type Package struct {
 	MD5            string    `json:"md5"`
 	CreatedAt      time.Time `json:"created_at"`
 	ModifiedAt     time.Time `json:"modified_at"`
+
+	LocalNames map[string]string `json:"local_names,omitempty"` // the name in other languages, by locale
 }
 
 // PackageUpdate changes a package's descriptive fields; nil fields stay.
@@ -167,6 +173,9 @@ type PackageUpdate struct {
 	Description *string `json:"description,omitempty"`
 	CustomInfo  *string `json:"custom_info,omitempty"`
 	Tags        *[]Tag  `json:"tags,omitempty"`
+
+	// LocalNames replaces the names in other languages; {} removes them.
+	LocalNames *map[string]string `json:"local_names,omitempty"`
 }
 
 // Objects.
@@ -253,6 +262,10 @@ type JobCreate struct {
 	ExtInfo            string      `json:"ext_info,omitempty"`
 	// Start false creates the job held, until it is started; nil means true.
 	Start *bool `json:"start,omitempty"`
+
+	// LocalNames is the name in other languages, by locale (en_US, zh_CN):
+	// at most 16, each under the rules of Name.
+	LocalNames map[string]string `json:"local_names,omitempty"`
 }
 
 // JobUpdate changes an unfinished job; nil fields stay as they are.
@@ -304,6 +317,8 @@ type Job struct {
 	UpdatedAt    time.Time        `json:"updated_at"`
 	StartedAt    *time.Time       `json:"started_at"`
 	FinishedAt   *time.Time       `json:"finished_at"`
+
+	LocalNames map[string]string `json:"local_names,omitempty"` // the name in other languages, by locale
 }
 
 // Ended reports whether the job can no longer change.

@@ -262,6 +262,7 @@ type Job struct {
 	ProductKey  string // copied from the package
 	Module      string // the package's TargetModule (SoftwareModule for software packages)
 	Name        string
+	LocalNames  map[string]string // the name in other languages, by locale such as en_US (CheckLocalNames)
 	Description string
 	Type        JobType
 	Selection   Selection
@@ -333,6 +334,8 @@ func (j *Job) Normalize() {
 	}
 }
 
+func checkJobName(field, s string) error { return CheckDisplayName(field, s, MaxJobNameLen, true) }
+
 // Validate checks a new job against the documented limits. now is used for
 // schedule checks.
 func (j *Job) Validate(now time.Time) error {
@@ -343,6 +346,9 @@ func (j *Job) Validate(now time.Time) error {
 		return err
 	}
 	if err := CheckDisplayName("name", j.Name, MaxJobNameLen, false); err != nil {
+		return err
+	}
+	if err := CheckLocalNames("local_names", j.LocalNames, checkJobName); err != nil {
 		return err
 	}
 	if err := CheckLen("description", j.Description, MaxDescriptionLen); err != nil {

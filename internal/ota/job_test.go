@@ -36,6 +36,13 @@ func TestJobLimits(t *testing.T) {
 		field  string // "" = valid
 	}{
 		{"valid", func(j *Job) {}, ""},
+		{"local names 16", func(j *Job) { j.LocalNames = localNames(16, "rollout 2") }, ""},
+		{"local names 17", func(j *Job) { j.LocalNames = localNames(17, "rollout 2") }, "local_names"},
+		{"local name 128", func(j *Job) { j.LocalNames = map[string]string{"zh_CN": strings.Repeat("升", 128)} }, ""},
+		{"local name 129", func(j *Job) { j.LocalNames = map[string]string{"zh_CN": strings.Repeat("升", 129)} }, "local_names"},
+		{"local name control", func(j *Job) { j.LocalNames = map[string]string{"en_US": "a\x1b[2Jb"} }, "local_names"},
+		{"local name empty", func(j *Job) { j.LocalNames = map[string]string{"en_US": ""} }, "local_names"},
+		{"local name bad locale", func(j *Job) { j.LocalNames = map[string]string{"en_US1": "x"} }, "local_names"},
 		{"timeout 299", func(j *Job) { j.TimeoutSeconds = 299 }, "timeout_seconds"},
 		{"timeout 300", func(j *Job) { j.TimeoutSeconds = 300 }, ""},
 		{"timeout 172800", func(j *Job) { j.TimeoutSeconds = 172_800 }, ""},

@@ -1,6 +1,7 @@
 package ota
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"unicode"
@@ -38,6 +39,10 @@ const (
 	MaxTagKeyLen      = 30   // key 1–30 [A-Za-z0-9.]
 	MaxTagValueLen    = 1024 // value 1–1024
 	MaxTagsTotalLen   = 4096 // all keys and values together
+	// MaxLocalNames bounds a package's or job's names in other languages
+	// (EnOS StringI18n i18nValue, whose documented locales are four): room
+	// for every language a console is likely to show, not for a dictionary.
+	MaxLocalNames = 16
 
 	// Vendor request limits tighter than the native ones.
 	AlibabaMaxVersionLen      = 64  // DestVersion 1–64
@@ -373,6 +378,55 @@ func CheckTags(field string, tags []Tag) error {
 	}
 	if total > MaxTagsTotalLen {
 		return Invalid(field, "tags may total at most %d characters, got %d", MaxTagsTotalLen, total)
+	}
+	return nil
+}
+
+// CheckLocale: a locale key as EnOS writes them: a language of 2–3
+// lowercase letters, optionally '_' and a region of 2 uppercase letters or
+// 3 digits (en, zh_CN, es_419).
+func CheckLocale(field, s string) error {
+	lang, region, hasRegion := strings.Cut(s, "_")
+	ok := len(lang) >= 2 && len(lang) <= 3 && allIn(lang, 'a', 'z')
+	if hasRegion {
+		ok = ok && (len(region) == 2 && allIn(region, 'A', 'Z') || len(region) == 3 && allIn(region, '0', '9'))
+	}
+	if !ok {
+		return Invalid(field, "locale %q is not a language such as en, optionally followed by _ and a region such as US: write it like en_US or zh_CN", s)
+	}
+	return nil
+}
+
+func allIn(s string, lo, hi byte) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < lo || s[i] > hi {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckLocalNames checks a name's translations, by locale: at most
+// MaxLocalNames, each key a CheckLocale locale, each value non-empty and
+// valid by checkName, the rule of the name it translates.
+func CheckLocalNames(field string, names map[string]string, checkName func(field, s string) error) error {
+	if len(names) > MaxLocalNames {
+		return Invalid(field, "at most %d localized names are allowed, got %d: keep the locales your users read", MaxLocalNames, len(names))
+	}
+	for locale, name := range names {
+		if err := CheckLocale(field, locale); err != nil {
+			return err
+		}
+		if name == "" {
+			return Invalid(field, "the %s name is empty: give the name in that locale or leave the locale out", locale)
+		}
+		if err := checkName(field, name); err != nil {
+			var e *Error
+			if errors.As(err, &e) {
+				return Invalid(field, "the %s name: %s", locale, e.Message)
+			}
+			return err
+		}
 	}
 	return nil
 }

@@ -87,6 +87,14 @@ func TestPackageLimits(t *testing.T) {
 		{"tag value empty", func(p *Package) { p.Tags = []Tag{{"k", ""}} }, "tags", CodeInvalid},
 		{"tags total 4096", func(p *Package) { p.Tags = tags(4, 1022) }, "", ""},
 		{"tags total 4100", func(p *Package) { p.Tags = tags(4, 1023) }, "tags", CodeInvalid},
+		{"local names zh_CN en_US", func(p *Package) { p.LocalNames = map[string]string{"zh_CN": "固件2", "en_US": "fw-2"} }, "", ""},
+		{"local names 16", func(p *Package) { p.LocalNames = localNames(16, "fw") }, "", ""},
+		{"local names 17", func(p *Package) { p.LocalNames = localNames(17, "fw") }, "local_names", CodeInvalid},
+		{"local name 40", func(p *Package) { p.LocalNames = map[string]string{"en_US": strings.Repeat("n", 40)} }, "", ""},
+		{"local name 41", func(p *Package) { p.LocalNames = map[string]string{"en_US": strings.Repeat("n", 41)} }, "local_names", CodeInvalid},
+		{"local name dot (like the name)", func(p *Package) { p.LocalNames = map[string]string{"en_US": "fw.2"} }, "local_names", CodeInvalid},
+		{"local name empty", func(p *Package) { p.LocalNames = map[string]string{"en_US": ""} }, "local_names", CodeInvalid},
+		{"local name bad locale", func(p *Package) { p.LocalNames = map[string]string{"EN": "fw"} }, "local_names", CodeInvalid},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -109,6 +117,30 @@ func TestPackageLimits(t *testing.T) {
 				t.Fatal("empty message")
 			}
 		})
+	}
+}
+
+// localNames makes n translations of name under distinct well-formed
+// locales (aa_AA, ab_AA, …).
+func localNames(n int, name string) map[string]string {
+	out := make(map[string]string, n)
+	for i := 0; i < n; i++ {
+		out[string([]byte{'a', byte('a' + i%26)})+"_"+string([]byte{'A', byte('A' + i/26)})] = name
+	}
+	return out
+}
+
+// TestCheckLocale: the locales EnOS writes pass; anything else is refused.
+func TestCheckLocale(t *testing.T) {
+	for _, s := range []string{"en", "zh_CN", "en_US", "ja_JP", "es_ES", "yue", "yue_HK", "es_419"} {
+		if err := CheckLocale("locale", s); err != nil {
+			t.Errorf("%q: %v", s, err)
+		}
+	}
+	for _, s := range []string{"", "e", "engl", "EN", "en_us", "en_US1", "en_U", "en-US", "en_", "_US", "en_US_x", "en_41", "en_4190", "zh_CN'", "é_FR", "en.US"} {
+		if err := CheckLocale("locale", s); ErrorCode(err) != CodeInvalid || ErrorField(err) != "locale" {
+			t.Errorf("%q: want invalid on locale, got %v", s, err)
+		}
 	}
 }
 

@@ -71,9 +71,10 @@ type Package struct {
 	Module         string // DefaultModule unless Kind is KindModule
 	Kind           PackageKind
 	Name           string
-	Version        string   // destination version
-	Differential   bool     // the file is a delta that applies only to SourceVersions
-	SourceVersions []string // versions it upgrades from; for a full package an optional filter
+	LocalNames     map[string]string // the name in other languages, by locale such as en_US (CheckLocalNames)
+	Version        string            // destination version
+	Differential   bool              // the file is a delta that applies only to SourceVersions
+	SourceVersions []string          // versions it upgrades from; for a full package an optional filter
 	Description    string
 	CustomInfo     string // pushed to devices with the notice
 	SignMethod     SignMethod
@@ -151,6 +152,9 @@ func (p *Package) Validate() error {
 		return CheckPackageKind("kind", p.Kind)
 	}
 	if err := CheckPackageName("name", p.Name); err != nil {
+		return err
+	}
+	if err := CheckLocalNames("local_names", p.LocalNames, CheckPackageName); err != nil {
 		return err
 	}
 	if err := CheckVersion("version", p.Version); err != nil {

@@ -158,6 +158,11 @@ func (s *Service) GetJob(ctx context.Context, p Principal, id string) (JobView, 
 // ListJobs lists the caller's jobs, newest first.
 func (s *Service) ListJobs(ctx context.Context, p Principal, f store.JobFilter, page store.Page) ([]ota.Job, int64, error) {
 	f.TenantID = p.TenantID
+	if f.NameLocale != "" {
+		if err := ota.CheckLocale("name_locale", f.NameLocale); err != nil {
+			return nil, 0, err
+		}
+	}
 	return s.store.ListJobs(ctx, f, page)
 }
 

@@ -9,6 +9,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/updraft-ota/updraft/internal/ota"
@@ -93,13 +94,14 @@ func (s *Service) UpdateJob(ctx context.Context, p Principal, id string, c JobCh
 // nil fields stay as they are. What a package installs never changes.
 type PackageChange struct {
 	Name        *string
+	LocalNames  *map[string]string // replaces every translation; an empty map removes them
 	Description *string
 	CustomInfo  *string
 	Tags        *[]ota.Tag
 }
 
-// UpdatePackage changes a package's name, description, custom info or tags,
-// within the limits of a new package.
+// UpdatePackage changes a package's name, local names, description, custom
+// info or tags, within the limits of a new package.
 func (s *Service) UpdatePackage(ctx context.Context, p Principal, id string, c PackageChange) (ota.Package, error) {
 	pkg, err := s.GetPackage(ctx, p, id)
 	if err != nil {
@@ -107,6 +109,9 @@ func (s *Service) UpdatePackage(ctx context.Context, p Principal, id string, c P
 	}
 	if c.Name != nil {
 		pkg.Name = *c.Name
+	}
+	if c.LocalNames != nil {
+		pkg.LocalNames = maps.Clone(*c.LocalNames)
 	}
 	if c.Description != nil {
 		pkg.Description = *c.Description

@@ -7,6 +7,7 @@ import (
 
 	"github.com/updraft-ota/updraft/internal/ota"
 	"github.com/updraft-ota/updraft/internal/service"
+	"github.com/updraft-ota/updraft/internal/store"
 )
 
 func ptrTo[T any](v T) *T { return &v }
@@ -85,6 +86,34 @@ func TestUpdatePackageInfo(t *testing.T) {
 	errCode(t, err, ota.CodeConflict, "already exists")
 	_, err = r.svc.UpdatePackage(r.ctx, r.p, pkg.ID, service.PackageChange{CustomInfo: ptrTo(string(make([]byte, ota.MaxCustomInfoLen+1)))})
 	errCode(t, err, ota.CodeInvalid, "custom_info")
+}
+
+// TestPackageLocalNames: an operator's change replaces the translations
+// (within the limits of a new package) and a listing finds a package by its
+// name in a locale; a malformed locale is refused, not passed to the store.
+func TestPackageLocalNames(t *testing.T) {
+	r := newRolloutEnv(t, service.Options{})
+	pkg := r.pkg(nil)
+	r.pkg(nil)
+	names := map[string]string{"en_US": "Spring-build", "zh_CN": "春季版"}
+	if _, err := r.svc.UpdatePackage(r.ctx, r.p, pkg.ID, service.PackageChange{LocalNames: &names}); err != nil {
+		t.Fatal(err)
+	}
+	list, total, err := r.svc.ListPackages(r.ctx, r.p, store.PackageFilter{NameLocale: "zh_CN", NameContains: "春季"}, store.Page{})
+	if err != nil || total != 1 || len(list) != 1 || list[0].ID != pkg.ID || list[0].LocalNames["en_US"] != "Spring-build" {
+		t.Fatalf("by zh_CN name: %+v (%d), %v", list, total, err)
+	}
+	bad := map[string]string{"en-US": "x"}
+	_, err = r.svc.UpdatePackage(r.ctx, r.p, pkg.ID, service.PackageChange{LocalNames: &bad})
+	errCode(t, err, ota.CodeInvalid, "en-US")
+	_, _, err = r.svc.ListPackages(r.ctx, r.p, store.PackageFilter{NameLocale: `en_US"`, NameContains: "x"}, store.Page{})
+	errCode(t, err, ota.CodeInvalid, "locale")
+	_, _, err = r.svc.ListJobs(r.ctx, r.p, store.JobFilter{NameLocale: "$.en", NameContains: "x"}, store.Page{})
+	errCode(t, err, ota.CodeInvalid, "locale")
+	none := map[string]string{}
+	if got, err := r.svc.UpdatePackage(r.ctx, r.p, pkg.ID, service.PackageChange{LocalNames: &none}); err != nil || len(got.LocalNames) != 0 {
+		t.Fatalf("clearing local names: %+v, %v", got.LocalNames, err)
+	}
 }
 
 // TestCancelTasksByStateIDAndDevice: set-based cancels by state (Alibaba's

@@ -345,6 +345,11 @@ func (s *Service) GetPackage(ctx context.Context, p Principal, id string) (ota.P
 // ListPackages lists the caller's packages, newest first.
 func (s *Service) ListPackages(ctx context.Context, p Principal, f store.PackageFilter, page store.Page) ([]ota.Package, int64, error) {
 	f.TenantID = p.TenantID
+	if f.NameLocale != "" {
+		if err := ota.CheckLocale("name_locale", f.NameLocale); err != nil {
+			return nil, 0, err
+		}
+	}
 	return s.store.ListPackages(ctx, f, clampPage(page))
 }
 

@@ -211,9 +211,14 @@ type PackageFilter struct {
 	Kind       ota.PackageKind
 	Version    string
 	Name       string // exactly this name
-	// NameContains: the name contains this text (case-sensitive).
+	// NameContains: the name contains this text (case-sensitive, literal:
+	// no wildcards).
 	NameContains string
-	Space        string // resource space label (Huawei app_id)
+	// NameLocale: when set, Name and NameContains match the name in this
+	// locale (ota.Package.LocalNames) instead of the default name; a package
+	// without a name in that locale matches neither. Alone it does not filter.
+	NameLocale string
+	Space      string // resource space label (Huawei app_id)
 	// VerifyStatuses: the verify status is one of these.
 	VerifyStatuses []ota.VerifyStatus
 }
@@ -223,11 +228,12 @@ type Packages interface {
 	CreatePackage(ctx context.Context, p ota.Package) error // CodeConflict if (tenant, name) exists
 	GetPackage(ctx context.Context, tenantID, id string) (ota.Package, error)
 	ListPackages(ctx context.Context, f PackageFilter, page Page) ([]ota.Package, int64, error)
-	// UpdatePackage writes the mutable fields: name, description, custom info,
-	// tags, need-verify, verify status, modified time.
+	// UpdatePackage writes the mutable fields: name, local names,
+	// description, custom info, tags, need-verify, verify status, modified
+	// time.
 	UpdatePackage(ctx context.Context, p ota.Package) error
 	// UpdatePackageInfo writes only the fields an operator edits: name,
-	// description, custom info, tags, modified time (CodeConflict if the
+	// local names, description, custom info, tags, modified time (CodeConflict if the
 	// name is taken). It never touches the verify status the engine owns.
 	UpdatePackageInfo(ctx context.Context, p ota.Package) error
 	// DeletePackage removes a package; CodeConflict if an unfinished job
@@ -335,6 +341,10 @@ type JobFilter struct {
 	// NameContains: the job's name contains this text (case-sensitive,
 	// literal: no wildcards).
 	NameContains string
+	// NameLocale: when set, NameContains matches the name in this locale
+	// (ota.Job.LocalNames) instead of the default name; a job without a name
+	// in that locale does not match. Alone it does not filter.
+	NameLocale string
 }
 
 // Jobs: OTA jobs.

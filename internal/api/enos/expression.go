@@ -1,6 +1,7 @@
 package enos
 
 import (
+	"slices"
 	"strings"
 	"unicode"
 
@@ -13,7 +14,12 @@ type condition struct {
 	field  string
 	op     string // "=", "in" or "like"
 	values []string
+	locale string // of a localizedName field: the locale it names
 }
+
+// localizedName stands, in a search's allowed fields, for name.<locale>: the
+// name in any well-formed locale (ota.CheckLocale), such as name.en_US.
+const localizedName = "name.<locale>"
 
 // parseExpression reads EnOS's filter language: terms joined by AND, each
 // `field = 'v'`, `field in ('a', "b")` or `field like 'v'`; values are
@@ -30,11 +36,17 @@ func parseExpression(expr string, allowed map[string][]string) ([]condition, err
 		if field == "" {
 			return nil, ota.Invalid("expression", "expression %q: expected a field name at offset %d", expr, l.i)
 		}
+		c := condition{field: field}
 		ops, ok := allowed[field]
+		if locale, named := strings.CutPrefix(field, "name."); !ok && named && allowed[localizedName] != nil {
+			if err := ota.CheckLocale("expression", locale); err != nil {
+				return nil, ota.Invalid("expression", "expression %q: field %q: %s", expr, field, ota.ErrorMessage(err))
+			}
+			ops, ok, c.field, c.locale = allowed[localizedName], true, localizedName, locale
+		}
 		if !ok {
 			return nil, ota.Invalid("expression", "expression %q: field %q cannot be searched; searchable fields: %s", expr, field, fieldNames(allowed))
 		}
-		c := condition{field: field}
 		l.space()
 		switch {
 		case l.take("="):
@@ -81,6 +93,11 @@ func parseExpression(expr string, allowed map[string][]string) ([]condition, err
 		if !contains(ops, c.op) {
 			return nil, ota.Invalid("expression", "expression %q: field %s does not take %s (it takes %s)", expr, field, c.op, strings.Join(ops, ", "))
 		}
+		// The store matches every name condition of a search in one locale,
+		// so names in two locales are refused rather than both read in one.
+		if isName(c.field) && nameLocale(conds) != c.locale && slices.ContainsFunc(conds, func(p condition) bool { return isName(p.field) }) {
+			return nil, ota.Invalid("expression", "expression %q: conditions on names in different locales cannot be combined: search by the name in one locale", expr)
+		}
 		conds = append(conds, c)
 		l.space()
 		if l.i >= len(l.s) {
@@ -90,6 +107,21 @@ func parseExpression(expr string, allowed map[string][]string) ([]condition, err
 			return nil, ota.Invalid("expression", "expression %q: terms are joined with AND (OR is not supported)", expr)
 		}
 	}
+}
+
+func isName(field string) bool {
+	return field == "name" || field == "name.defaultValue" || field == localizedName
+}
+
+// nameLocale is the locale of a search's name conditions ("" for the default
+// name); parseExpression lets them name one locale only.
+func nameLocale(conds []condition) string {
+	for _, c := range conds {
+		if isName(c.field) {
+			return c.locale
+		}
+	}
+	return ""
 }
 
 func fieldNames(m map[string][]string) string {

@@ -79,7 +79,7 @@ func (a *API) createJob(ctx context.Context, c *call) (any, error) {
 func (r jobRequest) toJob(pkg ota.Package, now time.Time) (ota.Job, error) {
 	j := ota.Job{PackageID: pkg.ID, NeedPush: true, TimeoutFrom: ota.TimeoutFromInProgress, State: ota.JobPaused}
 	if r.Name != nil {
-		j.Name = r.Name.DefaultValue
+		j.Name, j.LocalNames = r.Name.DefaultValue, r.Name.I18nValue
 	}
 	switch r.Type {
 	case "upgrade":
@@ -202,8 +202,8 @@ func (a *API) jobOf(ctx context.Context, c *call, j ota.Job, fw map[string]ota.P
 		pkg, _ = a.svc.GetPackage(ctx, c.p, j.PackageID)
 		fw[j.PackageID] = pkg
 	}
-	info := jobInfo{OrgID: j.TenantID, ProductKey: j.ProductKey, JobID: j.ID, Name: StringI18n{DefaultValue: j.Name},
-		FirmwareID: j.PackageID, FirmwareVersion: pkg.Version, FirmwareName: StringI18n{DefaultValue: pkg.Name},
+	info := jobInfo{OrgID: j.TenantID, ProductKey: j.ProductKey, JobID: j.ID, Name: nameOf(j.Name, j.LocalNames),
+		FirmwareID: j.PackageID, FirmwareVersion: pkg.Version, FirmwareName: nameOf(pkg.Name, pkg.LocalNames),
 		Type: string(j.Type), EnableUpgradeRequest: j.AllowDeviceRequest, UpgradePolicy: "snapshot",
 		UpgradeTimeout: j.TimeoutSeconds, MaximumConcurrency: j.MaxConcurrency, Status: jobStatus(j.State),
 		CreateTime: j.CreatedAt.UnixMilli()}
@@ -255,7 +255,7 @@ func (a *API) getJob(ctx context.Context, c *call) (any, error) {
 }
 
 var jobFields = map[string][]string{"productKey": {"="}, "firmwareId": {"="}, "type": {"="}, "status": {"="},
-	"name": {"like"}, "name.defaultValue": {"like"}}
+	"name": {"like"}, "name.defaultValue": {"like"}, localizedName: {"like"}}
 
 func (a *API) searchJobs(ctx context.Context, c *call) (any, error) {
 	c.op = opJob
@@ -264,6 +264,7 @@ func (a *API) searchJobs(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	var f store.JobFilter
+	f.NameLocale = nameLocale(conds)
 	for _, cd := range conds {
 		v := cd.values[0]
 		switch cd.field {
@@ -271,7 +272,7 @@ func (a *API) searchJobs(ctx context.Context, c *call) (any, error) {
 			f.ProductKey = v
 		case "firmwareId":
 			f.PackageID = v
-		case "name", "name.defaultValue":
+		case "name", "name.defaultValue", localizedName:
 			f.NameContains = likeText(v)
 		case "type":
 			if v != "upgrade" && v != "verify" {

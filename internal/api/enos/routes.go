@@ -339,15 +339,21 @@ func (m *firmwareMetadata) toPackage(productKey string) (ota.Package, error) {
 		return ota.Package{}, err
 	}
 	return ota.Package{ProductKey: productKey, Module: ota.DefaultModule, Kind: ota.KindFirmware, Name: m.Name.DefaultValue,
-		Version: m.Version, Description: m.Desc, SignMethod: method, Sign: strings.ToLower(m.Sign),
+		LocalNames: m.Name.I18nValue, Version: m.Version, Description: m.Desc, SignMethod: method, Sign: strings.ToLower(m.Sign),
 		NeedVerify: *m.EnableVerification}, nil
 }
 
 func firmwareOf(p ota.Package) firmwareInfo {
-	return firmwareInfo{OrgID: p.TenantID, FirmwareID: p.ID, ProductKey: p.ProductKey, Name: StringI18n{DefaultValue: p.Name},
+	return firmwareInfo{OrgID: p.TenantID, FirmwareID: p.ID, ProductKey: p.ProductKey, Name: nameOf(p.Name, p.LocalNames),
 		Version: p.Version, Desc: p.Description, SignMethod: strings.ToLower(string(p.SignMethod)), Sign: p.Sign,
 		FileURL: FileURI(p.ID, p.FileName), FileSize: p.Size, EnableVerification: p.NeedVerify, IsVerified: p.VerifyStatus == ota.VerifyPassed,
 		CreateTime: p.CreatedAt.UnixMilli()}
+}
+
+// nameOf is a name as EnOS shows it: the default name and, when there are
+// any, its translations by locale.
+func nameOf(name string, local map[string]string) StringI18n {
+	return StringI18n{DefaultValue: name, I18nValue: local}
 }
 
 // FileURI is a firmware file's enos-connect:// identifier: the package id
@@ -387,7 +393,7 @@ func (a *API) getFirmware(ctx context.Context, c *call) (any, error) {
 }
 
 var firmwareFields = map[string][]string{"productKey": {"=", "in"}, "version": {"="}, "name.defaultValue": {"=", "like"},
-	"name": {"like"}, "firmwareId": {"="}}
+	localizedName: {"=", "like"}, "name": {"like"}, "firmwareId": {"="}}
 
 func (a *API) searchFirmware(ctx context.Context, c *call) (any, error) {
 	c.op = opFirmware
@@ -396,6 +402,7 @@ func (a *API) searchFirmware(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	f := store.PackageFilter{Kind: ota.KindFirmware}
+	f.NameLocale = nameLocale(conds)
 	for _, cd := range conds {
 		switch cd.field {
 		case "productKey":
@@ -405,7 +412,7 @@ func (a *API) searchFirmware(ctx context.Context, c *call) (any, error) {
 			f.ProductKey = cd.values[0]
 		case "version":
 			f.Version = cd.values[0]
-		case "name.defaultValue", "name":
+		case "name.defaultValue", "name", localizedName:
 			if cd.op == "like" {
 				f.NameContains = likeText(cd.values[0])
 			} else {

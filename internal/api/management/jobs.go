@@ -35,7 +35,7 @@ func (a *API) registerJobs(mux *http.ServeMux) {
 
 func jobFromCreate(in apiv1.JobCreate) (ota.Job, error) {
 	j := ota.Job{
-		PackageID: in.PackageID, Name: in.Name, Description: in.Description, Type: ota.JobType(in.Type),
+		PackageID: in.PackageID, Name: in.Name, LocalNames: in.LocalNames, Description: in.Description, Type: ota.JobType(in.Type),
 		Selection: ota.Selection(in.Selection),
 		Target: ota.Target{All: in.Target.All, Devices: in.Target.Devices, Groups: in.Target.Groups,
 			Attributes: in.Target.Attributes, Tags: in.Target.Tags, GrayPercent: in.Target.GrayPercent, SourceVersions: in.Target.SourceVersions},
@@ -75,7 +75,7 @@ func jobFromCreate(in apiv1.JobCreate) (ota.Job, error) {
 
 func jobFromOTA(j ota.Job) apiv1.Job {
 	out := apiv1.Job{
-		ID: j.ID, PackageID: j.PackageID, Product: j.ProductKey, Module: j.Module, Name: j.Name,
+		ID: j.ID, PackageID: j.PackageID, Product: j.ProductKey, Module: j.Module, Name: j.Name, LocalNames: j.LocalNames,
 		Description: j.Description, Type: string(j.Type), Selection: string(j.Selection),
 		Target: apiv1.JobTarget{All: j.Target.All, Devices: emptyIfNil(j.Target.Devices), Groups: emptyIfNil(j.Target.Groups),
 			Attributes: emptyMapIfNil(j.Target.Attributes), Tags: emptyMapIfNil(j.Target.Tags), GrayPercent: j.Target.GrayPercent, SourceVersions: emptyIfNil(j.Target.SourceVersions)},

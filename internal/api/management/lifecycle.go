@@ -43,7 +43,7 @@ func (a *API) updatePackage(w http.ResponseWriter, r *http.Request, p service.Pr
 	if err := httpx.DecodeJSON(w, r, &in, a.opts.MaxJSONBody); err != nil {
 		return err
 	}
-	c := service.PackageChange{Name: in.Name, Description: in.Description, CustomInfo: in.CustomInfo}
+	c := service.PackageChange{Name: in.Name, LocalNames: in.LocalNames, Description: in.Description, CustomInfo: in.CustomInfo}
 	if in.Tags != nil {
 		tags := tagsToOTA(*in.Tags)
 		c.Tags = &tags

@@ -2,6 +2,7 @@ package management_test
 
 import (
 	"context"
+	"reflect"
 	"testing"
 
 	"github.com/updraft-ota/updraft/client"
@@ -99,5 +100,42 @@ func TestLifecycleOverAPI(t *testing.T) {
 	resp, body = e.post("/api/v1/jobs/"+job.ID+"/tasks/retry", `{"states":["failed"]}`)
 	if resp.StatusCode != 400 {
 		t.Fatalf("retry by state: %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestLocalNamesOverAPI: local_names are kept on package upload and job
+// create, shown by get and list, replaced by a package PATCH ({} removes
+// them), and refused under a malformed locale with nothing changed.
+func TestLocalNamesOverAPI(t *testing.T) {
+	e := newJobsEnv(t)
+	ctx := context.Background()
+	e.devices("d1")
+	names := map[string]string{"zh_CN": "固件二", "en_US": "Firmware-two"}
+	pkg := e.upload("fw", client.PackageMetadata{LocalNames: names})
+	if got, err := e.Client.GetPackage(ctx, pkg.ID); err != nil || !reflect.DeepEqual(got.LocalNames, names) || !reflect.DeepEqual(pkg.LocalNames, names) {
+		t.Fatalf("package local names: %v %v, want %v", got.LocalNames, err, names)
+	}
+	waves := map[string]string{"en_US": "first wave", "zh_CN": "第一波"}
+	job, err := e.Client.CreateJob(ctx, client.JobCreate{PackageID: pkg.ID, Name: "wave 1", LocalNames: waves,
+		Target: client.JobTarget{Devices: []string{"d1"}}})
+	if err != nil || !reflect.DeepEqual(job.LocalNames, waves) {
+		t.Fatalf("job local names: %v %v, want %v", job.LocalNames, err, waves)
+	}
+	if list, err := e.Client.ListJobs(ctx, client.JobFilter{}); err != nil || len(list.Items) != 1 || !reflect.DeepEqual(list.Items[0].LocalNames, waves) {
+		t.Fatalf("listed job: %+v %v", list, err)
+	}
+	renamed := map[string]string{"en_US": "Firmware-2"}
+	if p, err := e.Client.UpdatePackage(ctx, pkg.ID, client.PackageUpdate{LocalNames: &renamed}); err != nil || !reflect.DeepEqual(p.LocalNames, renamed) {
+		t.Fatalf("package PATCH local names: %v %v, want %v", p.LocalNames, err, renamed)
+	}
+	bad := map[string]string{"en-US": "Firmware-3"}
+	_, err = e.Client.UpdatePackage(ctx, pkg.ID, client.PackageUpdate{LocalNames: &bad})
+	wantAPIError(t, err, 400, "invalid", "en-US")
+	if p, _ := e.Client.GetPackage(ctx, pkg.ID); !reflect.DeepEqual(p.LocalNames, renamed) {
+		t.Fatalf("a refused PATCH changed the local names: %v", p.LocalNames)
+	}
+	none := map[string]string{}
+	if p, err := e.Client.UpdatePackage(ctx, pkg.ID, client.PackageUpdate{LocalNames: &none}); err != nil || p.LocalNames != nil {
+		t.Fatalf("package PATCH {}: %v %v, want none", p.LocalNames, err)
 	}
 }

@@ -102,16 +102,16 @@ func packageFromMetadata(m apiv1.PackageMetadata) (ota.Package, error) {
 		return ota.Package{}, err
 	}
 	return ota.Package{
-		ProductKey: m.Product, Module: m.Module, Kind: ota.PackageKind(m.Kind), Name: m.Name, Version: m.Version,
-		SourceVersions: m.SourceVersions, Differential: m.Differential, Description: m.Description,
+		ProductKey: m.Product, Module: m.Module, Kind: ota.PackageKind(m.Kind), Name: m.Name, LocalNames: m.LocalNames,
+		Version: m.Version, SourceVersions: m.SourceVersions, Differential: m.Differential, Description: m.Description,
 		CustomInfo: m.CustomInfo, SignMethod: method, Sign: m.Sign, NeedVerify: m.NeedVerify, Tags: tagsToOTA(m.Tags),
 	}, nil
 }
 
 func packageFromOTA(p ota.Package) apiv1.Package {
 	return apiv1.Package{
-		ID: p.ID, Product: p.ProductKey, Module: p.Module, Kind: string(p.Kind), Name: p.Name, Version: p.Version,
-		SourceVersions: emptyIfNil(p.SourceVersions), Differential: p.Differential, Description: p.Description,
+		ID: p.ID, Product: p.ProductKey, Module: p.Module, Kind: string(p.Kind), Name: p.Name, LocalNames: p.LocalNames,
+		Version: p.Version, SourceVersions: emptyIfNil(p.SourceVersions), Differential: p.Differential, Description: p.Description,
 		CustomInfo: p.CustomInfo, SignMethod: string(p.SignMethod), Sign: p.Sign, NeedVerify: p.NeedVerify,
 		VerifyStatus: string(p.VerifyStatus), Tags: tagsFromOTA(p.Tags), FileName: p.FileName, Size: p.Size,
 		SHA256: p.SHA256, MD5: p.MD5, CreatedAt: utc(p.CreatedAt), ModifiedAt: utc(p.ModifiedAt),

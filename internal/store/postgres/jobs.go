@@ -17,7 +17,7 @@ const jobColumns = `id, tenant_id, package_id, product_key, module, name, descri
 	start_at, finish_at, daily_window, max_concurrency, max_per_minute, retry_count, retry_interval_ns, timeout_seconds,
 	need_push, need_confirm, overwrite, allow_device_request, abort_failure_percent, abort_min_finished, tags, ext_info, space,
 	state, state_reason, materialized, materialize_cursor, created_at, updated_at, started_at, finished_at,
-	allow_downgrade, timeout_from, package_kind, outcome`
+	allow_downgrade, timeout_from, package_kind, outcome, local_names`
 
 func (s *Store) CreateJob(ctx context.Context, j ota.Job) error {
 	_, err := s.exec(ctx, insertJobSQL, jobArgs(j)...)
@@ -26,7 +26,7 @@ func (s *Store) CreateJob(ctx context.Context, j ota.Job) error {
 
 const insertJobSQL = `INSERT INTO jobs (` + jobColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
 		$11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35,
-		$36, $37, $38, $39)`
+		$36, $37, $38, $39, $40)`
 
 func jobArgs(j ota.Job) []any {
 	var window *string // NULL: no window
@@ -38,7 +38,7 @@ func jobArgs(j ota.Job) []any {
 		ts(j.Schedule.Start), ts(j.Schedule.Finish), window, j.MaxConcurrency, j.MaxPerMinute, j.Retry.Count, int64(j.Retry.Interval), j.TimeoutSeconds,
 		j.NeedPush, j.NeedConfirm, j.Overwrite, j.AllowDeviceRequest, j.Abort.FailurePercent, j.Abort.MinFinished, sqlcommon.EncodeTags(j.Tags), j.ExtInfo, j.Space,
 		j.State, j.StateReason, j.Materialized, j.MaterializeCursor, ts(j.CreatedAt), ts(j.UpdatedAt), ts(j.StartedAt), ts(j.FinishedAt),
-		j.AllowDowngrade, j.TimeoutFrom, j.PackageKind, j.Outcome}
+		j.AllowDowngrade, j.TimeoutFrom, j.PackageKind, j.Outcome, sqlcommon.EncodeLocalNames(j.LocalNames)}
 }
 
 // CreateJobWithTasks creates the job and its tasks in one transaction.
@@ -102,7 +102,7 @@ func (s *Store) MaterializeBatch(ctx context.Context, j ota.Job, expectCursor st
 
 func scanJob(row pgx.Row) (ota.Job, error) {
 	var j ota.Job
-	var target, tags string
+	var target, tags, localNames string
 	var window *string
 	var retryNS int64
 	var start, finish, created, updated, started, finished pgtype.Timestamptz
@@ -110,7 +110,7 @@ func scanJob(row pgx.Row) (ota.Job, error) {
 		&start, &finish, &window, &j.MaxConcurrency, &j.MaxPerMinute, &j.Retry.Count, &retryNS, &j.TimeoutSeconds,
 		&j.NeedPush, &j.NeedConfirm, &j.Overwrite, &j.AllowDeviceRequest, &j.Abort.FailurePercent, &j.Abort.MinFinished, &tags, &j.ExtInfo, &j.Space,
 		&j.State, &j.StateReason, &j.Materialized, &j.MaterializeCursor, &created, &updated, &started, &finished,
-		&j.AllowDowngrade, &j.TimeoutFrom, &j.PackageKind, &j.Outcome)
+		&j.AllowDowngrade, &j.TimeoutFrom, &j.PackageKind, &j.Outcome, &localNames)
 	if err != nil {
 		return ota.Job{}, err
 	}
@@ -123,6 +123,9 @@ func scanJob(row pgx.Row) (ota.Job, error) {
 		}
 	}
 	if j.Tags, err = sqlcommon.DecodeTags(tags); err != nil {
+		return ota.Job{}, err
+	}
+	if j.LocalNames, err = sqlcommon.DecodeLocalNames(localNames); err != nil {
 		return ota.Job{}, err
 	}
 	j.Retry.Interval = time.Duration(retryNS)
@@ -175,7 +178,7 @@ func (s *Store) ListJobs(ctx context.Context, f store.JobFilter, page store.Page
 		w.add("id IN (SELECT job_id FROM tasks WHERE product_key = %s AND device_name = %s)", f.Device.ProductKey, f.Device.Name)
 	}
 	if f.NameContains != "" {
-		w.add("strpos(name, %s) > 0", f.NameContains)
+		w.add("strpos("+nameColumn(w, f.NameLocale)+", %s) > 0", f.NameContains)
 	}
 	if len(f.States) > 0 {
 		w.add("state = ANY(%s)", jobStates(f.States))

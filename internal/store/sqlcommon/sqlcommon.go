@@ -116,6 +116,26 @@ func DecodeVersions(s string) (map[string]string, error) {
 	return m, nil
 }
 
+// EncodeLocalNames encodes a locale → name map ("{}" when empty).
+func EncodeLocalNames(m map[string]string) string {
+	if len(m) == 0 {
+		return "{}"
+	}
+	return mustJSON(m)
+}
+
+// DecodeLocalNames decodes EncodeLocalNames' output; empty reads back as nil.
+func DecodeLocalNames(s string) (map[string]string, error) {
+	var m map[string]string
+	if err := decode(s, &m); err != nil {
+		return nil, fmt.Errorf("local names: %w", err)
+	}
+	if len(m) == 0 {
+		return nil, nil
+	}
+	return m, nil
+}
+
 // DecodeLabels decodes a device's attributes or tags (a JSON object of
 // strings, written with EncodeVersions); empty reads back as nil.
 func DecodeLabels(s string) (map[string]string, error) {

@@ -20,6 +20,10 @@ func TestRoundTrips(t *testing.T) {
 	if got, err := DecodeVersions(EncodeVersions(versions)); err != nil || !reflect.DeepEqual(got, versions) {
 		t.Errorf("versions round trip = %v, %v", got, err)
 	}
+	names := map[string]string{"en_US": `Firmware "two"`, "zh_CN": "固件"}
+	if got, err := DecodeLocalNames(EncodeLocalNames(names)); err != nil || !reflect.DeepEqual(got, names) {
+		t.Errorf("local names round trip = %v, %v", got, err)
+	}
 	target := ota.Target{All: true, Groups: []string{"g"}, GrayPercent: 12.345, SourceVersions: []string{"1.0"}}
 	if got, err := DecodeTarget(EncodeTarget(target)); err != nil || !reflect.DeepEqual(got, target) {
 		t.Errorf("target round trip = %+v, %v", got, err)
@@ -44,6 +48,9 @@ func TestEmptyValues(t *testing.T) {
 	}
 	if v, err := DecodeVersions("{}"); err != nil || v != nil {
 		t.Errorf("DecodeVersions({}) = %#v, %v; want nil", v, err)
+	}
+	if v, err := DecodeLocalNames(EncodeLocalNames(nil)); err != nil || v != nil || EncodeLocalNames(nil) != "{}" {
+		t.Errorf("empty local names = %#v, %v; want {} and nil", v, err)
 	}
 	if v, err := DecodeWindow(""); err != nil || v != nil {
 		t.Errorf("DecodeWindow(\"\") = %#v, %v; want nil", v, err)

@@ -16,7 +16,7 @@ const jobCols = `id, tenant_id, package_id, product_key, module, name, descripti
 	retry_interval_ns, timeout_seconds, need_push, need_confirm, overwrite, allow_device_request,
 	abort_failure_percent, abort_min_finished, tags, ext_info, space, state, state_reason, materialized,
 	materialize_cursor, created_at, updated_at, started_at, finished_at, allow_downgrade, timeout_from, package_kind,
-	outcome`
+	outcome, local_names`
 
 // execer is a connection or a transaction.
 type execer interface {
@@ -30,7 +30,7 @@ func (s *Store) CreateJob(ctx context.Context, j ota.Job) error {
 
 func insertJob(ctx context.Context, db execer, j ota.Job) error {
 	_, err := db.ExecContext(ctx, "INSERT INTO jobs ("+jobCols+`) VALUES (
-		?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		j.ID, j.TenantID, j.PackageID, j.ProductKey, j.Module, j.Name, j.Description, string(j.Type), string(j.Selection),
 		sqlcommon.EncodeTarget(j.Target), dbTime(j.Schedule.Start), dbTime(j.Schedule.Finish),
 		sqlcommon.EncodeWindow(j.Schedule.Window), j.MaxConcurrency, j.MaxPerMinute, j.Retry.Count,
@@ -38,7 +38,8 @@ func insertJob(ctx context.Context, db execer, j ota.Job) error {
 		dbBool(j.AllowDeviceRequest), j.Abort.FailurePercent, j.Abort.MinFinished, sqlcommon.EncodeTags(j.Tags),
 		j.ExtInfo, j.Space, string(j.State), j.StateReason, dbBool(j.Materialized), j.MaterializeCursor,
 		dbTime(j.CreatedAt), dbTime(j.UpdatedAt), dbTime(j.StartedAt), dbTime(j.FinishedAt),
-		dbBool(j.AllowDowngrade), string(j.TimeoutFrom), string(j.PackageKind), string(j.Outcome))
+		dbBool(j.AllowDowngrade), string(j.TimeoutFrom), string(j.PackageKind), string(j.Outcome),
+		sqlcommon.EncodeLocalNames(j.LocalNames))
 	if ota.ErrorCode(dbError(err, "")) == ota.CodeConflict {
 		return ota.Errorf(ota.CodeConflict, "job %q already exists", j.ID)
 	}
@@ -159,7 +160,7 @@ func insertTargetTasks(ctx context.Context, tx *sql.Tx, jobID string, tasks []ot
 
 func scanJob(r rowScanner) (ota.Job, error) {
 	var j ota.Job
-	var typ, sel, target, window, overwrite, tags, state, timeoutFrom, kind, outcome string
+	var typ, sel, target, window, overwrite, tags, state, timeoutFrom, kind, outcome, localNames string
 	var needPush, needConfirm, allowReq, materialized, allowDowngrade int
 	var retryInterval int64
 	var start, finish, created, updated, started, finished sql.NullInt64
@@ -167,7 +168,7 @@ func scanJob(r rowScanner) (ota.Job, error) {
 		&start, &finish, &window, &j.MaxConcurrency, &j.MaxPerMinute, &j.Retry.Count,
 		&retryInterval, &j.TimeoutSeconds, &needPush, &needConfirm, &overwrite, &allowReq,
 		&j.Abort.FailurePercent, &j.Abort.MinFinished, &tags, &j.ExtInfo, &j.Space, &state, &j.StateReason, &materialized,
-		&j.MaterializeCursor, &created, &updated, &started, &finished, &allowDowngrade, &timeoutFrom, &kind, &outcome)
+		&j.MaterializeCursor, &created, &updated, &started, &finished, &allowDowngrade, &timeoutFrom, &kind, &outcome, &localNames)
 	if err != nil {
 		return ota.Job{}, err
 	}
@@ -197,6 +198,9 @@ func scanJob(r rowScanner) (ota.Job, error) {
 		return ota.Job{}, err
 	}
 	if j.Tags, err = sqlcommon.DecodeTags(tags); err != nil {
+		return ota.Job{}, err
+	}
+	if j.LocalNames, err = sqlcommon.DecodeLocalNames(localNames); err != nil {
 		return ota.Job{}, err
 	}
 	return j, nil
@@ -248,7 +252,8 @@ func (s *Store) ListJobs(ctx context.Context, f store.JobFilter, page store.Page
 		w.add("id IN (SELECT job_id FROM tasks WHERE product_key = ? AND device_name = ?)", f.Device.ProductKey, f.Device.Name)
 	}
 	if f.NameContains != "" {
-		w.add("instr(name, ?) > 0", f.NameContains)
+		name, nameArgs := nameColumn("jobs", f.NameLocale)
+		w.add("instr("+name+", ?) > 0", append(nameArgs, f.NameContains)...)
 	}
 	if len(f.States) > 0 {
 		w.in("state", stateStrings(f.States))

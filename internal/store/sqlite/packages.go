@@ -11,18 +11,18 @@ import (
 
 const packageCols = `id, tenant_id, product_key, module, kind, name, version, differential, source_versions,
 	description, custom_info, sign_method, sign, need_verify, verify_status, tags, space,
-	region, bucket, object_key, external, file_name, size, sha256, md5, created_at, modified_at`
+	region, bucket, object_key, external, file_name, size, sha256, md5, created_at, modified_at, local_names`
 
 // CreatePackage adds a package; CodeConflict if the tenant has a package of
 // that name (or the id exists).
 func (s *Store) CreatePackage(ctx context.Context, p ota.Package) error {
 	_, err := s.exec(ctx, "INSERT INTO packages ("+packageCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		p.ID, p.TenantID, p.ProductKey, p.Module, string(p.Kind), p.Name, p.Version, dbBool(p.Differential),
 		sqlcommon.EncodeStrings(p.SourceVersions), p.Description, p.CustomInfo, string(p.SignMethod), p.Sign,
 		dbBool(p.NeedVerify), string(p.VerifyStatus), sqlcommon.EncodeTags(p.Tags), p.Space,
 		p.Region, p.Bucket, p.Key, dbBool(p.External), p.FileName, p.Size, p.SHA256, p.MD5,
-		dbTime(p.CreatedAt), dbTime(p.ModifiedAt))
+		dbTime(p.CreatedAt), dbTime(p.ModifiedAt), sqlcommon.EncodeLocalNames(p.LocalNames))
 	if ota.ErrorCode(dbError(err, "")) == ota.CodeConflict {
 		return ota.Errorf(ota.CodeConflict, "a package named %q already exists: choose another name", p.Name)
 	}
@@ -31,12 +31,12 @@ func (s *Store) CreatePackage(ctx context.Context, p ota.Package) error {
 
 func scanPackage(r rowScanner) (ota.Package, error) {
 	var p ota.Package
-	var kind, signMethod, verify, sources, tags string
+	var kind, signMethod, verify, sources, tags, localNames string
 	var diff, needVerify, external int
 	var created, modified sql.NullInt64
 	err := r.Scan(&p.ID, &p.TenantID, &p.ProductKey, &p.Module, &kind, &p.Name, &p.Version, &diff, &sources,
 		&p.Description, &p.CustomInfo, &signMethod, &p.Sign, &needVerify, &verify, &tags, &p.Space,
-		&p.Region, &p.Bucket, &p.Key, &external, &p.FileName, &p.Size, &p.SHA256, &p.MD5, &created, &modified)
+		&p.Region, &p.Bucket, &p.Key, &external, &p.FileName, &p.Size, &p.SHA256, &p.MD5, &created, &modified, &localNames)
 	if err != nil {
 		return ota.Package{}, err
 	}
@@ -52,6 +52,9 @@ func scanPackage(r rowScanner) (ota.Package, error) {
 		return ota.Package{}, err
 	}
 	if p.Tags, err = sqlcommon.DecodeTags(tags); err != nil {
+		return ota.Package{}, err
+	}
+	if p.LocalNames, err = sqlcommon.DecodeLocalNames(localNames); err != nil {
 		return ota.Package{}, err
 	}
 	return p, nil
@@ -84,11 +87,12 @@ func (s *Store) ListPackages(ctx context.Context, f store.PackageFilter, page st
 	if f.Version != "" {
 		w.add("version = ?", f.Version)
 	}
+	name, nameArgs := nameColumn("packages", f.NameLocale)
 	if f.Name != "" {
-		w.add("name = ?", f.Name)
+		w.add(name+" = ?", append(nameArgs, f.Name)...)
 	}
 	if f.NameContains != "" {
-		w.add("instr(name, ?) > 0", f.NameContains)
+		w.add("instr("+name+", ?) > 0", append(nameArgs, f.NameContains)...)
 	}
 	if f.Space != "" {
 		w.add("space = ?", f.Space)
@@ -115,12 +119,12 @@ func (s *Store) ListPackages(ctx context.Context, f store.PackageFilter, page st
 	return out, total, nil
 }
 
-// UpdatePackage writes the mutable fields: name, description, custom info,
-// tags, need-verify, verify status, modified time.
+// UpdatePackage writes the mutable fields: name, local names, description,
+// custom info, tags, need-verify, verify status, modified time.
 func (s *Store) UpdatePackage(ctx context.Context, p ota.Package) error {
-	res, err := s.exec(ctx, `UPDATE packages SET name = ?, description = ?, custom_info = ?, tags = ?,
+	res, err := s.exec(ctx, `UPDATE packages SET name = ?, local_names = ?, description = ?, custom_info = ?, tags = ?,
 		need_verify = ?, verify_status = ?, modified_at = ? WHERE id = ? AND tenant_id = ?`,
-		p.Name, p.Description, p.CustomInfo, sqlcommon.EncodeTags(p.Tags), dbBool(p.NeedVerify), string(p.VerifyStatus),
+		p.Name, sqlcommon.EncodeLocalNames(p.LocalNames), p.Description, p.CustomInfo, sqlcommon.EncodeTags(p.Tags), dbBool(p.NeedVerify), string(p.VerifyStatus),
 		dbTime(p.ModifiedAt), p.ID, p.TenantID)
 	if ota.ErrorCode(dbError(err, "")) == ota.CodeConflict {
 		return ota.Errorf(ota.CodeConflict, "a package named %q already exists: choose another name", p.Name)
@@ -130,9 +134,9 @@ func (s *Store) UpdatePackage(ctx context.Context, p ota.Package) error {
 
 // UpdatePackageInfo writes the operator-editable fields only.
 func (s *Store) UpdatePackageInfo(ctx context.Context, p ota.Package) error {
-	res, err := s.exec(ctx, `UPDATE packages SET name = ?, description = ?, custom_info = ?, tags = ?, modified_at = ?
-		WHERE id = ? AND tenant_id = ?`,
-		p.Name, p.Description, p.CustomInfo, sqlcommon.EncodeTags(p.Tags), dbTime(p.ModifiedAt), p.ID, p.TenantID)
+	res, err := s.exec(ctx, `UPDATE packages SET name = ?, local_names = ?, description = ?, custom_info = ?, tags = ?,
+		modified_at = ? WHERE id = ? AND tenant_id = ?`,
+		p.Name, sqlcommon.EncodeLocalNames(p.LocalNames), p.Description, p.CustomInfo, sqlcommon.EncodeTags(p.Tags), dbTime(p.ModifiedAt), p.ID, p.TenantID)
 	if ota.ErrorCode(dbError(err, "")) == ota.CodeConflict {
 		return ota.Errorf(ota.CodeConflict, "a package named %q already exists: choose another name", p.Name)
 	}
@@ -164,4 +168,16 @@ func (s *Store) CountPackageRefs(ctx context.Context, bucket, key string) (int64
 	var n int64
 	err := s.read.QueryRowContext(ctx, "SELECT count(*) FROM packages WHERE bucket = ? AND object_key = ?", bucket, key).Scan(&n)
 	return n, dbError(err, "count package references")
+}
+
+// nameColumn is the SQL expression, and its arguments, of the name a
+// filter's Name and NameContains match in table: the default name, or with
+// a locale the name in that locale, looked up by key (json_each, so that no
+// locale text is ever parsed as a JSON path) and NULL when the row has none,
+// which then matches nothing.
+func nameColumn(table, locale string) (string, []any) {
+	if locale == "" {
+		return "name", nil
+	}
+	return "(SELECT value FROM json_each(" + table + ".local_names) WHERE key = ?)", []any{locale}
 }

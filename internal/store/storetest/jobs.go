@@ -49,7 +49,8 @@ func testJobCreateGet(t *testing.T, s store.Store) {
 		Abort:   ota.Abort{FailurePercent: 7.5, MinFinished: 40},
 		Tags:    []ota.Tag{{Key: "wave", Value: "1"}, {Key: "团队", Value: "固件"}},
 		ExtInfo: `{"k":"v"}`, Space: "space-7",
-		State: ota.JobRunning, StateReason: "started by operator", Materialized: true, MaterializeCursor: "dev-0999",
+		LocalNames: map[string]string{"en_US": "Rollout, first wave ✓", "zh_CN": "第一波"},
+		State:      ota.JobRunning, StateReason: "started by operator", Materialized: true, MaterializeCursor: "dev-0999",
 		CreatedAt: at(1 * time.Millisecond), UpdatedAt: at(2 * time.Millisecond),
 		StartedAt: at(3 * time.Millisecond), FinishedAt: at(4 * time.Millisecond),
 	}
@@ -88,10 +89,16 @@ func testJobCreateGet(t *testing.T, s store.Store) {
 func testJobList(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	var js []ota.Job // oldest first
+	localNames := map[int]map[string]string{
+		0: {"zh_CN": "第一波"},
+		2: {"en_US": "Second wave", "zh_CN": "第二波"},
+		4: {"en_US": "Fourth wave"},
+	}
 	add := func(pkg, product, module string, typ ota.JobType, sel ota.Selection, state ota.JobState) {
 		j := newJob("acme", pkg, product, at(time.Duration(len(js))*time.Second))
 		j.Module, j.Type, j.Selection, j.State = module, typ, sel, state
 		j.Name = fmt.Sprintf("%s wave %d", pkg, len(js))
+		j.LocalNames = localNames[len(js)]
 		j.PackageKind = ota.KindFirmware
 		if module != "default" {
 			j.PackageKind = ota.KindModule
@@ -147,6 +154,15 @@ func testJobList(t *testing.T, s store.Store) {
 		{"name contains", acme(store.JobFilter{NameContains: "pB wave"}), store.Page{}, ids(4, 2), 2},
 		{"name contains is literal", acme(store.JobFilter{NameContains: "%"}), store.Page{}, nil, 0},
 		{"name contains, case-sensitive", acme(store.JobFilter{NameContains: "PB"}), store.Page{}, nil, 0},
+		{"name contains in a locale", acme(store.JobFilter{NameLocale: "en_US", NameContains: "wave"}), store.Page{}, ids(4, 2), 2},
+		{"name contains in a locale paged", acme(store.JobFilter{NameLocale: "en_US", NameContains: "wave"}), store.Page{Limit: 1}, ids(4), 2},
+		{"name contains in another locale", acme(store.JobFilter{NameLocale: "zh_CN", NameContains: "波"}), store.Page{}, ids(2, 0), 2},
+		{"name contains in a locale, and state", acme(store.JobFilter{NameLocale: "zh_CN", NameContains: "波", States: []ota.JobState{ota.JobRunning}}), store.Page{}, ids(2, 0), 2},
+		{"name contains in a locale, not the default name", acme(store.JobFilter{NameLocale: "en_US", NameContains: "pB"}), store.Page{}, nil, 0},
+		{"name contains in a locale is literal", acme(store.JobFilter{NameLocale: "en_US", NameContains: "%"}), store.Page{}, nil, 0},
+		{"name contains in a locale no job has", acme(store.JobFilter{NameLocale: "fr_FR", NameContains: "wave"}), store.Page{}, nil, 0},
+		{"default name contains ignores local names", acme(store.JobFilter{NameContains: "Second"}), store.Page{}, nil, 0},
+		{"a locale alone does not filter", acme(store.JobFilter{NameLocale: "en_US"}), store.Page{}, ids(5, 4, 3, 2, 1, 0), 6},
 	}
 	for _, c := range cases {
 		got, total, err := s.ListJobs(ctx, c.f, c.p)

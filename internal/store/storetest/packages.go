@@ -40,6 +40,7 @@ func testPackageCreateGet(t *testing.T, s store.Store) {
 	p := ota.Package{
 		ID: ota.NewID(base), TenantID: "acme", ProductKey: "pk1", Module: "mcu", Kind: ota.KindModule,
 		Name: "固件 v2.0 ✓ — ünïcode", Version: "2.0.0-rc.1+build.7", Differential: true,
+		LocalNames:     map[string]string{"zh_CN": "固件 二", "en_US": `Firmware "two" ✓`, "ja_JP": "ファームウェア"},
 		SourceVersions: []string{"1.9.0", "1.9.1", "1.9.2"},
 		Description:    "multi\nline «description»", CustomInfo: `{"reboot":true,"note":"日本語"}`,
 		SignMethod: ota.SignMD5, Sign: "098f6bcd4621d373cade4e832627b4f6", NeedVerify: true, VerifyStatus: ota.VerifyInProgress,
@@ -134,6 +135,7 @@ func testPackageUpdate(t *testing.T, s store.Store) {
 	upd := p
 	upd.Name, upd.Description, upd.CustomInfo = "renamed", "new description", "new info"
 	upd.Tags = []ota.Tag{{Key: "k", Value: "v"}}
+	upd.LocalNames = map[string]string{"en_US": "Renamed", "zh_CN": "改名"}
 	upd.NeedVerify, upd.VerifyStatus = true, ota.VerifyPassed
 	upd.ModifiedAt = at(time.Hour + 500*time.Millisecond)
 	mustOK(t, s.UpdatePackage(ctx, upd), "UpdatePackage")
@@ -141,12 +143,12 @@ func testPackageUpdate(t *testing.T, s store.Store) {
 	mustOK(t, err, "GetPackage")
 	wantEqual(t, upd, got, "updated package")
 
-	upd.Tags = nil
+	upd.Tags, upd.LocalNames = nil, nil
 	upd.VerifyStatus = ota.VerifyFailed
-	mustOK(t, s.UpdatePackage(ctx, upd), "UpdatePackage clearing tags")
+	mustOK(t, s.UpdatePackage(ctx, upd), "UpdatePackage clearing tags and local names")
 	got, err = s.GetPackage(ctx, "acme", p.ID)
 	mustOK(t, err, "GetPackage")
-	wantEqual(t, upd, got, "package with tags cleared")
+	wantEqual(t, upd, got, "package with tags and local names cleared")
 
 	clash := upd
 	clash.Name = "taken"
@@ -214,6 +216,7 @@ func testPackageInfo(t *testing.T, s store.Store) {
 	mustPackage(t, s, newPackage("acme", "pk1", "fw-b", "2.0", at(time.Second)))
 	edit := p
 	edit.Name, edit.Description, edit.CustomInfo, edit.Tags = "fw-renamed", "d", "c", []ota.Tag{{Key: "k", Value: "v"}}
+	edit.LocalNames = map[string]string{"en_US": "fw renamed"}
 	edit.ModifiedAt = at(time.Minute)
 	edit.VerifyStatus, edit.NeedVerify = ota.VerifyFailed, false // not written
 	mustOK(t, s.UpdatePackageInfo(ctx, edit), "UpdatePackageInfo")
@@ -229,14 +232,20 @@ func testPackageInfo(t *testing.T, s store.Store) {
 	wantCode(t, s.UpdatePackageInfo(ctx, edit), ota.CodeNotFound, "UpdatePackageInfo on a missing package")
 }
 
-// testPackageFilters: resource space, verify status and name search, paged
-// in SQL like every listing.
+// testPackageFilters: resource space, verify status and name search (the
+// default name or the name in a locale), paged in SQL like every listing.
 func testPackageFilters(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	var ps []ota.Package // oldest first
+	localNames := map[int]map[string]string{
+		0: {"en_US": "Alpha firmware", "zh_CN": "阿尔法固件"},
+		1: {"en_US": "Beta firmware"},
+		2: {"zh_CN": "阿尔法软件"},
+	}
 	add := func(name, space string, status ota.VerifyStatus, kind ota.PackageKind, module string) {
 		p := newPackage("acme", "pk1", name, "2.0", at(time.Duration(len(ps))*time.Second))
 		p.Space, p.VerifyStatus, p.Kind, p.Module = space, status, kind, module
+		p.LocalNames = localNames[len(ps)]
 		ps = append(ps, mustPackage(t, s, p))
 	}
 	add("alpha-fw", "app1", ota.VerifyNotNeeded, ota.KindFirmware, ota.DefaultModule) // 0
@@ -265,6 +274,19 @@ func testPackageFilters(t *testing.T, s store.Store) {
 		{"name contains", store.PackageFilter{NameContains: "alpha"}, store.Page{}, ids(2, 0), 2},
 		{"name contains is literal", store.PackageFilter{NameContains: "%"}, store.Page{}, nil, 0},
 		{"name contains, case-sensitive", store.PackageFilter{NameContains: "ALPHA"}, store.Page{}, nil, 0},
+		{"name in a locale", store.PackageFilter{NameLocale: "en_US", Name: "Beta firmware"}, store.Page{}, ids(1), 1},
+		{"name in a locale is the whole name", store.PackageFilter{NameLocale: "en_US", Name: "Beta"}, store.Page{}, nil, 0},
+		{"name in a locale, not the default name", store.PackageFilter{NameLocale: "en_US", Name: "beta-fw"}, store.Page{}, nil, 0},
+		{"name contains in a locale", store.PackageFilter{NameLocale: "en_US", NameContains: "firmware"}, store.Page{}, ids(1, 0), 2},
+		{"name contains in a locale paged", store.PackageFilter{NameLocale: "en_US", NameContains: "firmware"}, store.Page{Limit: 1, Offset: 1}, ids(0), 2},
+		{"name contains in another locale", store.PackageFilter{NameLocale: "zh_CN", NameContains: "阿尔法"}, store.Page{}, ids(2, 0), 2},
+		{"name contains in a locale, not the default name", store.PackageFilter{NameLocale: "en_US", NameContains: "fw"}, store.Page{}, nil, 0},
+		{"name contains in a locale is literal", store.PackageFilter{NameLocale: "en_US", NameContains: "%"}, store.Page{}, nil, 0},
+		{"name contains in a locale, case-sensitive", store.PackageFilter{NameLocale: "en_US", NameContains: "ALPHA"}, store.Page{}, nil, 0},
+		{"name contains in a locale no package has", store.PackageFilter{NameLocale: "fr_FR", NameContains: "a"}, store.Page{}, nil, 0},
+		{"a locale is a key, not a JSON path", store.PackageFilter{NameLocale: "$.en_US", NameContains: "firmware"}, store.Page{}, nil, 0},
+		{"default name contains ignores local names", store.PackageFilter{NameContains: "firmware"}, store.Page{}, nil, 0},
+		{"a locale alone does not filter", store.PackageFilter{NameLocale: "fr_FR"}, store.Page{}, ids(3, 2, 1, 0), 4},
 	} {
 		c.f.TenantID = "acme"
 		got, total, err := s.ListPackages(ctx, c.f, c.p)

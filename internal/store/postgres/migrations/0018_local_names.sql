@@ -1,0 +1,6 @@
+-- 0018: a package's and a job's name in other languages (locale → name JSON
+-- object, ota.Package.LocalNames / ota.Job.LocalNames; EnOS StringI18n
+-- i18nValue), searchable by locale (store.PackageFilter.NameLocale); jsonb
+-- like the other JSON columns, so that a locale's name is local_names ->> locale.
+ALTER TABLE packages ADD COLUMN local_names jsonb NOT NULL DEFAULT '{}';
+ALTER TABLE jobs ADD COLUMN local_names jsonb NOT NULL DEFAULT '{}';
