@@ -90,9 +90,9 @@ func TestPackageLimits(t *testing.T) {
 		{"local names zh_CN en_US", func(p *Package) { p.LocalNames = map[string]string{"zh_CN": "固件2", "en_US": "fw-2"} }, "", ""},
 		{"local names 16", func(p *Package) { p.LocalNames = localNames(16, "fw") }, "", ""},
 		{"local names 17", func(p *Package) { p.LocalNames = localNames(17, "fw") }, "local_names", CodeInvalid},
-		{"local name 40", func(p *Package) { p.LocalNames = map[string]string{"en_US": strings.Repeat("n", 40)} }, "", ""},
-		{"local name 41", func(p *Package) { p.LocalNames = map[string]string{"en_US": strings.Repeat("n", 41)} }, "local_names", CodeInvalid},
-		{"local name dot (like the name)", func(p *Package) { p.LocalNames = map[string]string{"en_US": "fw.2"} }, "local_names", CodeInvalid},
+		{"local name 128", func(p *Package) { p.LocalNames = map[string]string{"en_US": strings.Repeat("n", 128)} }, "", ""},
+		{"local name 129", func(p *Package) { p.LocalNames = map[string]string{"en_US": strings.Repeat("n", 129)} }, "local_names", CodeInvalid},
+		{"local name trailing space (like the name)", func(p *Package) { p.LocalNames = map[string]string{"en_US": "fw "} }, "local_names", CodeInvalid},
 		{"local name empty", func(p *Package) { p.LocalNames = map[string]string{"en_US": ""} }, "local_names", CodeInvalid},
 		{"local name bad locale", func(p *Package) { p.LocalNames = map[string]string{"EN": "fw"} }, "local_names", CodeInvalid},
 	}

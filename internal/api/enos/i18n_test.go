@@ -227,7 +227,16 @@ func TestLocalizedNameLimits(t *testing.T) {
 	upload("a name of the longest length", map[string]string{"en_US": strings.Repeat("n", ota.MaxPackageNameLen)}, 0)
 	upload("a name one longer", map[string]string{"en_US": strings.Repeat("n", ota.MaxPackageNameLen+1)}, 99400)
 	upload("a malformed locale", map[string]string{"EN": "fw"}, 99400)
-	upload("an empty name", map[string]string{"en_US": ""}, 99400)
+	upload("a blank name", map[string]string{"en_US": " "}, 99400)
+	// A locale left empty (EnOS forms send every locale) is no translation.
+	f := []byte("sparse translations")
+	a := c.upload(e.org, "pk-i18n-lim", jsonMetadata("fw-sparse", map[string]string{"en_US": "fw", "ja_JP": ""}, "9.9", f), "fw.bin", f)
+	wantCode(t, "upload with an empty locale", a, 0)
+	var sparse struct{ Name i18nName }
+	_ = json.Unmarshal(c.do("ota-firmwares", "get", with("firmwareId", dataField(t, a, "firmwareId")), nil, nil).Data, &sparse)
+	if !reflect.DeepEqual(sparse.Name.I18nValue, map[string]string{"en_US": "fw"}) {
+		t.Fatalf("upload with an empty locale: i18nValue %v, want only en_US", sparse.Name.I18nValue)
+	}
 
 	device := "d1"
 	job := func(what string, i18n map[string]string, code int) {

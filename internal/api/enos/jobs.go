@@ -79,7 +79,7 @@ func (a *API) createJob(ctx context.Context, c *call) (any, error) {
 func (r jobRequest) toJob(pkg ota.Package, now time.Time) (ota.Job, error) {
 	j := ota.Job{PackageID: pkg.ID, NeedPush: true, TimeoutFrom: ota.TimeoutFromInProgress, State: ota.JobPaused}
 	if r.Name != nil {
-		j.Name, j.LocalNames = r.Name.DefaultValue, r.Name.I18nValue
+		j.Name, j.LocalNames = r.Name.DefaultValue, r.Name.translations()
 	}
 	switch r.Type {
 	case "upgrade":

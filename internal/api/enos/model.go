@@ -42,6 +42,23 @@ type StringI18n struct {
 	I18nValue    map[string]string `json:"i18nValue,omitempty"`
 }
 
+// translations are the i18nValue entries that say something: EnOS forms
+// send every locale, those not filled in as "", which mean "no
+// translation" rather than an empty name.
+func (n StringI18n) translations() map[string]string {
+	var out map[string]string
+	for locale, v := range n.I18nValue {
+		if v == "" {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[locale] = v
+	}
+	return out
+}
+
 type firmwareMetadata struct {
 	Name               StringI18n `json:"name"`
 	Version            string     `json:"version"`

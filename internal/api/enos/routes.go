@@ -339,7 +339,7 @@ func (m *firmwareMetadata) toPackage(productKey string) (ota.Package, error) {
 		return ota.Package{}, err
 	}
 	return ota.Package{ProductKey: productKey, Module: ota.DefaultModule, Kind: ota.KindFirmware, Name: m.Name.DefaultValue,
-		LocalNames: m.Name.I18nValue, Version: m.Version, Description: m.Desc, SignMethod: method, Sign: strings.ToLower(m.Sign),
+		LocalNames: m.Name.translations(), Version: m.Version, Description: m.Desc, SignMethod: method, Sign: strings.ToLower(m.Sign),
 		NeedVerify: *m.EnableVerification}, nil
 }
 
