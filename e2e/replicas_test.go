@@ -269,7 +269,10 @@ func serveBalancer(t *testing.T, b *balancer) string {
 		t.Fatal(err)
 	}
 	proxy := &httputil.ReverseProxy{
-		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(&url.URL{Scheme: "http", Host: "replicas"}); pr.Out.Host = pr.In.Host },
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(&url.URL{Scheme: "http", Host: "replicas"})
+			pr.Out.Host = pr.In.Host
+		},
 		Transport: b,
 		// Requests cut by a kill -9 answer 502 and are counted; the
 		// devices' downloaders retry them.
