@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -56,10 +57,10 @@ func cleanEnv() []string {
 }
 
 // startServe runs `updraft serve` and waits for its "updraft serving" log line.
-func startServe(t *testing.T, env []string, args ...string) (cmd *exec.Cmd, addr string, stdout *bytes.Buffer, stderr *syncLines) {
+func startServe(t *testing.T, env []string, args ...string) (cmd *exec.Cmd, addr string, stdout *outputBuffer, stderr *syncLines) {
 	t.Helper()
 	cmd = updraft(t, env, append([]string{"serve", "--mqtt", "off", "--log-format", "json"}, args...)...)
-	stdout = &bytes.Buffer{}
+	stdout = &outputBuffer{}
 	cmd.Stdout = stdout
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
@@ -96,6 +97,38 @@ func startServe(t *testing.T, env []string, args ...string) (cmd *exec.Cmd, addr
 
 // syncLines reads a process's stderr: lines go to ch as they come (for
 // waiting on one) and are kept for all.
+// outputBuffer collects a child's stdout, which exec copies in from its own
+// goroutine: reads are locked, and waitFor gives the copy time to catch up
+// with what the child has already printed.
+type outputBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (o *outputBuffer) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.Write(p)
+}
+
+func (o *outputBuffer) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.String()
+}
+
+// waitFor reports whether the output contains s within 5 s.
+func (o *outputBuffer) waitFor(s string) bool {
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(o.String(), s) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
 type syncLines struct {
 	ch      chan string
 	lines   []string
@@ -167,7 +200,7 @@ func TestServeRunsAndStopsOnSIGTERM(t *testing.T) {
 	if err := json.Unmarshal(raw, &creds); err != nil || creds.Server != "http://"+addr {
 		t.Errorf("credentials.json %s (%v)", raw, err)
 	}
-	if !strings.Contains(stdout.String(), creds.Secret) {
+	if !stdout.waitFor(creds.Secret) {
 		t.Errorf("the key was not printed on first start: %q", stdout.String())
 	}
 }

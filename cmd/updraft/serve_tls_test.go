@@ -20,7 +20,7 @@ func TestServeTLSAuto(t *testing.T) {
 	for i := range 2 {
 		cmd, addr, stdout, stderr := startServe(t, nil, "--data", data, "--http", "127.0.0.1:0", "--tls", "auto", "--mqtts", "127.0.0.1:0")
 		ca := filepath.Join(data, "ca.pem")
-		if !strings.Contains(stdout.String(), ca) {
+		if !stdout.waitFor(ca) {
 			t.Errorf("start %d: stdout does not name %s:\n%s", i+1, ca, stdout)
 		}
 		if url, _ := stderr.serving["url"].(string); url != "https://"+addr {

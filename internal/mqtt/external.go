@@ -450,13 +450,16 @@ func (e *External) stopConsumers() {
 
 // testHookSubscribing runs as a consumer starts subscribing after a
 // (re)connect; tests widen with it the window in which a resumed session's
-// messages arrive before any subscription exists.
-var testHookSubscribing = func() {}
+// messages arrive before any subscription exists. Atomic: a consumer of
+// a closed client may still be reconnecting when a test restores it.
+var testHookSubscribing atomic.Pointer[func()]
 
 // subscribe (re)joins the shared subscriptions on every (re)connect and
 // reports whether the broker granted all of them.
 func (e *External) subscribe(c paho.Client) bool {
-	testHookSubscribing()
+	if hook := testHookSubscribing.Load(); hook != nil {
+		(*hook)()
+	}
 	// One SUBSCRIBE for every filter, so one SUBACK to wait for: a resumed
 	// session's backlog arrives first and, under load, a dozen round trips
 	// one after the other did not finish within ConnectTimeout.

@@ -361,8 +361,9 @@ func TestExternalRedeliveredAtResumeAreRouted(t *testing.T) {
 
 	// The resumed sessions' messages come right after CONNACK; make sure
 	// they come before the subscriptions do, as they may on a busy host.
-	testHookSubscribing = func() { time.Sleep(100 * time.Millisecond) }
-	t.Cleanup(func() { testHookSubscribing = func() {} })
+	slow := func() { time.Sleep(100 * time.Millisecond) }
+	testHookSubscribing.Store(&slow)
+	t.Cleanup(func() { testHookSubscribing.Store(nil) })
 	startExternal(t, addr, clientID, group, product, f, consumers)
 	eventually(t, "every report applied", func() bool { return len(versionsOf(f)) == len(want) })
 	for k := range versionsOf(f) {
@@ -699,8 +700,9 @@ func TestExternalResumedSessionsNeedNoSubAck(t *testing.T) {
 	first.Close()
 	t.Cleanup(func() { wipeSessions(t, addr, clientID, 2) })
 
-	testHookSubscribing = func() { time.Sleep(time.Second) }
-	t.Cleanup(func() { testHookSubscribing = func() {} })
+	slow := func() { time.Sleep(time.Second) }
+	testHookSubscribing.Store(&slow)
+	t.Cleanup(func() { testHookSubscribing.Store(nil) })
 	again, err := NewExternal(f, opts)
 	if err != nil {
 		t.Fatalf("resuming with slow SUBACKs: %v", err)

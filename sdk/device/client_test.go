@@ -50,10 +50,13 @@ func otaNotice(p, d string, task int64, n Notice) ota.Notice {
 }
 
 // upgrader is the handler of a well-behaved device: download, verify,
-// report progress and the new version.
+// report progress and the new version. calls counts the runs that have
+// returned: the server applies the version report before its answer
+// reaches the device, so a test that closes the device as soon as it sees
+// the new version cancels the report under the handler.
 func upgrader(t *testing.T, dev Client, calls *atomic.Int32, got *memFile) Handler {
 	return func(ctx context.Context, n Notice) {
-		calls.Add(1)
+		defer calls.Add(1)
 		if err := dev.ReportProgress(ctx, Progress{TaskID: n.TaskID, Module: n.Module, Step: 10, Desc: "downloading"}); err != nil {
 			t.Errorf("progress: %v", err)
 		}
@@ -94,6 +97,7 @@ func TestMQTTUpgrade(t *testing.T) {
 		v := f.Versions()
 		return len(v) == 2 && v[1].Version == "2.0"
 	})
+	eventually(t, "the handler to return", func() bool { return calls.Load() >= 1 })
 	if v := f.Versions(); v[0] != (deviceprototest.VersionCall{Device: ref, Module: "default", Version: "1.0"}) {
 		t.Fatalf("first report %+v", v[0])
 	}
@@ -234,6 +238,7 @@ func TestHTTPUpgrade(t *testing.T) {
 
 	f.SetPending(otaNotice("p", "d", 5, pkg.notice()))
 	eventually(t, "upgrade", func() bool { v := f.Versions(); return len(v) == 2 && v[1].Version == "2.0" })
+	eventually(t, "the handler to return", func() bool { return calls.Load() >= 1 })
 	if !bytes.Equal(got.Bytes(), pkg.content) {
 		t.Fatal("bytes differ")
 	}
