@@ -18,6 +18,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/updraft-ota/updraft/sdk/mqttstore"
 )
 
 // AlinkDevice is a simulated device speaking Alibaba's Alink OTA protocol as
@@ -83,7 +85,7 @@ func (d *AlinkDevice) Connect(ctx context.Context) error {
 		SetUsername(d.DeviceName + "&" + d.ProductKey).
 		SetPassword(pass).
 		SetKeepAlive(60 * time.Second).
-		SetCleanSession(true).
+		SetCleanSession(true).SetStore(mqttstore.New()). // copies: paho#703
 		SetAutoReconnect(false).
 		SetConnectTimeout(10 * time.Second).
 		SetOrderMatters(false)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/updraft-ota/updraft/internal/deviceproto"
 	"github.com/updraft-ota/updraft/internal/ota"
+	"github.com/updraft-ota/updraft/sdk/mqttstore"
 )
 
 // ExternalOptions configure the connection to an external broker.
@@ -348,7 +349,7 @@ func NewExternal(devices deviceproto.Devices, opts ExternalOptions) (*External, 
 func (e *External) clientOptions(id string, clean bool) *paho.ClientOptions {
 	return paho.NewClientOptions().AddBroker(e.server).SetClientID(id).
 		SetUsername(e.user).SetPassword(e.pass).
-		SetCleanSession(clean).SetAutoReconnect(true).SetConnectRetry(true).
+		SetCleanSession(clean).SetStore(mqttstore.New()).SetAutoReconnect(true).SetConnectRetry(true).
 		SetConnectRetryInterval(time.Second).SetMaxReconnectInterval(10 * time.Second).
 		SetKeepAlive(30 * time.Second).SetOrderMatters(true)
 }

@@ -16,6 +16,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/updraft-ota/updraft/sdk/device/wire"
+	"github.com/updraft-ota/updraft/sdk/mqttstore"
 )
 
 // MQTTConfig configures a device on MQTT.
@@ -126,7 +127,7 @@ func NewMQTT(cfg MQTTConfig) (*MQTT, error) {
 			now := cfg.Now()
 			return wire.Username(p, n, now), wire.Sign(cfg.Secret, p, n, now.UnixMilli())
 		}).
-		SetCleanSession(true).
+		SetCleanSession(true).SetStore(mqttstore.New()). // copies: paho#703
 		SetAutoReconnect(true).
 		SetConnectRetry(false).
 		SetMaxReconnectInterval(cfg.MaxReconnectInterval).

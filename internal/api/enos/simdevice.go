@@ -19,6 +19,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/updraft-ota/updraft/sdk/mqttstore"
 )
 
 // SimDevice is a simulated device speaking EnOS's device protocol the way
@@ -75,7 +77,7 @@ func (d *SimDevice) Connect(ctx context.Context) error {
 		SetClientID(d.DeviceKey + "|securemode=2,signmethod=sha256,timestamp=" + ts + "|").
 		SetUsername(d.DeviceKey + "&" + d.ProductKey).
 		SetPassword(pw).
-		SetCleanSession(true).
+		SetCleanSession(true).SetStore(mqttstore.New()). // copies: paho#703
 		SetAutoReconnect(false).
 		SetConnectTimeout(10 * time.Second).
 		SetOrderMatters(false).

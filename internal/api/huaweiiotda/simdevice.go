@@ -14,6 +14,8 @@ import (
 	"time"
 
 	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/updraft-ota/updraft/sdk/mqttstore"
 )
 
 // SimDevice is a simulated device speaking Huawei IoTDA's MQTT protocol the
@@ -74,7 +76,7 @@ func (d *SimDevice) Connect(ctx context.Context) error {
 		SetClientID(ClientID(d.DeviceID, true, now)).
 		SetUsername(d.DeviceID).
 		SetPassword(Password(d.Secret, stamp)).
-		SetCleanSession(true).
+		SetCleanSession(true).SetStore(mqttstore.New()). // copies: paho#703
 		SetAutoReconnect(false).
 		SetConnectTimeout(10 * time.Second).
 		SetOrderMatters(false).
