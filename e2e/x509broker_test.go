@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -78,8 +77,8 @@ use_identity_as_username true
 		c.RolloutInterval = 50 * time.Millisecond
 		c.LogLevel = "warn"
 	})
-	creds, _ := srv.Credentials()
-	api := client.New(srv.URL(), creds.AccessKeyID, creds.SecretAccessKey)
+	e := attach(t, srv)
+	api := e.api
 	ctx := context.Background()
 	if _, err := api.CreateProduct(ctx, client.ProductCreate{Key: "xp", Name: "x509 product", Auth: string(ota.AuthX509)}); err != nil {
 		t.Fatal(err)
@@ -135,29 +134,10 @@ use_identity_as_username true
 		return err == nil && d.Online && d.Versions[ota.DefaultModule] == "1.0"
 	}, func() string { d, err := api.GetDevice(ctx, "xp", "d1"); return fmt.Sprint(d, err) })
 
-	content := make([]byte, 32<<10)
-	rand.Read(content)
-	pkg, err := api.UploadPackage(ctx, client.PackageMetadata{Product: "xp", Name: "fw2", Version: "2.0"}, "fw-2.0.bin", bytes.NewReader(content))
-	if err != nil {
-		t.Fatal(err)
-	}
-	job, err := api.CreateJob(ctx, client.JobCreate{PackageID: pkg.ID, Name: "x509", Target: client.JobTarget{All: true},
-		MaxConcurrency: 10, TimeoutSeconds: ota.MinTimeoutSeconds})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 2*time.Minute, "the job to complete", func() bool {
-		j, err := api.GetJob(ctx, job.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return j.State == "completed"
-	}, func() string { j, _ := api.GetJob(ctx, job.ID); return fmt.Sprint(j.Counts) })
-	page, err := api.ListTasks(ctx, job.ID, client.TaskFilter{Limit: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(page.Items) != 1 || page.Items[0].State != "succeeded" || page.Items[0].Attempts != 1 {
-		t.Fatalf("tasks %+v; want one, succeeded on its first notice", page.Items)
+	job := e.job(e.upload("xp", "2.0", 32<<10), func(j *client.JobCreate) { j.Name, j.MaxConcurrency = "x509", 10 })
+	waitFor(t, 2*time.Minute, "the job to complete", func() bool { return e.view(job.ID).State == "completed" },
+		func() string { return fmt.Sprint(e.view(job.ID).Counts) })
+	if tasks := e.tasks(job.ID); len(tasks) != 1 || tasks[0].State != "succeeded" || tasks[0].Attempts != 1 {
+		t.Fatalf("tasks %+v; want one, succeeded on its first notice", tasks)
 	}
 }

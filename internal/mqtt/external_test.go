@@ -571,6 +571,22 @@ type fakeClock struct{ ns atomic.Int64 }
 func (c *fakeClock) Now() time.Time      { return time.Unix(0, c.ns.Load()).UTC() }
 func (c *fakeClock) Add(d time.Duration) { c.ns.Add(int64(d)) }
 func newFakeClock() *fakeClock           { c := &fakeClock{}; c.ns.Store(time.Now().UnixNano()); return c }
+
+// newSlotLeases is a store on a fake clock and the service that leases
+// replica slots from it.
+func newSlotLeases(t *testing.T) (*sqlite.Store, *fakeClock, *service.Service) {
+	t.Helper()
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "updraft.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if err := st.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	clock := newFakeClock()
+	return st, clock, service.New(st, nil, clock, nil, quietLogger(), service.Options{})
+}
 func sessionPresent(t *testing.T, addr, id string) bool {
 	t.Helper()
 	c := paho.NewClient(connectOpts(addr, id, "", "").SetCleanSession(false))
@@ -601,16 +617,7 @@ func TestExternalReplicaSlots(t *testing.T) {
 	for i := 0; i < devices; i++ {
 		f.AddDevice(product, fmt.Sprintf("d%d", i), "s")
 	}
-	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "updraft.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	clock := newFakeClock()
-	slots := service.New(st, nil, clock, nil, quietLogger(), service.Options{})
+	st, clock, slots := newSlotLeases(t)
 	base, group := randomName("updraft-test-"), randomName("g")
 	const consumers, ttl = 2, 300 * time.Millisecond
 	// Each replica has its own client id base (as if named after its
@@ -826,16 +833,7 @@ func TestExternalDrainWaitsForSlowHandling(t *testing.T) {
 		f.AddDevice(product, fmt.Sprintf("d%d", i), "s")
 	}
 	slow := slowVersions{f, drainQuiet + 300*time.Millisecond}
-	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "updraft.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	clock := newFakeClock()
-	slots := service.New(st, nil, clock, nil, quietLogger(), service.Options{})
+	_, clock, slots := newSlotLeases(t)
 	base, group := randomName("updraft-test-"), randomName("g")
 	const ttl = 300 * time.Millisecond
 	t.Cleanup(func() {

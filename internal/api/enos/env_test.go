@@ -52,6 +52,18 @@ type env struct {
 	blobs  string
 }
 
+// orgParams is a request's query: orgId and the name/value pairs kv.
+func orgParams(org string, kv ...string) map[string]string {
+	m := map[string]string{"orgId": org}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return m
+}
+
+// params is orgParams for the env's own organization.
+func (e *env) params(kv ...string) map[string]string { return orgParams(e.org, kv...) }
+
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := t.Context()

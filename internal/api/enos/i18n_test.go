@@ -45,13 +45,7 @@ func TestLocalizedNames(t *testing.T) {
 	e.fleet("pk-i18n", "1.0", "d1", "d2")
 	c := e.client()
 	c.login()
-	with := func(kv ...string) map[string]string {
-		m := map[string]string{"orgId": e.org}
-		for i := 0; i < len(kv); i += 2 {
-			m[kv[i]] = kv[i+1]
-		}
-		return m
-	}
+	with := e.params
 	spring := map[string]string{"zh_CN": "春季版", "en_US": "Spring-build"}
 	autumn := map[string]string{"zh_CN": "秋季版", "en_US": "Autumn-build"}
 	upload := func(name string, i18n map[string]string, version string) string {
@@ -186,13 +180,7 @@ func TestLocalizedNameLimits(t *testing.T) {
 	e.fleet("pk-i18n-lim", "1.0", "d1")
 	c := e.client()
 	c.login()
-	with := func(kv ...string) map[string]string {
-		m := map[string]string{"orgId": e.org}
-		for i := 0; i < len(kv); i += 2 {
-			m[kv[i]] = kv[i+1]
-		}
-		return m
-	}
+	with := e.params
 	total := func(resource string) int64 {
 		t.Helper()
 		a := c.do(resource, "search", with(), map[string]any{}, nil)

@@ -51,13 +51,7 @@ func TestTenantIsolation(t *testing.T) {
 			t.Errorf("acme %s %s %q = %s %+v, want nothing", s.resource, s.action, s.expr, a.Data, a.Pagination)
 		}
 	}
-	with := func(kv ...string) map[string]string {
-		m := map[string]string{"orgId": "acme"}
-		for i := 0; i < len(kv); i += 2 {
-			m[kv[i]] = kv[i+1]
-		}
-		return m
-	}
+	with := func(kv ...string) map[string]string { return orgParams("acme", kv...) }
 	wantCode(t, "acme gets the firmware", acme.do("ota-firmwares", "get", with("firmwareId", fw), nil, nil), 24404)
 	for _, action := range []string{"get", "stop", "delete"} {
 		if a := acme.do("ota-jobs", action, with("jobId", job), map[string]any{}, nil); a.Code == 0 {

@@ -20,13 +20,7 @@ func TestLifecycle(t *testing.T) {
 	c := e.client()
 	c.login()
 	org := map[string]string{"orgId": e.org}
-	with := func(kv ...string) map[string]string {
-		m := map[string]string{"orgId": e.org}
-		for i := 0; i < len(kv); i += 2 {
-			m[kv[i]] = kv[i+1]
-		}
-		return m
-	}
+	with := e.params
 
 	// Firmware that must be verified, with the Python sample's metadata.
 	file := []byte(strings.Repeat("firmware-2.0 ", 1000))

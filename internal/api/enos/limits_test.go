@@ -20,13 +20,7 @@ func TestSeedLimits(t *testing.T) {
 	e.fleet("pk-lim", "1.0", devices...)
 	c := e.client()
 	c.login()
-	with := func(kv ...string) map[string]string {
-		m := map[string]string{"orgId": e.org}
-		for i := 0; i < len(kv); i += 2 {
-			m[kv[i]] = kv[i+1]
-		}
-		return m
-	}
+	with := e.params
 	upload := func(name, version string, verify bool) string {
 		t.Helper()
 		f := []byte(strings.Repeat(version, 100))

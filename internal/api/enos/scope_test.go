@@ -24,13 +24,7 @@ func TestScopeByAttributesAndTags(t *testing.T) {
 	label("s1", map[string]string{"region": "south", "rated": "2"}, map[string]string{"site": "a"})
 	c := e.client()
 	c.login()
-	with := func(kv ...string) map[string]string {
-		m := map[string]string{"orgId": e.org}
-		for i := 0; i < len(kv); i += 2 {
-			m[kv[i]] = kv[i+1]
-		}
-		return m
-	}
+	with := e.params
 	file := []byte(strings.Repeat("labels ", 500))
 	a := c.upload(e.org, "pk-lab", pyMetadata("lab-fw", "2.0", file, false), "lab.bin", file)
 	wantCode(t, "create firmware", a, 0)

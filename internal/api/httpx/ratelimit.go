@@ -175,20 +175,7 @@ type Caller struct {
 // auth fails, charged to the access key it names and to its tenant when it
 // succeeds. Without Throttled (tests of one API) it only runs auth.
 func Admit(r *http.Request, auth func() (Caller, error)) error {
-	var tenant string
-	return admit(r, func() (string, error) {
-		c, err := auth()
-		tenant = c.Tenant
-		return c.Key, err
-	}, func(t *Throttle) *buckets { return t.keys }, "access key", func(tc throttleCtx, now time.Time) error {
-		if tc.t.tenants == nil || tenant == "" {
-			return nil
-		}
-		if ok, wait := tc.t.tenants.take(tenant, now); !ok {
-			return tc.refuse(wait, "too many requests from tenant %s, all its access keys together (limit %g per second)", tenant, float64(tc.t.tenants.limit))
-		}
-		return nil
-	})
+	return admit(r, auth, func(t *Throttle) *buckets { return t.keys }, "access key")
 }
 
 // AdmitDevice is Admit for the device HTTP APIs: auth names the device
@@ -196,13 +183,15 @@ func Admit(r *http.Request, auth func() (Caller, error)) error {
 // request draws from. Failed authentications count against the source IP
 // as on the management APIs.
 func AdmitDevice(r *http.Request, auth func() (device string, err error)) error {
-	return admit(r, auth, func(t *Throttle) *buckets { return t.devices }, "device", nil)
+	return admit(r, func() (Caller, error) {
+		device, err := auth()
+		return Caller{Key: device}, err
+	}, func(t *Throttle) *buckets { return t.devices }, "device")
 }
 
-// admit runs auth under the IP limit, then charges the id it names to
-// bucketsOf's bucket and, when given, runs also (a further limit).
-func admit(r *http.Request, auth func() (string, error), bucketsOf func(*Throttle) *buckets, kind string,
-	also func(throttleCtx, time.Time) error) error {
+// admit runs auth under the IP limit, then charges the caller's key to
+// bucketsOf's bucket and, when it names one, its tenant to the tenant's.
+func admit(r *http.Request, auth func() (Caller, error), bucketsOf func(*Throttle) *buckets, kind string) error {
 	tc, ok := r.Context().Value(throttleKey{}).(throttleCtx)
 	if !ok || tc.t == nil {
 		_, err := auth()
@@ -215,7 +204,7 @@ func admit(r *http.Request, auth func() (string, error), bucketsOf func(*Throttl
 			return tc.refuse(wait, "too many failed authentications from %s", ip)
 		}
 	}
-	id, err := auth()
+	c, err := auth()
 	if err != nil {
 		if tc.t.ips != nil {
 			tc.t.ips.take(ip, now)
@@ -223,12 +212,14 @@ func admit(r *http.Request, auth func() (string, error), bucketsOf func(*Throttl
 		return err
 	}
 	if b := bucketsOf(tc.t); b != nil {
-		if ok, wait := b.take(id, now); !ok {
-			return tc.refuse(wait, "too many requests with %s %s (limit %g per second)", kind, id, float64(b.limit))
+		if ok, wait := b.take(c.Key, now); !ok {
+			return tc.refuse(wait, "too many requests with %s %s (limit %g per second)", kind, c.Key, float64(b.limit))
 		}
 	}
-	if also != nil {
-		return also(tc, now)
+	if b := tc.t.tenants; b != nil && c.Tenant != "" {
+		if ok, wait := b.take(c.Tenant, now); !ok {
+			return tc.refuse(wait, "too many requests from tenant %s, all its access keys together (limit %g per second)", c.Tenant, float64(b.limit))
+		}
 	}
 	return nil
 }
