@@ -428,9 +428,11 @@ func (s *Service) NextNotice(ctx context.Context, dev ota.DeviceRef, module stri
 	return &n, nil
 }
 
-// seenResolution is how stale a device's last sighting may get before a new
-// request records it again: a fleet polling every few seconds costs one
-// write per device and interval, not one per request.
+// seenResolution is how stale a polling device's last sighting may get in
+// the store: a fleet polling every few seconds costs one write per device
+// and half this interval, not one per request. The store refreshes a
+// sighting older than half of it (DeviceSeen), and a DeviceView skips the
+// store for half of it after each call, so the two halves add up to it.
 const seenResolution = 30 * time.Second
 
 // DeviceSeen records that a device without a connection (device HTTP) was
@@ -438,7 +440,7 @@ const seenResolution = 30 * time.Second
 // "connected"; its polls admit its waiting tasks through NextNotice).
 func (s *Service) DeviceSeen(ctx context.Context, dev ota.DeviceRef) error {
 	now := s.clock.Now()
-	return s.store.SetDeviceSeen(ctx, dev.ProductKey, dev.Name, now, now.Add(-seenResolution))
+	return s.store.SetDeviceSeen(ctx, dev.ProductKey, dev.Name, now, now.Add(-seenResolution/2))
 }
 
 // DeviceConnected records that a device came online (true) or went offline,

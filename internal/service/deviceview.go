@@ -14,6 +14,12 @@ package service
 // costs no query of its own, and what a replica serves is at most MaxStale
 // older than the store. Anything not remembered, and every device that has
 // an active task, goes to the service as before.
+//
+// A poll also records the device's sighting (DeviceSeen), a conditional
+// write that costs a write transaction even when it changes nothing. The
+// view remembers when it last asked the store, per device, and skips the
+// store for half of seenResolution after that; the store's sighting stays
+// within seenResolution of the last poll, as without the view.
 
 import (
 	"context"
@@ -29,7 +35,7 @@ type DeviceViewOptions struct {
 	// MaxStale bounds how old the version reading behind an answer may be
 	// (default 100 ms): the longest a change takes to reach a check-in.
 	MaxStale time.Duration
-	// MaxEntries bounds each of the two memories (default 1 << 20, about
+	// MaxEntries bounds each of the three memories (default 1 << 20, about
 	// 200 MB for a million devices); past it, more devices go to the store.
 	MaxEntries int
 }
@@ -41,15 +47,17 @@ type DeviceView struct {
 	*Service
 	opts DeviceViewOptions
 
-	mu       sync.Mutex
-	version  int64
-	readAt   time.Time     // when version was read; zero: never
-	reading  chan struct{} // closed when the reading in flight ends
-	auth     map[ota.DeviceRef]ota.Device
-	nothing  map[moduleOf]struct{}
-	hits     atomic.Int64
-	lookups  atomic.Int64
-	readings atomic.Int64
+	mu        sync.Mutex
+	version   int64
+	readAt    time.Time     // when version was read; zero: never
+	reading   chan struct{} // closed when the reading in flight ends
+	auth      map[ota.DeviceRef]ota.Device
+	nothing   map[moduleOf]struct{}
+	seen      map[ota.DeviceRef]time.Time // when DeviceSeen last went to the store
+	hits      atomic.Int64
+	lookups   atomic.Int64
+	readings  atomic.Int64
+	seenSkips atomic.Int64
 }
 
 type moduleOf struct {
@@ -65,7 +73,7 @@ func NewDeviceView(s *Service, opts DeviceViewOptions) *DeviceView {
 	if opts.MaxEntries <= 0 {
 		opts.MaxEntries = 1 << 20
 	}
-	return &DeviceView{Service: s, opts: opts, auth: map[ota.DeviceRef]ota.Device{}, nothing: map[moduleOf]struct{}{}}
+	return &DeviceView{Service: s, opts: opts, auth: map[ota.DeviceRef]ota.Device{}, nothing: map[moduleOf]struct{}{}, seen: map[ota.DeviceRef]time.Time{}}
 }
 
 // current returns a version reading at most MaxStale old, reading the store
@@ -109,6 +117,7 @@ func (v *DeviceView) current(ctx context.Context) (int64, error) {
 	if ver != v.version || v.readAt.IsZero() {
 		clear(v.auth)
 		clear(v.nothing)
+		clear(v.seen) // a device deleted and made again is a new device
 		v.version = ver
 	}
 	// Age from when the reading started: it holds at least from then.
@@ -179,14 +188,37 @@ func (v *DeviceView) NextNotice(ctx context.Context, dev ota.DeviceRef, module s
 	return nil, nil
 }
 
+// DeviceSeen records a sighting through the service unless this view did so
+// less than half of seenResolution ago.
+func (v *DeviceView) DeviceSeen(ctx context.Context, dev ota.DeviceRef) error {
+	now := v.clock.Now()
+	v.mu.Lock()
+	at, ok := v.seen[dev]
+	v.mu.Unlock()
+	if ok && !now.Before(at) && now.Sub(at) < seenResolution/2 {
+		v.seenSkips.Add(1)
+		return nil
+	}
+	if err := v.Service.DeviceSeen(ctx, dev); err != nil {
+		return err
+	}
+	v.mu.Lock()
+	if len(v.seen) < v.opts.MaxEntries {
+		v.seen[dev] = now
+	}
+	v.mu.Unlock()
+	return nil
+}
+
 // DeviceViewStats are a view's counters since it was made.
 type DeviceViewStats struct {
-	Lookups  int64 // DeviceForAuth and NextNotice calls
-	Hits     int64 // of those, answered from memory
-	Readings int64 // version readings (store queries)
+	Lookups   int64 // DeviceForAuth and NextNotice calls
+	Hits      int64 // of those, answered from memory
+	Readings  int64 // version readings (store queries)
+	SeenSkips int64 // DeviceSeen calls that did not go to the store
 }
 
 // Stats returns the view's counters.
 func (v *DeviceView) Stats() DeviceViewStats {
-	return DeviceViewStats{Lookups: v.lookups.Load(), Hits: v.hits.Load(), Readings: v.readings.Load()}
+	return DeviceViewStats{Lookups: v.lookups.Load(), Hits: v.hits.Load(), Readings: v.readings.Load(), SeenSkips: v.seenSkips.Load()}
 }

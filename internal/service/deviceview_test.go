@@ -19,7 +19,12 @@ import (
 // countingStore counts the reads a device check-in can make.
 type countingStore struct {
 	store.Store
-	getDevice, listTasks, version atomic.Int64
+	getDevice, listTasks, version, seen atomic.Int64
+}
+
+func (c *countingStore) SetDeviceSeen(ctx context.Context, product, name string, at, staleBefore time.Time) error {
+	c.seen.Add(1)
+	return c.Store.SetDeviceSeen(ctx, product, name, at, staleBefore)
 }
 
 func (c *countingStore) GetDevice(ctx context.Context, product, name string) (ota.Device, error) {
@@ -149,6 +154,53 @@ func testDeviceView(t *testing.T, st store.Store) {
 	}
 	check(live, d1, "secret-d1", true)
 	check(live, ref("d2"), "secret-d2", false)
+
+	// Sightings: one store call per device and half of the resolution
+	// (15 s), and the stored sighting is never more than 30 s behind.
+	seenAt := func(name string) time.Time {
+		t.Helper()
+		d, err := st.GetDevice(ctx, rolloutProduct, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.LastSeen
+	}
+	t0 := rolloutT0.Add(time.Hour)
+	clock.Set(t0)
+	calls := cs.seen.Load()
+	for _, after := range []time.Duration{0, time.Second, 14 * time.Second} {
+		clock.Set(t0.Add(after))
+		if err := held.DeviceSeen(ctx, ref("d2")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := cs.seen.Load() - calls; got != 1 {
+		t.Fatalf("3 polls within 15 s made %d store calls, want 1", got)
+	}
+	if got := seenAt("d2"); !got.Equal(t0) {
+		t.Fatalf("d2 last seen %v, want %v", got, t0)
+	}
+	clock.Set(t0.Add(15 * time.Second)) // the view asks again; the store's sighting is fresh enough
+	if err := held.DeviceSeen(ctx, ref("d2")); err != nil {
+		t.Fatal(err)
+	}
+	clock.Set(t0.Add(29 * time.Second))
+	if err := held.DeviceSeen(ctx, ref("d2")); err != nil {
+		t.Fatal(err)
+	}
+	clock.Set(t0.Add(30 * time.Second)) // 30 s since the stored sighting: written again
+	if err := held.DeviceSeen(ctx, ref("d2")); err != nil {
+		t.Fatal(err)
+	}
+	if got := cs.seen.Load() - calls; got != 3 {
+		t.Fatalf("polls at 0, 1, 14, 15, 29, 30 s made %d store calls, want 3 (0, 15, 30 s)", got)
+	}
+	if got, want := seenAt("d2"), t0.Add(30*time.Second); !got.Equal(want) {
+		t.Fatalf("d2 last seen %v, want %v", got, want)
+	}
+	if s := held.Stats(); s.SeenSkips != 3 {
+		t.Fatalf("stats %+v, want 3 sightings answered from memory", s)
+	}
 
 	// A deleted device no longer authenticates.
 	if err := st.DeleteDevice(ctx, rolloutProduct, "d2"); err != nil {
