@@ -25,6 +25,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/updraft-ota/updraft/bench/internal/benchkit"
@@ -39,14 +40,15 @@ func main() {
 	size := flag.Int("size", 16<<10, "package size in bytes")
 	db := flag.String("db", "", "serve --db (default: SQLite in the data directory)")
 	limit := flag.Duration("timeout", 20*time.Minute, "give up after this long")
+	extra := flag.String("serve-args", "", "extra serve flags, space-separated (e.g. --pprof 127.0.0.1:6061)")
 	flag.Parse()
-	if err := run(*bin, *devices, *sims, *poll, *size, *db, *limit); err != nil {
+	if err := run(*bin, *devices, *sims, *poll, *size, *db, *extra, *limit); err != nil {
 		fmt.Fprintln(os.Stderr, "fleet100k:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin string, devices, sims int, poll time.Duration, size int, db string, limit time.Duration) error {
+func run(bin string, devices, sims int, poll time.Duration, size int, db, extra string, limit time.Duration) error {
 	ctx := context.Background()
 	work, err := os.MkdirTemp("", "bench-fleet-")
 	if err != nil {
@@ -60,7 +62,7 @@ func run(bin string, devices, sims int, poll time.Duration, size int, db string,
 	if err := os.Mkdir(data, 0o755); err != nil {
 		return err
 	}
-	var args []string
+	args := strings.Fields(extra)
 	if db != "" {
 		args = append(args, "--db", db)
 	}

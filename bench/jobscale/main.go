@@ -332,7 +332,8 @@ const taskColumns = "job_id, tenant_id, product_key, device_name, module, state,
 
 var tableName = regexp.MustCompile(`\btasks(\b|_)`)
 
-// sqliteRaw copies the tasks table and its indexes from sqlite_master.
+// sqliteRaw copies the tasks table and its indexes (not its triggers: the
+// floor is the insert alone) from sqlite_master.
 func sqliteRaw(path string) rawDB {
 	dsn := path + "?_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)&_pragma=journal_mode(WAL)"
 	return rawDB{
@@ -344,7 +345,7 @@ func sqliteRaw(path string) rawDB {
 			}
 			defer db.Close()
 			db.SetMaxOpenConns(1)
-			rows, err := db.QueryContext(ctx, `SELECT sql FROM sqlite_master WHERE tbl_name = 'tasks' AND sql IS NOT NULL ORDER BY type DESC`)
+			rows, err := db.QueryContext(ctx, `SELECT sql FROM sqlite_master WHERE tbl_name = 'tasks' AND type IN ('table', 'index') AND sql IS NOT NULL ORDER BY type DESC`)
 			if err != nil {
 				return 0, err
 			}

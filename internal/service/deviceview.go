@@ -19,7 +19,10 @@ package service
 // write that costs a write transaction even when it changes nothing. The
 // view remembers when it last asked the store, per device, and skips the
 // store for half of seenResolution after that; the store's sighting stays
-// within seenResolution of the last poll, as without the view.
+// within seenResolution of the last poll, as without the view. This memory
+// outlives version moves (a sighting is not something a write can make
+// wrong); a device deleted and made again under its old name gets its
+// first sighting recorded at most half of seenResolution late.
 
 import (
 	"context"
@@ -117,7 +120,6 @@ func (v *DeviceView) current(ctx context.Context) (int64, error) {
 	if ver != v.version || v.readAt.IsZero() {
 		clear(v.auth)
 		clear(v.nothing)
-		clear(v.seen) // a device deleted and made again is a new device
 		v.version = ver
 	}
 	// Age from when the reading started: it holds at least from then.

@@ -55,10 +55,12 @@ type Store interface {
 	// DeviceViewVersion returns a number that is different from every
 	// earlier answer once a transaction has committed that inserted a task,
 	// moved a finished task back to an active state (an operator retry),
-	// deleted a device or changed its secret. It may change more often (on
-	// any write, say), never less. Reading it is cheap: replicas read it
-	// instead of the tables to know whether what they remember of devices
-	// ("nothing pending", credentials) still holds.
+	// deleted a device or changed its secret, and never less often. It
+	// stays put when a task moves between active states or finishes, and
+	// when a device reports: a rollout's own traffic must not empty every
+	// replica's memory. Reading it is cheap: replicas read it instead of
+	// the tables to know whether what they remember of devices ("nothing
+	// pending", credentials) still holds.
 	DeviceViewVersion(ctx context.Context) (int64, error)
 }
 

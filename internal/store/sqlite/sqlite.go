@@ -23,7 +23,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -51,9 +50,6 @@ const writeCacheKiB = 16 << 10
 type Store struct {
 	write *sql.DB // exactly one connection; every write and every CAS read
 	read  *sql.DB // read-only connections; the same pool as write for :memory:
-
-	viewMu   sync.Mutex // guards viewConn (deviceview.go)
-	viewConn *sql.Conn  // held from read for PRAGMA data_version
 
 	box *secrets.Box // seals device and access-key secrets (secrets.go)
 }
@@ -141,12 +137,6 @@ func withParams(path string, params url.Values) string {
 
 // Close closes both pools.
 func (s *Store) Close() error {
-	s.viewMu.Lock()
-	if s.viewConn != nil {
-		_ = s.viewConn.Close()
-		s.viewConn = nil
-	}
-	s.viewMu.Unlock()
 	err := s.write.Close()
 	if s.read != s.write {
 		err = errors.Join(err, s.read.Close())

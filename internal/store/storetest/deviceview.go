@@ -40,11 +40,23 @@ func testDeviceViewVersion(t *testing.T, s store.Store) {
 	mustInsert(t, s, newTask(j, "d1", ota.TaskQueued))
 	moved(v, "a task was inserted")
 
-	task := listAll(t, s, store.TaskFilter{JobID: j.ID})[0]
-	failed := task
-	failed.State, failed.Reason, failed.FinishedAt, failed.UpdatedAt = ota.TaskFailed, ota.ReasonInstallFailed, at(time.Hour), at(time.Hour)
-	mustOK(t, s.UpdateTask(ctx, failed, ota.TaskQueued), "UpdateTask queued→failed")
+	// A rollout's own traffic leaves it alone: a task notified, in
+	// progress, failed; a device's sighting and version.
 	v = version()
+	task := listAll(t, s, store.TaskFilter{JobID: j.ID})[0]
+	notified := task
+	notified.State, notified.Attempts, notified.NotifiedAt, notified.UpdatedAt = ota.TaskNotified, 1, at(time.Minute), at(time.Minute)
+	mustOK(t, s.UpdateTask(ctx, notified, ota.TaskQueued), "UpdateTask queued→notified")
+	running := notified
+	running.State, running.Progress, running.StartedAt, running.UpdatedAt = ota.TaskInProgress, 50, at(2*time.Minute), at(2*time.Minute)
+	mustOK(t, s.UpdateTask(ctx, running, ota.TaskNotified), "UpdateTask notified→in_progress")
+	failed := running
+	failed.State, failed.Reason, failed.FinishedAt, failed.UpdatedAt = ota.TaskFailed, ota.ReasonInstallFailed, at(time.Hour), at(time.Hour)
+	mustOK(t, s.UpdateTask(ctx, failed, ota.TaskInProgress), "UpdateTask in_progress→failed")
+	mustOK(t, s.SetDeviceSeen(ctx, "pk1", "d1", at(time.Hour), at(time.Hour)), "SetDeviceSeen")
+	if again := version(); again != v {
+		t.Fatalf("DeviceViewVersion moved from %d to %d on task progress and a sighting", v, again)
+	}
 	retry := failed
 	retry.State, retry.Reason, retry.FinishedAt, retry.UpdatedAt = ota.TaskQueued, ota.ReasonNone, time.Time{}, at(2*time.Hour)
 	mustOK(t, s.UpdateTask(ctx, retry, ota.TaskFailed), "UpdateTask failed→queued (retry)")
