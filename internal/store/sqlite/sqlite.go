@@ -52,6 +52,8 @@ type Store struct {
 	read  *sql.DB // read-only connections; the same pool as write for :memory:
 
 	box *secrets.Box // seals device and access-key secrets (secrets.go)
+
+	stmts cacheStats // both pools' statement caches (stmtcache.go)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -89,15 +91,13 @@ func Open(ctx context.Context, path string, opts ...store.Options) (*Store, erro
 			return nil, err
 		}
 	}
-	write, err := sql.Open("sqlite", withParams(path, params))
-	if err != nil {
-		return nil, ota.Internal(err, "cannot open the SQLite database")
-	}
+	s := &Store{box: o.Secrets}
+	write := sql.OpenDB(cachingConnector{inner: &sqlite.Driver{}, dsn: withParams(path, params), stats: &s.stmts})
 	write.SetMaxOpenConns(1)
 	write.SetMaxIdleConns(1)
 	write.SetConnMaxLifetime(0)
 	write.SetConnMaxIdleTime(0)
-	s := &Store{write: write, read: write, box: o.Secrets}
+	s.write, s.read = write, write
 	if err := write.PingContext(ctx); err != nil {
 		write.Close()
 		return nil, ota.Errorf(ota.CodeUnavailable, "cannot open the SQLite database %s: %v", path, err)
@@ -110,11 +110,7 @@ func Open(ctx context.Context, path string, opts ...store.Options) (*Store, erro
 	rparams.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
 	rparams.Add("_pragma", "foreign_keys(1)")
 	rparams.Add("_pragma", "query_only(1)")
-	read, err := sql.Open("sqlite", withParams(path, rparams))
-	if err != nil {
-		write.Close()
-		return nil, ota.Internal(err, "cannot open the SQLite database for reading")
-	}
+	read := sql.OpenDB(cachingConnector{inner: &sqlite.Driver{}, dsn: withParams(path, rparams), stats: &s.stmts})
 	n := max(4, runtime.GOMAXPROCS(0))
 	read.SetMaxOpenConns(n)
 	read.SetMaxIdleConns(n)
