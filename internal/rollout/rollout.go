@@ -116,7 +116,9 @@ func (e *Engine) loop(ctx context.Context) {
 	t := time.NewTicker(e.interval)
 	defer t.Stop()
 	for {
-		e.tick(ctx)
+		if e.tick(ctx) {
+			continue // a per-tick budget left work: no reason to wait
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -126,13 +128,16 @@ func (e *Engine) loop(ctx context.Context) {
 	}
 }
 
-func (e *Engine) tick(ctx context.Context) {
+// tick advances every job once and reports whether it should run again at
+// once (TickReport.More, and no error: a failing store is not retried in a
+// tight loop).
+func (e *Engine) tick(ctx context.Context) bool {
 	start := time.Now()
 	rep, err := e.svc.Advance(ctx)
 	took := time.Since(start)
 	e.m.observe(rep, err, took)
 	if ctx.Err() != nil {
-		return // stopping: the error is the cancellation
+		return false // stopping: the error is the cancellation
 	}
 	if err != nil {
 		e.log.Error("rollout tick failed", "err", err, "took", took)
@@ -142,6 +147,7 @@ func (e *Engine) tick(ctx context.Context) {
 			"materialized", rep.Materialized, "notified", rep.Notified, "requeued", rep.Requeued,
 			"timed_out", rep.TimedOut, "took", took)
 	}
+	return err == nil && rep.More
 }
 
 // metrics are the engine's Prometheus series; a nil *metrics records nothing.

@@ -222,3 +222,46 @@ func TestWakeTicksAtOnce(t *testing.T) {
 		eventually(t, "a tick after Wake", func() bool { return adv.n.Load() >= want })
 	}
 }
+
+// moreAdvancer reports More (work left by a per-tick budget) for its first
+// more ticks, optionally with an error.
+type moreAdvancer struct {
+	n    atomic.Int64
+	more int64
+	err  error
+}
+
+func (m *moreAdvancer) Advance(ctx context.Context) (service.TickReport, error) {
+	n := m.n.Add(1)
+	return service.TickReport{Notified: 1, More: n <= m.more}, m.err
+}
+
+// TestMoreTicksAtOnce: a tick that reports More is followed at once by
+// another, until one does not; a failing tick never is.
+func TestMoreTicksAtOnce(t *testing.T) {
+	adv := &moreAdvancer{more: 5}
+	e, err := rollout.New(adv, rollout.Options{Interval: time.Hour, Log: quiet, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Start(context.Background())
+	eventually(t, "6 ticks: 5 with More and the one after them", func() bool { return adv.n.Load() >= 6 })
+	time.Sleep(50 * time.Millisecond)
+	e.Stop()
+	if n := adv.n.Load(); n != 6 {
+		t.Fatalf("%d ticks, want 6 (then the hour's interval)", n)
+	}
+
+	failing := &moreAdvancer{more: 100, err: errors.New("store down")}
+	e, err = rollout.New(failing, rollout.Options{Interval: time.Hour, Log: quiet, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Start(context.Background())
+	eventually(t, "the first tick", func() bool { return failing.n.Load() >= 1 })
+	time.Sleep(50 * time.Millisecond)
+	e.Stop()
+	if n := failing.n.Load(); n != 1 {
+		t.Fatalf("%d ticks of a failing store reporting More, want 1", n)
+	}
+}

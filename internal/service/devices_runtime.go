@@ -377,54 +377,84 @@ func (s *Service) NextNotice(ctx context.Context, dev ota.DeviceRef, module stri
 	if err != nil || t == nil {
 		return nil, err
 	}
-	if t.State == ota.TaskWaiting {
-		// The device is asking, so it is there: admit the task as if online.
+	job, err := s.store.GetJob(ctx, t.TenantID, t.JobID)
+	if err != nil {
+		if t.State == ota.TaskWaiting {
+			return nil, ignoreNotFound(err) // left waiting; nothing to send
+		}
+		return nil, err
+	}
+	var pkg *ota.Package
+	loadPackage := func() error {
+		if pkg == nil {
+			p, err := s.store.GetPackage(ctx, job.TenantID, job.PackageID)
+			if err != nil {
+				return err
+			}
+			pkg = &p
+		}
+		return nil
+	}
+	now := s.clock.Now()
+	// The state the write below expects the task to be in; a waiting task
+	// is admitted (the device is asking, so it is there) and, when the job
+	// lets a device pull, notified in the same write.
+	expect := t.State
+	switch t.State {
+	case ota.TaskWaiting:
+		if job.State.Terminal() {
+			return nil, nil // its end cancels the task
+		}
+		if err := loadPackage(); err != nil {
+			return nil, ignoreNotFound(err) // the engine cancels a job whose package is gone
+		}
 		d, err := s.store.GetDevice(ctx, dev.ProductKey, dev.Name)
 		if err != nil {
 			return nil, err
 		}
 		d.Online = true
-		if err := s.admitTask(ctx, t, &d); err != nil {
+		if _, _, err := s.admission(&job, pkg, t, &d); err != nil {
 			return nil, err
 		}
-		if t, err = s.activeTask(ctx, dev, module); err != nil || t == nil {
-			return nil, err
-		}
-	}
-	if t.State != ota.TaskQueued && t.State != ota.TaskNotified && t.State != ota.TaskInProgress {
-		return nil, nil
-	}
-	job, err := s.store.GetJob(ctx, t.TenantID, t.JobID)
-	if err != nil {
-		return nil, err
-	}
-	now := s.clock.Now()
-	if t.State == ota.TaskQueued {
-		if job.State != ota.JobRunning || !job.AcceptsDeviceRequests() || !job.Schedule.InWindow(now) {
+		if t.State != ota.TaskQueued {
+			if t.State != expect {
+				return nil, ignoreConflict(s.store.UpdateTask(ctx, *t, expect)) // skipped
+			}
 			return nil, nil
 		}
-		if err := t.Transition(ota.TaskNotified, now); err != nil {
-			return nil, err
-		}
-		t.Attempts++
-		t.NotifiedAt = now
-		if err := s.store.UpdateTask(ctx, *t, ota.TaskQueued); err != nil {
-			if ota.ErrorCode(err) == ota.CodeConflict {
-				// The engine claimed it meanwhile: its notice is on the way.
-				return s.NextNotice(ctx, dev, module)
+	case ota.TaskQueued, ota.TaskNotified, ota.TaskInProgress:
+	default:
+		return nil, nil
+	}
+	if t.State == ota.TaskQueued {
+		if job.State == ota.JobRunning && job.AcceptsDeviceRequests() && job.Schedule.InWindow(now) {
+			if err := t.Transition(ota.TaskNotified, now); err != nil {
+				return nil, err
 			}
-			return nil, err
+			t.Attempts++
+			t.NotifiedAt = now
+		}
+		if t.State != expect {
+			if err := s.store.UpdateTask(ctx, *t, expect); err != nil {
+				if ota.ErrorCode(err) == ota.CodeConflict {
+					// The engine claimed it or admitted it meanwhile: read it again.
+					return s.NextNotice(ctx, dev, module)
+				}
+				return nil, err
+			}
+		}
+		if t.State == ota.TaskQueued {
+			return nil, nil // admitted; the engine sends its notice
 		}
 	}
-	pkg, err := s.store.GetPackage(ctx, job.TenantID, job.PackageID)
+	if err := loadPackage(); err != nil {
+		return nil, err
+	}
+	url, err := s.PackageURL(ctx, *pkg)
 	if err != nil {
 		return nil, err
 	}
-	url, err := s.PackageURL(ctx, pkg)
-	if err != nil {
-		return nil, err
-	}
-	n := s.notice(t, &job, &pkg, url, now)
+	n := s.notice(t, &job, pkg, url, now)
 	return &n, nil
 }
 

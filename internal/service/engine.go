@@ -144,6 +144,11 @@ type TickReport struct {
 	TimedOut     int64
 	Notified     int64 // tasks claimed and handed to the notifier
 	Failed       int   // jobs whose step failed (logged; retried next tick)
+	// More is set when a per-tick budget, not the job's own limits, left
+	// work for the next tick (a job not fully materialized, or queued tasks
+	// left after the claim budget with room under the job's concurrency):
+	// the engine then ticks again at once instead of after its interval.
+	More bool
 }
 
 // DidWork reports whether the tick changed anything.
@@ -249,6 +254,7 @@ func (s *Service) advanceJob(ctx context.Context, job ota.Job, rep *TickReport) 
 		if err != nil {
 			return ignoreConflict(err)
 		}
+		rep.More = rep.More || !job.Materialized
 	}
 
 	// Counted once, before the bulk updates, so that a job with nothing
@@ -306,8 +312,9 @@ func (s *Service) advanceJob(ctx context.Context, job ota.Job, rep *TickReport) 
 	if err := loadPackage(); err != nil {
 		return s.packageGone(ctx, job, err, rep)
 	}
-	sent, err := s.dispatch(ctx, &job, pkg, counts, now)
+	sent, more, err := s.dispatch(ctx, &job, pkg, counts, now)
 	rep.Notified += sent
+	rep.More = rep.More || more
 	return err
 }
 
@@ -348,27 +355,28 @@ func (s *Service) timeOut(ctx context.Context, job *ota.Job, counts ota.TaskCoun
 	return total, nil
 }
 
-// dispatch claims due queued tasks within the job's pace and notifies them.
+// dispatch claims due queued tasks within the job's pace and notifies them;
+// more reports that the tick's claim budget, not the pace, stopped it.
 // The pace is the store's (store.ClaimRequest): each claim counts and claims
 // in one atomic step, so replicas claiming side by side never overshoot it.
 // counts (read earlier in the tick) only spare a claim that cannot succeed.
-func (s *Service) dispatch(ctx context.Context, job *ota.Job, pkg *ota.Package, counts ota.TaskCounts, now time.Time) (int64, error) {
+func (s *Service) dispatch(ctx context.Context, job *ota.Job, pkg *ota.Package, counts ota.TaskCounts, now time.Time) (sent int64, more bool, err error) {
 	if counts.Dispatched() >= int64(job.MaxConcurrency) {
 		// Full when the tick began; room that device reports made since is
 		// used by the next tick. Spares a claim transaction per full job.
-		return 0, nil
+		return 0, false, nil
 	}
-	budget := min(counts[ota.TaskQueued], int64(s.opts.ClaimBatch*claimBatchesPerTick))
+	perTick := int64(s.opts.ClaimBatch * claimBatchesPerTick)
+	budget := min(counts[ota.TaskQueued], perTick)
 	if budget <= 0 {
-		return 0, nil
+		return 0, false, nil
 	}
 	// Sign the URL before claiming: a claimed task whose notice cannot be
 	// built would wait for its device to poll.
 	url, err := s.PackageURL(ctx, *pkg)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	var sent int64
 	wrapped := false
 	for budget > 0 {
 		after := s.engine.after(job.ID)
@@ -376,7 +384,7 @@ func (s *Service) dispatch(ctx context.Context, job *ota.Job, pkg *ota.Package, 
 			Limit: int(min(budget, int64(s.opts.ClaimBatch))), MaxActive: job.MaxConcurrency,
 			MaxPerMinute: job.MaxPerMinute, Now: now})
 		if err != nil {
-			return sent, err
+			return sent, false, err
 		}
 		tasks := res.Tasks
 		if len(tasks) == 0 {
@@ -396,7 +404,7 @@ func (s *Service) dispatch(ctx context.Context, job *ota.Job, pkg *ota.Package, 
 		// so cancel what we claimed after it.
 		cur, err := s.store.GetJob(ctx, job.TenantID, job.ID)
 		if err != nil {
-			return sent, err
+			return sent, false, err
 		}
 		if cur.State.Terminal() {
 			ids := make([]int64, len(tasks))
@@ -405,7 +413,7 @@ func (s *Service) dispatch(ctx context.Context, job *ota.Job, pkg *ota.Package, 
 			}
 			_, err := s.store.UpdateTasks(ctx, store.TaskFilter{IDs: ids, States: []ota.TaskState{ota.TaskNotified}},
 				store.TaskUpdate{State: ota.TaskCanceled, Reason: endReason(cur), Now: now})
-			return sent, err
+			return sent, false, err
 		}
 		notices := make([]ota.Notice, len(tasks))
 		for i := range tasks {
@@ -417,10 +425,10 @@ func (s *Service) dispatch(ctx context.Context, job *ota.Job, pkg *ota.Package, 
 		}
 		sent += int64(len(tasks))
 		if res.Full {
-			break
+			return sent, false, nil
 		}
 	}
-	return sent, nil
+	return sent, sent == perTick && counts[ota.TaskQueued] > sent, nil
 }
 
 func endReason(j ota.Job) ota.Reason {

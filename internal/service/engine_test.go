@@ -1114,3 +1114,49 @@ func TestSweepAfterCrashInEndJob(t *testing.T) {
 	r.tick()
 	r.wantCounts(k.ID, "notified=3")
 }
+
+// TestTickReportsMore: a tick says More exactly when a per-tick budget, not
+// the job's own limits, left work for the next one.
+func TestTickReportsMore(t *testing.T) {
+	r := newRolloutEnv(t, service.Options{MaterializeBatch: 10, ClaimBatch: 7})
+	r.devices("d", 250, "1.0") // 10 batches of 10 per tick: 3 ticks to materialize
+	capped := r.job(r.pkg(nil), func(j *ota.Job) { j.MaxConcurrency = 40 })
+	advance := r.tick
+	for i := 1; i <= 2; i++ {
+		if rep := advance(); !rep.More || rep.Materialized != 100 {
+			t.Fatalf("tick %d: %+v, want 100 materialized and More", i, rep)
+		}
+	}
+	// Materialized; the job's concurrency (40), not the claim budget (70),
+	// stops the dispatch: nothing for an early tick to do.
+	if rep := advance(); rep.More || rep.Materialized != 50 {
+		t.Fatalf("tick 3: %+v, want 50 materialized, no More", rep)
+	}
+	if v := r.getJob(capped.ID); v.Counts[ota.TaskNotified] != 40 {
+		t.Fatalf("after 3 ticks: %s, want 40 notified", countsString(v.Counts))
+	}
+	if _, err := r.svc.CancelJob(r.ctx, r.p, capped.ID); err != nil {
+		t.Fatal(err)
+	}
+	advance() // its end cancels its tasks
+
+	// Without a cap the claim budget (10 claims of 7) is what stops it.
+	open := r.job(r.pkg(nil), func(j *ota.Job) { j.MaxConcurrency = 1000 })
+	ticks := 0
+	for rep := advance(); ; rep = advance() {
+		ticks++
+		v := r.getJob(open.ID)
+		if !rep.More {
+			if v.Counts[ota.TaskNotified] != 250 {
+				t.Fatalf("tick %d without More, but %s", ticks, countsString(v.Counts))
+			}
+			break
+		}
+		if ticks > 10 {
+			t.Fatalf("still More after %d ticks: %s", ticks, countsString(v.Counts))
+		}
+	}
+	if ticks != 4 { // 3 to materialize, each also claiming 70, then 40
+		t.Fatalf("%d ticks to notify 250 devices, want 4", ticks)
+	}
+}

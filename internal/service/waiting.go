@@ -65,32 +65,42 @@ func (s *Service) admitTask(ctx context.Context, t *ota.Task, d *ota.Device) err
 	return s.admitIn(ctx, &job, &pkg, t, d)
 }
 
-// admitIn is admitTask with the job and package read: the one place a
-// waiting task becomes due or skipped. d is nil for a device that does not
-// exist (any more).
+// admitIn is admitTask with the job and package read: a waiting task
+// becomes due or skipped (admission) and is written.
 func (s *Service) admitIn(ctx context.Context, job *ota.Job, pkg *ota.Package, t *ota.Task, d *ota.Device) error {
-	state, reason := job.Admit(pkg, d)
-	if state == t.State {
-		return nil
+	prev, changed, err := s.admission(job, pkg, t, d)
+	if err != nil || !changed {
+		return err
 	}
-	now := s.clock.Now()
+	if err := s.store.UpdateTask(ctx, *t, prev); err != nil {
+		return ignoreConflict(err)
+	}
+	s.log.Debug("task admitted", "job", job.ID, "device", t.DeviceName, "from", prev, "state", t.State, "reason", t.Reason)
+	return nil
+}
+
+// admission is the one place a waiting task becomes due or skipped: it
+// moves t (in memory only) where Admit says and returns the state t was in,
+// for the caller's write to expect. d is nil for a device that does not
+// exist (any more). changed is false when Admit keeps t where it is.
+func (s *Service) admission(job *ota.Job, pkg *ota.Package, t *ota.Task, d *ota.Device) (prev ota.TaskState, changed bool, err error) {
+	state, reason := job.Admit(pkg, d)
+	prev = t.State
+	if state == prev {
+		return prev, false, nil
+	}
 	var from string
 	if d != nil {
 		from = d.Version(job.Module)
 	}
-	prev := t.State
-	if err := t.Transition(state, now); err != nil {
-		return err
+	if err := t.Transition(state, s.clock.Now()); err != nil {
+		return prev, false, err
 	}
 	t.FromVersion = from
 	if state == ota.TaskSkipped {
 		t.Reason, t.Detail = reason, skipDetail(reason, from, pkg.Version)
 	}
-	if err := s.store.UpdateTask(ctx, *t, prev); err != nil {
-		return ignoreConflict(err)
-	}
-	s.log.Debug("task admitted", "job", job.ID, "device", t.DeviceName, "from", prev, "state", state, "reason", reason)
-	return nil
+	return prev, true, nil
 }
 
 // DeviceUnavailable gives the device's due tasks that it has not started
