@@ -62,7 +62,11 @@ func run(bin string, devices, sims int, poll time.Duration, size int, db, extra 
 	if err := os.Mkdir(data, 0o755); err != nil {
 		return err
 	}
-	args := strings.Fields(extra)
+	// Registering the fleet is one management call per device, which the
+	// per-key and per-tenant rate limits would pace at a few hundred per
+	// second; set-up is not measured, so they are off. The device API's
+	// limits stay on.
+	args := append([]string{"--rate-limit", "0", "--rate-limit-tenant", "0"}, strings.Fields(extra)...)
 	if db != "" {
 		args = append(args, "--db", db)
 	}

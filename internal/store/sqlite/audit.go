@@ -28,25 +28,21 @@ func writeAudit(ctx context.Context, tx *sql.Tx) error {
 // transaction with the entry, written only if the statement changed a row
 // (an UPDATE or DELETE that matched nothing is no change).
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if _, ok := store.AuditFrom(ctx); !ok {
-		return s.write.ExecContext(ctx, query, args...)
-	}
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	res, err := tx.ExecContext(ctx, query, args...)
-	if err != nil {
-		_ = tx.Rollback()
-		return nil, err
-	}
-	if n, err := res.RowsAffected(); err != nil || n > 0 {
-		if err := writeAudit(ctx, tx); err != nil {
-			_ = tx.Rollback()
-			return nil, err
+	var res sql.Result
+	err := s.grouped(ctx, func(tx *sql.Tx) error {
+		var err error
+		if res, err = tx.ExecContext(ctx, query, args...); err != nil {
+			return err
 		}
+		if n, err := res.RowsAffected(); err != nil || n > 0 {
+			return writeAudit(ctx, tx)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return res, tx.Commit()
+	return res, nil
 }
 
 // AppendAudit records e on its own (store.Audit).

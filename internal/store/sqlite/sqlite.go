@@ -23,6 +23,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -54,6 +55,13 @@ type Store struct {
 	box *secrets.Box // seals device and access-key secrets (secrets.go)
 
 	stmts cacheStats // both pools' statement caches (stmtcache.go)
+
+	// Group commit (groupcommit.go).
+	writes     chan *writeRequest
+	stopWriter chan struct{}
+	writerDone chan struct{}
+	closeOnce  sync.Once
+	group      groupStats
 }
 
 var _ store.Store = (*Store)(nil)
@@ -91,7 +99,8 @@ func Open(ctx context.Context, path string, opts ...store.Options) (*Store, erro
 			return nil, err
 		}
 	}
-	s := &Store{box: o.Secrets}
+	s := &Store{box: o.Secrets, writes: make(chan *writeRequest), stopWriter: make(chan struct{}), writerDone: make(chan struct{})}
+	go s.writer()
 	write := sql.OpenDB(cachingConnector{inner: &sqlite.Driver{}, dsn: withParams(path, params), stats: &s.stmts})
 	write.SetMaxOpenConns(1)
 	write.SetMaxIdleConns(1)
@@ -99,7 +108,7 @@ func Open(ctx context.Context, path string, opts ...store.Options) (*Store, erro
 	write.SetConnMaxIdleTime(0)
 	s.write, s.read = write, write
 	if err := write.PingContext(ctx); err != nil {
-		write.Close()
+		s.Close()
 		return nil, ota.Errorf(ota.CodeUnavailable, "cannot open the SQLite database %s: %v", path, err)
 	}
 	if memory {
@@ -131,8 +140,12 @@ func withParams(path string, params url.Values) string {
 	return path + sep + params.Encode()
 }
 
-// Close closes both pools.
+// Close stops the group-commit writer and closes both pools.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.stopWriter)
+		<-s.writerDone
+	})
 	err := s.write.Close()
 	if s.read != s.write {
 		err = errors.Join(err, s.read.Close())
@@ -280,20 +293,17 @@ func (s *Store) SchemaVersion(ctx context.Context) (applied, latest int, err err
 // inTx runs fn in a write transaction on the single writer connection. When
 // fn succeeds, the audit entry in ctx (store.WithAudit), if any, is written in
 // the same transaction: a failed change leaves no entry.
+//
+// Writes are group-committed (groupcommit.go): fn may share its transaction
+// with other writes, each under its own savepoint, so fn's error rolls back
+// fn's changes only.
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	if err := writeAudit(ctx, tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	return tx.Commit()
+	return s.grouped(ctx, func(tx *sql.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return writeAudit(ctx, tx)
+	})
 }
 
 // dbError translates a driver error into an *ota.Error; what says what was
