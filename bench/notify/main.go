@@ -177,7 +177,7 @@ func run(bin, mosqBin string, devices, pairs int, viaMosq bool, extra string) er
 			addr = srv.MQTT
 		}
 		tr := newTracker(devices)
-		conns, err := fleet.ConnectAll(addr, benchkit.ConnectOptions{Version: "1.0", OnNotice: tr.see})
+		conns, err := fleet.ConnectAll(addr, benchkit.ConnectOptions{Version: "1.0", OnNotice: tr.see, ReportOnline: viaMosq})
 		if err != nil {
 			return 0, err
 		}

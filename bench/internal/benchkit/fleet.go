@@ -54,6 +54,11 @@ type ConnectOptions struct {
 	OnNotice func(i int)
 	// Parallel dials (default 100).
 	Parallel int
+	// ReportOnline publishes the device's online status (wire.Status, QoS 1)
+	// after it subscribed, as a native device must on an external broker:
+	// there the server does not see connections, and a device that never
+	// says it is online has its tasks wait for it.
+	ReportOnline bool
 }
 
 // ConnectAll connects every device of the fleet to addr with bare MQTT
@@ -115,6 +120,12 @@ func (f Fleet) connect(addr string, i int, o ConnectOptions) (*MQTTConn, error) 
 	if err := c.Subscribe(wire.Topic(f.Product, name, wire.TopicNotice), 1); err != nil {
 		c.Close()
 		return nil, err
+	}
+	if o.ReportOnline {
+		if err := c.Publish(wire.Topic(f.Product, name, wire.TopicStatus), 1, []byte(`{"online":true}`)); err != nil {
+			c.Close()
+			return nil, err
+		}
 	}
 	if o.Version != "" {
 		if err := c.Publish(wire.Topic(f.Product, name, wire.TopicVersion), 0, []byte(`{"module":"default","version":"`+o.Version+`"}`)); err != nil {
