@@ -51,11 +51,12 @@ func main() {
 	mosqBin := flag.String("mosquitto-bin", "", "start a private, tuned Mosquitto from this binary and use it")
 	conns := flag.Int("download-conns", 256, "simulated devices' concurrent download connections")
 	keep := flag.Bool("keep", false, "keep the data directory")
+	pprofAddr := flag.String("pprof", "", "serve the server's net/http/pprof on this address (serve --pprof)")
 	flag.Parse()
 	if *concurrency == 0 {
 		*concurrency = *count
 	}
-	if err := run(*bin, *count, *size, *concurrency, *mosq, *mosqBin, *conns, *keep); err != nil {
+	if err := run(*bin, *count, *size, *concurrency, *mosq, *mosqBin, *conns, *keep, *pprofAddr); err != nil {
 		fmt.Fprintln(os.Stderr, "rollout:", err)
 		os.Exit(1)
 	}
@@ -70,7 +71,7 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-func run(bin string, count, size, concurrency int, mosq, mosqBin string, conns int, keep bool) error {
+func run(bin string, count, size, concurrency int, mosq, mosqBin string, conns int, keep bool, pprofAddr string) error {
 	ctx := context.Background()
 	data, err := os.MkdirTemp("", "updraft-bench-")
 	if err != nil {
@@ -111,6 +112,9 @@ func run(bin string, count, size, concurrency int, mosq, mosqBin string, conns i
 	}
 	keyID, secret := "BENCHKEY", "bench-secret-"+strconv.FormatInt(time.Now().UnixNano(), 36)
 	args := []string{"serve", "--data", data, "--http", httpAddr, "--log-level", "warn"}
+	if pprofAddr != "" {
+		args = append(args, "--pprof", pprofAddr)
+	}
 	broker := "embedded"
 	devicesBroker := mqttAddr
 	if mosq != "" {
