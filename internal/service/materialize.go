@@ -238,7 +238,11 @@ func (s *Service) materialize(ctx context.Context, job ota.Job, pkg *ota.Package
 	if err != nil {
 		return job, 0, ota.Internal(err, "materialize job "+job.ID)
 	}
-	cs := newCandidateSource(s, &job, pkg)
+	// The source reads the job's target only, which materializing does not
+	// change: it gets its own copy, since the next batch is read while this
+	// one is written (below).
+	target := job
+	cs := newCandidateSource(s, &target, pkg)
 	if gray && cur.candidates < 0 {
 		n, err := cs.count(ctx, batch)
 		if err != nil {
@@ -249,10 +253,32 @@ func (s *Service) materialize(ctx context.Context, job ota.Job, pkg *ota.Package
 	now := s.clock.Now()
 	var stored int64
 	done := false
+	// The next batch of devices is read while this one is built and
+	// written: reads and writes use different connections, and alternating
+	// them left the database's second core idle.
+	type candidates struct {
+		devs []ota.Device
+		last string
+		end  bool
+		err  error
+	}
+	fetch := func(after string) <-chan candidates {
+		ch := make(chan candidates, 1)
+		go func() {
+			devs, last, end, err := cs.next(ctx, after, batch)
+			ch <- candidates{devs, last, end, err}
+		}()
+		return ch
+	}
+	pending := fetch(cur.after)
 	for b := 0; b < maxBatches && !done; b++ {
-		devs, last, end, err := cs.next(ctx, cur.after, batch)
+		got := <-pending
+		devs, last, end, err := got.devs, got.last, got.end, got.err
 		if err != nil {
 			return job, stored, err
+		}
+		if !end && b+1 < maxBatches {
+			pending = fetch(last)
 		}
 		tasks := make([]ota.Task, 0, len(devs))
 		for i := range devs {
