@@ -674,6 +674,7 @@ func (e *External) Notify(ctx context.Context, notices []ota.Notice) error {
 	tokens := make([]paho.Token, 0, len(notices))
 	var last error
 	unsent := 0
+publish:
 	for i, n := range notices {
 		topic, payload, err := e.render(ctx, n)
 		if err != nil {
@@ -684,9 +685,7 @@ func (e *External) Notify(ctx context.Context, notices []ota.Notice) error {
 		case e.unacked <- struct{}{}:
 		case <-ctx.Done():
 			unsent, last = len(notices)-i, ctx.Err()
-		}
-		if unsent > 0 {
-			break
+			break publish
 		}
 		tokens = append(tokens, e.pub.Publish(topic, 1, false, payload))
 	}

@@ -416,36 +416,28 @@ func (s *Service) NextNotice(ctx context.Context, dev ota.DeviceRef, module stri
 		if _, _, err := s.admission(&job, pkg, t, &d); err != nil {
 			return nil, err
 		}
-		if t.State != ota.TaskQueued {
-			if t.State != expect {
-				return nil, ignoreConflict(s.store.UpdateTask(ctx, *t, expect)) // skipped
-			}
-			return nil, nil
-		}
 	case ota.TaskQueued, ota.TaskNotified, ota.TaskInProgress:
 	default:
 		return nil, nil
 	}
-	if t.State == ota.TaskQueued {
-		if job.State == ota.JobRunning && job.AcceptsDeviceRequests() && job.Schedule.InWindow(now) {
-			if err := t.Transition(ota.TaskNotified, now); err != nil {
-				return nil, err
+	if t.State == ota.TaskQueued && job.State == ota.JobRunning && job.AcceptsDeviceRequests() && job.Schedule.InWindow(now) {
+		if err := t.Transition(ota.TaskNotified, now); err != nil {
+			return nil, err
+		}
+		t.Attempts++
+		t.NotifiedAt = now
+	}
+	if t.State != expect {
+		if err := s.store.UpdateTask(ctx, *t, expect); err != nil {
+			if ota.ErrorCode(err) == ota.CodeConflict {
+				// The engine claimed or admitted it meanwhile: read it again.
+				return s.NextNotice(ctx, dev, module)
 			}
-			t.Attempts++
-			t.NotifiedAt = now
+			return nil, err
 		}
-		if t.State != expect {
-			if err := s.store.UpdateTask(ctx, *t, expect); err != nil {
-				if ota.ErrorCode(err) == ota.CodeConflict {
-					// The engine claimed it or admitted it meanwhile: read it again.
-					return s.NextNotice(ctx, dev, module)
-				}
-				return nil, err
-			}
-		}
-		if t.State == ota.TaskQueued {
-			return nil, nil // admitted; the engine sends its notice
-		}
+	}
+	if t.State != ota.TaskNotified && t.State != ota.TaskInProgress {
+		return nil, nil // still waiting, skipped, or queued for the engine to notify
 	}
 	if err := loadPackage(); err != nil {
 		return nil, err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-
 	"sync"
 	"testing"
 )
@@ -94,5 +93,4 @@ func TestGroupCommitClosed(t *testing.T) {
 	if err == nil {
 		t.Fatal("a write after Close succeeded")
 	}
-
 }
