@@ -123,7 +123,7 @@ func newCandidateSource(s *Service, job *ota.Job, pkg *ota.Package) *candidateSo
 
 func (cs *candidateSource) filter() store.DeviceFilter {
 	f := store.DeviceFilter{TenantID: cs.job.TenantID, ProductKey: cs.job.ProductKey, Groups: cs.job.Target.Groups,
-		Attributes: cs.job.Target.Attributes, Tags: cs.job.Target.Tags}
+		Attributes: cs.job.Target.Attributes, Tags: cs.job.Target.Tags, Brief: true}
 	if len(cs.versions) > 0 {
 		f.Module, f.Versions = cs.job.Module, cs.versions
 	}

@@ -157,6 +157,11 @@ type DeviceFilter struct {
 	NamePrefix string
 	AfterName  string // keyset paging: names > AfterName, ascending
 	Limit      int
+	// Brief fills only what a rollout reads of each device (TenantID,
+	// ProductKey, Name, Versions, Online, CreatedAt) and leaves the rest
+	// empty: creating a job reads the whole fleet, and the secrets, groups
+	// and labels of a million devices are work for nothing.
+	Brief bool
 }
 
 // Devices: the fleet.

@@ -25,6 +25,24 @@ func (s *Store) CreateDevice(ctx context.Context, d ota.Device) error {
 
 const deviceColumns = `product_key, name, tenant_id, secret, groups, versions, online, last_seen, created_at, COALESCE(protocol_id, ''), attributes, tags`
 
+// briefDeviceColumns are what store.DeviceFilter.Brief fills (scanBriefDevice).
+const briefDeviceColumns = `product_key, name, tenant_id, versions, online, created_at`
+
+func scanBriefDevice(row pgx.Row) (ota.Device, error) {
+	var d ota.Device
+	var versions string
+	var created pgtype.Timestamptz
+	if err := row.Scan(&d.ProductKey, &d.Name, &d.TenantID, &versions, &d.Online, &created); err != nil {
+		return ota.Device{}, err
+	}
+	var err error
+	if d.Versions, err = sqlcommon.DecodeVersions(versions); err != nil {
+		return ota.Device{}, err
+	}
+	d.CreatedAt = fromTS(created)
+	return d, nil
+}
+
 func (s *Store) scanDevice(row pgx.Row) (ota.Device, error) {
 	var d ota.Device
 	var versions, attrs, tags string
@@ -121,9 +139,13 @@ func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter, page stor
 	if f.AfterName != "" {
 		w.add("name > %s", f.AfterName)
 	}
-	q := `SELECT ` + deviceColumns + ` FROM devices` + w.String() +
+	columns, scan := deviceColumns, s.scanDevice
+	if f.Brief {
+		columns, scan = briefDeviceColumns, scanBriefDevice
+	}
+	q := `SELECT ` + columns + ` FROM devices` + w.String() +
 		` ORDER BY name, product_key LIMIT ` + w.arg(limitOf(f.Limit, page)) + ` OFFSET ` + w.arg(page.Offset)
-	list, err := queryAll(ctx, s, "list devices", s.scanDevice, q, w.args...)
+	list, err := queryAll(ctx, s, "list devices", scan, q, w.args...)
 	return list, total, err
 }
 
@@ -221,7 +243,8 @@ func (s *Store) DeleteProduct(ctx context.Context, tenantID, key string) error {
 			return ota.NotFound("product", key)
 		}
 		// Modules and devices go with the product (ON DELETE CASCADE).
-		for _, q := range []string{`DELETE FROM tasks WHERE job_id IN (SELECT id FROM jobs WHERE tenant_id = $1 AND product_key = $2)`, `DELETE FROM jobs WHERE tenant_id = $1 AND product_key = $2`, `DELETE FROM packages WHERE tenant_id = $1 AND product_key = $2`} {
+		for _, q := range []string{`DELETE FROM tasks WHERE job_id IN (SELECT id FROM jobs WHERE tenant_id = $1 AND product_key = $2)`,
+			`DELETE FROM task_counts WHERE job_id IN (SELECT id FROM jobs WHERE tenant_id = $1 AND product_key = $2)`, `DELETE FROM jobs WHERE tenant_id = $1 AND product_key = $2`, `DELETE FROM packages WHERE tenant_id = $1 AND product_key = $2`} {
 			if _, err := tx.Exec(ctx, q, tenantID, key); err != nil {
 				return err
 			}

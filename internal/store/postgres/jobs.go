@@ -256,7 +256,10 @@ func (s *Store) DeleteJob(ctx context.Context, tenantID, id string) error {
 		if tag.RowsAffected() == 0 {
 			return ota.NotFound("job", id)
 		}
-		_, err = tx.Exec(ctx, `DELETE FROM tasks WHERE job_id = $1`, id)
+		if _, err = tx.Exec(ctx, `DELETE FROM tasks WHERE job_id = $1`, id); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM task_counts WHERE job_id = $1`, id)
 		return err
 	}), "delete job")
 }

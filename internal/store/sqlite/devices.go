@@ -47,6 +47,29 @@ const deviceSelect = `SELECT d.tenant_id, d.product_key, d.name, d.secret, d.gro
 	 WHERE v.product_key = d.product_key AND v.device_name = d.name), COALESCE(d.protocol_id, ''), d.attributes, d.tags
 	FROM devices d`
 
+// briefDeviceSelect reads what store.DeviceFilter.Brief fills (scanBriefDevice).
+const briefDeviceSelect = `SELECT d.tenant_id, d.product_key, d.name, d.online, d.created_at,
+	(SELECT json_group_object(v.module, v.version) FROM device_versions v
+	 WHERE v.product_key = d.product_key AND v.device_name = d.name)
+	FROM devices d`
+
+func scanBriefDevice(r rowScanner) (ota.Device, error) {
+	var d ota.Device
+	var versions string
+	var online int
+	var created sql.NullInt64
+	if err := r.Scan(&d.TenantID, &d.ProductKey, &d.Name, &online, &created, &versions); err != nil {
+		return ota.Device{}, err
+	}
+	var err error
+	if d.Versions, err = sqlcommon.DecodeVersions(versions); err != nil {
+		return ota.Device{}, err
+	}
+	d.Online = online != 0
+	d.CreatedAt = goTime(created)
+	return d, nil
+}
+
 func (s *Store) scanDevice(r rowScanner) (ota.Device, error) {
 	var d ota.Device
 	var groups, versions, attrs, tags string
@@ -143,12 +166,16 @@ func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter, page stor
 	if f.AfterName != "" {
 		w.add("d.name > ?", f.AfterName)
 	}
-	q := deviceSelect + w.String() + " ORDER BY d.name, d.product_key LIMIT ? OFFSET ?"
+	sel, scan := deviceSelect, s.scanDevice
+	if f.Brief {
+		sel, scan = briefDeviceSelect, scanBriefDevice
+	}
+	q := sel + w.String() + " ORDER BY d.name, d.product_key LIMIT ? OFFSET ?"
 	rows, err := s.read.QueryContext(ctx, q, append(w.args, sqlcommon.Limit(page.Limit, f.Limit), page.Offset)...)
 	if err != nil {
 		return nil, 0, dbError(err, "list devices")
 	}
-	out, err := collect(rows, s.scanDevice)
+	out, err := collect(rows, scan)
 	if err != nil {
 		return nil, 0, dbError(err, "list devices")
 	}

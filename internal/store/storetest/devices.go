@@ -53,6 +53,22 @@ func testDeviceCreateGet(t *testing.T, s store.Store) {
 		t.Fatalf("bare device = %+v", got)
 	}
 
+	// Brief: what a rollout reads, and nothing else.
+	full.Attributes, full.Tags = map[string]string{"region": "north"}, map[string]string{"site": "s1"}
+	full.Name = "dev-003"
+	mustOK(t, s.CreateDevice(ctx, full), "CreateDevice with labels")
+	brief, _, err := s.ListDevices(ctx, store.DeviceFilter{TenantID: "acme", ProductKey: "pk1", Brief: true, Groups: []string{"g-beta"}},
+		store.Page{Limit: 10}, false)
+	mustOK(t, err, "ListDevices Brief")
+	want := ota.Device{TenantID: "acme", ProductKey: "pk1", Versions: full.Versions, Online: true, CreatedAt: full.CreatedAt}
+	if len(brief) != 2 {
+		t.Fatalf("ListDevices Brief in group g-beta = %v, want dev-001 and dev-003", deviceNames(brief))
+	}
+	for i, name := range []string{"dev-001", "dev-003"} {
+		want.Name = name
+		wantEqual(t, want, brief[i], "brief device "+name)
+	}
+
 	wantCode(t, s.CreateDevice(ctx, ota.Device{TenantID: "acme", ProductKey: "pk1", Name: "dev-001", Secret: "y"}),
 		ota.CodeConflict, "CreateDevice with an existing name")
 	mustDevice(t, s, ota.Device{TenantID: "acme", ProductKey: "pk2", Name: "dev-001"})

@@ -105,6 +105,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Tasks/InsertConcurrent", testTaskInsertConcurrent},
 		{"Tasks/ListFilters", testTaskListFilters},
 		{"Tasks/Count", testTaskCount},
+		{"Tasks/CountFollowsChanges", testTaskCountFollowsChanges},
 		{"Tasks/CountNotifiedSince", testTaskCountNotified},
 		{"Tasks/UpdateCAS", testTaskUpdate},
 		{"Tasks/UpdateBulk", testTaskUpdateBulk},

@@ -993,3 +993,96 @@ func ClaimPacedReplicas(t *testing.T, replicas []store.Store) {
 		t.Fatalf("claimers took %d (store says %d, %v) in one minute, want exactly %d", claimed.Load(), n, err, perMinute)
 	}
 }
+
+// testTaskCountFollowsChanges checks that CountTasks agrees with the tasks
+// themselves after every kind of write, including single-task updates running
+// at once on different connections (a store may keep counts instead of
+// counting rows).
+func testTaskCountFollowsChanges(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	j := mustJob(t, s, newJob("acme", "pkg", "pk1", base))
+	other := mustJob(t, s, newJob("acme", "pkg", "pk2", at(time.Second)))
+	var tasks []ota.Task
+	for i := range 48 {
+		tasks = append(tasks, newTask(j, fmt.Sprintf("d%03d", i), ota.TaskQueued))
+	}
+	mustInsert(t, s, tasks...)
+	mustInsert(t, s, newTask(other, "d000", ota.TaskQueued), newTask(other, "d001", ota.TaskSucceeded))
+	check := func(step string) {
+		t.Helper()
+		want := ota.TaskCounts{}
+		for _, task := range listAll(t, s, store.TaskFilter{JobID: j.ID}) {
+			want[task.State]++
+		}
+		got, err := s.CountTasks(ctx, j.ID)
+		mustOK(t, err, "CountTasks "+step)
+		for _, st := range ota.TaskStates {
+			if got[st] != want[st] {
+				t.Fatalf("%s: CountTasks[%s] = %d, the tasks say %d (counts %v, tasks %v)", step, st, got[st], want[st], got, want)
+			}
+		}
+	}
+	check("after insert")
+
+	// 8 writers at once, each moving its 4 tasks queued → in_progress →
+	// succeeded or failed, one UpdateTask per move.
+	stored := listAll(t, s, store.TaskFilter{JobID: j.ID})
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, task := range stored[w*4 : w*4+4] {
+				task.State, task.UpdatedAt = ota.TaskInProgress, at(time.Minute)
+				if err := s.UpdateTask(ctx, task, ota.TaskQueued); err != nil {
+					errs <- err
+					return
+				}
+				end := ota.TaskSucceeded
+				if task.ID%3 == 0 {
+					end = ota.TaskFailed
+				}
+				task.State, task.FinishedAt = end, at(2*time.Minute)
+				if err := s.UpdateTask(ctx, task, ota.TaskInProgress); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		mustOK(t, err, "UpdateTask")
+	}
+	check("after concurrent single updates")
+
+	// A progress report moves no task between states.
+	p := mustGetTask(t, s, stored[40].ID)
+	p.State = ota.TaskInProgress
+	mustOK(t, s.UpdateTask(ctx, p, ota.TaskQueued), "UpdateTask to in progress")
+	p.Progress = 50
+	mustOK(t, s.UpdateTask(ctx, p, ota.TaskInProgress), "UpdateTask progress")
+	check("after a progress update")
+
+	n, err := s.UpdateTasks(ctx, store.TaskFilter{JobID: j.ID, States: []ota.TaskState{ota.TaskQueued}},
+		store.TaskUpdate{State: ota.TaskCanceled, Reason: ota.ReasonJobCanceled, Now: at(3 * time.Minute)})
+	mustOK(t, err, "UpdateTasks")
+	if n != 15 {
+		t.Fatalf("UpdateTasks canceled %d tasks, want 15", n)
+	}
+	check("after a bulk update")
+
+	got, err := s.CountTasks(ctx, other.ID)
+	mustOK(t, err, "CountTasks other")
+	if got.Total() != 2 || got[ota.TaskQueued] != 1 || got[ota.TaskSucceeded] != 1 {
+		t.Fatalf("the other job's counts moved: %v", got)
+	}
+	mustOK(t, s.DeleteJob(ctx, j.TenantID, j.ID), "DeleteJob")
+	got, err = s.CountTasks(ctx, j.ID)
+	mustOK(t, err, "CountTasks of the deleted job")
+	if got.Total() != 0 {
+		t.Fatalf("CountTasks of a deleted job = %v", got)
+	}
+}
