@@ -144,10 +144,17 @@ type External struct {
 	// shutdown waits for notices being published instead of dropping them.
 	notifying sync.RWMutex
 	closed    bool
-	// unacked holds a token per notice published and not acknowledged
-	// yet; acking counts the goroutines that wait for acknowledgements.
+	// unacked holds a token per notice handed to Notify and not yet
+	// acknowledged by the broker; acking counts the goroutines that wait
+	// for acknowledgements.
 	unacked chan struct{}
 	acking  sync.WaitGroup
+	// outbox carries Notify's batches to publishNotices, which renders and
+	// publishes them while the engine claims its next batch. Every queued
+	// notice holds an unacked token, so it never holds more than
+	// maxUnackedNotices batches and a send never blocks.
+	outbox        chan []ota.Notice
+	publisherDone chan struct{}
 }
 
 type inbound struct {
@@ -275,7 +282,8 @@ func NewExternal(devices deviceproto.Devices, opts ExternalOptions) (*External, 
 		opts.RedeliverAfter = 30 * time.Second
 	}
 	e := &External{unacked: make(chan struct{}, maxUnackedNotices), devices: devices, dialects: opts.Dialects, opts: opts, log: opts.Logger.With("component", "mqtt", "broker", server),
-		protocols: newProtocols(devices)}
+		protocols: newProtocols(devices), outbox: make(chan []ota.Notice, maxUnackedNotices), publisherDone: make(chan struct{})}
+	go e.publishNotices()
 	e.m, err = newMetrics(opts.Registerer, nil, map[string]func() float64{
 		"updraft_mqtt_notices_published_total": func() float64 { return float64(e.published.Load()) },
 	})
@@ -647,70 +655,89 @@ func (e *External) strand(i int) {
 	}()
 }
 
-// maxUnackedNotices bounds the notices published and not yet acknowledged
-// by the broker; past it Notify waits (the engine's claims slow down to the
-// broker's pace).
+// maxUnackedNotices bounds the notices handed to Notify and not yet
+// acknowledged by the broker; past it Notify waits (the engine's claims slow
+// down to the broker's pace).
 const maxUnackedNotices = 4096
 
 // Notify implements service.Notifier: every dialect renders the notice for
 // its topic and it is published (QoS 1). The broker delivers it if the device
 // is subscribed; an offline device gets it when it reports itself online.
 //
-// Notify returns once the notices are handed to the client, not once the
-// broker acknowledged them: the engine claims its next batch while these
-// are in flight (waiting for each batch's acknowledgements made notifying
-// 10 000 devices through Mosquitto take twice as long as through the
-// embedded broker). A goroutine counts the acknowledgements and logs
-// failures; Close waits for it.
+// Notify returns once the notices are queued for publishing, not once they
+// are published or acknowledged: the engine claims its next batch while
+// publishNotices renders and publishes this one and a goroutine per batch
+// counts the broker's acknowledgements and logs failures. Handing each batch
+// to the MQTT client in Notify itself cost as long as the claim, and the two
+// took turns. Close publishes what is queued and waits for the
+// acknowledgements.
 func (e *External) Notify(ctx context.Context, notices []ota.Notice) error {
 	e.notifying.RLock()
 	defer e.notifying.RUnlock()
 	if e.closed {
 		return ota.Errorf(ota.CodeUnavailable, "the MQTT client is closed; devices get these notices when they next report online or check")
 	}
-	// The tasks are already claimed: finish publishing even if the caller is
-	// being canceled (a shutdown), within a bound.
+	// The tasks are already claimed: queue them even if the caller is being
+	// canceled (a shutdown), within a bound.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.opts.CallTimeout)
-	tokens := make([]paho.Token, 0, len(notices))
-	var last error
-	unsent := 0
-publish:
-	for i, n := range notices {
-		topic, payload, err := e.render(ctx, n)
-		if err != nil {
-			e.log.Warn("notice not rendered", "device", n.ProductKey+"/"+n.DeviceName, "task", n.TaskID, "err", err)
-			continue
-		}
+	defer cancel()
+admit:
+	for i := range notices {
 		select {
 		case e.unacked <- struct{}{}:
 		case <-ctx.Done():
-			unsent, last = len(notices)-i, ctx.Err()
-			break publish
-		}
-		tokens = append(tokens, e.pub.Publish(topic, 1, false, payload))
-	}
-	e.acking.Add(1)
-	go func() {
-		defer e.acking.Done()
-		defer cancel()
-		failed := unsent
-		for _, t := range tokens {
-			err := waitToken(ctx, t)
-			<-e.unacked
-			if err != nil {
-				failed++
-				last = err
-				continue
-			}
-			e.published.Add(1)
-		}
-		if failed > 0 {
 			// The tasks stay notified; devices get the notice when they next
 			// report online, so this is not fatal for the engine.
-			e.log.Warn("notices not published", "failed", failed, "of", len(notices), "err", last)
+			e.log.Warn("notices not published: the broker acknowledges too slowly", "unsent", len(notices)-i, "of", len(notices), "err", ctx.Err())
+			notices = notices[:i]
+			break admit
 		}
-	}()
+	}
+	if len(notices) > 0 {
+		e.outbox <- notices
+	}
 	return nil
+}
+
+// publishNotices publishes the batches Notify queues, in order, until Close
+// closes the outbox.
+func (e *External) publishNotices() {
+	defer close(e.publisherDone)
+	for notices := range e.outbox {
+		ctx, cancel := context.WithTimeout(context.Background(), e.opts.CallTimeout)
+		tokens := make([]paho.Token, 0, len(notices))
+		for _, n := range notices {
+			topic, payload, err := e.render(ctx, n)
+			if err != nil {
+				<-e.unacked
+				e.log.Warn("notice not rendered", "device", n.ProductKey+"/"+n.DeviceName, "task", n.TaskID, "err", err)
+				continue
+			}
+			tokens = append(tokens, e.pub.Publish(topic, 1, false, payload))
+		}
+		e.acking.Add(1)
+		go func() {
+			defer e.acking.Done()
+			defer cancel()
+			failed := 0
+			var last error
+			for _, t := range tokens {
+				err := waitToken(ctx, t)
+				<-e.unacked
+				if err != nil {
+					failed++
+					last = err
+					continue
+				}
+				e.published.Add(1)
+			}
+			if failed > 0 {
+				// The tasks stay notified; devices get the notice when they
+				// next report online, so this is not fatal for the engine.
+				e.log.Warn("notices not published", "failed", failed, "of", len(tokens), "err", last)
+			}
+		}()
+	}
 }
 
 // render renders a notice in its product's protocol alone: a notice
@@ -755,6 +782,8 @@ func (e *External) close(release bool) error {
 	}
 	e.closed = true
 	e.notifying.Unlock()
+	close(e.outbox) // no Notify is running (closed was set under the lock)
+	<-e.publisherDone
 	e.acking.Wait() // notices in flight are acknowledged (or time out) first
 	e.stopping.Store(true)
 	e.stopConsumers()

@@ -889,3 +889,52 @@ func missing(want, got map[string]bool) []string {
 	slices.Sort(out)
 	return out
 }
+
+// Notify only queues its notices (they are published while the engine claims
+// more); Close must still publish everything queued and wait for the broker's
+// acknowledgements, and a Notify after Close is refused.
+func TestExternalCloseDeliversQueuedNotices(t *testing.T) {
+	addr := testenv.MosquittoAddr(t)
+	product := randomName("p")
+	f := deviceprototest.New()
+	f.AddDevice(product, "d1", "s")
+	clientID, group := randomName("updraft-test-"), randomName("g")
+	e := startExternal(t, addr, clientID, group, product, f, 1)
+
+	d := &device{got: map[string][][]byte{}}
+	o := connectOpts(addr, wire.ClientID(product, "d1"), "", "").
+		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
+			d.mu.Lock()
+			d.got[m.Topic()] = append(d.got[m.Topic()], m.Payload())
+			d.mu.Unlock()
+		})
+	d.c = paho.NewClient(o)
+	if tok := d.c.Connect(); !tok.WaitTimeout(waitFor) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	t.Cleanup(func() { d.c.Disconnect(0) })
+	noticeTopic := wire.Topic(product, "d1", wire.TopicNotice)
+	d.subscribe(t, noticeTopic)
+
+	const batches, perBatch = 8, 250
+	for b := range batches {
+		notices := make([]ota.Notice, perBatch)
+		for i := range notices {
+			notices[i] = notice(product, "d1", int64(1+b*perBatch+i), "2.0")
+		}
+		if err := e.Notify(context.Background(), notices); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.published.Load(); got != batches*perBatch {
+		t.Fatalf("Close returned with %d of %d notices acknowledged by the broker", got, batches*perBatch)
+	}
+	eventually(t, "every queued notice", func() bool { return len(d.received(noticeTopic)) >= batches*perBatch })
+	err := e.Notify(context.Background(), []ota.Notice{notice(product, "d1", 9999, "2.0")})
+	if ota.ErrorCode(err) != ota.CodeUnavailable {
+		t.Fatalf("Notify after Close = %v, want CodeUnavailable", err)
+	}
+}
