@@ -63,6 +63,8 @@ type BrokerOptions struct {
 	CallTimeout time.Duration
 	// Registerer receives the broker's metrics (nil: none).
 	Registerer prometheus.Registerer
+
+	connectTimeout time.Duration // connectTimeout; tests shorten it
 }
 
 // Broker is the embedded MQTT broker. It authenticates devices through its
@@ -154,6 +156,9 @@ func NewBroker(devices deviceproto.Devices, opts BrokerOptions) (*Broker, error)
 	}
 	if opts.CallTimeout <= 0 {
 		opts.CallTimeout = 30 * time.Second
+	}
+	if opts.connectTimeout <= 0 {
+		opts.connectTimeout = connectTimeout
 	}
 	ln := opts.Listener
 	if ln == nil && (opts.Addr != "" || opts.TLSListener == nil) {
@@ -348,7 +353,7 @@ func (b *Broker) newClient(t transport) *client {
 	c.rmu.Lock()
 	c.mu.Lock()
 	c.sendMax = b.opts.MaxInflight
-	c.timer = time.AfterFunc(connectTimeout, c.expire)
+	c.timer = time.AfterFunc(b.opts.connectTimeout, c.expire)
 	c.mu.Unlock()
 	c.rmu.Unlock()
 	b.mu.Lock()

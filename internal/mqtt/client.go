@@ -336,12 +336,12 @@ func (c *client) run() {
 // nothing more is read, and an MQTT 5 device is told the reason.
 func (c *client) fail(err error) {
 	c.ended = true
+	c.b.log.Info("device connection closed", "remote", c.t.remote(), "client_id", c.clientID(), "err", err)
 	var pe *protocolError
 	if !errors.As(err, &pe) {
 		c.close(err, false)
 		return
 	}
-	c.b.log.Info("device connection closed", "remote", c.t.remote(), "client_id", c.clientID(), "err", err)
 	c.disconnect(pe.code, err)
 }
 
@@ -421,8 +421,12 @@ func (c *client) send(pk *packets.Packet) {
 		c.b.log.Error("encoding an MQTT packet", "type", pk.FixedHeader.Type, "err", err)
 		return
 	}
-	if err := c.t.write(buf.Bytes()); err != nil {
+	if err := c.t.write(buf.Bytes()); errors.Is(err, errSlowDevice) {
 		c.close(err, false)
+	} else if err != nil {
+		// The socket is gone (its close may not be reported yet): the
+		// device hung up, and what it sent before still counts.
+		c.close(errClientGone, true)
 	}
 }
 
