@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -85,6 +86,7 @@ type Broker struct {
 	addr     net.Addr
 	engine   *nbio.Engine
 	router   *router
+	exec     executors
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -146,7 +148,7 @@ func NewBroker(devices deviceproto.Devices, opts BrokerOptions) (*Broker, error)
 		opts.MaxInflight = 32
 	}
 	if opts.MaxInflight > 65535 {
-		opts.MaxInflight = 65535 // packet ids are 16 bits
+		opts.MaxInflight = 65535 // packet ids are 16 bits (and so is MQTT 5's receive maximum)
 	}
 	if opts.BufferSize <= 0 {
 		opts.BufferSize = 1024
@@ -233,6 +235,8 @@ func NewBroker(devices deviceproto.Devices, opts BrokerOptions) (*Broker, error)
 		closeAll()
 		return nil, fmt.Errorf("embedded MQTT broker: starting its network poller: %w", err)
 	}
+	b.wg.Add(1)
+	go b.sweep()
 	for _, l := range lns {
 		b.wg.Add(1)
 		go b.accept(l)
@@ -325,9 +329,7 @@ func (b *Broker) serveStream(conn net.Conn) {
 			c.close(err, false)
 			return
 		}
-		c.mu.Lock()
-		c.cert = peerCert(tc)
-		c.mu.Unlock()
+		t.peer = peerCert(tc)
 	}
 	buf := make([]byte, b.opts.BufferSize)
 	for {
@@ -352,8 +354,8 @@ func (b *Broker) newClient(t transport) *client {
 	c := &client{b: b, t: t}
 	c.rmu.Lock()
 	c.mu.Lock()
-	c.sendMax = b.opts.MaxInflight
-	c.timer = time.AfterFunc(b.opts.connectTimeout, c.expire)
+	c.sendMax = uint16(b.opts.MaxInflight)
+	c.deadline.Store(time.Now().Add(b.opts.connectTimeout).UnixNano())
 	c.mu.Unlock()
 	c.rmu.Unlock()
 	b.mu.Lock()
@@ -373,11 +375,11 @@ func (b *Broker) newClient(t transport) *client {
 // device took over) the device's presence.
 func (b *Broker) finish(c *client) {
 	c.mu.Lock()
-	subs, why := c.subs, c.why
+	subs := c.subs
 	c.subs, c.inflight = nil, nil
 	c.mu.Unlock()
-	for _, s := range subs {
-		b.router.remove(c, s.filter)
+	for _, f := range subs {
+		b.router.remove(c, f)
 	}
 	b.mu.Lock()
 	if c.id != "" && b.byClient[c.id] == c {
@@ -390,8 +392,35 @@ func (b *Broker) finish(c *client) {
 	b.mu.Lock()
 	delete(b.conns, c)
 	b.mu.Unlock()
-	if c.sess != nil {
-		b.log.Debug("device disconnected", "device", c.sess.Device.ProductKey+"/"+c.sess.Device.Name, "client_id", c.id, "reason", why)
+}
+
+// sweepInterval is how often the broker looks for connections past their
+// deadline (client.deadline): keep-alive expiry is that much late at most.
+const sweepInterval = 250 * time.Millisecond
+
+// sweep closes connections past their deadline until the broker closes.
+func (b *Broker) sweep() {
+	defer b.wg.Done()
+	tick := time.NewTicker(sweepInterval)
+	defer tick.Stop()
+	var expired []*client
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case now := <-tick.C:
+			expired = expired[:0]
+			b.mu.Lock()
+			for c := range b.conns {
+				if d := c.deadline.Load(); d != 0 && d < now.UnixNano() {
+					expired = append(expired, c)
+				}
+			}
+			b.mu.Unlock()
+			for _, c := range expired {
+				c.close(errExpired, false)
+			}
+		}
 	}
 }
 
@@ -652,25 +681,23 @@ func (b *Broker) connect(c *client, pk *packets.Packet) {
 		refuse(v)
 		return
 	}
-	c.mu.Lock()
-	cert := c.cert
-	c.mu.Unlock()
 	conn := Connect{
 		ClientID: pk.Connect.ClientIdentifier,
 		Username: string(pk.Connect.Username),
 		Password: pk.Connect.Password,
 		Remote:   c.t.remote(),
-		Cert:     cert,
+		Cert:     c.t.cert(),
 	}
 	sess, d, code := b.admit(conn)
 	if sess == nil {
 		refuse(code)
 		return
 	}
+	sess, id := compact(sess, conn.ClientID)
 	c.mu.Lock()
-	c.sess, c.dialect, c.id = sess, d, strings.Clone(conn.ClientID)
-	if rm := pk.Properties.ReceiveMaximum; rm > 0 && int(rm) < c.sendMax {
-		c.sendMax = int(rm)
+	c.sess, c.dialect, c.id = sess, d, id
+	if rm := pk.Properties.ReceiveMaximum; rm > 0 && rm < c.sendMax {
+		c.sendMax = rm
 	}
 	c.maxOut = pk.Properties.MaximumPacketSize
 	closed := c.closed
@@ -727,6 +754,55 @@ func (b *Broker) connect(c *client, pk *packets.Packet) {
 	if listening {
 		b.listen(c)
 	}
+}
+
+// compact is a copy of s whose strings share one allocation and whose
+// lists share one backing array. The broker holds a session for every
+// connected device, and a dialect builds it from a dozen small strings that
+// largely repeat each other (the device's name in each of its topics, the
+// notice topic in Subscribe, "…/check" in "…/check/reply"): packed, each
+// string that is part of another costs nothing.
+// The connection's client id is packed with them.
+func compact(s *Session, clientID string) (*Session, string) {
+	lists := []*[]string{&s.Modules, &s.Publish, &s.Subscribe, &s.AutoSubscribe}
+	strs := []string{s.Device.ProductKey, s.Device.Name, s.NoticeTopic, clientID}
+	for _, l := range lists {
+		strs = append(strs, *l...)
+	}
+	// Longest first, so that shorter strings are found inside longer ones.
+	order := make([]int, len(strs))
+	size := 0
+	for i := range order {
+		order[i] = i
+		size += len(strs[i])
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return len(strs[b]) - len(strs[a]) })
+	var sb strings.Builder
+	sb.Grow(size) // never reallocated: offsets found in sb.String() hold in the result
+	at := make([]int, len(strs))
+	for _, i := range order {
+		if k := strings.Index(sb.String(), strs[i]); k >= 0 {
+			at[i] = k
+			continue
+		}
+		at[i] = sb.Len()
+		sb.WriteString(strs[i])
+	}
+	all := sb.String()
+	str := func(i int) string { return all[at[i] : at[i]+len(strs[i])] }
+	out := &Session{Device: ota.DeviceRef{ProductKey: str(0), Name: str(1)}, NoticeTopic: str(2)}
+	backing := make([]string, len(strs)-4)
+	for i := range backing {
+		backing[i] = str(4 + i)
+	}
+	for i, dst := range []*[]string{&out.Modules, &out.Publish, &out.Subscribe, &out.AutoSubscribe} {
+		n := len(*lists[i])
+		if n > 0 {
+			*dst = backing[:n:n] // capped: an append never writes into the next list
+		}
+		backing = backing[n:]
+	}
+	return out, str(3)
 }
 
 // admit runs the dialects on a CONNECT, in order: the session and dialect
@@ -898,7 +974,7 @@ func (b *Broker) subscribe(c *client, pk *packets.Packet) {
 			codes[i] = subackRefusal(c.version, packets.ErrNotAuthorized)
 		default:
 			qos := min(f.Qos, 1)
-			c.addSub(strings.Clone(f.Filter), qos)
+			c.addSub(ownString(c.sess.Subscribe, f.Filter), qos)
 			codes[i] = qos
 			if c.sess.NoticeTopic != "" && matches(f.Filter, c.sess.NoticeTopic) {
 				listen = true
@@ -909,6 +985,16 @@ func (b *Broker) subscribe(c *client, pk *packets.Packet) {
 	if listen {
 		b.listen(c)
 	}
+}
+
+// ownString is the string of list equal to s, or a copy of s: a
+// subscription to one of the session's own filters (the usual case) keeps
+// no string of its own, nor the SUBSCRIBE packet it was decoded from.
+func ownString(list []string, s string) string {
+	if i := slices.Index(list, s); i >= 0 {
+		return list[i]
+	}
+	return strings.Clone(s)
 }
 
 // subackRefusal is a refused filter's SUBACK code (MQTT 3 has one: 0x80).

@@ -2,9 +2,9 @@ package mqtt
 
 import (
 	"bytes"
-	"crypto/x509"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,9 +18,10 @@ import (
 // Its bytes arrive on one goroutine at a time (its nbio poller, or its TLS
 // reader), which frames and decodes packets and queues them. Handling them
 // may block on the service for seconds (authentication, reports), which a
-// poller must never do, so a per-connection executor handles the queue in
-// order: a goroutine that exists only while the queue is not empty. An idle
-// connection holds no goroutine at all.
+// poller must never do, so the connection's executor (run) handles its
+// queue in order on one of the broker's executor goroutines (executors),
+// which exist only while some connection has work. An idle connection
+// holds no goroutine at all.
 type client struct {
 	b *Broker
 	t transport
@@ -29,40 +30,45 @@ type client struct {
 	// (under rmu: nbio hands a connection to its poller without a Go
 	// synchronisation point, so the lock is what orders the poller's reads
 	// after the accepting goroutine's writes).
-	rmu     sync.Mutex
-	in      []byte            // the start of a packet not fully received
-	version byte              // protocol version from CONNECT; 0 before it
-	aliases map[uint16]string // MQTT 5 topic aliases the device set
-	ended   bool              // DISCONNECT or a protocol error: read nothing more
-	timer   *time.Timer       // no CONNECT within connectTimeout, then keep-alive expiry
-	expiry  time.Duration     // 1.5 × keep-alive; 0: none
+	rmu       sync.Mutex
+	in        []byte            // the start of a packet not fully received
+	aliases   map[uint16]string // MQTT 5 topic aliases the device set
+	keepAlive uint16            // seconds, from CONNECT; 0: none
+	version   byte              // protocol version from CONNECT; 0 before it
+	ended     bool              // DISCONNECT or a protocol error: read nothing more
 
-	sawConnect atomic.Bool // which of the two the timer means
-
-	cert *x509.Certificate // the verified TLS client certificate, if any
+	// deadline (unix nanoseconds, 0: none) is when the broker's sweep
+	// closes the connection: connectTimeout after accept, then 1.5 ×
+	// keep-alive after each packet. One sweep for all connections costs
+	// less memory than a timer each.
+	deadline atomic.Int64
 
 	mu       sync.Mutex
 	jobs     []*packets.Packet // received, waiting for the executor
-	running  bool              // the executor goroutine exists
+	subs     []string          // granted subscription filters (for UNSUBSCRIBE and cleanup)
+	inflight []uint16          // QoS 1 packet ids sent and not yet acknowledged
+	maxOut   uint32            // the device's maximum packet size (MQTT 5); 0: none
+	nextID   uint16
+	sendMax  uint16 // bound of inflight: MaxInflight, or the device's receive maximum if lower
+	running  bool   // the executor goroutine exists
 	closed   bool
 	drain    bool // closed by the device: what it sent before still counts
 	finished bool // finish has run
-	why      error
-	subs     []subscriber // granted subscriptions (for UNSUBSCRIBE and cleanup)
-	inflight []uint16     // QoS 1 packet ids sent and not yet acknowledged
-	nextID   uint16
-	sendMax  int    // bound of inflight: MaxInflight, or the device's receive maximum if lower
-	maxOut   uint32 // the device's maximum packet size (MQTT 5); 0: none
+
+	// established: CONNACK sent and online recorded, so finish records
+	// offline (executor only). listening: subscribed to its notice topic
+	// and pending notices delivered (under nmu). Here rather than with
+	// their kin: the struct is held for every device, and this packs it.
+	established bool
+	listening   bool
 
 	// Set by the executor when the CONNECT is accepted, before the client
 	// is visible to other goroutines (router, byDevice).
-	id          string
-	sess        *Session
-	dialect     Dialect
-	established bool // CONNACK sent and online recorded: finish records offline
+	id      string
+	sess    *Session
+	dialect Dialect
 
-	nmu       sync.Mutex // guards listening and sentOnListen (notice delivery)
-	listening bool       // subscribed to its notice topic and pending notices delivered
+	nmu sync.Mutex // guards listening and sentOnListen (notice delivery)
 	// sentOnListen holds the (task, attempt) notices the listen-time lookup
 	// already sent, so the engine's own Notify for the same dispatch is not
 	// sent twice. Keyed by attempt too: a retry of the task is a new notice.
@@ -71,8 +77,7 @@ type client struct {
 
 // Errors a connection is closed with (logged at debug level).
 var (
-	errConnectTimeout  = errors.New("no CONNECT within the connect timeout")
-	errKeepAlive       = errors.New("nothing received within 1.5 × the keep-alive the device asked for")
+	errExpired         = errors.New("nothing received in time: no CONNECT within the connect timeout, or no packet within 1.5 × the keep-alive the device asked for")
 	errTakenOver       = errors.New("session taken over by a new connection with the same client id")
 	errShutdown        = errors.New("broker shutting down")
 	errClientGone      = errors.New("connection closed by the device")
@@ -123,13 +128,12 @@ func (c *client) feed(data []byte) {
 			return
 		}
 		if len(data) < size {
-			if cap(c.in) < size {
-				// Grow once to the packet's size rather than chunk by chunk.
+			// Keep the packet's start in a buffer that holds all of it,
+			// unless data is that buffer already (nothing consumed).
+			if len(data) != len(c.in) || cap(c.in) < size {
 				in := make([]byte, len(data), size)
 				copy(in, data)
 				c.in = in
-			} else if len(c.in) == 0 {
-				c.in = append(c.in, data...)
 			}
 			return
 		}
@@ -191,18 +195,11 @@ func (c *client) receive(header byte, body []byte) (err error) {
 			return violation(packets.ErrMalformedPacket, "CONNECT: %v", err)
 		}
 		c.version = pk.ProtocolVersion
-		c.sawConnect.Store(true)
 		if c.version != 3 && c.version != 4 && c.version != 5 {
 			c.version = 4 // to encode the refusal
 		}
-		if k := pk.Connect.Keepalive; k > 0 {
-			c.expiry = time.Duration(k) * 1500 * time.Millisecond
-		}
-		if c.expiry > 0 {
-			c.timer.Reset(c.expiry)
-		} else {
-			c.timer.Stop()
-		}
+		c.keepAlive = pk.Connect.Keepalive
+		c.received()
 		// The executor refuses everything after a CONNECT it refuses.
 		return c.enqueue(pk)
 	case packets.Publish:
@@ -245,10 +242,18 @@ func (c *client) receive(header byte, body []byte) (err error) {
 	if err != nil {
 		return violation(packets.ErrMalformedPacket, "packet type %d: %v", pk.FixedHeader.Type, err)
 	}
-	if c.expiry > 0 {
-		c.timer.Reset(c.expiry)
-	}
+	c.received()
 	return c.enqueue(pk)
+}
+
+// received moves the deadline after a packet: 1.5 × the keep-alive (MQTT
+// 3.1.1 §3.1.2.10), none if the device asked for none.
+func (c *client) received() {
+	var d int64
+	if c.keepAlive > 0 {
+		d = time.Now().Add(time.Duration(c.keepAlive) * 1500 * time.Millisecond).UnixNano()
+	}
+	c.deadline.Store(d)
 }
 
 // topicAliasMaximum is the number of MQTT 5 topic aliases a device may set
@@ -300,11 +305,12 @@ func (c *client) enqueue(pk *packets.Packet) error {
 func (c *client) startLocked() {
 	if !c.running {
 		c.running = true
-		go c.run()
+		c.b.exec.submit(c)
 	}
 }
 
-// run is the executor: it handles queued packets in order, then, once the
+// run is the connection's executor, on one of the broker's executor
+// goroutines: it handles queued packets in order, then, once the
 // connection is closed and nothing is left, finishes it.
 func (c *client) run() {
 	for {
@@ -357,15 +363,6 @@ func (c *client) disconnect(code packets.Code, why error) {
 	c.close(why, false)
 }
 
-// expire is the timer's: no CONNECT in time, or the keep-alive passed.
-func (c *client) expire() {
-	if c.sawConnect.Load() {
-		c.close(errKeepAlive, false)
-	} else {
-		c.close(errConnectTimeout, false)
-	}
-}
-
 func (c *client) clientID() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -382,11 +379,14 @@ func (c *client) close(why error, drain bool) {
 		c.mu.Unlock()
 		return
 	}
-	c.closed, c.drain, c.why = true, drain, why
+	c.closed, c.drain = true, drain
 	c.startLocked() // the executor finishes the connection after its queue
+	sess, id := c.sess, c.id
 	c.mu.Unlock()
-	c.timer.Stop()
 	c.t.close()
+	if sess != nil {
+		c.b.log.Debug("device disconnected", "device", sess.Device.ProductKey+"/"+sess.Device.Name, "client_id", id, "reason", why)
+	}
 }
 
 func (c *client) isClosed() bool {
@@ -478,7 +478,7 @@ func (c *client) deliver(topic string, payload []byte, qos byte) {
 		return
 	}
 	if qos > 0 {
-		if len(c.inflight) >= c.sendMax {
+		if len(c.inflight) >= int(c.sendMax) {
 			c.mu.Unlock()
 			c.close(errNotAcknowledged, false)
 			return
@@ -545,14 +545,8 @@ func (c *client) acknowledged(id uint16) {
 // addSub records a granted subscription and routes matching messages to c.
 func (c *client) addSub(filter string, qos byte) {
 	c.mu.Lock()
-	found := false
-	for i, s := range c.subs {
-		if s.filter == filter {
-			c.subs[i].qos, found = qos, true
-		}
-	}
-	if !found {
-		c.subs = append(c.subs, subscriber{filter: filter, qos: qos})
+	if !slices.Contains(c.subs, filter) {
+		c.subs = append(c.subs, filter)
 	}
 	c.mu.Unlock()
 	c.b.router.add(c, filter, qos)
@@ -560,12 +554,55 @@ func (c *client) addSub(filter string, qos byte) {
 
 func (c *client) removeSub(filter string) bool {
 	c.mu.Lock()
-	for i, s := range c.subs {
-		if s.filter == filter {
-			c.subs = append(c.subs[:i], c.subs[i+1:]...)
-			break
-		}
+	if i := slices.Index(c.subs, filter); i >= 0 {
+		c.subs = slices.Delete(c.subs, i, i+1)
 	}
 	c.mu.Unlock()
 	return c.b.router.remove(c, filter)
+}
+
+// maxExecutors bounds the goroutines handling connections' packets, and so
+// the device calls made at once. The store serves a handful of calls at a
+// time (its connection pool), so more would only wait there, each with a
+// stack that the store's calls grow to tens of kilobytes: 10 000 devices
+// connecting at once must not make 10 000 of them.
+const maxExecutors = 32
+
+// executors runs connections that have queued packets, each on one
+// goroutine at a time (so its packets stay in order), on at most
+// maxExecutors goroutines that exit when no connection has work.
+type executors struct {
+	mu      sync.Mutex
+	ready   []*client // connections waiting for a goroutine
+	running int
+}
+
+func (e *executors) submit(c *client) {
+	e.mu.Lock()
+	e.ready = append(e.ready, c)
+	start := e.running < maxExecutors
+	if start {
+		e.running++
+	}
+	e.mu.Unlock()
+	if start {
+		go e.work()
+	}
+}
+
+func (e *executors) work() {
+	for {
+		e.mu.Lock()
+		if len(e.ready) == 0 {
+			e.ready = nil // no backing array kept while idle
+			e.running--
+			e.mu.Unlock()
+			return
+		}
+		c := e.ready[0]
+		e.ready[0] = nil
+		e.ready = e.ready[1:]
+		e.mu.Unlock()
+		c.run()
+	}
 }

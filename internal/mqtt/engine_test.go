@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -556,5 +557,56 @@ func TestRouter(t *testing.T) {
 	r.remove(c, "/ota/+/q")
 	if len(r.exact) != 0 || len(r.wild) != 0 {
 		t.Fatalf("entries left: %v %v", r.exact, r.wild)
+	}
+}
+
+func TestCompactSession(t *testing.T) {
+	n := NewNative(nil, 0, nil)
+	s := n.session(ota.Device{ProductKey: "prod", Name: "dev1"})
+	s.AutoSubscribe = []string{"$oc/devices/x/sys/events/down"}
+	c, id := compact(s, "prod.dev1")
+	if id != "prod.dev1" || c.Device != s.Device || c.NoticeTopic != s.NoticeTopic || !slices.Equal(c.Modules, s.Modules) || !slices.Equal(c.Publish, s.Publish) ||
+		!slices.Equal(c.Subscribe, s.Subscribe) || !slices.Equal(c.AutoSubscribe, s.AutoSubscribe) {
+		t.Fatalf("compact(%+v) = %+v", s, c)
+	}
+	c.Publish = append(c.Publish, "x")
+	if c.Subscribe[0] != s.Subscribe[0] {
+		t.Fatal("appending to one list overwrote the next")
+	}
+	if empty, _ := compact(&Session{}, ""); empty.Publish != nil || empty.NoticeTopic != "" {
+		t.Fatalf("compact of an empty session = %+v", empty)
+	}
+}
+
+// Packets split anywhere across reads (a slow link) are framed exactly
+// once each, in order.
+func TestFragmentedPackets(t *testing.T) {
+	f := deviceprototest.New()
+	f.AddDevice("p", "d", "s")
+	b := startBroker(t, f)
+	r := rawDial(t, b.Addr().String(), 4)
+	topic := wire.Topic("p", "d", wire.TopicVersion)
+	stream := r.encode(connectPacket("p", "d", "s", 60))
+	for i := range 5 {
+		stream = append(stream, r.encode(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: uint16(i + 1), TopicName: topic,
+			Payload: fmt.Appendf(nil, `{"version":"1.%d","pad":"%s"}`, i, strings.Repeat("x", 300*i))})...)
+	}
+	for len(stream) > 0 {
+		n := min(len(stream), 7)
+		r.c.Write(stream[:n])
+		stream = stream[n:]
+		time.Sleep(time.Millisecond)
+	}
+	for range 5 {
+		r.expect(packets.Puback)
+	}
+	v := f.Versions()
+	if len(v) != 5 {
+		t.Fatalf("%d reports, want 5: %+v", len(v), v)
+	}
+	for i, x := range v {
+		if x.Version != fmt.Sprintf("1.%d", i) {
+			t.Fatalf("report %d is %q", i, x.Version)
+		}
 	}
 }

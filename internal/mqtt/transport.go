@@ -22,6 +22,8 @@ type transport interface {
 	// the transport can (TLS), so a refusal's CONNACK reaches the device.
 	close()
 	remote() string
+	// cert is the verified TLS client certificate, if any.
+	cert() *x509.Certificate
 }
 
 var errSlowDevice = errors.New("the device does not read what the broker sends it (its socket has been full past the pending-write bound); it is disconnected and may reconnect")
@@ -47,8 +49,9 @@ func (t *pollTransport) write(p []byte) error {
 	return err
 }
 
-func (t *pollTransport) written(n int) { t.unsent.Add(-int64(n)) }
-func (t *pollTransport) close()        { t.nc.Close() }
+func (t *pollTransport) written(n int)           { t.unsent.Add(-int64(n)) }
+func (t *pollTransport) close()                  { t.nc.Close() }
+func (t *pollTransport) cert() *x509.Certificate { return nil }
 func (t *pollTransport) remote() string {
 	if a := t.nc.RemoteAddr(); a != nil {
 		return a.String()
@@ -63,7 +66,8 @@ func (t *pollTransport) remote() string {
 type streamTransport struct {
 	conn    net.Conn
 	limit   int
-	onError func(error) // the client's close, for a failed write
+	onError func(error)       // the client's close, for a failed write
+	peer    *x509.Certificate // set after the handshake, before any packet is read
 
 	mu      sync.Mutex
 	queue   [][]byte
@@ -147,7 +151,8 @@ func (t *streamTransport) close() {
 	}
 }
 
-func (t *streamTransport) remote() string { return t.conn.RemoteAddr().String() }
+func (t *streamTransport) remote() string          { return t.conn.RemoteAddr().String() }
+func (t *streamTransport) cert() *x509.Certificate { return t.peer }
 
 // peerCert is the verified client certificate of a TLS connection, nil for
 // plain connections and TLS ones without a certificate.
