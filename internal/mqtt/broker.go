@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -87,6 +86,7 @@ type Broker struct {
 	engine   *nbio.Engine
 	router   *router
 	exec     executors
+	shapes   shapes
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -389,6 +389,9 @@ func (b *Broker) finish(c *client) {
 	if c.established {
 		b.offline(c)
 	}
+	if c.shape != nil {
+		b.shapes.release(c.shape)
+	}
 	b.mu.Lock()
 	delete(b.conns, c)
 	b.mu.Unlock()
@@ -537,7 +540,7 @@ func (b *Broker) publishNotice(c *client, n ota.Notice) error {
 // device's subscribe ACL is checked again on every delivery.
 func (b *Broker) publish(topic string, payload []byte, qos byte) {
 	for _, s := range b.router.match(topic) {
-		if anyCovers(s.c.sess.Subscribe, topic) {
+		if anyCovers(s.c.session().Subscribe, topic) {
 			s.c.deliver(topic, payload, min(qos, s.qos))
 		}
 	}
@@ -565,7 +568,7 @@ func (b *Broker) callCtx() (context.Context, context.CancelFunc) {
 
 // online makes c its device's current connection and records it.
 func (b *Broker) online(c *client) {
-	ref := c.sess.Device
+	ref := c.dev
 	mu := b.stripe(ref)
 	mu.Lock()
 	defer mu.Unlock()
@@ -583,7 +586,7 @@ func (b *Broker) online(c *client) {
 // offline forgets c; the device is offline unless a newer connection of the
 // same device has already replaced c (session take-over).
 func (b *Broker) offline(c *client) {
-	ref := c.sess.Device
+	ref := c.dev
 	mu := b.stripe(ref)
 	mu.Lock()
 	defer mu.Unlock()
@@ -619,10 +622,10 @@ func (b *Broker) listen(c *client) {
 	ctx, cancel := b.callCtx()
 	defer cancel()
 	now := b.opts.Now()
-	for _, m := range c.sess.Modules {
-		n, err := b.devices.PushNotice(ctx, c.sess.Device, m)
+	for _, m := range c.session().Modules {
+		n, err := b.devices.PushNotice(ctx, c.dev, m)
 		if err != nil {
-			b.log.Warn("looking up pending notice", "device", c.sess.Device.ProductKey+"/"+c.sess.Device.Name, "module", m, "err", err)
+			b.log.Warn("looking up pending notice", "device", c.dev.ProductKey+"/"+c.dev.Name, "module", m, "err", err)
 			continue
 		}
 		if n == nil {
@@ -693,9 +696,10 @@ func (b *Broker) connect(c *client, pk *packets.Packet) {
 		refuse(code)
 		return
 	}
-	sess, id := compact(sess, conn.ClientID)
+	names := pack(sess.Device.ProductKey, sess.Device.Name, conn.ClientID)
 	c.mu.Lock()
-	c.sess, c.dialect, c.id = sess, d, id
+	c.dev, c.id = ota.DeviceRef{ProductKey: names[0], Name: names[1]}, names[2]
+	c.shape, c.dialect = b.shapes.intern(sess), d
 	if rm := pk.Properties.ReceiveMaximum; rm > 0 && rm < c.sendMax {
 		c.sendMax = rm
 	}
@@ -754,55 +758,6 @@ func (b *Broker) connect(c *client, pk *packets.Packet) {
 	if listening {
 		b.listen(c)
 	}
-}
-
-// compact is a copy of s whose strings share one allocation and whose
-// lists share one backing array. The broker holds a session for every
-// connected device, and a dialect builds it from a dozen small strings that
-// largely repeat each other (the device's name in each of its topics, the
-// notice topic in Subscribe, "…/check" in "…/check/reply"): packed, each
-// string that is part of another costs nothing.
-// The connection's client id is packed with them.
-func compact(s *Session, clientID string) (*Session, string) {
-	lists := []*[]string{&s.Modules, &s.Publish, &s.Subscribe, &s.AutoSubscribe}
-	strs := []string{s.Device.ProductKey, s.Device.Name, s.NoticeTopic, clientID}
-	for _, l := range lists {
-		strs = append(strs, *l...)
-	}
-	// Longest first, so that shorter strings are found inside longer ones.
-	order := make([]int, len(strs))
-	size := 0
-	for i := range order {
-		order[i] = i
-		size += len(strs[i])
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return len(strs[b]) - len(strs[a]) })
-	var sb strings.Builder
-	sb.Grow(size) // never reallocated: offsets found in sb.String() hold in the result
-	at := make([]int, len(strs))
-	for _, i := range order {
-		if k := strings.Index(sb.String(), strs[i]); k >= 0 {
-			at[i] = k
-			continue
-		}
-		at[i] = sb.Len()
-		sb.WriteString(strs[i])
-	}
-	all := sb.String()
-	str := func(i int) string { return all[at[i] : at[i]+len(strs[i])] }
-	out := &Session{Device: ota.DeviceRef{ProductKey: str(0), Name: str(1)}, NoticeTopic: str(2)}
-	backing := make([]string, len(strs)-4)
-	for i := range backing {
-		backing[i] = str(4 + i)
-	}
-	for i, dst := range []*[]string{&out.Modules, &out.Publish, &out.Subscribe, &out.AutoSubscribe} {
-		n := len(*lists[i])
-		if n > 0 {
-			*dst = backing[:n:n] // capped: an append never writes into the next list
-		}
-		backing = backing[n:]
-	}
-	return out, str(3)
 }
 
 // admit runs the dialects on a CONNECT, in order: the session and dialect
@@ -923,7 +878,7 @@ func (b *Broker) authenticate(ctx context.Context, d Dialect, c Connect) (sess *
 // Device messages are for the server only: they are never routed to other
 // clients.
 func (b *Broker) devicePublish(c *client, pk *packets.Packet) {
-	sess, d := c.sess, c.dialect
+	sess, d := c.session(), c.dialect
 	ack := func(code packets.Code) {
 		if pk.FixedHeader.Qos > 0 {
 			c.send(&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID, ReasonCode: code.Code})
@@ -964,19 +919,21 @@ func (b *Broker) devicePublish(c *client, pk *packets.Packet) {
 // session's Subscribe filters (QoS granted: 1 at most). A granted filter
 // covering the notice topic makes the device listening, after the SUBACK.
 func (b *Broker) subscribe(c *client, pk *packets.Packet) {
+	sess := c.session()
 	codes := make([]byte, len(pk.Filters))
 	listen := false
 	for i, f := range pk.Filters {
 		switch {
 		case !validFilter(f.Filter):
 			codes[i] = subackRefusal(c.version, packets.ErrTopicFilterInvalid)
-		case !anyCovers(c.sess.Subscribe, f.Filter):
+		case !anyCovers(sess.Subscribe, f.Filter):
 			codes[i] = subackRefusal(c.version, packets.ErrNotAuthorized)
 		default:
 			qos := min(f.Qos, 1)
-			c.addSub(ownString(c.sess.Subscribe, f.Filter), qos)
+			// Its own copy: the SUBSCRIBE packet it came in is not kept.
+			c.addSub(strings.Clone(f.Filter), qos)
 			codes[i] = qos
-			if c.sess.NoticeTopic != "" && matches(f.Filter, c.sess.NoticeTopic) {
+			if sess.NoticeTopic != "" && matches(f.Filter, sess.NoticeTopic) {
 				listen = true
 			}
 		}
@@ -985,16 +942,6 @@ func (b *Broker) subscribe(c *client, pk *packets.Packet) {
 	if listen {
 		b.listen(c)
 	}
-}
-
-// ownString is the string of list equal to s, or a copy of s: a
-// subscription to one of the session's own filters (the usual case) keeps
-// no string of its own, nor the SUBSCRIBE packet it was decoded from.
-func ownString(list []string, s string) string {
-	if i := slices.Index(list, s); i >= 0 {
-		return list[i]
-	}
-	return strings.Clone(s)
 }
 
 // subackRefusal is a refused filter's SUBACK code (MQTT 3 has one: 0x80).

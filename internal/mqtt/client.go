@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/updraft-ota/updraft/internal/ota"
 )
 
 // client is one connection to the embedded broker, from accept to close.
@@ -63,9 +65,11 @@ type client struct {
 	listening   bool
 
 	// Set by the executor when the CONNECT is accepted, before the client
-	// is visible to other goroutines (router, byDevice).
+	// is visible to other goroutines (router, byDevice); shape is nil
+	// until then. The device's session is its shape with dev's names.
 	id      string
-	sess    *Session
+	dev     ota.DeviceRef
+	shape   *shape
 	dialect Dialect
 
 	nmu sync.Mutex // guards listening and sentOnListen (notice delivery)
@@ -355,13 +359,16 @@ func (c *client) fail(err error) {
 // was accepted why (DISCONNECT with a reason code); MQTT 3 has no way to.
 func (c *client) disconnect(code packets.Code, why error) {
 	c.mu.Lock()
-	accepted := c.sess != nil && !c.closed
+	accepted := c.shape != nil && !c.closed
 	c.mu.Unlock()
 	if accepted && c.version == 5 {
 		c.send(&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}, ReasonCode: code.Code})
 	}
 	c.close(why, false)
 }
+
+// session rebuilds the device's session (its CONNECT was accepted).
+func (c *client) session() *Session { return c.shape.session(c.dev) }
 
 func (c *client) clientID() string {
 	c.mu.Lock()
@@ -381,11 +388,11 @@ func (c *client) close(why error, drain bool) {
 	}
 	c.closed, c.drain = true, drain
 	c.startLocked() // the executor finishes the connection after its queue
-	sess, id := c.sess, c.id
+	accepted, dev, id := c.shape != nil, c.dev, c.id
 	c.mu.Unlock()
 	c.t.close()
-	if sess != nil {
-		c.b.log.Debug("device disconnected", "device", sess.Device.ProductKey+"/"+sess.Device.Name, "client_id", id, "reason", why)
+	if accepted {
+		c.b.log.Debug("device disconnected", "device", dev.ProductKey+"/"+dev.Name, "client_id", id, "reason", why)
 	}
 }
 
@@ -438,7 +445,7 @@ func (c *client) handle(pk *packets.Packet) {
 		return
 	}
 	c.mu.Lock()
-	accepted := c.sess != nil
+	accepted := c.shape != nil
 	c.mu.Unlock()
 	if !accepted {
 		return // after a refused CONNECT: the connection is closing

@@ -560,21 +560,40 @@ func TestRouter(t *testing.T) {
 	}
 }
 
-func TestCompactSession(t *testing.T) {
+// A session is kept as its device and a shape shared by the devices whose
+// sessions differ only by their names; rebuilt, it is the dialect's exactly.
+func TestSessionShapes(t *testing.T) {
 	n := NewNative(nil, 0, nil)
-	s := n.session(ota.Device{ProductKey: "prod", Name: "dev1"})
-	s.AutoSubscribe = []string{"$oc/devices/x/sys/events/down"}
-	c, id := compact(s, "prod.dev1")
-	if id != "prod.dev1" || c.Device != s.Device || c.NoticeTopic != s.NoticeTopic || !slices.Equal(c.Modules, s.Modules) || !slices.Equal(c.Publish, s.Publish) ||
-		!slices.Equal(c.Subscribe, s.Subscribe) || !slices.Equal(c.AutoSubscribe, s.AutoSubscribe) {
-		t.Fatalf("compact(%+v) = %+v", s, c)
+	var ss shapes
+	same := func(a, b *Session) bool {
+		return a.Device == b.Device && a.NoticeTopic == b.NoticeTopic && slices.Equal(a.Modules, b.Modules) && slices.Equal(a.Publish, b.Publish) &&
+			slices.Equal(a.Subscribe, b.Subscribe) && slices.Equal(a.AutoSubscribe, b.AutoSubscribe)
 	}
-	c.Publish = append(c.Publish, "x")
-	if c.Subscribe[0] != s.Subscribe[0] {
-		t.Fatal("appending to one list overwrote the next")
+	var held []*shape
+	for _, dev := range []ota.Device{
+		{ProductKey: "prod", Name: "dev1"}, {ProductKey: "prod", Name: "dev2"}, {ProductKey: "other", Name: "dev1"},
+		// names that overlap each other or the topics' literal parts
+		{ProductKey: "p", Name: "p1"}, {ProductKey: "v1", Name: "updraft"}, {ProductKey: "a", Name: "a"}, {ProductKey: "x", Name: "/"},
+	} {
+		s := n.session(dev)
+		s.AutoSubscribe = []string{"$oc/devices/" + dev.ProductKey + "_" + dev.Name + "/sys/events/down"}
+		sh := ss.intern(s)
+		held = append(held, sh)
+		if got := sh.session(s.Device); !same(got, s) {
+			t.Errorf("%+v: rebuilt %+v, want %+v", dev, got, s)
+		}
 	}
-	if empty, _ := compact(&Session{}, ""); empty.Publish != nil || empty.NoticeTopic != "" {
-		t.Fatalf("compact of an empty session = %+v", empty)
+	if held[0] != held[1] || held[0] != held[2] {
+		t.Error("devices whose sessions differ only by their names do not share a shape")
+	}
+	for _, sh := range held {
+		ss.release(sh)
+	}
+	if len(ss.m) != 0 {
+		t.Fatalf("%d shapes left after every connection released its own", len(ss.m))
+	}
+	if got := pack("prod", "dev1", "prod.dev1"); !slices.Equal(got, []string{"prod", "dev1", "prod.dev1"}) {
+		t.Fatalf("pack = %q", got)
 	}
 }
 
