@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/updraft-ota/updraft/internal/deviceproto/deviceprototest"
 	"github.com/updraft-ota/updraft/internal/ota"
+	"github.com/updraft-ota/updraft/internal/testenv"
 	"github.com/updraft-ota/updraft/sdk/device/wire"
 )
 
@@ -26,7 +28,7 @@ import (
 
 // raw is a bare MQTT connection.
 type raw struct {
-	t       *testing.T
+	t       testing.TB
 	c       net.Conn
 	r       *bufio.Reader
 	version byte
@@ -628,4 +630,56 @@ func TestFragmentedPackets(t *testing.T) {
 			t.Fatalf("report %d is %q", i, x.Version)
 		}
 	}
+}
+
+// nopTransport is a transport that discards what is written.
+type nopTransport struct{}
+
+func (nopTransport) write([]byte) error      { return nil }
+func (nopTransport) close()                  {}
+func (nopTransport) remote() string          { return "192.0.2.1:1" }
+func (nopTransport) cert() *x509.Certificate { return nil }
+
+// FuzzPacketStream: whatever bytes a connection sends, split however, the
+// broker frames, decodes and handles them without panicking, and a closed
+// connection is finished.
+func FuzzPacketStream(f *testing.F) {
+	fake := deviceprototest.New()
+	fake.AddDevice("p", "d", "s")
+	b, err := NewBroker(fake, BrokerOptions{Addr: "127.0.0.1:0", Logger: quietLogger(), MaxPacketSize: 4096})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { b.Close() })
+	enc := &raw{t: f, version: 4}
+	valid := enc.encode(connectPacket("p", "d", "s", 60))
+	valid = append(valid, enc.encode(subscribePacket(1, wire.Topic("p", "d", wire.TopicNotice), "#"))...)
+	valid = append(valid, enc.encode(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: 2,
+		TopicName: wire.Topic("p", "d", wire.TopicVersion), Payload: []byte(`{"version":"1"}`)})...)
+	f.Add(valid, uint8(0))
+	f.Add(valid, uint8(6))
+	f.Add([]byte{0x10, 0xff, 0xff, 0xff, 0xff, 0x01}, uint8(0))
+	f.Add([]byte{0x30, 0x02, 0x00, 0x00}, uint8(1))
+	f.Add(append(append([]byte{}, valid...), 0x82, 0x05, 0x00, 0x01, 0x00, 0x01, 0x00), uint8(3))
+	f.Fuzz(func(t *testing.T, data []byte, split uint8) {
+		c := b.newClient(nopTransport{})
+		step := int(split) + 1
+		for len(data) > 0 {
+			n := min(step, len(data))
+			c.feed(data[:n])
+			data = data[n:]
+		}
+		c.close(errClientGone, true)
+		testenv.Within(t, waitFor, "the connection to be finished", func() {
+			for {
+				b.mu.Lock()
+				_, open := b.conns[c]
+				b.mu.Unlock()
+				if !open {
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+		})
+	})
 }
