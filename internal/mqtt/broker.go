@@ -322,8 +322,8 @@ func (b *Broker) serveStream(conn net.Conn) {
 	c := b.newClient(t)
 	t.onError = func(err error) { c.close(err, false) }
 	if tc, ok := conn.(*tls.Conn); ok {
-		// The client's timer closes a connection that does not complete
-		// its handshake and CONNECT within connectTimeout.
+		// The sweep closes a connection that does not complete its
+		// handshake and CONNECT within connectTimeout (its deadline).
 		if err := tc.Handshake(); err != nil {
 			b.log.Debug("MQTT over TLS handshake failed", "remote", t.remote(), "err", err)
 			c.close(err, false)
