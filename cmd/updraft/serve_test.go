@@ -206,8 +206,8 @@ func TestServeRunsAndStopsOnSIGTERM(t *testing.T) {
 }
 
 // SIGTERM stops serve within its bound even with device connections open,
-// including one that never sent CONNECT (mochi's own shutdown waited for
-// such a socket forever).
+// including one that never sent CONNECT (mochi's shutdown, which the
+// embedded broker once used, waited for such a socket forever).
 func TestServeStopsWithinBoundWithDevicesConnected(t *testing.T) {
 	dir := t.TempDir()
 	cmd, _, _, stderr := startServe(t, []string{"UPDRAFT_SHUTDOWN_TIMEOUT=2s"}, "--data", dir, "--http", "127.0.0.1:0", "--mqtt", "127.0.0.1:0")

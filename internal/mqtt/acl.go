@@ -70,3 +70,22 @@ func anyCovers(allowed []string, requested string) bool {
 	}
 	return false
 }
+
+// validFilter reports whether filter is a well-formed topic filter (MQTT
+// 3.1.1 §4.7.1: not empty; '#' only as the whole last level, '+' only as a
+// whole level).
+func validFilter(filter string) bool {
+	if filter == "" {
+		return false
+	}
+	levels := strings.Split(filter, "/")
+	for i, l := range levels {
+		if strings.ContainsAny(l, "+#") && len(l) > 1 {
+			return false
+		}
+		if l == "#" && i != len(levels)-1 {
+			return false
+		}
+	}
+	return true
+}

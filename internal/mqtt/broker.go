@@ -3,17 +3,18 @@ package mqtt
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	mochi "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/lesismal/nbio"
+	"github.com/lesismal/nbio/logging"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -41,46 +42,64 @@ type BrokerOptions struct {
 	Logger *slog.Logger
 
 	// Per-connection bounds. Devices receive a handful of messages, so
-	// mochi's defaults (8192 pending writes, 8192 in flight, 2 KiB buffers)
-	// are far more than they need: they cost 76 KB of heap per connection
-	// (9.5 KB with these), and they let one slow device make the broker
-	// hold thousands of packets. Idle RSS is about 42 KB per connection
-	// either way (BenchmarkBrokerMemoryPerConnection): mostly the ~20 KB of
-	// stack of mochi's two goroutines per client, which no option changes.
+	// these are small; a device that exceeds one is disconnected (it
+	// reconnects and its pending notices are looked up again), so that one
+	// slow or flooding device never makes the broker hold more for it.
+	// An idle plain-TCP connection holds no goroutine and no buffer
+	// (BenchmarkBrokerMemoryPerConnection: about 2 KB of heap).
+	//
+	// MaxPendingWrites × BufferSize bytes may wait for a device's socket
+	// (32 KiB by default; a device that does not read is disconnected past
+	// it). MaxInflight bounds the QoS 1 messages sent to a device and not
+	// yet acknowledged, and is the receive maximum announced to MQTT 5
+	// devices; 4 × MaxInflight packets received from a device may wait to
+	// be handled. BufferSize is also a TLS connection's read buffer.
+	// MaxPacketSize bounds a packet, fixed header included.
 	MaxPendingWrites int    // default 32
 	MaxInflight      int    // default 32
-	BufferSize       int    // read and write buffer bytes, default 1024
+	BufferSize       int    // default 1024
 	MaxPacketSize    uint32 // default 256 KiB
 	// CallTimeout bounds each service call made for a device (default 30 s).
 	CallTimeout time.Duration
 	// Registerer receives the broker's metrics (nil: none).
 	Registerer prometheus.Registerer
+
+	connectTimeout time.Duration // connectTimeout; tests shorten it
 }
 
-// Broker is the embedded MQTT broker (mochi-mqtt). It authenticates devices
-// through its dialects, confines each device to its own topics, hands device
-// messages to the dialects, tracks who is online, and implements
-// service.Notifier by publishing notices to devices that listen.
+// Broker is the embedded MQTT broker. It authenticates devices through its
+// dialects, confines each device to its own topics, hands device messages
+// to the dialects, tracks who is online, and implements service.Notifier by
+// publishing notices to devices that listen.
+//
+// It is event-driven (doc.go: "Connections"): plain TCP connections are
+// served by an nbio engine (epoll) with no goroutine per idle connection,
+// MQTT over TLS by a reader goroutine per connection; each connection's
+// packets are handled in order by an executor that exists only while it
+// has work.
 type Broker struct {
-	srv      *mochi.Server
 	devices  deviceproto.Devices
 	dialects []Dialect
 	log      *slog.Logger
 	opts     BrokerOptions
 	addr     net.Addr
+	engine   *nbio.Engine
+	router   *router
+	exec     executors
+	shapes   shapes
 
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	sessions sync.Map // *mochi.Client → *conn, from CONNECT to disconnect
-	mu       sync.RWMutex
-	byDevice map[ota.DeviceRef]*conn // the current connection of each device
-	stripes  [64]sync.Mutex          // serialise online/offline per device
+	mu       sync.Mutex
+	conns    map[*client]struct{}      // every open connection, from accept to finish
+	byClient map[string]*client        // accepted connections by client id (session take-over)
+	byDevice map[ota.DeviceRef]*client // the current connection of each device
+	stripes  [64]sync.Mutex            // serialise online/offline per device
 
-	ln      *brokerListener   // the first of lns (tests look at its connections)
-	lns     []*brokerListener // own every accepted connection, so Close can end them itself
+	lns     []*listener
 	closing atomic.Bool
-	wg      sync.WaitGroup
+	wg      sync.WaitGroup // accept loops and TLS readers
 
 	connected atomic.Int64
 	listening atomic.Int64
@@ -88,20 +107,14 @@ type Broker struct {
 	m         *metrics
 }
 
-// conn is one authenticated device connection.
-type conn struct {
-	cl          *mochi.Client
-	sess        *Session
-	dialect     Dialect
-	established atomic.Bool // the session reached OnSessionEstablished
-
-	mu        sync.Mutex
-	listening bool // subscribed to its notice topic and pending notices delivered
-	// sentOnListen holds the (task, attempt) notices the listen-time lookup
-	// already sent, so the engine's own Notify for the same dispatch is not
-	// sent twice. Keyed by attempt too: a retry of the task is a new notice.
-	sentOnListen map[noticeKey]time.Time
+// listener is one of the broker's listeners.
+type listener struct {
+	net.Listener
+	tls bool
 }
+
+// Address is the listener's address.
+func (l *listener) Address() string { return l.Addr().String() }
 
 // noticeKey names one dispatch of a task.
 type noticeKey struct {
@@ -112,6 +125,10 @@ type noticeKey struct {
 // duplicateWindow is how long a listen-time delivery suppresses the engine's
 // Notify of the same task (which follows its claim at once).
 const duplicateWindow = 30 * time.Second
+
+// quietNBIO keeps nbio's own logging (printed to stdout) to errors; the
+// broker logs what happens to connections itself.
+var quietNBIO sync.Once
 
 // NewBroker starts the embedded broker on opts.Addr.
 func NewBroker(devices deviceproto.Devices, opts BrokerOptions) (*Broker, error) {
@@ -130,6 +147,9 @@ func NewBroker(devices deviceproto.Devices, opts BrokerOptions) (*Broker, error)
 	if opts.MaxInflight <= 0 {
 		opts.MaxInflight = 32
 	}
+	if opts.MaxInflight > 65535 {
+		opts.MaxInflight = 65535 // packet ids are 16 bits (and so is MQTT 5's receive maximum)
+	}
 	if opts.BufferSize <= 0 {
 		opts.BufferSize = 1024
 	}
@@ -139,6 +159,9 @@ func NewBroker(devices deviceproto.Devices, opts BrokerOptions) (*Broker, error)
 	if opts.CallTimeout <= 0 {
 		opts.CallTimeout = 30 * time.Second
 	}
+	if opts.connectTimeout <= 0 {
+		opts.connectTimeout = connectTimeout
+	}
 	ln := opts.Listener
 	if ln == nil && (opts.Addr != "" || opts.TLSListener == nil) {
 		var err error
@@ -147,35 +170,30 @@ func NewBroker(devices deviceproto.Devices, opts BrokerOptions) (*Broker, error)
 			return nil, fmt.Errorf("embedded MQTT broker cannot listen on %q: %w (choose another address with --mqtt, or --mqtt off)", opts.Addr, err)
 		}
 	}
-	var nls []net.Listener
-	for _, l := range []net.Listener{ln, opts.TLSListener} {
-		if l != nil {
-			nls = append(nls, l)
-		}
+	var lns []*listener
+	if ln != nil {
+		lns = append(lns, &listener{Listener: ln})
+	}
+	if opts.TLSListener != nil {
+		lns = append(lns, &listener{Listener: opts.TLSListener, tls: true})
 	}
 	closeAll := func() {
-		for _, l := range nls {
+		for _, l := range lns {
 			l.Close()
 		}
 	}
-
-	caps := mochi.NewDefaultServerCapabilities()
-	caps.MaximumClientWritesPending = int32(opts.MaxPendingWrites)
-	caps.MaximumInflight = uint16(opts.MaxInflight)
-	caps.ReceiveMaximum = uint16(opts.MaxInflight)
-	caps.MaximumPacketSize = opts.MaxPacketSize
-	caps.TopicAliasMaximum = 16
-	caps.MaximumSessionExpiryInterval = 3600 // a device's persistent session outlives it by an hour at most
-	caps.RetainAvailable = 0                 // devices have nothing to retain
-	caps.Compatibilities.ObscureNotAuthorized = false
 
 	b := &Broker{
 		devices:  devices,
 		dialects: opts.Dialects,
 		log:      opts.Logger.With("component", "mqtt"),
 		opts:     opts,
-		addr:     nls[0].Addr(),
-		byDevice: make(map[ota.DeviceRef]*conn),
+		addr:     lns[0].Addr(),
+		router:   newRouter(),
+		conns:    make(map[*client]struct{}),
+		byClient: make(map[string]*client),
+		byDevice: make(map[ota.DeviceRef]*client),
+		lns:      lns,
 	}
 	var err error
 	b.m, err = newMetrics(opts.Registerer, map[string]func() float64{
@@ -189,42 +207,44 @@ func NewBroker(devices deviceproto.Devices, opts BrokerOptions) (*Broker, error)
 		return nil, err
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
-	b.srv = mochi.New(&mochi.Options{
-		Capabilities:             caps,
-		ClientNetReadBufferSize:  opts.BufferSize,
-		ClientNetWriteBufferSize: opts.BufferSize,
-		InlineClient:             true,
-		SysTopicResendInterval:   3600,
-		// mochi logs every refused or dropped client at Warn; ours are logged
-		// by the hook with the reason.
-		Logger: slog.New(levelFilter{opts.Logger.Handler(), slog.LevelError}),
+	quietNBIO.Do(func() { logging.SetLevel(logging.LevelError) })
+	b.engine = nbio.NewEngine(nbio.Config{
+		Name: "updraft-mqtt",
+		// Pollers read and frame; they never wait on the service.
+		NPoller: min(runtime.NumCPU(), 4),
+		// One buffer per poller, shared by its connections.
+		ReadBufferSize: 64 << 10,
 	})
-	if err := b.srv.AddHook(&hook{b: b}, nil); err != nil {
-		closeAll()
-		return nil, err
-	}
-	for _, l := range nls {
-		id := "updraft"
-		if l == opts.TLSListener {
-			id = "updraft-tls"
+	b.engine.OnOpen(b.opened)
+	b.engine.OnData(func(nc *nbio.Conn, data []byte) {
+		if c, ok := nc.Session().(*client); ok {
+			c.feed(data)
 		}
-		bl := newBrokerListener(id, l)
-		if err := b.srv.AddListener(bl); err != nil {
-			closeAll()
-			return nil, err
+	})
+	b.engine.OnClose(func(nc *nbio.Conn, _ error) {
+		if c, ok := nc.Session().(*client); ok {
+			c.close(errClientGone, true)
 		}
-		b.lns = append(b.lns, bl)
-	}
-	b.ln = b.lns[0]
-	if err := b.srv.Serve(); err != nil {
+	})
+	b.engine.OnWrittenSize(func(nc *nbio.Conn, _ []byte, n int) {
+		if c, ok := nc.Session().(*client); ok {
+			c.t.(*pollTransport).written(n)
+		}
+	})
+	if err := b.engine.Start(); err != nil {
 		closeAll()
-		return nil, err
+		return nil, fmt.Errorf("embedded MQTT broker: starting its network poller: %w", err)
 	}
-	if ln != nil {
-		b.log.Info("embedded MQTT broker listening", "addr", ln.Addr().String())
-	}
-	if opts.TLSListener != nil {
-		b.log.Info("embedded MQTT broker listening for MQTT over TLS", "addr", opts.TLSListener.Addr().String())
+	b.wg.Add(1)
+	go b.sweep()
+	for _, l := range lns {
+		b.wg.Add(1)
+		go b.accept(l)
+		if l.tls {
+			b.log.Info("embedded MQTT broker listening for MQTT over TLS", "addr", l.Address())
+		} else {
+			b.log.Info("embedded MQTT broker listening", "addr", l.Address())
+		}
 	}
 	return b, nil
 }
@@ -242,57 +262,215 @@ func (b *Broker) Listening() int { return int(b.listening.Load()) }
 // Published is the number of notices published so far.
 func (b *Broker) Published() int64 { return b.notified.Load() }
 
+// open is the number of connections not yet finished.
+func (b *Broker) open() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.conns)
+}
+
+// accept hands l's connections to the engine (plain TCP) or to a reader
+// goroutine each (TLS, or a connection nbio cannot adopt).
+func (b *Broker) accept(l *listener) {
+	defer b.wg.Done()
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue // transient (e.g. out of file descriptors): keep accepting
+			}
+			return
+		}
+		if b.closing.Load() {
+			conn.Close()
+			continue
+		}
+		if l.tls {
+			b.wg.Add(1)
+			go b.serveStream(conn)
+			continue
+		}
+		nc, err := nbio.NBConn(conn)
+		if err != nil {
+			// Not a socket nbio can poll (a wrapped net.Conn): serve it
+			// like a TLS connection.
+			b.wg.Add(1)
+			go b.serveStream(conn)
+			continue
+		}
+		if _, err := b.engine.AddConn(nc); err != nil {
+			b.log.Warn("device connection dropped: the broker's poller cannot take it (raise the open-file limit)", "remote", conn.RemoteAddr().String(), "err", err)
+		}
+	}
+}
+
+// opened is nbio's OnOpen: a plain TCP connection joins the broker.
+func (b *Broker) opened(nc *nbio.Conn) {
+	c := b.newClient(&pollTransport{nc: nc, limit: int64(b.pendingLimit())})
+	// Under nbio's connection lock, which nbio holds when it reports
+	// written bytes (OnWrittenSize), so the poller sees the client whole.
+	nc.Lock()
+	nc.SetSession(c)
+	nc.Unlock()
+}
+
+// serveStream reads a connection on its own goroutine (MQTT over TLS).
+func (b *Broker) serveStream(conn net.Conn) {
+	defer b.wg.Done()
+	t := &streamTransport{conn: conn, limit: b.pendingLimit()}
+	c := b.newClient(t)
+	t.onError = func(err error) { c.close(err, false) }
+	if tc, ok := conn.(*tls.Conn); ok {
+		// The sweep closes a connection that does not complete its
+		// handshake and CONNECT within connectTimeout (its deadline).
+		if err := tc.Handshake(); err != nil {
+			b.log.Debug("MQTT over TLS handshake failed", "remote", t.remote(), "err", err)
+			c.close(err, false)
+			return
+		}
+		t.peer = peerCert(tc)
+	}
+	buf := make([]byte, b.opts.BufferSize)
+	for {
+		n, err := conn.Read(buf)
+		if n > 0 {
+			c.feed(buf[:n])
+		}
+		if err != nil {
+			c.close(errClientGone, true)
+			return
+		}
+	}
+}
+
+func (b *Broker) pendingLimit() int { return b.opts.MaxPendingWrites * b.opts.BufferSize }
+
+// newClient registers a new connection and starts its connect timeout.
+// Its fields are set under both its locks: nbio hands the connection to a
+// poller without a Go synchronisation point, and every path that reads
+// them (feed, close, enqueue) starts by taking one of the two.
+func (b *Broker) newClient(t transport) *client {
+	c := &client{b: b, t: t}
+	c.rmu.Lock()
+	c.mu.Lock()
+	c.sendMax = uint16(b.opts.MaxInflight)
+	c.deadline.Store(time.Now().Add(b.opts.connectTimeout).UnixNano())
+	c.mu.Unlock()
+	c.rmu.Unlock()
+	b.mu.Lock()
+	closing := b.closing.Load()
+	if !closing {
+		b.conns[c] = struct{}{}
+	}
+	b.mu.Unlock()
+	if closing {
+		c.close(errShutdown, false)
+	}
+	return c
+}
+
+// finish forgets a closed connection once its executor has nothing left:
+// its subscriptions, its client id, and (unless a newer connection of the
+// device took over) the device's presence.
+func (b *Broker) finish(c *client) {
+	c.mu.Lock()
+	subs := c.subs
+	c.subs, c.inflight = nil, nil
+	c.mu.Unlock()
+	for _, f := range subs {
+		b.router.remove(c, f)
+	}
+	b.mu.Lock()
+	if c.id != "" && b.byClient[c.id] == c {
+		delete(b.byClient, c.id)
+	}
+	b.mu.Unlock()
+	if c.established {
+		b.offline(c)
+	}
+	if c.shape != nil {
+		b.shapes.release(c.shape)
+	}
+	b.mu.Lock()
+	delete(b.conns, c)
+	b.mu.Unlock()
+}
+
+// sweepInterval is how often the broker looks for connections past their
+// deadline (client.deadline): keep-alive expiry is that much late at most.
+const sweepInterval = 250 * time.Millisecond
+
+// sweep closes connections past their deadline until the broker closes.
+func (b *Broker) sweep() {
+	defer b.wg.Done()
+	tick := time.NewTicker(sweepInterval)
+	defer tick.Stop()
+	var expired []*client
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case now := <-tick.C:
+			expired = expired[:0]
+			b.mu.Lock()
+			for c := range b.conns {
+				if d := c.deadline.Load(); d != 0 && d < now.UnixNano() {
+					expired = append(expired, c)
+				}
+			}
+			b.mu.Unlock()
+			for _, c := range expired {
+				c.close(errExpired, false)
+			}
+		}
+	}
+}
+
 // Close disconnects every device and stops the broker within about
-// 2×shutdownBound whatever the devices do. Devices connected at shutdown are
+// 3×shutdownBound whatever the devices do. Devices connected at shutdown are
 // not marked offline one by one (they reconnect to the next server within
 // seconds and that marks them online again).
-//
-// mochi's own shutdown can deadlock, and Updraft does not use it to end
-// connections: Server.Close asks each listener to disconnect its clients,
-// and mochi's client listing takes the same read lock twice, so a client
-// connecting or disconnecting in between (a waiting writer) blocks both
-// forever (mochi-mqtt/server #488, unfixed in v2.7.9, the newest release).
-// It then waits for connection goroutines whose WaitGroup.Add runs inside
-// the goroutine itself, racing the Wait. brokerListener is Updraft's own
-// listener instead: it counts each connection before starting it, and Close
-// ends the connections by closing their sockets, waits for their goroutines,
-// and only then calls Server.Close, for which nothing is left to disconnect
-// (brokerListener.Close does not call mochi's client listing at all).
 func (b *Broker) Close() error {
 	if b.closing.Swap(true) {
 		return nil
 	}
 	b.cancel() // device calls in flight (authentication, reports) return now
-	var wg sync.WaitGroup
-	var stuck atomic.Bool
 	for _, l := range b.lns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if !l.shutdown(shutdownBound) {
-				stuck.Store(true)
-			}
-		}()
+		l.Close()
 	}
-	wg.Wait()
-	if stuck.Load() {
-		b.log.Error("embedded MQTT broker: device connections still running after their sockets were closed; stopping anyway", "waited", shutdownBound)
+	b.mu.Lock()
+	cs := make([]*client, 0, len(b.conns))
+	for c := range b.conns {
+		cs = append(cs, c)
 	}
-	var err error
-	if !waitBounded(func() { err = b.srv.Close() }, shutdownBound) {
-		b.log.Error("embedded MQTT broker: mochi did not stop; stopping anyway", "waited", shutdownBound)
+	b.mu.Unlock()
+	for _, c := range cs {
+		c.close(errShutdown, false)
+	}
+	// Each connection is finished by its executor, which may be in a
+	// device call; those return as soon as b.ctx is cancelled.
+	deadline := time.Now().Add(shutdownBound)
+	for b.open() > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := b.open(); n > 0 {
+		b.log.Error("embedded MQTT broker: device connections still being handled after their sockets were closed; stopping anyway", "connections", n, "waited", shutdownBound)
 	}
 	if !waitBounded(b.wg.Wait, shutdownBound) {
-		b.log.Error("embedded MQTT broker: notice deliveries still running; stopping anyway", "waited", shutdownBound)
+		b.log.Error("embedded MQTT broker: listeners or TLS readers still running; stopping anyway", "waited", shutdownBound)
 	}
-	return err
+	if !waitBounded(b.engine.Stop, shutdownBound) {
+		b.log.Error("embedded MQTT broker: the network poller did not stop; stopping anyway", "waited", shutdownBound)
+	}
+	return nil
 }
 
 // shutdownBound bounds each waiting step of Close.
 const shutdownBound = 5 * time.Second
 
 // connectTimeout is how long a new connection may take to send CONNECT
-// (mochi then replaces the deadline by the session's keep-alive).
+// (TLS handshake included); then the device's keep-alive applies.
 const connectTimeout = 30 * time.Second
 
 // waitBounded runs wait and reports whether it returned within d. A wait
@@ -313,96 +491,6 @@ func waitBounded(wait func(), d time.Duration) bool {
 	}
 }
 
-// brokerListener is the broker's mochi listener (listeners.Listener) on a
-// net.Listener. Unlike mochi's listeners.Net it owns the connections it
-// accepts: it registers each one before handing it to mochi, and shutdown
-// closes them all and waits for mochi to finish with them.
-type brokerListener struct {
-	id     string
-	ln     net.Listener
-	served chan struct{} // closed when Serve's accept loop has returned
-
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
-	wg     sync.WaitGroup // one per connection handed to mochi
-}
-
-func newBrokerListener(id string, ln net.Listener) *brokerListener {
-	return &brokerListener{id: id, ln: ln, served: make(chan struct{}), conns: make(map[net.Conn]struct{})}
-}
-
-func (l *brokerListener) ID() string              { return l.id }
-func (l *brokerListener) Address() string         { return l.ln.Addr().String() }
-func (l *brokerListener) Protocol() string        { return l.ln.Addr().Network() }
-func (l *brokerListener) Init(*slog.Logger) error { return nil }
-
-// Serve accepts connections until the listener is closed.
-func (l *brokerListener) Serve(establish listeners.EstablishFn) {
-	defer close(l.served)
-	for {
-		c, err := l.ln.Accept()
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue // transient (e.g. out of file descriptors): keep accepting
-			}
-			return
-		}
-		l.mu.Lock()
-		if l.closed {
-			l.mu.Unlock()
-			c.Close()
-			return
-		}
-		// mochi sets no deadline until CONNECT arrives: without this a
-		// socket that never sends one would be held open forever.
-		_ = c.SetDeadline(time.Now().Add(connectTimeout))
-		l.conns[c] = struct{}{}
-		l.wg.Add(1) // before the goroutine starts, so shutdown's Wait counts it
-		l.mu.Unlock()
-		go func() {
-			defer l.wg.Done()
-			_ = establish(l.id, c) // refusals are logged by the hook with their reason
-			c.Close()
-			l.mu.Lock()
-			delete(l.conns, c)
-			l.mu.Unlock()
-		}()
-	}
-}
-
-// Close is mochi's request to stop the listener and disconnect its clients.
-// shutdown has done both before Broker.Close calls Server.Close, so it only
-// makes sure the socket is closed; it deliberately never calls closeClients
-// (mochi's deadlock-prone client listing).
-func (l *brokerListener) Close(listeners.CloseFn) {
-	l.mu.Lock()
-	l.closed = true
-	l.mu.Unlock()
-	l.ln.Close()
-}
-
-// shutdown stops accepting, closes every connection and waits up to d for
-// mochi to finish with them; it reports whether they all finished.
-func (l *brokerListener) shutdown(d time.Duration) bool {
-	l.mu.Lock()
-	l.closed = true
-	conns := make([]net.Conn, 0, len(l.conns))
-	for c := range l.conns {
-		conns = append(conns, c)
-	}
-	l.mu.Unlock()
-	l.ln.Close()
-	for _, c := range conns {
-		c.Close()
-	}
-	return waitBounded(func() {
-		<-l.served // once the accept loop is gone no Add can follow the Wait
-		l.wg.Wait()
-	}, d)
-}
-
 // Notify implements service.Notifier: each notice is published to its device
 // if the device is connected and listening; otherwise it is left for the
 // device to receive when it starts listening (pending notices are looked up
@@ -414,20 +502,23 @@ func (b *Broker) Notify(ctx context.Context, notices []ota.Notice) error {
 		if c == nil {
 			continue
 		}
-		c.mu.Lock()
+		c.nmu.Lock()
 		if !c.listening {
-			c.mu.Unlock()
+			c.nmu.Unlock()
 			continue
 		}
 		if at, ok := c.sentOnListen[noticeKey{n.TaskID, n.Attempt}]; ok {
 			delete(c.sentOnListen, noticeKey{n.TaskID, n.Attempt})
+			if len(c.sentOnListen) == 0 {
+				c.sentOnListen = nil
+			}
 			if now.Sub(at) < duplicateWindow {
-				c.mu.Unlock()
+				c.nmu.Unlock()
 				continue
 			}
 		}
 		err := b.publishNotice(c, n)
-		c.mu.Unlock()
+		c.nmu.Unlock()
 		if err != nil {
 			b.log.Warn("notice not published", "device", n.ProductKey+"/"+n.DeviceName, "task", n.TaskID, "err", err)
 		}
@@ -435,21 +526,29 @@ func (b *Broker) Notify(ctx context.Context, notices []ota.Notice) error {
 	return nil
 }
 
-func (b *Broker) publishNotice(c *conn, n ota.Notice) error {
+func (b *Broker) publishNotice(c *client, n ota.Notice) error {
 	topic, payload, err := c.dialect.Render(n)
 	if err != nil {
 		return err
 	}
-	if err := b.srv.Publish(topic, payload, false, 1); err != nil {
-		return ota.Errorf(ota.CodeUnavailable, "publishing to %s: %v", topic, err)
-	}
+	b.publish(topic, payload, 1)
 	b.notified.Add(1)
 	return nil
 }
 
-func (b *Broker) current(ref ota.DeviceRef) *conn {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
+// publish sends a server message to every client subscribed to topic. The
+// device's subscribe ACL is checked again on every delivery.
+func (b *Broker) publish(topic string, payload []byte, qos byte) {
+	for _, s := range b.router.match(topic) {
+		if anyCovers(s.c.session().Subscribe, topic) {
+			s.c.deliver(topic, payload, min(qos, s.qos))
+		}
+	}
+}
+
+func (b *Broker) current(ref ota.DeviceRef) *client {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	return b.byDevice[ref]
 }
 
@@ -468,8 +567,8 @@ func (b *Broker) callCtx() (context.Context, context.CancelFunc) {
 }
 
 // online makes c its device's current connection and records it.
-func (b *Broker) online(c *conn) {
-	ref := c.sess.Device
+func (b *Broker) online(c *client) {
+	ref := c.dev
 	mu := b.stripe(ref)
 	mu.Lock()
 	defer mu.Unlock()
@@ -486,17 +585,17 @@ func (b *Broker) online(c *conn) {
 
 // offline forgets c; the device is offline unless a newer connection of the
 // same device has already replaced c (session take-over).
-func (b *Broker) offline(c *conn) {
-	ref := c.sess.Device
+func (b *Broker) offline(c *client) {
+	ref := c.dev
 	mu := b.stripe(ref)
 	mu.Lock()
 	defer mu.Unlock()
 	b.connected.Add(-1)
-	c.mu.Lock()
+	c.nmu.Lock()
 	if c.listening {
 		b.listening.Add(-1)
 	}
-	c.mu.Unlock()
+	c.nmu.Unlock()
 	b.mu.Lock()
 	replaced := b.byDevice[ref] != c
 	if !replaced {
@@ -514,19 +613,19 @@ func (b *Broker) offline(c *conn) {
 }
 
 // listen delivers the device's pending notices and marks it listening.
-func (b *Broker) listen(c *conn) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.listening || c.cl.Closed() {
+func (b *Broker) listen(c *client) {
+	c.nmu.Lock()
+	defer c.nmu.Unlock()
+	if c.listening || c.isClosed() {
 		return
 	}
 	ctx, cancel := b.callCtx()
 	defer cancel()
 	now := b.opts.Now()
-	for _, m := range c.sess.Modules {
-		n, err := b.devices.PushNotice(ctx, c.sess.Device, m)
+	for _, m := range c.session().Modules {
+		n, err := b.devices.PushNotice(ctx, c.dev, m)
 		if err != nil {
-			b.log.Warn("looking up pending notice", "device", c.sess.Device.ProductKey+"/"+c.sess.Device.Name, "module", m, "err", err)
+			b.log.Warn("looking up pending notice", "device", c.dev.ProductKey+"/"+c.dev.Name, "module", m, "err", err)
 			continue
 		}
 		if n == nil {
@@ -549,57 +648,123 @@ func (b *Broker) listen(c *conn) {
 type embeddedLink struct{ b *Broker }
 
 func (l embeddedLink) Publish(_ context.Context, topic string, payload []byte) error {
-	if err := l.b.srv.Publish(topic, payload, false, 1); err != nil {
-		return ota.Errorf(ota.CodeUnavailable, "publishing to %s: %v", topic, err)
-	}
+	l.b.publish(topic, payload, 1)
 	return nil
 }
 
 func (l embeddedLink) Tell(_ context.Context, topic string, payload []byte) error {
-	if err := l.b.srv.Publish(topic, payload, false, 0); err != nil {
-		return ota.Errorf(ota.CodeUnavailable, "publishing to %s: %v", topic, err)
-	}
+	l.b.publish(topic, payload, 0)
 	return nil
 }
 
 // Online does nothing: the broker sees connections itself.
 func (embeddedLink) Online(context.Context, ota.DeviceRef, bool) error { return nil }
 
-// hook connects mochi's events to the broker.
-type hook struct {
-	mochi.HookBase
-	b *Broker
-}
-
-func (*hook) ID() string { return "updraft" }
-
-func (*hook) Provides(e byte) bool {
-	switch e {
-	case mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnSessionEstablished,
-		mochi.OnDisconnect, mochi.OnSubscribed, mochi.OnPublish:
-		return true
+// connect handles a CONNECT: the dialects authenticate it, and an accepted
+// device gets its CONNACK, then (in this order, as the device's next
+// packets wait behind them) its presence, its AutoSubscribe subscriptions,
+// its dialect's ConnectHook and its pending notices.
+//
+// No session outlives its connection: the CONNACK always says no session
+// is present, whatever the device asked (clean session false, a session
+// expiry). Devices lose nothing by it: their pending notices are looked up
+// again when they listen, and they resubscribe on connect.
+func (b *Broker) connect(c *client, pk *packets.Packet) {
+	refuse := func(code packets.Code) {
+		c.send(&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack}, ReasonCode: connackCode(c.version, code)})
+		c.close(fmt.Errorf("CONNECT refused: %s", code.Reason), false)
 	}
-	return false
-}
-
-func (h *hook) conn(cl *mochi.Client) *conn {
-	if v, ok := h.b.sessions.Load(cl); ok {
-		return v.(*conn)
+	switch v := pk.ConnectValidate(); {
+	case v == packets.ErrProtocolViolationProtocolName || v == packets.ErrProtocolViolationProtocolVersion:
+		b.log.Info("device connection refused: unsupported MQTT version; connect with MQTT 3.1, 3.1.1 or 5", "remote", c.t.remote(), "protocol", string(pk.Connect.ProtocolName), "version", pk.ProtocolVersion)
+		refuse(packets.ErrUnsupportedProtocolVersion)
+		return
+	case v != packets.CodeSuccess:
+		b.log.Info("device connection refused: malformed CONNECT", "remote", c.t.remote(), "err", v.Reason)
+		refuse(v)
+		return
 	}
-	return nil
-}
-
-func (h *hook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
-	b := h.b
-	if b.closing.Load() {
-		return false
-	}
-	c := Connect{
+	conn := Connect{
 		ClientID: pk.Connect.ClientIdentifier,
 		Username: string(pk.Connect.Username),
 		Password: pk.Connect.Password,
-		Remote:   cl.Net.Remote,
-		Cert:     peerCert(cl.Net.Conn),
+		Remote:   c.t.remote(),
+		Cert:     c.t.cert(),
+	}
+	sess, d, code := b.admit(conn)
+	if sess == nil {
+		refuse(code)
+		return
+	}
+	names := pack(sess.Device.ProductKey, sess.Device.Name, conn.ClientID)
+	c.mu.Lock()
+	c.dev, c.id = ota.DeviceRef{ProductKey: names[0], Name: names[1]}, names[2]
+	c.shape, c.dialect = b.shapes.intern(sess), d
+	if rm := pk.Properties.ReceiveMaximum; rm > 0 && rm < c.sendMax {
+		c.sendMax = rm
+	}
+	c.maxOut = pk.Properties.MaximumPacketSize
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		// The device hung up while it was authenticated: what it sent
+		// after CONNECT is still handled, but it takes no session over
+		// and never counts as online.
+		return
+	}
+	b.mu.Lock()
+	var old *client
+	if c.id != "" {
+		old = b.byClient[c.id]
+		b.byClient[c.id] = c
+	}
+	b.mu.Unlock()
+	if old != nil {
+		old.disconnect(packets.ErrSessionTakenOver, errTakenOver)
+	}
+	ack := &packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack}}
+	if c.version == 5 {
+		ack.Properties = packets.Properties{
+			ReceiveMaximum:    uint16(b.opts.MaxInflight),
+			TopicAliasMaximum: topicAliasMaximum,
+			MaximumPacketSize: b.opts.MaxPacketSize,
+			MaximumQos:        1, MaximumQosFlag: true,
+			RetainAvailable: 0, RetainAvailableFlag: true, // devices have nothing to retain
+			SharedSubAvailable: 0, SharedSubAvailableFlag: true,
+			SubIDAvailable: 0, SubIDAvailableFlag: true,
+			// Sessions end with their connection (see above).
+			SessionExpiryInterval: 0, SessionExpiryIntervalFlag: pk.Properties.SessionExpiryInterval > 0,
+		}
+	}
+	c.send(ack)
+	c.established = true
+	b.online(c)
+	listening := false
+	for _, f := range sess.AutoSubscribe {
+		// The platform subscribes the device, as the vendor's does.
+		c.addSub(f, 1)
+		if sess.NoticeTopic != "" && matches(f, sess.NoticeTopic) {
+			listening = true
+		}
+	}
+	if hook, ok := d.(ConnectHook); ok {
+		ctx, cancel := b.callCtx()
+		err := hook.Connected(ctx, sess, embeddedLink{b})
+		cancel()
+		if err != nil {
+			b.log.Warn("device connect hook failed", "dialect", d.Name(), "device", sess.Device.ProductKey+"/"+sess.Device.Name, "err", err)
+		}
+	}
+	if listening {
+		b.listen(c)
+	}
+}
+
+// admit runs the dialects on a CONNECT, in order: the session and dialect
+// that accept it, or the reason code of the refusal (logged here).
+func (b *Broker) admit(c Connect) (*Session, Dialect, packets.Code) {
+	if b.closing.Load() {
+		return nil, nil, packets.ErrServerShuttingDown
 	}
 	ctx, cancel := b.callCtx()
 	defer cancel()
@@ -611,7 +776,13 @@ func (h *hook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
 		}
 		if err != nil {
 			b.log.Info("device connection refused", "dialect", d.Name(), "client_id", c.ClientID, "remote", c.Remote, "certificate", c.Cert != nil, "err", err)
-			return false
+			switch ota.ErrorCode(err) {
+			case ota.CodeUnavailable:
+				return nil, nil, packets.ErrServerUnavailable // the device retries later
+			case ota.CodeForbidden:
+				return nil, nil, packets.ErrNotAuthorized
+			}
+			return nil, nil, packets.ErrBadUsernameOrPassword
 		}
 		if other != "" {
 			// The credentials parse in this scheme but the product speaks
@@ -619,15 +790,33 @@ func (h *hook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {
 			mismatch = other
 			continue
 		}
-		b.sessions.Store(cl, &conn{cl: cl, sess: sess, dialect: d})
-		return true
+		return sess, d, packets.CodeSuccess
 	}
 	if mismatch != "" {
 		b.log.Info("device connection refused: connect with the product's protocol", "client_id", c.ClientID, "remote", c.Remote, "err", mismatch)
-		return false
+		return nil, nil, packets.ErrNotAuthorized
 	}
 	b.log.Info("device connection refused: no dialect recognises its credentials", "client_id", c.ClientID, "username", c.Username, "remote", c.Remote)
-	return false
+	return nil, nil, packets.ErrBadUsernameOrPassword
+}
+
+// connackCode is a refusal's CONNACK code: MQTT 5's reason code, or the
+// MQTT 3 return code that says the same (3.1.1 §3.2.2.3).
+func connackCode(version byte, code packets.Code) byte {
+	if version == 5 {
+		return code.Code
+	}
+	switch code {
+	case packets.ErrUnsupportedProtocolVersion:
+		return 0x01
+	case packets.ErrClientIdentifierNotValid:
+		return 0x02
+	case packets.ErrServerUnavailable, packets.ErrServerShuttingDown:
+		return 0x03
+	case packets.ErrBadUsernameOrPassword:
+		return 0x04
+	}
+	return 0x05 // not authorized
 }
 
 // authenticate runs one dialect on a CONNECT: the session it grants, or a
@@ -683,140 +872,92 @@ func (b *Broker) authenticate(ctx context.Context, d Dialect, c Connect) (sess *
 	return sess, "", nil
 }
 
-func (h *hook) OnACLCheck(cl *mochi.Client, topic string, write bool) bool {
-	c := h.conn(cl)
-	if c == nil {
-		return false
-	}
-	if write {
-		return anyMatches(c.sess.Publish, topic)
-	}
-	return anyCovers(c.sess.Subscribe, topic)
-}
-
-func (h *hook) OnSessionEstablished(cl *mochi.Client, _ packets.Packet) {
-	c := h.conn(cl)
-	if c == nil {
-		return
-	}
-	c.established.Store(true)
-	h.b.online(c)
-	listening := false
-	for _, f := range c.sess.AutoSubscribe {
-		// What mochi does for a SUBSCRIBE (server.go processSubscribe),
-		// done by the platform on the device's behalf.
-		sub := packets.Subscription{Filter: f, Qos: 1}
-		h.b.srv.Topics.Subscribe(cl.ID, sub)
-		cl.State.Subscriptions.Add(f, sub)
-		if c.sess.NoticeTopic != "" && matches(f, c.sess.NoticeTopic) {
-			listening = true
+// devicePublish handles a PUBLISH from a device: its topic ACL, then its
+// dialect. The PUBACK follows only a message the service took or dropped as
+// invalid; on a transient error none is sent, so the device sends it again.
+// Device messages are for the server only: they are never routed to other
+// clients.
+func (b *Broker) devicePublish(c *client, pk *packets.Packet) {
+	sess, d := c.session(), c.dialect
+	ack := func(code packets.Code) {
+		if pk.FixedHeader.Qos > 0 {
+			c.send(&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID, ReasonCode: code.Code})
 		}
 	}
-	hook, hasHook := c.dialect.(ConnectHook)
-	if !listening && !hasHook {
+	if !anyMatches(sess.Publish, pk.TopicName) {
+		b.log.Info("device message refused: the device may not publish to this topic", "device", sess.Device.ProductKey+"/"+sess.Device.Name, "topic", pk.TopicName)
+		switch {
+		case pk.FixedHeader.Qos == 0:
+			// Dropped: QoS 0 has no acknowledgement to refuse.
+		case c.version == 5:
+			ack(packets.ErrNotAuthorized)
+		default:
+			// MQTT 3 cannot refuse a QoS 1 message: the connection ends.
+			c.close(errors.New("published to a topic it may not"), false)
+		}
 		return
 	}
-	// After the CONNACK, not before it: act from another goroutine.
-	h.b.wg.Add(1)
-	go func() {
-		defer h.b.wg.Done()
-		if hasHook {
-			ctx, cancel := h.b.callCtx()
-			err := hook.Connected(ctx, c.sess, embeddedLink{h.b})
-			cancel()
-			if err != nil {
-				h.b.log.Warn("device connect hook failed", "dialect", c.dialect.Name(), "device", c.sess.Device.ProductKey+"/"+c.sess.Device.Name, "err", err)
-			}
-		}
-		if listening {
-			h.b.listen(c)
-		}
-	}()
-}
-
-func (h *hook) OnDisconnect(cl *mochi.Client, _ error, _ bool) {
-	v, ok := h.b.sessions.LoadAndDelete(cl)
-	if !ok {
-		return
-	}
-	if c := v.(*conn); c.established.Load() {
-		h.b.offline(c)
-	}
-}
-
-func (h *hook) OnSubscribed(cl *mochi.Client, pk packets.Packet, codes []byte) {
-	c := h.conn(cl)
-	if c == nil || c.sess.NoticeTopic == "" {
-		return
-	}
-	for i, f := range pk.Filters {
-		if i < len(codes) && codes[i] < packets.ErrUnspecifiedError.Code && matches(f.Filter, c.sess.NoticeTopic) {
-			// After the SUBACK, not before it: deliver from another goroutine.
-			h.b.wg.Add(1)
-			go func() {
-				defer h.b.wg.Done()
-				h.b.listen(c)
-			}()
-			return
-		}
-	}
-}
-
-func (h *hook) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet, error) {
-	if cl.Net.Inline {
-		return pk, nil // the server's own publish
-	}
-	c := h.conn(cl)
-	if c == nil {
-		return pk, packets.ErrRejectPacket
-	}
-	ctx, cancel := h.b.callCtx()
+	ctx, cancel := b.callCtx()
 	defer cancel()
-	err := c.dialect.Handle(ctx, Message{Topic: pk.TopicName, Payload: pk.Payload, Session: c.sess}, embeddedLink{h.b})
+	err := d.Handle(ctx, Message{Topic: pk.TopicName, Payload: pk.Payload, Session: sess}, embeddedLink{b})
 	switch {
 	case err == nil:
-		h.b.m.messages.WithLabelValues(c.dialect.Name(), resultHandled).Inc()
+		b.m.messages.WithLabelValues(d.Name(), resultHandled).Inc()
 	case deviceproto.Transient(err) || ctx.Err() != nil:
 		// No PUBACK: the device sends it again.
-		h.b.m.messages.WithLabelValues(c.dialect.Name(), resultRetry).Inc()
-		h.b.log.Warn("device message not processed; the device will resend it", "device", c.sess.Device.ProductKey+"/"+c.sess.Device.Name, "topic", pk.TopicName, "err", err)
-		return pk, packets.ErrRejectPacket
+		b.m.messages.WithLabelValues(d.Name(), resultRetry).Inc()
+		b.log.Warn("device message not processed; the device will resend it", "device", sess.Device.ProductKey+"/"+sess.Device.Name, "topic", pk.TopicName, "err", err)
+		return
 	default:
-		h.b.m.messages.WithLabelValues(c.dialect.Name(), resultDropped).Inc()
-		h.b.log.Info("device message dropped", "device", c.sess.Device.ProductKey+"/"+c.sess.Device.Name, "topic", pk.TopicName, "err", err)
+		b.m.messages.WithLabelValues(d.Name(), resultDropped).Inc()
+		b.log.Info("device message dropped", "device", sess.Device.ProductKey+"/"+sess.Device.Name, "topic", pk.TopicName, "err", err)
 	}
-	// Acknowledged and consumed: device messages are for the server only.
-	return pk, packets.CodeSuccessIgnore
+	ack(packets.CodeSuccess)
 }
 
-// peerCert is the verified client certificate of a TLS connection, nil for
-// plain connections and TLS ones without a certificate.
-func peerCert(c net.Conn) *x509.Certificate {
-	tc, ok := c.(*tls.Conn)
-	if !ok {
-		return nil
+// subscribe handles a SUBSCRIBE: each filter must be covered by the
+// session's Subscribe filters (QoS granted: 1 at most). A granted filter
+// covering the notice topic makes the device listening, after the SUBACK.
+func (b *Broker) subscribe(c *client, pk *packets.Packet) {
+	sess := c.session()
+	codes := make([]byte, len(pk.Filters))
+	listen := false
+	for i, f := range pk.Filters {
+		switch {
+		case !validFilter(f.Filter):
+			codes[i] = subackRefusal(c.version, packets.ErrTopicFilterInvalid)
+		case !anyCovers(sess.Subscribe, f.Filter):
+			codes[i] = subackRefusal(c.version, packets.ErrNotAuthorized)
+		default:
+			qos := min(f.Qos, 1)
+			// Its own copy: the SUBSCRIBE packet it came in is not kept.
+			c.addSub(strings.Clone(f.Filter), qos)
+			codes[i] = qos
+			if sess.NoticeTopic != "" && matches(f.Filter, sess.NoticeTopic) {
+				listen = true
+			}
+		}
 	}
-	st := tc.ConnectionState()
-	if len(st.VerifiedChains) == 0 || len(st.VerifiedChains[0]) == 0 {
-		return nil // not verified: never trusted, even if sent
+	c.send(&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Suback}, PacketID: pk.PacketID, ReasonCodes: codes})
+	if listen {
+		b.listen(c)
 	}
-	return st.VerifiedChains[0][0]
 }
 
-// levelFilter passes only records at or above min to h.
-type levelFilter struct {
-	slog.Handler
-	min slog.Level
+// subackRefusal is a refused filter's SUBACK code (MQTT 3 has one: 0x80).
+func subackRefusal(version byte, code packets.Code) byte {
+	if version == 5 {
+		return code.Code
+	}
+	return packets.ErrUnspecifiedError.Code
 }
 
-func (f levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= f.min && f.Handler.Enabled(ctx, l)
-}
-
-func (f levelFilter) WithAttrs(a []slog.Attr) slog.Handler {
-	return levelFilter{f.Handler.WithAttrs(a), f.min}
-}
-
-func (f levelFilter) WithGroup(n string) slog.Handler {
-	return levelFilter{f.Handler.WithGroup(n), f.min}
+func (b *Broker) unsubscribe(c *client, pk *packets.Packet) {
+	codes := make([]byte, len(pk.Filters))
+	for i, f := range pk.Filters {
+		if !c.removeSub(f.Filter) {
+			codes[i] = packets.CodeNoSubscriptionExisted.Code
+		}
+	}
+	c.send(&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Unsuback}, PacketID: pk.PacketID, ReasonCodes: codes})
 }

@@ -67,9 +67,10 @@ type Link interface {
 	Publish(ctx context.Context, topic string, payload []byte) error
 	// Tell sends a message at QoS 0: a request the device may miss (it is
 	// asked again on its next connect). Use it for messages sent on
-	// connect: mochi checks a client's SUBSCRIBE packet id against the
-	// server's own in-flight QoS 1 ids, so a QoS 1 message sent the moment
-	// a device connects can make its first SUBSCRIBE fail with 0x91.
+	// connect, which need no acknowledgement to wait for (and some brokers
+	// confuse a device's first SUBSCRIBE packet id with their own QoS 1
+	// ids in flight: mochi-mqtt, which Updraft used to embed, refused it
+	// with 0x91).
 	Tell(ctx context.Context, topic string, payload []byte) error
 	// Online records that a device connected or disconnected as the dialect
 	// learned from a message (a status topic or a will). On the embedded
