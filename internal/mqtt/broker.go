@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -92,8 +93,11 @@ type Broker struct {
 	cancel context.CancelFunc
 
 	mu       sync.Mutex
-	conns    map[*client]struct{}      // every open connection, from accept to finish
-	byClient map[string]*client        // accepted connections by client id (session take-over)
+	conns    map[*client]struct{} // every open connection, from accept to finish
+	byClient map[string]*client   // accepted connections by client id (session take-over)
+	// kept holds the sessions of devices that asked for one to outlive the
+	// connection (clean session false) and are not connected, by client id.
+	kept     map[string]keptSession
 	byDevice map[ota.DeviceRef]*client // the current connection of each device
 	stripes  [64]sync.Mutex            // serialise online/offline per device
 
@@ -192,6 +196,7 @@ func NewBroker(devices deviceproto.Devices, opts BrokerOptions) (*Broker, error)
 		router:   newRouter(),
 		conns:    make(map[*client]struct{}),
 		byClient: make(map[string]*client),
+		kept:     make(map[string]keptSession),
 		byDevice: make(map[ota.DeviceRef]*client),
 		lns:      lns,
 	}
@@ -384,6 +389,9 @@ func (b *Broker) finish(c *client) {
 	b.mu.Lock()
 	if c.id != "" && b.byClient[c.id] == c {
 		delete(b.byClient, c.id)
+		if c.established && c.keepFor > 0 {
+			b.kept[c.id] = keptSession{dev: c.dev, subs: subs, expires: time.Now().Add(c.keepFor)}
+		}
 	}
 	b.mu.Unlock()
 	if c.established {
@@ -397,6 +405,35 @@ func (b *Broker) finish(c *client) {
 	b.mu.Unlock()
 }
 
+// keptSession is what a session that outlives its connection keeps: the
+// device it belongs to and its subscriptions (notices in flight are not
+// kept: the store holds them, and they are looked up again when the device
+// listens).
+type keptSession struct {
+	dev     ota.DeviceRef
+	subs    []string
+	expires time.Time
+}
+
+// maxSessionKeep bounds how long a session outlives its connection.
+const maxSessionKeep = time.Hour
+
+// keptSweepTicks: expired kept sessions are dropped once a minute.
+const keptSweepTicks = int(time.Minute / sweepInterval)
+
+// sessionKeep is how long the session of a CONNECT outlives its connection:
+// MQTT 5 says (session expiry interval), MQTT 3 keeps it unless the device
+// asked for a clean session; both bounded by maxSessionKeep.
+func sessionKeep(version byte, pk *packets.Packet) time.Duration {
+	if version == 5 {
+		return min(time.Duration(pk.Properties.SessionExpiryInterval)*time.Second, maxSessionKeep)
+	}
+	if pk.Connect.Clean {
+		return 0
+	}
+	return maxSessionKeep
+}
+
 // sweepInterval is how often the broker looks for connections past their
 // deadline (client.deadline): keep-alive expiry is that much late at most.
 const sweepInterval = 250 * time.Millisecond
@@ -407,13 +444,20 @@ func (b *Broker) sweep() {
 	tick := time.NewTicker(sweepInterval)
 	defer tick.Stop()
 	var expired []*client
-	for {
+	for ticks := 1; ; ticks++ {
 		select {
 		case <-b.ctx.Done():
 			return
 		case now := <-tick.C:
 			expired = expired[:0]
 			b.mu.Lock()
+			if ticks%keptSweepTicks == 0 {
+				for id, k := range b.kept {
+					if now.After(k.expires) {
+						delete(b.kept, id)
+					}
+				}
+			}
 			for c := range b.conns {
 				if d := c.deadline.Load(); d != 0 && d < now.UnixNano() {
 					expired = append(expired, c)
@@ -665,10 +709,13 @@ func (embeddedLink) Online(context.Context, ota.DeviceRef, bool) error { return 
 // packets wait behind them) its presence, its AutoSubscribe subscriptions,
 // its dialect's ConnectHook and its pending notices.
 //
-// No session outlives its connection: the CONNACK always says no session
-// is present, whatever the device asked (clean session false, a session
-// expiry). Devices lose nothing by it: their pending notices are looked up
-// again when they listen, and they resubscribe on connect.
+// A device that asks for a session that outlives the connection (MQTT 3
+// clean session false, MQTT 5 a session expiry) gets its subscriptions back
+// when it reconnects within maxSessionKeep, and CONNACK says the session is
+// present: vendor SDKs that connect so (Alibaba's Node SDK does by default)
+// subscribe once and never again, and would hear no notice after a
+// reconnect. Messages in flight are not kept: pending notices are looked up
+// again when the device listens.
 func (b *Broker) connect(c *client, pk *packets.Packet) {
 	refuse := func(code packets.Code) {
 		c.send(&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack}, ReasonCode: connackCode(c.version, code)})
@@ -704,6 +751,7 @@ func (b *Broker) connect(c *client, pk *packets.Packet) {
 		c.sendMax = rm
 	}
 	c.maxOut = pk.Properties.MaximumPacketSize
+	c.keepFor = sessionKeep(c.version, pk)
 	closed := c.closed
 	c.mu.Unlock()
 	if closed {
@@ -714,15 +762,31 @@ func (b *Broker) connect(c *client, pk *packets.Packet) {
 	}
 	b.mu.Lock()
 	var old *client
+	var kept keptSession
 	if c.id != "" {
 		old = b.byClient[c.id]
 		b.byClient[c.id] = c
+		kept = b.kept[c.id]
+		delete(b.kept, c.id)
 	}
 	b.mu.Unlock()
+	// The session to resume: the connection taken over, else the one kept.
+	var resume []string
+	present := false
+	if !pk.Connect.Clean {
+		switch {
+		case old != nil && old.dev == c.dev:
+			old.mu.Lock()
+			resume, present = slices.Clone(old.subs), true
+			old.mu.Unlock()
+		case kept.dev == c.dev && time.Now().Before(kept.expires):
+			resume, present = kept.subs, true
+		}
+	}
 	if old != nil {
 		old.disconnect(packets.ErrSessionTakenOver, errTakenOver)
 	}
-	ack := &packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack}}
+	ack := &packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack}, SessionPresent: present}
 	if c.version == 5 {
 		ack.Properties = packets.Properties{
 			ReceiveMaximum:    uint16(b.opts.MaxInflight),
@@ -732,8 +796,9 @@ func (b *Broker) connect(c *client, pk *packets.Packet) {
 			RetainAvailable: 0, RetainAvailableFlag: true, // devices have nothing to retain
 			SharedSubAvailable: 0, SharedSubAvailableFlag: true,
 			SubIDAvailable: 0, SubIDAvailableFlag: true,
-			// Sessions end with their connection (see above).
-			SessionExpiryInterval: 0, SessionExpiryIntervalFlag: pk.Properties.SessionExpiryInterval > 0,
+			// The expiry granted, when shorter than the one asked for.
+			SessionExpiryInterval:     uint32(c.keepFor / time.Second),
+			SessionExpiryIntervalFlag: time.Duration(pk.Properties.SessionExpiryInterval)*time.Second > c.keepFor,
 		}
 	}
 	c.send(ack)
@@ -742,6 +807,17 @@ func (b *Broker) connect(c *client, pk *packets.Packet) {
 	listening := false
 	for _, f := range sess.AutoSubscribe {
 		// The platform subscribes the device, as the vendor's does.
+		c.addSub(f, 1)
+		if sess.NoticeTopic != "" && matches(f, sess.NoticeTopic) {
+			listening = true
+		}
+	}
+	for _, f := range resume {
+		// Granted before, checked again: the device's topics are what its
+		// session says now.
+		if !anyCovers(sess.Subscribe, f) {
+			continue
+		}
 		c.addSub(f, 1)
 		if sess.NoticeTopic != "" && matches(f, sess.NoticeTopic) {
 			listening = true

@@ -437,3 +437,72 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, result string) fl
 	t.Fatalf("series %s{result=%q} not found", name, result)
 	return 0
 }
+
+// A device that connects with clean session false subscribes once: vendor
+// SDKs (Alibaba's Node SDK by default) never subscribe again after a
+// reconnect. Its subscriptions must come back with the session, and a clean
+// session must not get them.
+func TestPersistentSessionKeepsSubscriptions(t *testing.T) {
+	f := deviceprototest.New()
+	f.AddDevice("p1", "d1", "s3cret")
+	b := startBroker(t, f)
+	addr := b.Addr().String()
+	noticeTopic := wire.Topic("p1", "d1", wire.TopicNotice)
+	connect := func(clean bool) (*device, bool) {
+		t.Helper()
+		now := time.Now()
+		d := &device{got: map[string][][]byte{}}
+		o := connectOpts(addr, wire.ClientID("p1", "d1"), wire.Username("p1", "d1", now), wire.Sign("s3cret", "p1", "d1", now.UnixMilli())).
+			SetCleanSession(clean).
+			SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
+				d.mu.Lock()
+				d.got[m.Topic()] = append(d.got[m.Topic()], m.Payload())
+				d.mu.Unlock()
+			})
+		d.c = paho.NewClient(o)
+		tok := d.c.Connect()
+		if !tok.WaitTimeout(waitFor) || tok.Error() != nil {
+			t.Fatalf("connect: %v", tok.Error())
+		}
+		return d, tok.(*paho.ConnectToken).SessionPresent()
+	}
+	d, present := connect(false)
+	if present {
+		t.Fatal("first connection: CONNACK says a session is present")
+	}
+	d.subscribe(t, noticeTopic)
+	d.c.Disconnect(100)
+	eventually(t, "first connection finished", func() bool { return b.Listening() == 0 && b.Connected() == 0 })
+
+	d, present = connect(false)
+	if !present {
+		t.Fatal("reconnect with clean session false: CONNACK says no session is present")
+	}
+	eventually(t, "listening again without a SUBSCRIBE", func() bool { return b.Listening() == 1 })
+	if err := b.Notify(context.Background(), []ota.Notice{notice("p1", "d1", 41, "2.0")}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "notice on the resumed subscription", func() bool { return hasNotice(d.received(noticeTopic), 41) })
+	d.c.Disconnect(100)
+	eventually(t, "second connection finished", func() bool { return b.Connected() == 0 })
+
+	// A clean session discards what was kept.
+	d, present = connect(true)
+	if present {
+		t.Fatal("clean session: CONNACK says a session is present")
+	}
+	if err := b.Notify(context.Background(), []ota.Notice{notice("p1", "d1", 42, "2.0")}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if hasNotice(d.received(noticeTopic), 42) || b.Listening() != 0 {
+		t.Fatal("a clean session got the old session's subscription")
+	}
+	d.c.Disconnect(100)
+	eventually(t, "clean connection finished", func() bool { return b.Connected() == 0 })
+	d, present = connect(false)
+	if present {
+		t.Fatal("after a clean session ended: CONNACK says a session is present")
+	}
+	d.c.Disconnect(100)
+}

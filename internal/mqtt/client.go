@@ -62,7 +62,10 @@ type client struct {
 	// and pending notices delivered (under nmu). Here rather than with
 	// their kin: the struct is held for every device, and this packs it.
 	established bool
-	listening   bool
+	// keepFor is how long the session outlives the connection (0: not at
+	// all), from CONNECT: clean session, MQTT 5 session expiry.
+	keepFor   time.Duration
+	listening bool
 
 	// Set by the executor when the CONNECT is accepted, before the client
 	// is visible to other goroutines (router, byDevice); shape is nil

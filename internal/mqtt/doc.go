@@ -66,10 +66,13 @@
 // error: MQTT 5 DISCONNECT 0x9B, MQTT 3 close), no retained messages, MQTT 5
 // topic aliases up to 16, and speaks MQTT 3.1, 3.1.1 and 5.
 //
-// No session outlives its connection: CONNACK always says no session is
-// present, whatever clean session or session expiry the device asked for,
-// and nothing is queued for a disconnected device (its notices wait in the
-// store, its subscriptions are made again on connect). Wills are accepted
+// A session outlives its connection only if the device asks (MQTT 3 clean
+// session false, MQTT 5 a session expiry), for an hour at most, and keeps
+// only its subscriptions: a device that reconnects within that time is
+// subscribed as before and CONNACK says the session is present (Alibaba's
+// Node SDK connects so and subscribes once). Nothing is queued for a
+// disconnected device: its notices wait in the store and are looked up again
+// when it listens. Wills are accepted
 // and never published: presence is the connection itself, and devices have
 // no one else to deliver to. Packets a device sent before it hung up are
 // still handled; those queued when the broker closes a connection (take-over,
