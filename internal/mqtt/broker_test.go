@@ -78,6 +78,25 @@ func dial(t *testing.T, addr, product, name, secret string) *device {
 	return d
 }
 
+// connectRecorder connects a device with o, recording every message it
+// receives; the token says whether the broker had a session for it.
+func connectRecorder(t *testing.T, o *paho.ClientOptions) (*device, *paho.ConnectToken) {
+	t.Helper()
+	d := &device{got: map[string][][]byte{}}
+	o.SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
+		d.mu.Lock()
+		d.got[m.Topic()] = append(d.got[m.Topic()], m.Payload())
+		d.mu.Unlock()
+	})
+	d.c = paho.NewClient(o)
+	tok := d.c.Connect()
+	if !tok.WaitTimeout(waitFor) || tok.Error() != nil {
+		t.Fatalf("connect %s: %v", o.ClientID, tok.Error())
+	}
+	t.Cleanup(func() { d.c.Disconnect(0) })
+	return d, tok.(*paho.ConnectToken)
+}
+
 // subscribe returns the SUBACK return code.
 func (d *device) subscribe(t *testing.T, filter string) byte {
 	t.Helper()
@@ -451,20 +470,9 @@ func TestPersistentSessionKeepsSubscriptions(t *testing.T) {
 	connect := func(clean bool) (*device, bool) {
 		t.Helper()
 		now := time.Now()
-		d := &device{got: map[string][][]byte{}}
-		o := connectOpts(addr, wire.ClientID("p1", "d1"), wire.Username("p1", "d1", now), wire.Sign("s3cret", "p1", "d1", now.UnixMilli())).
-			SetCleanSession(clean).
-			SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
-				d.mu.Lock()
-				d.got[m.Topic()] = append(d.got[m.Topic()], m.Payload())
-				d.mu.Unlock()
-			})
-		d.c = paho.NewClient(o)
-		tok := d.c.Connect()
-		if !tok.WaitTimeout(waitFor) || tok.Error() != nil {
-			t.Fatalf("connect: %v", tok.Error())
-		}
-		return d, tok.(*paho.ConnectToken).SessionPresent()
+		d, tok := connectRecorder(t, connectOpts(addr, wire.ClientID("p1", "d1"), wire.Username("p1", "d1", now),
+			wire.Sign("s3cret", "p1", "d1", now.UnixMilli())).SetCleanSession(clean))
+		return d, tok.SessionPresent()
 	}
 	d, present := connect(false)
 	if present {

@@ -901,18 +901,7 @@ func TestExternalCloseDeliversQueuedNotices(t *testing.T) {
 	clientID, group := randomName("updraft-test-"), randomName("g")
 	e := startExternal(t, addr, clientID, group, product, f, 1)
 
-	d := &device{got: map[string][][]byte{}}
-	o := connectOpts(addr, wire.ClientID(product, "d1"), "", "").
-		SetDefaultPublishHandler(func(_ paho.Client, m paho.Message) {
-			d.mu.Lock()
-			d.got[m.Topic()] = append(d.got[m.Topic()], m.Payload())
-			d.mu.Unlock()
-		})
-	d.c = paho.NewClient(o)
-	if tok := d.c.Connect(); !tok.WaitTimeout(waitFor) || tok.Error() != nil {
-		t.Fatal(tok.Error())
-	}
-	t.Cleanup(func() { d.c.Disconnect(0) })
+	d, _ := connectRecorder(t, connectOpts(addr, wire.ClientID(product, "d1"), "", ""))
 	noticeTopic := wire.Topic(product, "d1", wire.TopicNotice)
 	d.subscribe(t, noticeTopic)
 
