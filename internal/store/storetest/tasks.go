@@ -456,6 +456,22 @@ func testTaskUpdate(t *testing.T, s store.Store) {
 	wantCode(t, s.UpdateTask(ctx, stale, ota.TaskQueued), ota.CodeConflict, "UpdateTask with a stale expected state")
 	wantEqual(t, upd, mustGetTask(t, s, task.ID), "task after the rejected update")
 
+	// Writes that keep the state: progress alone, and a new notice time
+	// (a backend may write only what changed; every field must land).
+	progressed := upd
+	progressed.Progress, progressed.Detail, progressed.UpdatedAt = 60, "verifying", at(3*time.Minute)
+	mustOK(t, s.UpdateTask(ctx, progressed, ota.TaskInProgress), "UpdateTask progress only")
+	wantEqual(t, progressed, mustGetTask(t, s, task.ID), "task after a progress update")
+	renotified := progressed
+	renotified.NotifiedAt, renotified.Attempts, renotified.UpdatedAt = at(4*time.Minute), 2, at(4*time.Minute)
+	mustOK(t, s.UpdateTask(ctx, renotified, ota.TaskInProgress), "UpdateTask with a new notice time")
+	wantEqual(t, renotified, mustGetTask(t, s, task.ID), "task after a new notice time")
+	staleSame := renotified
+	staleSame.State, staleSame.Progress = ota.TaskNotified, 99
+	wantCode(t, s.UpdateTask(ctx, staleSame, ota.TaskNotified), ota.CodeConflict, "UpdateTask keeping a state the task is no longer in")
+	wantEqual(t, renotified, mustGetTask(t, s, task.ID), "task after the rejected same-state update")
+	upd = renotified
+
 	failed := upd
 	failed.State, failed.Reason, failed.Detail = ota.TaskFailed, ota.ReasonInstallFailed, "flash write error"
 	failed.Progress, failed.FinishedAt, failed.UpdatedAt = 80, at(time.Hour), at(time.Hour)
