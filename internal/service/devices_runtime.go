@@ -102,19 +102,10 @@ func (s *Service) ReportVersion(ctx context.Context, dev ota.DeviceRef, module, 
 }
 
 func (s *Service) reportVersion(ctx context.Context, dev ota.DeviceRef, module, version string) error {
-	d, err := s.store.GetDevice(ctx, dev.ProductKey, dev.Name)
-	if err != nil {
-		return err
-	}
 	now := s.clock.Now()
 	if err := s.store.SetDeviceVersion(ctx, dev.ProductKey, dev.Name, module, version, now); err != nil {
 		return err
 	}
-	if d.Versions == nil {
-		d.Versions = map[string]string{}
-	}
-	d.Versions[module] = version
-
 	t, err := s.activeTask(ctx, dev, module)
 	if err != nil {
 		return err
@@ -140,11 +131,16 @@ func (s *Service) reportVersion(ctx context.Context, dev ota.DeviceRef, module, 
 	}
 	if t != nil {
 		if t.State == ota.TaskWaiting {
+			// Read after the version was written: admission sees it.
+			d, err := s.store.GetDevice(ctx, dev.ProductKey, dev.Name)
+			if err != nil {
+				return err
+			}
 			return s.admitTask(ctx, t, &d)
 		}
 		return nil
 	}
-	return s.matchDynamicJobs(ctx, &d, module, version, now)
+	return s.matchDynamicJobs(ctx, dev, module, version, now)
 }
 
 // maxReapply bounds how often a device report is read and applied again
@@ -195,16 +191,24 @@ func (s *Service) reapply(ctx context.Context, what string, apply func() error) 
 }
 
 // matchDynamicJobs gives the device a task in the newest running dynamic job
-// on the module whose target it now matches ("the latest one wins").
-func (s *Service) matchDynamicJobs(ctx context.Context, d *ota.Device, module, version string, now time.Time) error {
-	jobs, _, err := s.store.ListJobs(ctx, store.JobFilter{TenantID: d.TenantID, ProductKey: d.ProductKey, Module: module,
-		Selection: ota.SelectDynamic, States: []ota.JobState{ota.JobRunning}}, store.Page{Limit: 100})
+// on the module whose target it now matches ("the latest one wins"). Most
+// reports find no such job, so the device (its groups and labels) is read
+// only when there is one; it is read after the report's version was
+// written, so it has it.
+func (s *Service) matchDynamicJobs(ctx context.Context, dev ota.DeviceRef, module, version string, now time.Time) error {
+	// A product belongs to one tenant: its key selects the tenant's jobs.
+	jobs, _, err := s.store.ListJobs(ctx, store.JobFilter{ProductKey: dev.ProductKey, Module: module,
+		Selection: ota.SelectDynamic, States: []ota.JobState{ota.JobRunning}}, store.Page{Limit: 100}, false)
+	if err != nil || len(jobs) == 0 {
+		return err
+	}
+	d, err := s.store.GetDevice(ctx, dev.ProductKey, dev.Name)
 	if err != nil {
 		return err
 	}
 	for i := range jobs {
 		job := &jobs[i]
-		if !dynamicTargetMatches(&job.Target, d) {
+		if !dynamicTargetMatches(&job.Target, &d) {
 			continue
 		}
 		if len(job.Target.SourceVersions) > 0 && !slices.Contains(job.Target.SourceVersions, version) {
@@ -217,7 +221,7 @@ func (s *Service) matchDynamicJobs(ctx context.Context, d *ota.Device, module, v
 		if err != nil {
 			return err
 		}
-		state, _ := job.Admit(&pkg, d)
+		state, _ := job.Admit(&pkg, &d)
 		if state == ota.TaskSkipped {
 			continue
 		}
@@ -228,7 +232,7 @@ func (s *Service) matchDynamicJobs(ctx context.Context, d *ota.Device, module, v
 		if n == 0 {
 			// The device has a task in this job already; one the job skipped
 			// before (another version, or unknown then) gets its turn now.
-			if n, err = s.reviveSkipped(ctx, job, &pkg, d); err != nil {
+			if n, err = s.reviveSkipped(ctx, job, &pkg, &d); err != nil {
 				return err
 			}
 		}

@@ -113,7 +113,7 @@ func (s *Service) sweepEndedJobs(ctx context.Context) error {
 	now := s.clock.Now()
 	page := store.Page{Limit: tickJobPage}
 	for {
-		jobs, _, err := s.store.ListJobs(ctx, store.JobFilter{States: []ota.JobState{ota.JobCompleted, ota.JobCanceled}}, page)
+		jobs, _, err := s.store.ListJobs(ctx, store.JobFilter{States: []ota.JobState{ota.JobCompleted, ota.JobCanceled}}, page, false)
 		if err != nil {
 			return err
 		}
@@ -183,7 +183,7 @@ func (s *Service) Advance(ctx context.Context) (TickReport, error) {
 	page := store.Page{Limit: tickJobPage}
 	for {
 		jobs, _, err := s.store.ListJobs(ctx, store.JobFilter{
-			States: []ota.JobState{ota.JobPlanned, ota.JobRunning, ota.JobPaused}}, page)
+			States: []ota.JobState{ota.JobPlanned, ota.JobRunning, ota.JobPaused}}, page, false)
 		if err != nil {
 			return rep, err
 		}

@@ -19,7 +19,7 @@ const PresenceWindow = 3 * time.Minute
 // RunningJobs returns up to limit running jobs of every tenant, newest
 // first, each with its task counts.
 func (s *Service) RunningJobs(ctx context.Context, limit int) ([]JobView, error) {
-	jobs, _, err := s.store.ListJobs(ctx, store.JobFilter{States: []ota.JobState{ota.JobRunning}}, store.Page{Limit: limit})
+	jobs, _, err := s.store.ListJobs(ctx, store.JobFilter{States: []ota.JobState{ota.JobRunning}}, store.Page{Limit: limit}, false)
 	if err != nil {
 		return nil, err
 	}

@@ -96,7 +96,7 @@ func (s *Service) CreateJob(ctx context.Context, p Principal, in ota.Job) (ota.J
 		// Alibaba: one dynamic job per package; a second would only compete
 		// with the first for the same devices.
 		live, _, err := s.store.ListJobs(ctx, store.JobFilter{TenantID: p.TenantID, PackageID: pkg.ID, Selection: ota.SelectDynamic,
-			States: unfinishedJobStates}, store.Page{Limit: 1})
+			States: unfinishedJobStates}, store.Page{Limit: 1}, false)
 		if err != nil {
 			return ota.Job{}, err
 		}
@@ -163,7 +163,7 @@ func (s *Service) ListJobs(ctx context.Context, p Principal, f store.JobFilter, 
 			return nil, 0, err
 		}
 	}
-	return s.store.ListJobs(ctx, f, page)
+	return s.store.ListJobs(ctx, f, page, true)
 }
 
 // PauseJob stops dispatching new notices. Devices already notified may

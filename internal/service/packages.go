@@ -361,7 +361,7 @@ func (s *Service) DeletePackage(ctx context.Context, p Principal, id string) err
 	if err != nil {
 		return err
 	}
-	jobs, n, err := s.store.ListJobs(ctx, store.JobFilter{TenantID: p.TenantID, PackageID: id, States: unfinishedJobStates}, store.Page{Limit: 1})
+	jobs, n, err := s.store.ListJobs(ctx, store.JobFilter{TenantID: p.TenantID, PackageID: id, States: unfinishedJobStates}, store.Page{Limit: 1}, true)
 	if err != nil {
 		return err
 	}

@@ -374,7 +374,9 @@ type Jobs interface {
 	// replicas racing on it.
 	MaterializeBatch(ctx context.Context, j ota.Job, expectCursor string, tasks []ota.Task) error
 	GetJob(ctx context.Context, tenantID, id string) (ota.Job, error)
-	ListJobs(ctx context.Context, f JobFilter, page Page) ([]ota.Job, int64, error)
+	// ListJobs returns the page of matching jobs, newest first, and with
+	// count their total (a second query; 0 without it).
+	ListJobs(ctx context.Context, f JobFilter, page Page, count bool) ([]ota.Job, int64, error)
 	// UpdateJob writes every mutable field (state, reason, materialization
 	// progress, times) if the stored state is still expect; CodeConflict if not.
 	UpdateJob(ctx context.Context, j ota.Job, expect ota.JobState) error

@@ -153,7 +153,7 @@ func (s *Store) GetJob(ctx context.Context, tenantID, id string) (ota.Job, error
 	return j, nil
 }
 
-func (s *Store) ListJobs(ctx context.Context, f store.JobFilter, page store.Page) ([]ota.Job, int64, error) {
+func (s *Store) ListJobs(ctx context.Context, f store.JobFilter, page store.Page, count bool) ([]ota.Job, int64, error) {
 	w := &where{}
 	if f.TenantID != "" {
 		w.add("tenant_id = %s", f.TenantID)
@@ -194,9 +194,12 @@ func (s *Store) ListJobs(ctx context.Context, f store.JobFilter, page store.Page
 	if len(f.States) > 0 {
 		w.add("state = ANY(%s)", jobStates(f.States))
 	}
-	total, err := s.count(ctx, "jobs", w, "count jobs")
-	if err != nil {
-		return nil, 0, err
+	var total int64
+	if count {
+		var err error
+		if total, err = s.count(ctx, "jobs", w, "count jobs"); err != nil {
+			return nil, 0, err
+		}
 	}
 	if page.BeforeID != "" {
 		w.add("id < %s", page.BeforeID)

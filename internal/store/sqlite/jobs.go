@@ -216,7 +216,7 @@ func (s *Store) GetJob(ctx context.Context, tenantID, id string) (ota.Job, error
 
 // ListJobs returns matching jobs newest first (id descending). The total
 // ignores BeforeID, Offset and Limit.
-func (s *Store) ListJobs(ctx context.Context, f store.JobFilter, page store.Page) ([]ota.Job, int64, error) {
+func (s *Store) ListJobs(ctx context.Context, f store.JobFilter, page store.Page, count bool) ([]ota.Job, int64, error) {
 	var w where
 	if f.TenantID != "" {
 		w.add("tenant_id = ?", f.TenantID)
@@ -259,8 +259,10 @@ func (s *Store) ListJobs(ctx context.Context, f store.JobFilter, page store.Page
 		w.in("state", stateStrings(f.States))
 	}
 	var total int64
-	if err := s.read.QueryRowContext(ctx, "SELECT count(*) FROM jobs"+w.String(), w.args...).Scan(&total); err != nil {
-		return nil, 0, dbError(err, "count jobs")
+	if count {
+		if err := s.read.QueryRowContext(ctx, "SELECT count(*) FROM jobs"+w.String(), w.args...).Scan(&total); err != nil {
+			return nil, 0, dbError(err, "count jobs")
+		}
 	}
 	if page.BeforeID != "" {
 		w.add("id < ?", page.BeforeID)

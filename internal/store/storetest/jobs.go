@@ -165,12 +165,16 @@ func testJobList(t *testing.T, s store.Store) {
 		{"a locale alone does not filter", acme(store.JobFilter{NameLocale: "en_US"}), store.Page{}, ids(5, 4, 3, 2, 1, 0), 6},
 	}
 	for _, c := range cases {
-		got, total, err := s.ListJobs(ctx, c.f, c.p)
+		got, total, err := s.ListJobs(ctx, c.f, c.p, true)
 		mustOK(t, err, "ListJobs "+c.name)
 		wantEqual(t, c.want, jobIDs(got), c.name)
 		wantTotal(t, total, c.tot, c.name)
+		uncounted, zero, err := s.ListJobs(ctx, c.f, c.p, false)
+		mustOK(t, err, "ListJobs without the count "+c.name)
+		wantEqual(t, c.want, jobIDs(uncounted), c.name+" without the count")
+		wantTotal(t, zero, 0, c.name+" without the count")
 	}
-	got, _, err := s.ListJobs(ctx, acme(store.JobFilter{ProductKey: "pk2"}), store.Page{})
+	got, _, err := s.ListJobs(ctx, acme(store.JobFilter{ProductKey: "pk2"}), store.Page{}, false)
 	mustOK(t, err, "ListJobs pk2")
 	wantEqual(t, []ota.Job{js[3]}, got, "listed job")
 }
@@ -434,7 +438,7 @@ func testJobFilters(t *testing.T, s store.Store) {
 		{"space and outcome", store.JobFilter{Space: "app2", Outcome: ota.OutcomeSucceeded}, ids(2)},
 	} {
 		c.f.TenantID = "acme"
-		got, total, err := s.ListJobs(ctx, c.f, store.Page{})
+		got, total, err := s.ListJobs(ctx, c.f, store.Page{}, true)
 		mustOK(t, err, "ListJobs "+c.name)
 		wantEqual(t, c.want, jobIDs(got), c.name)
 		wantTotal(t, total, int64(len(c.want)), c.name)
