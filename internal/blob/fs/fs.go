@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -44,7 +45,22 @@ type Store struct {
 	signingKey []byte
 	publicBase string // no trailing slash
 	now        func() time.Time
+
+	// metas remembers sidecars read (metaCacheKey → *meta), at most
+	// maxCachedMetas of them. A fleet downloads the same few packages over
+	// and over, and reading the sidecar (open, read, close, JSON) cost as
+	// much as opening the file itself. An entry serves only while it still
+	// matches the data file's size and modification time, the same check
+	// the sidecar gets.
+	metas     sync.Map
+	metaCount atomic.Int64
 }
+
+// maxCachedMetas bounds Store.metas: packages, not uploads in progress,
+// are what is read often.
+const maxCachedMetas = 4096
+
+func metaCacheKey(bucket, key string) string { return bucket + "\x00" + key }
 
 var _ blob.Store = (*Store)(nil)
 
@@ -321,6 +337,12 @@ func syncDir(dir string) error {
 // readMeta returns the sidecar of bucket/key when it describes the file fi,
 // nil otherwise.
 func (s *Store) readMeta(bucket, key string, fi fs.FileInfo) *meta {
+	ck := metaCacheKey(bucket, key)
+	if v, ok := s.metas.Load(ck); ok {
+		if m := v.(*meta); m.Size == fi.Size() && m.ModTime == fi.ModTime().UnixNano() {
+			return m
+		}
+	}
 	b, err := os.ReadFile(s.metaPath(bucket, key))
 	if err != nil {
 		return nil
@@ -328,6 +350,11 @@ func (s *Store) readMeta(bucket, key string, fi fs.FileInfo) *meta {
 	var m meta
 	if json.Unmarshal(b, &m) != nil || m.Key != key || m.Size != fi.Size() || m.ModTime != fi.ModTime().UnixNano() {
 		return nil
+	}
+	if s.metaCount.Load() < maxCachedMetas {
+		if _, replaced := s.metas.Swap(ck, &m); !replaced {
+			s.metaCount.Add(1)
+		}
 	}
 	return &m
 }
@@ -399,6 +426,9 @@ func (s *Store) Delete(ctx context.Context, bucket, key string) error {
 		return unavailable(err, "cannot delete object %q in bucket %q", key, bucket)
 	}
 	s.pruneEmptyDirs(bucket, filepath.Dir(p))
+	if _, cached := s.metas.LoadAndDelete(metaCacheKey(bucket, key)); cached {
+		s.metaCount.Add(-1)
+	}
 	if err := os.Remove(s.metaPath(bucket, key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return unavailable(err, "cannot delete the metadata of object %q in bucket %q", key, bucket)
 	}
