@@ -326,31 +326,26 @@ func (s *Service) ReportProgress(ctx context.Context, dev ota.DeviceRef, pr Prog
 
 func (s *Service) reportProgress(ctx context.Context, dev ota.DeviceRef, pr Progress) error {
 	module := moduleOrDefault(pr.Module)
-	var t *ota.Task
-	if pr.TaskID != 0 {
-		got, err := s.store.GetTask(ctx, pr.TaskID)
+	id := pr.TaskID
+	if id == 0 {
+		t, err := s.activeTask(ctx, dev, module)
 		if err != nil {
-			return err
-		}
-		if got.ProductKey != dev.ProductKey || got.DeviceName != dev.Name {
-			return ota.Errorf(ota.CodeNotFound, "task %d not found for device %q", pr.TaskID, dev.Name)
-		}
-		t = &got
-	} else {
-		var err error
-		if t, err = s.activeTask(ctx, dev, module); err != nil {
 			return err
 		}
 		if t == nil {
 			return ota.Errorf(ota.CodeNotFound, "device %q has no unfinished task on module %q", dev.Name, module)
 		}
-	}
-	switch t.State {
-	case ota.TaskQueued, ota.TaskNotified, ota.TaskInProgress:
-	default:
-		return ota.Errorf(ota.CodeConflict, "the task of device %q is %s; progress is accepted only once it has been notified", dev.Name, t.State)
+		id = t.ID
 	}
 	if pr.Step < 0 {
+		// A failure: what follows (retry or not) is the job's to say.
+		t, err := s.store.GetTask(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := acceptsProgress(&t, dev); err != nil {
+			return err
+		}
 		reason := pr.Reason
 		if reason == ota.ReasonNone {
 			reason = ota.ReasonForStep(pr.Step)
@@ -359,14 +354,37 @@ func (s *Service) reportProgress(ctx context.Context, dev ota.DeviceRef, pr Prog
 		if detail == "" {
 			detail = fmt.Sprintf("the device reported step %d", pr.Step)
 		}
-		return s.failTask(ctx, t, reason, detail)
+		return s.failTask(ctx, &t, reason, detail)
 	}
-	prev := t.State
-	if err := t.Transition(ota.TaskInProgress, s.clock.Now()); err != nil {
-		return err
+	// Progress is one write that reads the task where it writes it
+	// (store.ModifyTask): a fleet's most frequent report, and no other
+	// writer can come between its check and its write.
+	now := s.clock.Now()
+	_, err := s.store.ModifyTask(ctx, id, func(t *ota.Task) error {
+		if err := acceptsProgress(t, dev); err != nil {
+			return err
+		}
+		if err := t.Transition(ota.TaskInProgress, now); err != nil {
+			return err
+		}
+		t.Progress, t.Detail = pr.Step, pr.Detail
+		return nil
+	})
+	return err
+}
+
+// acceptsProgress refuses a progress report on a task that is not the
+// device's (CodeNotFound, as for a task that does not exist) or not yet
+// notified or already ended (CodeConflict).
+func acceptsProgress(t *ota.Task, dev ota.DeviceRef) error {
+	if t.ProductKey != dev.ProductKey || t.DeviceName != dev.Name {
+		return ota.Errorf(ota.CodeNotFound, "task %d not found for device %q", t.ID, dev.Name)
 	}
-	t.Progress, t.Detail = pr.Step, pr.Detail
-	return s.updateTask(ctx, *t, prev)
+	switch t.State {
+	case ota.TaskQueued, ota.TaskNotified, ota.TaskInProgress:
+		return nil
+	}
+	return ota.Errorf(ota.CodeConflict, "the task of device %q is %s; progress is accepted only once it has been notified", dev.Name, t.State)
 }
 
 // NextNotice returns the notice for the device's active task on module (nil

@@ -431,6 +431,16 @@ type Tasks interface {
 	// expect; CodeConflict if not. Tasks are changed one at a time this way by
 	// device reports and operator actions.
 	UpdateTask(ctx context.Context, t ota.Task, expect ota.TaskState) error
+	// ModifyTask applies change to task id as stored and writes the result
+	// (every mutable field, as UpdateTask) only if the task has not changed
+	// at all since it was read, then returns it. change decides; it must
+	// not call the store (it may run inside the store's transaction) and
+	// may run more than once, on a fresher copy after another writer got
+	// there first. Its error aborts the write and comes back unchanged.
+	// CodeNotFound when there is no such task; CodeConflict when the task
+	// kept changing (a few attempts) or the result would be a second
+	// active task on its device's module.
+	ModifyTask(ctx context.Context, id int64, change func(t *ota.Task) error) (ota.Task, error)
 	// UpdateTasks applies u to every task f selects (f.Limit bounds it when
 	// set) and returns how many changed. Used for timeouts, retries, cancel.
 	UpdateTasks(ctx context.Context, f TaskFilter, u TaskUpdate) (int64, error)

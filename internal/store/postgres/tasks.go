@@ -456,6 +456,55 @@ func (s *Store) UpdateTask(ctx context.Context, t ota.Task, expect ota.TaskState
 	return ota.Errorf(ota.CodeConflict, "task %d is %s, not %s: it changed meanwhile; reload it and try again", t.ID, cur.State, expect)
 }
 
+// modifyAttempts bounds ModifyTask's read-change-write rounds when other
+// writers keep changing the task in between.
+const modifyAttempts = 8
+
+// ModifyTask reads the task with its row version (xmin, which every update
+// of the row changes) and writes change's result only if the row still has
+// that version: two round trips and no lock held while change runs. A
+// write that finds the row changed reads it again and runs change on the
+// fresher copy.
+func (s *Store) ModifyTask(ctx context.Context, id int64, change func(t *ota.Task) error) (ota.Task, error) {
+	for attempt := 1; ; attempt++ {
+		var version string
+		t, err := scanTask(versionedRow{s.pool.QueryRow(ctx, `SELECT xmin::text, `+taskColumns+` FROM tasks WHERE id = $1`, id), &version})
+		if err != nil {
+			return ota.Task{}, notFoundAs(err, "get task", ota.Errorf(ota.CodeNotFound, "task %d not found", id))
+		}
+		if err := change(&t); err != nil {
+			return ota.Task{}, err
+		}
+		t.ID = id
+		tag, err := s.exec(ctx, `UPDATE tasks SET state = $3, from_version = $4, progress = $5, attempts = $6, reason = $7, detail = $8,
+				notified_at = $9, started_at = $10, finished_at = $11, next_attempt_at = $12, updated_at = $13
+			WHERE id = $1 AND xmin::text = $2`,
+			id, version, t.State, t.FromVersion, t.Progress, t.Attempts, t.Reason, t.Detail,
+			ts(t.NotifiedAt), ts(t.StartedAt), ts(t.FinishedAt), ts(t.NextAttemptAt), ts(t.UpdatedAt))
+		if err != nil {
+			return ota.Task{}, conflictAs(translate(err, "modify task"),
+				"device %q already has an active task on module %q", t.DeviceName, t.Module)
+		}
+		if tag.RowsAffected() == 1 {
+			return t, nil
+		}
+		if attempt == modifyAttempts {
+			return ota.Task{}, ota.Errorf(ota.CodeConflict, "task %d kept changing (%d attempts); reload it and try again", id, attempt)
+		}
+	}
+}
+
+// versionedRow scans a row whose first column is the row version into
+// version, and the rest as the row it prefixes.
+type versionedRow struct {
+	pgx.Row
+	version *string
+}
+
+func (r versionedRow) Scan(dest ...any) error {
+	return r.Row.Scan(append([]any{r.version}, dest...)...)
+}
+
 // UpdateTasks applies u to the tasks f selects. With f.Limit it takes the
 // first Limit of them in id order that no other transaction holds (SKIP
 // LOCKED), so replicas sweeping the same tasks share the work.

@@ -379,6 +379,73 @@ func (s *Store) UpdateTask(ctx context.Context, t ota.Task, expect ota.TaskState
 	return dbError(err, "update task")
 }
 
+// ModifyTask reads, changes and writes the task in one write transaction:
+// the read is on the writer, so no other write can come between it and the
+// write, change runs once, and only the columns it changed are written (see
+// UpdateTask for why that matters to SQLite). The read also costs less there
+// than on a reader, whose page cache SQLite drops after every commit.
+func (s *Store) ModifyTask(ctx context.Context, id int64, change func(t *ota.Task) error) (ota.Task, error) {
+	var out ota.Task
+	var changeErr error
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		t, err := scanTask(tx.QueryRowContext(ctx, "SELECT "+taskCols+" FROM tasks WHERE id = ?", id))
+		if err == sql.ErrNoRows {
+			return ota.Errorf(ota.CodeNotFound, "task %d not found", id)
+		}
+		if err != nil {
+			return err
+		}
+		before := t
+		if err := change(&t); err != nil {
+			changeErr = err
+			return err
+		}
+		t.ID = before.ID
+		set, args := changedTaskColumns(before, t)
+		if len(set) > 0 {
+			_, err = tx.ExecContext(ctx, "UPDATE tasks SET "+strings.Join(set, ", ")+" WHERE id = ?", append(args, id)...)
+			if ota.ErrorCode(dbError(err, "")) == ota.CodeConflict {
+				return ota.Errorf(ota.CodeConflict, "device %q already has an active task on module %q", t.DeviceName, t.Module)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		out = t
+		return nil
+	})
+	if changeErr != nil {
+		return ota.Task{}, changeErr // change's own verdict, unchanged
+	}
+	return out, dbError(err, "modify task")
+}
+
+// changedTaskColumns are the assignments ("col = ?") and arguments for the
+// mutable fields of next that differ from cur, compared as stored (times to
+// the microsecond).
+func changedTaskColumns(cur, next ota.Task) ([]string, []any) {
+	var set []string
+	var args []any
+	col := func(name string, was, now any) {
+		if was != now {
+			set = append(set, name+" = ?")
+			args = append(args, now)
+		}
+	}
+	col("state", string(cur.State), string(next.State))
+	col("from_version", cur.FromVersion, next.FromVersion)
+	col("progress", cur.Progress, next.Progress)
+	col("attempts", cur.Attempts, next.Attempts)
+	col("reason", string(cur.Reason), string(next.Reason))
+	col("detail", cur.Detail, next.Detail)
+	col("notified_at", dbTime(cur.NotifiedAt), dbTime(next.NotifiedAt))
+	col("started_at", dbTime(cur.StartedAt), dbTime(next.StartedAt))
+	col("finished_at", dbTime(cur.FinishedAt), dbTime(next.FinishedAt))
+	col("next_attempt_at", dbTime(cur.NextAttemptAt), dbTime(next.NextAttemptAt))
+	col("updated_at", dbTime(cur.UpdatedAt), dbTime(next.UpdatedAt))
+	return set, args
+}
+
 // UpdateTasks applies u to the tasks f selects (the first f.Limit by id when
 // set). A task that would become a second active task on its device's module
 // is left unchanged (UPDATE OR IGNORE) and not counted.

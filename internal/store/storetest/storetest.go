@@ -108,6 +108,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Tasks/CountFollowsChanges", testTaskCountFollowsChanges},
 		{"Tasks/CountNotifiedSince", testTaskCountNotified},
 		{"Tasks/UpdateCAS", testTaskUpdate},
+		{"Tasks/Modify", testTaskModify},
 		{"Tasks/UpdateBulk", testTaskUpdateBulk},
 		{"Tasks/UpdateBulkLimit", testTaskUpdateBulkLimit},
 		{"Tasks/UpdateBulkKeepsOneActive", testTaskUpdateBulkOneActive},

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -502,6 +503,89 @@ func testTaskUpdate(t *testing.T, s store.Store) {
 	other3.State, other3.NotifiedAt = ota.TaskQueued, time.Time{}
 	mustOK(t, s.UpdateTask(ctx, other3, ota.TaskNotified), "UpdateTask notified→queued")
 	wantEqual(t, other3, mustGetTask(t, s, other.ID), "requeued task")
+}
+
+// testTaskModify: ModifyTask writes what change made of the stored task,
+// never over a change it did not see, and nothing when change refuses.
+func testTaskModify(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	j1 := mustJob(t, s, newJob("acme", "pkg", "pk1", base))
+	j2 := mustJob(t, s, newJob("acme", "pkg", "pk1", at(time.Second)))
+	mustInsert(t, s, newTask(j1, "d1", ota.TaskQueued), newTask(j1, "d2", ota.TaskQueued))
+	ts := listAll(t, s, store.TaskFilter{JobID: j1.ID})
+	task, other := ts[0], ts[1]
+
+	got, err := s.ModifyTask(ctx, task.ID, func(x *ota.Task) error {
+		x.State, x.Progress, x.Detail = ota.TaskInProgress, 40, "downloading"
+		x.NotifiedAt, x.StartedAt, x.UpdatedAt = at(time.Minute), at(time.Minute), at(time.Minute)
+		return nil
+	})
+	mustOK(t, err, "ModifyTask queued→in_progress")
+	want := task
+	want.State, want.Progress, want.Detail = ota.TaskInProgress, 40, "downloading"
+	want.NotifiedAt, want.StartedAt, want.UpdatedAt = at(time.Minute), at(time.Minute), at(time.Minute)
+	wantEqual(t, want, got, "ModifyTask's result")
+	wantEqual(t, want, mustGetTask(t, s, task.ID), "modified task")
+	wantEqual(t, other, mustGetTask(t, s, other.ID), "the other task")
+
+	refused := errors.New("refused by change")
+	_, err = s.ModifyTask(ctx, task.ID, func(x *ota.Task) error {
+		x.Progress = 99
+		return refused
+	})
+	if !errors.Is(err, refused) {
+		t.Fatalf("ModifyTask whose change refused: %v, want change's error", err)
+	}
+	wantEqual(t, want, mustGetTask(t, s, task.ID), "task after a refused change")
+
+	called := false
+	_, err = s.ModifyTask(ctx, other.ID+1000, func(*ota.Task) error { called = true; return nil })
+	wantCode(t, err, ota.CodeNotFound, "ModifyTask of a missing task")
+	if called {
+		t.Fatal("ModifyTask called change for a missing task")
+	}
+
+	// Concurrent changes each see the one before: none is lost. A caller
+	// that hears CodeConflict (the task kept changing) tries again.
+	const writers = 12
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for range writers {
+		wg.Go(func() {
+			for {
+				_, err := s.ModifyTask(ctx, other.ID, func(x *ota.Task) error { x.Attempts++; return nil })
+				if ota.ErrorCode(err) == ota.CodeConflict {
+					continue
+				}
+				errs <- err
+				return
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		mustOK(t, err, "concurrent ModifyTask")
+	}
+	if n := mustGetTask(t, s, other.ID).Attempts; n != other.Attempts+writers {
+		t.Fatalf("attempts after %d concurrent increments: %d, want %d", writers, n, other.Attempts+writers)
+	}
+
+	// A change that would make a second active task on the device's module
+	// is a conflict and writes nothing.
+	_, err = s.ModifyTask(ctx, task.ID, func(x *ota.Task) error {
+		x.State, x.FinishedAt = ota.TaskFailed, at(time.Hour)
+		return nil
+	})
+	mustOK(t, err, "ModifyTask in_progress→failed")
+	mustInsert(t, s, newTask(j2, "d1", ota.TaskQueued))
+	failed := mustGetTask(t, s, task.ID)
+	_, err = s.ModifyTask(ctx, task.ID, func(x *ota.Task) error {
+		x.State, x.FinishedAt = ota.TaskQueued, time.Time{}
+		return nil
+	})
+	wantCode(t, err, ota.CodeConflict, "ModifyTask to a second active task")
+	wantEqual(t, failed, mustGetTask(t, s, task.ID), "task after the conflicting change")
 }
 
 func testTaskUpdateBulk(t *testing.T, s store.Store) {
