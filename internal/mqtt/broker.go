@@ -198,6 +198,7 @@ func NewBroker(devices deviceproto.Devices, opts BrokerOptions) (*Broker, error)
 		byClient: make(map[string]*client),
 		kept:     make(map[string]keptSession),
 		byDevice: make(map[ota.DeviceRef]*client),
+		exec:     executors{wake: make(chan struct{}, maxExecutors)},
 		lns:      lns,
 	}
 	var err error

@@ -578,33 +578,65 @@ func (c *client) removeSub(filter string) bool {
 // connecting at once must not make 10 000 of them.
 const maxExecutors = 32
 
+// executorIdle is how long an executor goroutine with no work waits for
+// more before it exits. A rollout's reports come in bursts a few
+// milliseconds apart; a goroutine started for each burst grew its stack
+// again through the store's calls (copying it each time it doubled) and
+// that was a twentieth of the server's CPU. A second keeps the goroutines
+// of a busy broker; an idle one still ends up with none.
+const executorIdle = time.Second
+
 // executors runs connections that have queued packets, each on one
 // goroutine at a time (so its packets stay in order), on at most
-// maxExecutors goroutines that exit when no connection has work.
+// maxExecutors goroutines that exit after executorIdle without work.
 type executors struct {
 	mu      sync.Mutex
-	ready   []*client // connections waiting for a goroutine
-	running int
+	ready   []*client     // connections waiting for a goroutine
+	running int           // goroutines, working or waiting
+	idle    int           // waiting goroutines no wake-up is meant for
+	wake    chan struct{} // one per waiting goroutine woken; never more than maxExecutors
 }
 
 func (e *executors) submit(c *client) {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	e.ready = append(e.ready, c)
-	start := e.running < maxExecutors
-	if start {
+	switch {
+	case e.idle > 0:
+		e.idle--
+		// Sent under the lock, so a goroutine whose wait ends at the same
+		// moment finds it (below). The buffer holds one per waiting
+		// goroutine at most: this never blocks.
+		e.wake <- struct{}{}
+	case e.running < maxExecutors:
 		e.running++
-	}
-	e.mu.Unlock()
-	if start {
 		go e.work()
 	}
 }
 
 func (e *executors) work() {
+	idle := time.NewTimer(executorIdle)
+	defer idle.Stop()
 	for {
 		e.mu.Lock()
 		if len(e.ready) == 0 {
 			e.ready = nil // no backing array kept while idle
+			e.idle++
+			e.mu.Unlock()
+			idle.Reset(executorIdle)
+			select {
+			case <-e.wake:
+				continue
+			case <-idle.C:
+			}
+			e.mu.Lock()
+			select {
+			case <-e.wake: // woken as the wait ended: take the work
+				e.mu.Unlock()
+				continue
+			default:
+			}
+			e.idle--
 			e.running--
 			e.mu.Unlock()
 			return

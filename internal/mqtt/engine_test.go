@@ -466,6 +466,8 @@ func TestMQTT5Device(t *testing.T) {
 		t.Fatalf("the old connection got %+v, want DISCONNECT 0x8E", got)
 	}
 	eventually(t, "one connection", func() bool { return b.Connected() == 1 })
+	// The new connection's presence is recorded after its CONNACK.
+	eventually(t, "the take-over recorded as a second connect", func() bool { on, n := f.Online(ref); return on && n == 2 })
 	if on, n := f.Online(ref); !on || n != 2 {
 		t.Fatalf("online=%v connects=%d", on, n)
 	}
