@@ -341,29 +341,17 @@ func (s *Store) UpdateTask(ctx context.Context, t ota.Task, expect ota.TaskState
 			set = "state = ?, " + set
 			args = append([]any{string(t.State)}, args...)
 		}
-		res, err := tx.ExecContext(ctx, "UPDATE tasks SET "+set+" WHERE id = ? AND state = ? AND notified_at IS ?",
+		wrote, err := updateTaskRow(ctx, tx, t, "UPDATE tasks SET "+set+" WHERE id = ? AND state = ? AND notified_at IS ?",
 			append(args, t.ID, string(expect), dbTime(t.NotifiedAt))...)
-		if ota.ErrorCode(dbError(err, "")) == ota.CodeConflict {
-			return ota.Errorf(ota.CodeConflict, "device %q already has an active task on module %q", t.DeviceName, t.Module)
-		}
-		if err != nil {
+		if err != nil || wrote {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil || n == 1 {
-			return err
-		}
-		res, err = tx.ExecContext(ctx, `UPDATE tasks SET state = ?, from_version = ?, progress = ?, attempts = ?, reason = ?,
+		wrote, err = updateTaskRow(ctx, tx, t, `UPDATE tasks SET state = ?, from_version = ?, progress = ?, attempts = ?, reason = ?,
 			detail = ?, notified_at = ?, started_at = ?, finished_at = ?, next_attempt_at = ?, updated_at = ?
 			WHERE id = ? AND state = ?`,
 			string(t.State), t.FromVersion, t.Progress, t.Attempts, string(t.Reason), t.Detail, dbTime(t.NotifiedAt),
 			dbTime(t.StartedAt), dbTime(t.FinishedAt), dbTime(t.NextAttemptAt), dbTime(t.UpdatedAt), t.ID, string(expect))
-		if ota.ErrorCode(dbError(err, "")) == ota.CodeConflict {
-			return ota.Errorf(ota.CodeConflict, "device %q already has an active task on module %q", t.DeviceName, t.Module)
-		}
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n == 1 {
+		if err != nil || wrote {
 			return err
 		}
 		var state string
@@ -377,6 +365,21 @@ func (s *Store) UpdateTask(ctx context.Context, t ota.Task, expect ota.TaskState
 		return ota.Errorf(ota.CodeConflict, "task %d is %s, not %s", t.ID, state, expect)
 	})
 	return dbError(err, "update task")
+}
+
+// updateTaskRow runs an UPDATE of t's row and reports whether it wrote it.
+// A unique violation is the one-active-task rule: t would be a second
+// active task on its device's module.
+func updateTaskRow(ctx context.Context, tx *sql.Tx, t ota.Task, query string, args ...any) (bool, error) {
+	res, err := tx.ExecContext(ctx, query, args...)
+	if ota.ErrorCode(dbError(err, "")) == ota.CodeConflict {
+		return false, ota.Errorf(ota.CodeConflict, "device %q already has an active task on module %q", t.DeviceName, t.Module)
+	}
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // ModifyTask reads, changes and writes the task in one write transaction:
@@ -403,11 +406,7 @@ func (s *Store) ModifyTask(ctx context.Context, id int64, change func(t *ota.Tas
 		t.ID = before.ID
 		set, args := changedTaskColumns(before, t)
 		if len(set) > 0 {
-			_, err = tx.ExecContext(ctx, "UPDATE tasks SET "+strings.Join(set, ", ")+" WHERE id = ?", append(args, id)...)
-			if ota.ErrorCode(dbError(err, "")) == ota.CodeConflict {
-				return ota.Errorf(ota.CodeConflict, "device %q already has an active task on module %q", t.DeviceName, t.Module)
-			}
-			if err != nil {
+			if _, err := updateTaskRow(ctx, tx, t, "UPDATE tasks SET "+strings.Join(set, ", ")+" WHERE id = ?", append(args, id)...); err != nil {
 				return err
 			}
 		}
