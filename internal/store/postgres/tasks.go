@@ -434,14 +434,21 @@ func (s *Store) CountNotifiedSince(ctx context.Context, jobID string, since time
 	return s.count(ctx, "tasks", w, "count notified tasks")
 }
 
+// updateTaskSQL writes every mutable field of a task; the caller adds the
+// WHERE, on $1 (the id) and $2 (what the row must still be), and passes
+// updateTaskArgs.
+const updateTaskSQL = `UPDATE tasks SET state = $3, from_version = $4, progress = $5, attempts = $6, reason = $7, detail = $8,
+	notified_at = $9, started_at = $10, finished_at = $11, next_attempt_at = $12, updated_at = $13`
+
+func updateTaskArgs(t ota.Task, guard any) []any {
+	return []any{t.ID, guard, t.State, t.FromVersion, t.Progress, t.Attempts, t.Reason, t.Detail,
+		ts(t.NotifiedAt), ts(t.StartedAt), ts(t.FinishedAt), ts(t.NextAttemptAt), ts(t.UpdatedAt)}
+}
+
 // UpdateTask writes the fields that change over a task's life if its state is
 // still expect. The identity (job, device, module, destination) stays.
 func (s *Store) UpdateTask(ctx context.Context, t ota.Task, expect ota.TaskState) error {
-	tag, err := s.exec(ctx, `UPDATE tasks SET state = $3, from_version = $4, progress = $5, attempts = $6, reason = $7, detail = $8,
-			notified_at = $9, started_at = $10, finished_at = $11, next_attempt_at = $12, updated_at = $13
-		WHERE id = $1 AND state = $2`,
-		t.ID, expect, t.State, t.FromVersion, t.Progress, t.Attempts, t.Reason, t.Detail,
-		ts(t.NotifiedAt), ts(t.StartedAt), ts(t.FinishedAt), ts(t.NextAttemptAt), ts(t.UpdatedAt))
+	tag, err := s.exec(ctx, updateTaskSQL+` WHERE id = $1 AND state = $2`, updateTaskArgs(t, expect)...)
 	if err != nil {
 		return conflictAs(translate(err, "update task"),
 			"device %q already has an active task on module %q", t.DeviceName, t.Module)
@@ -476,11 +483,7 @@ func (s *Store) ModifyTask(ctx context.Context, id int64, change func(t *ota.Tas
 			return ota.Task{}, err
 		}
 		t.ID = id
-		tag, err := s.exec(ctx, `UPDATE tasks SET state = $3, from_version = $4, progress = $5, attempts = $6, reason = $7, detail = $8,
-				notified_at = $9, started_at = $10, finished_at = $11, next_attempt_at = $12, updated_at = $13
-			WHERE id = $1 AND xmin::text = $2`,
-			id, version, t.State, t.FromVersion, t.Progress, t.Attempts, t.Reason, t.Detail,
-			ts(t.NotifiedAt), ts(t.StartedAt), ts(t.FinishedAt), ts(t.NextAttemptAt), ts(t.UpdatedAt))
+		tag, err := s.exec(ctx, updateTaskSQL+` WHERE id = $1 AND xmin::text = $2`, updateTaskArgs(t, version)...)
 		if err != nil {
 			return ota.Task{}, conflictAs(translate(err, "modify task"),
 				"device %q already has an active task on module %q", t.DeviceName, t.Module)
