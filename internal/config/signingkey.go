@@ -104,6 +104,13 @@ type RateLimitValues struct {
 	PerKey, PerIP, PerDevice, PerTenant float64
 }
 
+// Unthrottle turns every rate limit off: per access key, per source IP, per
+// tenant and per device. It is for fuzzing and load tests, which call faster
+// than any limit; one place, so a limit added later is off for them too.
+func (c *Config) Unthrottle() {
+	c.RateLimit, c.RateLimitIP, c.RateLimitTenant, c.RateLimitDevice = "0", "0", "0", "0"
+}
+
 // RateLimits parses --rate-limit, --rate-limit-ip, --rate-limit-tenant and
 // --rate-limit-device:
 // requests per second, a non-negative number (0 = off).

@@ -28,7 +28,7 @@ type fuzzServer struct {
 
 func newFuzzServer(f *testing.F) *fuzzServer {
 	f.Helper()
-	srv := server.StartForTest(f, func(c *config.Config) { c.RateLimit, c.RateLimitIP, c.LogLevel = "0", "0", "error" })
+	srv := server.StartForTest(f, func(c *config.Config) { c.Unthrottle(); c.LogLevel = "error" })
 	creds, _ := srv.Credentials()
 	cl := client.New(srv.URL(), creds.AccessKeyID, creds.SecretAccessKey)
 	if _, err := cl.CreateProduct(context.Background(), client.ProductCreate{Key: "ap", Name: "ap", Protocol: "alibaba"}); err != nil {

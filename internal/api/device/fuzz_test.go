@@ -22,7 +22,8 @@ import (
 // envelope (401 with WWW-Authenticate for credentials), never a 5xx.
 func FuzzDeviceHTTP(f *testing.F) {
 	srv := server.StartForTest(f, func(c *config.Config) {
-		c.RateLimitDevice, c.RateLimitIP, c.LogLevel = "0", "0", "error"
+		c.Unthrottle()
+		c.LogLevel = "error"
 	})
 	creds, _ := srv.Credentials()
 	cl := client.New(srv.URL(), creds.AccessKeyID, creds.SecretAccessKey)

@@ -30,7 +30,8 @@ type enosFuzzServer struct {
 func newEnOSFuzzServer(f *testing.F) *enosFuzzServer {
 	f.Helper()
 	srv := server.StartForTest(f, func(c *config.Config) {
-		c.RateLimit, c.RateLimitIP, c.RateLimitDevice, c.LogLevel = "0", "0", "0", "error"
+		c.Unthrottle()
+		c.LogLevel = "error"
 	})
 	creds, _ := srv.Credentials()
 	cl := client.New(srv.URL(), creds.AccessKeyID, creds.SecretAccessKey)

@@ -21,7 +21,7 @@ import (
 // accepted; a correctly signed request is never a 401, whatever its query
 // and body (the signature covers them as the SDK computes it).
 func FuzzHuaweiAPI(f *testing.F) {
-	srv := server.StartForTest(f, func(c *config.Config) { c.RateLimit, c.RateLimitIP, c.LogLevel = "0", "0", "error" })
+	srv := server.StartForTest(f, func(c *config.Config) { c.Unthrottle(); c.LogLevel = "error" })
 	creds, _ := srv.Credentials()
 	cl := client.New(srv.URL(), creds.AccessKeyID, creds.SecretAccessKey)
 	ctx := context.Background()

@@ -35,7 +35,7 @@ type fuzzServer struct {
 func newFuzzServer(f *testing.F) *fuzzServer {
 	f.Helper()
 	srv := server.StartForTest(f, func(c *config.Config) {
-		c.RateLimit, c.RateLimitIP = "0", "0"
+		c.Unthrottle()
 		c.LogLevel = "error"
 	})
 	creds, _ := srv.Credentials()
