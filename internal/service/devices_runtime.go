@@ -101,36 +101,39 @@ func (s *Service) ReportVersion(ctx context.Context, dev ota.DeviceRef, module, 
 	return s.reapply(ctx, "version report", func() error { return s.reportVersion(ctx, dev, module, version) })
 }
 
+// reportVersion records the version and, in the same store call
+// (store.Tasks.ApplyVersionReport), completes the device's active task
+// when the version is its destination: the report a rollout ends with is
+// one write. What needs more than the task (the job's retry policy, the
+// device's groups) is decided afterwards, on what that call returned.
 func (s *Service) reportVersion(ctx context.Context, dev ota.DeviceRef, module, version string) error {
 	now := s.clock.Now()
-	if err := s.store.SetDeviceVersion(ctx, dev.ProductKey, dev.Name, module, version, now); err != nil {
-		return err
-	}
-	t, err := s.activeTask(ctx, dev, module)
+	succeeded := false
+	applied, err := s.store.ApplyVersionReport(ctx, store.VersionReport{ProductKey: dev.ProductKey, DeviceName: dev.Name,
+		Module: module, Version: version, At: now}, func(t *ota.Task) error {
+		succeeded = version == t.ToVersion
+		if !succeeded {
+			return nil
+		}
+		t.Progress = 100
+		return t.Transition(ota.TaskSucceeded, now)
+	})
 	if err != nil {
 		return err
 	}
+	t := applied.Task
+	if t != nil && succeeded {
+		s.opts.TasksFinished(t.State, t.Reason, 1)
+		t = nil // the module is free for a dynamic job
+	}
 	if t != nil {
 		switch {
-		case version == t.ToVersion:
-			prev := t.State
-			if err := t.Transition(ota.TaskSucceeded, now); err != nil {
-				return err
-			}
-			t.Progress = 100
-			if err := s.updateTask(ctx, *t, prev); err != nil {
-				return err
-			}
-			t = nil // the module is free for a dynamic job
 		// A task created before the device ever reported has no FromVersion:
 		// its first report mid-upgrade is where it started, not a wrong result.
 		case t.State == ota.TaskInProgress && t.FromVersion != "" && version != t.FromVersion:
 			return s.failTask(ctx, t, ota.ReasonWrongVersion,
 				fmt.Sprintf("the device reported version %q, not the destination %q", version, t.ToVersion))
-		}
-	}
-	if t != nil {
-		if t.State == ota.TaskWaiting {
+		case t.State == ota.TaskWaiting:
 			// Read after the version was written: admission sees it.
 			d, err := s.store.GetDevice(ctx, dev.ProductKey, dev.Name)
 			if err != nil {
@@ -138,6 +141,9 @@ func (s *Service) reportVersion(ctx context.Context, dev ota.DeviceRef, module, 
 			}
 			return s.admitTask(ctx, t, &d)
 		}
+		return nil
+	}
+	if !applied.DynamicJobs {
 		return nil
 	}
 	return s.matchDynamicJobs(ctx, dev, module, version, now)
@@ -191,10 +197,10 @@ func (s *Service) reapply(ctx context.Context, what string, apply func() error) 
 }
 
 // matchDynamicJobs gives the device a task in the newest running dynamic job
-// on the module whose target it now matches ("the latest one wins"). Most
-// reports find no such job, so the device (its groups and labels) is read
-// only when there is one; it is read after the report's version was
-// written, so it has it.
+// on the module whose target it now matches ("the latest one wins"). It is
+// called only when the version report's store call saw such a job running
+// (most reports see none); the device (its groups and labels) is read after
+// the report's version was written, so it has it.
 func (s *Service) matchDynamicJobs(ctx context.Context, dev ota.DeviceRef, module, version string, now time.Time) error {
 	// A product belongs to one tenant: its key selects the tenant's jobs.
 	jobs, _, err := s.store.ListJobs(ctx, store.JobFilter{ProductKey: dev.ProductKey, Module: module,

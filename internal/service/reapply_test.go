@@ -31,39 +31,66 @@ func (r *racingStore) UpdateTask(ctx context.Context, t ota.Task, expect ota.Tas
 	return r.Store.UpdateTask(ctx, t, expect)
 }
 
-// Issue 8 item 4: replica A reads the device's task as notified for its
-// version report; replica B handles the same device's progress report and
-// moves the task to in_progress; A's write then finds the task changed. The
-// version report is the destination, so it must still complete the task
-// rather than be dropped as a conflict.
-func TestVersionReportRacingProgressOnAnotherReplica(t *testing.T) {
+// racingReports also runs beforeReport(n) ahead of its n-th
+// ApplyVersionReport (from 1): what another replica commits before this
+// one reads the device's task for a version report.
+type racingReports struct {
+	*racingStore
+	reports      int
+	beforeReport func(n int)
+}
+
+func (r *racingReports) ApplyVersionReport(ctx context.Context, rep store.VersionReport, change func(*ota.Task) error) (store.VersionApplied, error) {
+	r.mu.Lock()
+	r.reports++
+	n := r.reports
+	r.mu.Unlock()
+	if r.beforeReport != nil {
+		r.beforeReport(n)
+	}
+	return r.Store.ApplyVersionReport(ctx, rep, change)
+}
+
+// Issue 8 item 4: replica A reads the device's in-progress task for a
+// version report that is neither where it came from nor where it is going
+// (a failure, by the job's retry policy); replica B handles the same
+// device's report of the destination meanwhile and completes the task; A's
+// write then finds the task changed. A's report must be applied again to
+// the task as it now is (over: nothing to fail), not dropped as a conflict
+// nor written over B's. The destination report itself completes the task
+// in the store call that reads it (store.Tasks.ApplyVersionReport), where
+// no other writer can come between; storetest races it against ModifyTask.
+func TestWrongVersionReportRacingDestinationOnAnotherReplica(t *testing.T) {
 	r := newRolloutEnv(t, service.Options{})
 	r.devices("d", 1, "1.0")
 	j := r.job(r.pkg(nil), nil)
 	r.tick()
-	r.wantState(j.ID, "d-0000", ota.TaskNotified)
+	if err := r.svc.ReportProgress(r.ctx, ref("d-0000"), service.Progress{Step: 40}); err != nil {
+		t.Fatal(err)
+	}
+	r.wantState(j.ID, "d-0000", ota.TaskInProgress)
 
 	replicaB := r.svc
 	racing := &racingStore{Store: r.st}
 	racing.before = func(n int) {
 		if n == 1 {
-			if err := replicaB.ReportProgress(r.ctx, ref("d-0000"), service.Progress{Step: 40}); err != nil {
-				t.Errorf("replica B's progress report: %v", err)
+			if err := replicaB.ReportVersion(r.ctx, ref("d-0000"), "", "2.0"); err != nil {
+				t.Errorf("replica B's version report: %v", err)
 			}
 		}
 	}
 	replicaA := service.New(racing, r.blobs, r.clock, r.rec, quietLog, r.opts)
-	if err := replicaA.ReportVersion(r.ctx, ref("d-0000"), "", "2.0"); err != nil {
+	if err := replicaA.ReportVersion(r.ctx, ref("d-0000"), "", "1.5"); err != nil {
 		t.Fatalf("version report lost to the race: %v", err)
 	}
-	if racing.n != 2 {
-		t.Fatalf("%d task writes, want 2 (the stale one, then the re-applied one)", racing.n)
+	if racing.n != 1 {
+		t.Fatalf("%d task writes, want 1 (the stale one; the re-applied report finds the task over)", racing.n)
 	}
 	task := r.wantState(j.ID, "d-0000", ota.TaskSucceeded)
 	if task.Progress != 100 || task.FinishedAt.IsZero() {
 		t.Fatalf("succeeded task %+v", task)
 	}
-	// Applied twice (redelivered), the report changes nothing more.
+	// Applied twice (redelivered), the destination changes nothing more.
 	r.reportVersion("d-0000", "2.0")
 	r.wantCounts(j.ID, "succeeded=1")
 }
@@ -115,37 +142,42 @@ func TestProgressReportsRacing(t *testing.T) {
 
 // A task that keeps changing under every attempt: the report is refused as
 // transient (CodeUnavailable), so a carrier leaves it for redelivery instead
-// of dropping it.
+// of dropping it. Another writer puts the task back in progress before each
+// read of this replica's wrong-version report and moves it on before each
+// of its writes.
 func TestVersionReportStaleEveryTimeIsTransient(t *testing.T) {
 	r := newRolloutEnv(t, service.Options{})
 	r.devices("d", 1, "1.0")
 	j := r.job(r.pkg(nil), nil)
 	r.tick()
-	racing := &racingStore{Store: r.st}
-	other := r.svc
-	racing.before = func(int) {
-		// Another writer flips the task between notified and in_progress
-		// before every write of this replica.
+	if err := r.svc.ReportProgress(r.ctx, ref("d-0000"), service.Progress{Step: 5}); err != nil {
+		t.Fatal(err)
+	}
+	move := func(from, to ota.TaskState) {
 		task := r.task(j.ID, "d-0000")
-		switch task.State {
-		case ota.TaskNotified:
-			if err := other.ReportProgress(r.ctx, ref("d-0000"), service.Progress{Step: 5}); err != nil {
-				t.Errorf("other writer: %v", err)
-			}
-		case ota.TaskInProgress:
-			task.State = ota.TaskNotified // an impossible move for the service, fine for a stand-in writer
-			if err := r.st.UpdateTask(r.ctx, task, ota.TaskInProgress); err != nil {
-				t.Errorf("other writer: %v", err)
-			}
+		if task.State != from {
+			t.Errorf("task is %s, want %s", task.State, from)
+			return
+		}
+		task.State = to // a move for a stand-in writer, not the service's rules
+		if err := r.st.UpdateTask(r.ctx, task, from); err != nil {
+			t.Errorf("other writer: %v", err)
 		}
 	}
+	racing := &racingReports{racingStore: &racingStore{Store: r.st}}
+	racing.beforeReport = func(n int) {
+		if n > 1 {
+			move(ota.TaskNotified, ota.TaskInProgress)
+		}
+	}
+	racing.before = func(int) { move(ota.TaskInProgress, ota.TaskNotified) }
 	replicaA := service.New(racing, r.blobs, r.clock, r.rec, quietLog, r.opts)
-	err := replicaA.ReportVersion(r.ctx, ref("d-0000"), "", "2.0")
+	err := replicaA.ReportVersion(r.ctx, ref("d-0000"), "", "1.5")
 	errCode(t, err, ota.CodeUnavailable, "send it again")
 	if !deviceproto.Transient(err) {
 		t.Fatalf("not transient: %v", err)
 	}
-	if racing.n != 8 {
-		t.Fatalf("%d attempts, want 8", racing.n)
+	if racing.n != 8 || racing.reports != 8 {
+		t.Fatalf("%d attempts (%d reads), want 8", racing.n, racing.reports)
 	}
 }

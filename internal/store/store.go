@@ -406,6 +406,23 @@ type TaskFilter struct {
 	Limit             int
 }
 
+// VersionReport is a version one device reported for one module ("" is
+// ota.DefaultModule), at At.
+type VersionReport struct {
+	ProductKey, DeviceName, Module, Version string
+	At                                      time.Time
+}
+
+// VersionApplied is what ApplyVersionReport found and did.
+type VersionApplied struct {
+	// Task is the device's active task on the module as written, nil when
+	// the device had none.
+	Task *ota.Task
+	// DynamicJobs: a running dynamic job exists on the device's product and
+	// module (it may or may not target the device).
+	DynamicJobs bool
+}
+
 // TaskUpdate is a bulk change applied to every task a filter selects.
 type TaskUpdate struct {
 	State         ota.TaskState
@@ -441,6 +458,19 @@ type Tasks interface {
 	// kept changing (a few attempts) or the result would be a second
 	// active task on its device's module.
 	ModifyTask(ctx context.Context, id int64, change func(t *ota.Task) error) (ota.Task, error)
+	// ApplyVersionReport is a device's version report in one call: it records
+	// the version of module as SetDeviceVersion does, then applies change to
+	// the device's active task on module, if it has one, and writes the
+	// result as ModifyTask does (change decides, must not call the store, and
+	// may run more than once). The version is recorded whatever change says;
+	// change's error leaves the task as it was and comes back unchanged.
+	// CodeNotFound when there is no such device; CodeConflict as ModifyTask.
+	//
+	// It also says whether a running dynamic job exists on the device's
+	// product and module, read after the version was written: a job that
+	// starts running later reads the fleet after that, so between the two
+	// reads the device cannot be missed.
+	ApplyVersionReport(ctx context.Context, r VersionReport, change func(t *ota.Task) error) (VersionApplied, error)
 	// UpdateTasks applies u to every task f selects (f.Limit bounds it when
 	// set) and returns how many changed. Used for timeouts, retries, cancel.
 	UpdateTasks(ctx context.Context, f TaskFilter, u TaskUpdate) (int64, error)

@@ -473,16 +473,70 @@ const modifyAttempts = 8
 // write that finds the row changed reads it again and runs change on the
 // fresher copy.
 func (s *Store) ModifyTask(ctx context.Context, id int64, change func(t *ota.Task) error) (ota.Task, error) {
+	t, err := s.modifyTask(ctx, change, `SELECT xmin::text, `+taskColumns+` FROM tasks WHERE id = $1`, id)
+	if err == errNoTask {
+		return ota.Task{}, ota.Errorf(ota.CodeNotFound, "task %d not found", id)
+	}
+	return t, err
+}
+
+// ApplyVersionReport: see store.Tasks. The version is written (and
+// committed) first, then the active task is changed as ModifyTask does,
+// then the running dynamic jobs are read: after the version's commit, so a
+// job that starts running meanwhile either is seen here or scans a fleet
+// that has the version.
+func (s *Store) ApplyVersionReport(ctx context.Context, r store.VersionReport, change func(t *ota.Task) error) (store.VersionApplied, error) {
+	module := r.Module
+	if module == "" {
+		module = ota.DefaultModule
+	}
+	if err := s.SetDeviceVersion(ctx, r.ProductKey, r.DeviceName, module, r.Version, r.At); err != nil {
+		return store.VersionApplied{}, err
+	}
+	var out store.VersionApplied
+	t, err := s.modifyTask(ctx, change, `SELECT xmin::text, `+taskColumns+` FROM tasks
+		WHERE product_key = $1 AND device_name = $2 AND module = $3 AND state NOT IN `+terminalStates,
+		r.ProductKey, r.DeviceName, module)
+	switch {
+	case err == errNoTask:
+	case err != nil:
+		return store.VersionApplied{}, err
+	default:
+		out.Task = &t
+	}
+	err = s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM jobs
+		WHERE product_key = $1 AND module = $2 AND selection = $3 AND state = $4)`,
+		r.ProductKey, module, string(ota.SelectDynamic), string(ota.JobRunning)).Scan(&out.DynamicJobs)
+	if err != nil {
+		return store.VersionApplied{}, translate(err, "read running dynamic jobs")
+	}
+	return out, nil
+}
+
+// errNoTask is modifyTask's answer when its query finds no task.
+var errNoTask = errors.New("no such task")
+
+// modifyTask runs ModifyTask's rounds on the task query finds (its first
+// column the row version, then taskColumns): errNoTask when it finds none,
+// change's error unchanged.
+func (s *Store) modifyTask(ctx context.Context, change func(t *ota.Task) error, query string, args ...any) (ota.Task, error) {
 	for attempt := 1; ; attempt++ {
 		var version string
-		t, err := scanTask(versionedRow{s.pool.QueryRow(ctx, `SELECT xmin::text, `+taskColumns+` FROM tasks WHERE id = $1`, id), &version})
-		if err != nil {
-			return ota.Task{}, notFoundAs(err, "get task", ota.Errorf(ota.CodeNotFound, "task %d not found", id))
+		t, err := scanTask(versionedRow{s.pool.QueryRow(ctx, query, args...), &version})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ota.Task{}, errNoTask
 		}
+		if err != nil {
+			return ota.Task{}, translate(err, "get task")
+		}
+		before := t
 		if err := change(&t); err != nil {
 			return ota.Task{}, err
 		}
-		t.ID = id
+		t.ID = before.ID
+		if t == before {
+			return t, nil // nothing to write: as if written when read
+		}
 		tag, err := s.exec(ctx, updateTaskSQL+` WHERE id = $1 AND xmin::text = $2`, updateTaskArgs(t, version)...)
 		if err != nil {
 			return ota.Task{}, conflictAs(translate(err, "modify task"),
@@ -492,7 +546,7 @@ func (s *Store) ModifyTask(ctx context.Context, id int64, change func(t *ota.Tas
 			return t, nil
 		}
 		if attempt == modifyAttempts {
-			return ota.Task{}, ota.Errorf(ota.CodeConflict, "task %d kept changing (%d attempts); reload it and try again", id, attempt)
+			return ota.Task{}, ota.Errorf(ota.CodeConflict, "task %d kept changing (%d attempts); reload it and try again", t.ID, attempt)
 		}
 	}
 }

@@ -185,22 +185,25 @@ func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter, page stor
 // SetDeviceVersion records the reported version of one module; the report
 // also counts as the device being seen at at.
 func (s *Store) SetDeviceVersion(ctx context.Context, productKey, name, module, version string, at time.Time) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error { return setDeviceVersion(ctx, tx, productKey, name, module, version, at) })
+	return dbError(err, "set version of device "+name)
+}
+
+// setDeviceVersion is SetDeviceVersion in tx.
+func setDeviceVersion(ctx context.Context, tx *sql.Tx, productKey, name, module, version string, at time.Time) error {
 	if module == "" {
 		module = ota.DefaultModule
 	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE devices SET last_seen = ? WHERE product_key = ? AND name = ?",
-			dbTime(at), productKey, name)
-		if err := affectedOne(res, err, "set device version", ota.NotFound("device", name)); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO device_versions (product_key, device_name, module, version, reported_at)
-			VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (product_key, device_name, module) DO UPDATE SET version = excluded.version, reported_at = excluded.reported_at`,
-			productKey, name, module, version, dbTime(at))
+	res, err := tx.ExecContext(ctx, "UPDATE devices SET last_seen = ? WHERE product_key = ? AND name = ?",
+		dbTime(at), productKey, name)
+	if err := affectedOne(res, err, "set device version", ota.NotFound("device", name)); err != nil {
 		return err
-	})
-	return dbError(err, "set version of device "+name)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO device_versions (product_key, device_name, module, version, reported_at)
+		VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (product_key, device_name, module) DO UPDATE SET version = excluded.version, reported_at = excluded.reported_at`,
+		productKey, name, module, version, dbTime(at))
+	return err
 }
 
 // SetDeviceOnline records a connect or disconnect at at, in stamp order.

@@ -251,6 +251,10 @@ func taskWhere(f store.TaskFilter) *where {
 	return w
 }
 
+// activeStateLiterals is ota.ActiveTaskStates as the one-active-task
+// index's WHERE writes it, so that a query naming it can use the index.
+var activeStateLiterals, _ = stateLiterals(ota.ActiveTaskStates)
+
 // stateLiterals renders states as SQL string literals, in lifecycle order
 // (so equal sets give equal SQL); ok is false if one is not a known state,
 // which then must be bound instead.
@@ -417,6 +421,53 @@ func (s *Store) ModifyTask(ctx context.Context, id int64, change func(t *ota.Tas
 		return ota.Task{}, changeErr // change's own verdict, unchanged
 	}
 	return out, dbError(err, "modify task")
+}
+
+// ApplyVersionReport: see store.Tasks. One write transaction on the
+// writer: the version, the active task read and changed where it is
+// written, and the running dynamic jobs read after the version (SQLite's
+// writes are serial, so a job that starts running commits before this
+// transaction, and is seen, or after it, and its fleet scan sees the
+// version).
+func (s *Store) ApplyVersionReport(ctx context.Context, r store.VersionReport, change func(t *ota.Task) error) (store.VersionApplied, error) {
+	module := r.Module
+	if module == "" {
+		module = ota.DefaultModule
+	}
+	var out store.VersionApplied
+	var changeErr error
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		out, changeErr = store.VersionApplied{}, nil // a lost group commit runs this again
+		if err := setDeviceVersion(ctx, tx, r.ProductKey, r.DeviceName, module, r.Version, r.At); err != nil {
+			return err
+		}
+		t, err := scanTask(tx.QueryRowContext(ctx, "SELECT "+taskCols+` FROM tasks
+			WHERE product_key = ? AND device_name = ? AND module = ? AND state IN (`+activeStateLiterals+`)`,
+			r.ProductKey, r.DeviceName, module))
+		switch {
+		case err == sql.ErrNoRows:
+		case err != nil:
+			return err
+		default:
+			before := t
+			if changeErr = change(&t); changeErr == nil {
+				t.ID = before.ID
+				if set, args := changedTaskColumns(before, t); len(set) > 0 {
+					if _, err := updateTaskRow(ctx, tx, t, "UPDATE tasks SET "+strings.Join(set, ", ")+" WHERE id = ?", append(args, t.ID)...); err != nil {
+						return err
+					}
+				}
+				out.Task = &t
+			}
+		}
+		return tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM jobs
+			WHERE product_key = ? AND module = ? AND selection = ? AND state = ?)`,
+			r.ProductKey, module, string(ota.SelectDynamic), string(ota.JobRunning)).Scan(&out.DynamicJobs)
+	})
+	if err != nil {
+		return store.VersionApplied{}, dbError(err, "apply version report of device "+r.DeviceName)
+	}
+	return out, changeErr
 }
 
 // changedTaskColumns are the assignments ("col = ?") and arguments for the

@@ -109,6 +109,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Tasks/CountNotifiedSince", testTaskCountNotified},
 		{"Tasks/UpdateCAS", testTaskUpdate},
 		{"Tasks/Modify", testTaskModify},
+		{"Tasks/ApplyVersionReport", testApplyVersionReport},
 		{"Tasks/UpdateBulk", testTaskUpdateBulk},
 		{"Tasks/UpdateBulkLimit", testTaskUpdateBulkLimit},
 		{"Tasks/UpdateBulkKeepsOneActive", testTaskUpdateBulkOneActive},

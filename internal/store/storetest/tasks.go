@@ -588,6 +588,158 @@ func testTaskModify(t *testing.T, s store.Store) {
 	wantEqual(t, failed, mustGetTask(t, s, task.ID), "task after the conflicting change")
 }
 
+// testApplyVersionReport: the version is recorded whatever change says,
+// the device's active task on the module is changed as ModifyTask does,
+// and running dynamic jobs on the product and module are reported.
+func testApplyVersionReport(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	mustProduct(t, s, "acme", "pk1", "one")
+	mustProduct(t, s, "acme", "pk2", "two")
+	mustDevice(t, s, ota.Device{TenantID: "acme", ProductKey: "pk1", Name: "d1"})
+	mustDevice(t, s, ota.Device{TenantID: "acme", ProductKey: "pk1", Name: "d2"})
+	j1 := mustJob(t, s, newJob("acme", "pkg", "pk1", base))
+	mustInsert(t, s, newTask(j1, "d1", ota.TaskInProgress), newTask(j1, "d2", ota.TaskQueued))
+	task := activeTasks(t, s, "pk1", "d1", ota.DefaultModule)[0]
+	other := activeTasks(t, s, "pk1", "d2", ota.DefaultModule)[0]
+	report := func(device, module, version string, at time.Time) store.VersionReport {
+		return store.VersionReport{ProductKey: "pk1", DeviceName: device, Module: module, Version: version, At: at}
+	}
+	wantVersion := func(device, module, version string, seen time.Time) {
+		t.Helper()
+		d, err := s.GetDevice(ctx, "pk1", device)
+		mustOK(t, err, "GetDevice "+device)
+		if d.Versions[module] != version || !d.LastSeen.Equal(seen) {
+			t.Fatalf("%s: versions %v last seen %v, want %s=%s at %v", device, d.Versions, d.LastSeen, module, version, seen)
+		}
+	}
+
+	// The destination: the task succeeds in the same call ("" is the
+	// default module).
+	got, err := s.ApplyVersionReport(ctx, report("d1", "", "2.0", at(time.Minute)), func(x *ota.Task) error {
+		if x.ID != task.ID {
+			t.Errorf("change got task %d, want d1's active task %d", x.ID, task.ID)
+		}
+		x.State, x.Progress, x.FinishedAt, x.UpdatedAt = ota.TaskSucceeded, 100, at(time.Minute), at(time.Minute)
+		return nil
+	})
+	mustOK(t, err, "ApplyVersionReport of the destination")
+	want := task
+	want.State, want.Progress, want.FinishedAt, want.UpdatedAt = ota.TaskSucceeded, 100, at(time.Minute), at(time.Minute)
+	if got.Task == nil || got.DynamicJobs {
+		t.Fatalf("ApplyVersionReport = %+v, want the task and no dynamic jobs", got)
+	}
+	wantEqual(t, want, *got.Task, "ApplyVersionReport's task")
+	wantEqual(t, want, mustGetTask(t, s, task.ID), "the succeeded task")
+	wantEqual(t, other, mustGetTask(t, s, other.ID), "the other device's task")
+	wantVersion("d1", ota.DefaultModule, "2.0", at(time.Minute))
+
+	// No active task: the version alone, change never called.
+	got, err = s.ApplyVersionReport(ctx, report("d1", "", "2.1", at(2*time.Minute)), func(*ota.Task) error {
+		t.Error("change called for a device without an active task")
+		return nil
+	})
+	mustOK(t, err, "ApplyVersionReport without a task")
+	if got.Task != nil {
+		t.Fatalf("ApplyVersionReport without an active task = %+v, want no task", got.Task)
+	}
+	wantVersion("d1", ota.DefaultModule, "2.1", at(2*time.Minute))
+
+	// change refuses: the version is recorded, the task left as it was.
+	refused := errors.New("refused by change")
+	_, err = s.ApplyVersionReport(ctx, report("d2", ota.DefaultModule, "1.5", at(3*time.Minute)), func(x *ota.Task) error {
+		x.State = ota.TaskFailed
+		return refused
+	})
+	if !errors.Is(err, refused) {
+		t.Fatalf("ApplyVersionReport whose change refused: %v, want change's error", err)
+	}
+	wantEqual(t, other, mustGetTask(t, s, other.ID), "task after a refused change")
+	wantVersion("d2", ota.DefaultModule, "1.5", at(3*time.Minute))
+
+	// change leaves the task as it is: nothing written, the task returned.
+	got, err = s.ApplyVersionReport(ctx, report("d2", "", "1.6", at(4*time.Minute)), func(*ota.Task) error { return nil })
+	mustOK(t, err, "ApplyVersionReport changing nothing")
+	if got.Task == nil {
+		t.Fatal("ApplyVersionReport changing nothing returned no task")
+	}
+	wantEqual(t, other, *got.Task, "the unchanged task")
+	wantVersion("d2", ota.DefaultModule, "1.6", at(4*time.Minute))
+
+	// A missing device: CodeNotFound, nothing called.
+	_, err = s.ApplyVersionReport(ctx, report("ghost", "", "1", base), func(*ota.Task) error {
+		t.Error("change called for a missing device")
+		return nil
+	})
+	wantCode(t, err, ota.CodeNotFound, "ApplyVersionReport of a missing device")
+
+	// Running dynamic jobs on the product and module, and only those.
+	dynamic := func(product, module string, state ota.JobState, created time.Duration) {
+		j := newJob("acme", "pkg", product, at(created))
+		j.Module, j.Selection, j.State = module, ota.SelectDynamic, state
+		mustJob(t, s, j)
+	}
+	dynamicJobs := func(module string) bool {
+		t.Helper()
+		got, err := s.ApplyVersionReport(ctx, report("d1", module, "2.1", at(5*time.Minute)), func(*ota.Task) error { return nil })
+		mustOK(t, err, "ApplyVersionReport on "+module)
+		return got.DynamicJobs
+	}
+	dynamic("pk1", ota.DefaultModule, ota.JobPlanned, time.Second)
+	dynamic("pk1", ota.DefaultModule, ota.JobCompleted, 2*time.Second)
+	dynamic("pk1", "mcu", ota.JobRunning, 3*time.Second)
+	dynamic("pk2", ota.DefaultModule, ota.JobRunning, 4*time.Second)
+	running := newJob("acme", "pkg", "pk1", at(5*time.Second))
+	running.State = ota.JobRunning // static
+	mustJob(t, s, running)
+	if dynamicJobs(ota.DefaultModule) {
+		t.Fatal("DynamicJobs with only a planned, a completed and a static job on the module")
+	}
+	if !dynamicJobs("mcu") {
+		t.Fatal("no DynamicJobs with a running dynamic job on the module")
+	}
+	dynamic("pk1", ota.DefaultModule, ota.JobRunning, 6*time.Second)
+	if !dynamicJobs(ota.DefaultModule) {
+		t.Fatal("no DynamicJobs with a running dynamic job on the module")
+	}
+
+	// Reports and other writers racing on one task: each change sees the
+	// one before, none is lost.
+	const writers = 6
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*writers)
+	for i := range writers {
+		wg.Go(func() {
+			for {
+				_, err := s.ApplyVersionReport(ctx, report("d2", "", fmt.Sprintf("1.%d", i), at(time.Hour)),
+					func(x *ota.Task) error { x.Attempts++; return nil })
+				if ota.ErrorCode(err) == ota.CodeConflict {
+					continue
+				}
+				errs <- err
+				return
+			}
+		})
+		wg.Go(func() {
+			for {
+				_, err := s.ModifyTask(ctx, other.ID, func(x *ota.Task) error { x.Attempts++; return nil })
+				if ota.ErrorCode(err) == ota.CodeConflict {
+					continue
+				}
+				errs <- err
+				return
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		mustOK(t, err, "concurrent ApplyVersionReport and ModifyTask")
+	}
+	if n := mustGetTask(t, s, other.ID).Attempts; n != other.Attempts+2*writers {
+		t.Fatalf("attempts after %d concurrent increments: %d, want %d", 2*writers, n, other.Attempts+2*writers)
+	}
+}
+
 func testTaskUpdateBulk(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	jA := mustJob(t, s, newJob("acme", "pkg", "pk1", base))
