@@ -21,14 +21,19 @@ type racingStore struct {
 }
 
 func (r *racingStore) UpdateTask(ctx context.Context, t ota.Task, expect ota.TaskState) error {
-	r.mu.Lock()
-	r.n++
-	n := r.n
-	r.mu.Unlock()
-	if r.before != nil {
-		r.before(n)
-	}
+	r.race(&r.n, r.before)
 	return r.Store.UpdateTask(ctx, t, expect)
+}
+
+// race counts one more call in *n and runs before with the count.
+func (r *racingStore) race(n *int, before func(int)) {
+	r.mu.Lock()
+	*n++
+	count := *n
+	r.mu.Unlock()
+	if before != nil {
+		before(count)
+	}
 }
 
 // racingReports also runs beforeReport(n) ahead of its n-th
@@ -41,13 +46,7 @@ type racingReports struct {
 }
 
 func (r *racingReports) ApplyVersionReport(ctx context.Context, rep store.VersionReport, change func(*ota.Task) error) (store.VersionApplied, error) {
-	r.mu.Lock()
-	r.reports++
-	n := r.reports
-	r.mu.Unlock()
-	if r.beforeReport != nil {
-		r.beforeReport(n)
-	}
+	r.race(&r.reports, r.beforeReport)
 	return r.Store.ApplyVersionReport(ctx, rep, change)
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -545,31 +546,12 @@ func testTaskModify(t *testing.T, s store.Store) {
 		t.Fatal("ModifyTask called change for a missing task")
 	}
 
-	// Concurrent changes each see the one before: none is lost. A caller
-	// that hears CodeConflict (the task kept changing) tries again.
-	const writers = 12
-	var wg sync.WaitGroup
-	errs := make(chan error, writers)
-	for range writers {
-		wg.Go(func() {
-			for {
-				_, err := s.ModifyTask(ctx, other.ID, func(x *ota.Task) error { x.Attempts++; return nil })
-				if ota.ErrorCode(err) == ota.CodeConflict {
-					continue
-				}
-				errs <- err
-				return
-			}
-		})
+	// Concurrent changes each see the one before: none is lost.
+	modify := func() error {
+		_, err := s.ModifyTask(ctx, other.ID, func(x *ota.Task) error { x.Attempts++; return nil })
+		return err
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		mustOK(t, err, "concurrent ModifyTask")
-	}
-	if n := mustGetTask(t, s, other.ID).Attempts; n != other.Attempts+writers {
-		t.Fatalf("attempts after %d concurrent increments: %d, want %d", writers, n, other.Attempts+writers)
-	}
+	incrementConcurrently(t, s, other, "concurrent ModifyTask", slices.Repeat([]func() error{modify}, 12)...)
 
 	// A change that would make a second active task on the device's module
 	// is a conflict and writes nothing.
@@ -704,39 +686,43 @@ func testApplyVersionReport(t *testing.T, s store.Store) {
 
 	// Reports and other writers racing on one task: each change sees the
 	// one before, none is lost.
-	const writers = 6
-	var wg sync.WaitGroup
-	errs := make(chan error, 2*writers)
-	for i := range writers {
-		wg.Go(func() {
-			for {
-				_, err := s.ApplyVersionReport(ctx, report("d2", "", fmt.Sprintf("1.%d", i), at(time.Hour)),
-					func(x *ota.Task) error { x.Attempts++; return nil })
-				if ota.ErrorCode(err) == ota.CodeConflict {
-					continue
-				}
-				errs <- err
-				return
-			}
+	var racing []func() error
+	for i := range 6 {
+		racing = append(racing, func() error {
+			_, err := s.ApplyVersionReport(ctx, report("d2", "", fmt.Sprintf("1.%d", i), at(time.Hour)),
+				func(x *ota.Task) error { x.Attempts++; return nil })
+			return err
+		}, func() error {
+			_, err := s.ModifyTask(ctx, other.ID, func(x *ota.Task) error { x.Attempts++; return nil })
+			return err
 		})
+	}
+	incrementConcurrently(t, s, other, "concurrent ApplyVersionReport and ModifyTask", racing...)
+}
+
+// incrementConcurrently runs the increments of task's attempts all at once,
+// each tried again while it hears CodeConflict (the task kept changing),
+// and checks that none was lost.
+func incrementConcurrently(t *testing.T, s store.Store, task ota.Task, what string, increments ...func() error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(increments))
+	for _, increment := range increments {
 		wg.Go(func() {
-			for {
-				_, err := s.ModifyTask(ctx, other.ID, func(x *ota.Task) error { x.Attempts++; return nil })
-				if ota.ErrorCode(err) == ota.CodeConflict {
-					continue
-				}
-				errs <- err
-				return
+			err := increment()
+			for ota.ErrorCode(err) == ota.CodeConflict {
+				err = increment()
 			}
+			errs <- err
 		})
 	}
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		mustOK(t, err, "concurrent ApplyVersionReport and ModifyTask")
+		mustOK(t, err, what)
 	}
-	if n := mustGetTask(t, s, other.ID).Attempts; n != other.Attempts+2*writers {
-		t.Fatalf("attempts after %d concurrent increments: %d, want %d", 2*writers, n, other.Attempts+2*writers)
+	if n := mustGetTask(t, s, task.ID).Attempts; n != task.Attempts+len(increments) {
+		t.Fatalf("%s: attempts after %d increments: %d, want %d", what, len(increments), n, task.Attempts+len(increments))
 	}
 }
 
