@@ -36,14 +36,15 @@ func main() {
 	connList := flag.String("conns", "16,64", "wrk connection counts, comma-separated")
 	pairs := flag.Int("pairs", 3, "nginx/updraft pairs per connection count")
 	duration := flag.Duration("duration", 10*time.Second, "wrk duration per run")
+	pprofAddr := flag.String("pprof", "", "serve the server's net/http/pprof on this address (serve --pprof)")
 	flag.Parse()
-	if err := run(*bin, *nginx, *wrk, *sizeMB, *connList, *pairs, *duration); err != nil {
+	if err := run(*bin, *nginx, *wrk, *sizeMB, *connList, *pairs, *duration, *pprofAddr); err != nil {
 		fmt.Fprintln(os.Stderr, "download:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, nginxBin, wrkBin string, sizeMB int, connList string, pairs int, duration time.Duration) error {
+func run(bin, nginxBin, wrkBin string, sizeMB int, connList string, pairs int, duration time.Duration, pprofAddr string) error {
 	ctx := context.Background()
 	for _, b := range []string{nginxBin, wrkBin} {
 		if _, err := exec.LookPath(b); err != nil {
@@ -80,7 +81,11 @@ func run(bin, nginxBin, wrkBin string, sizeMB int, connList string, pairs int, d
 	if err := os.Mkdir(data, 0o755); err != nil {
 		return err
 	}
-	srv, err := benchkit.StartServer(benchkit.ServerOptions{Bin: bin, DataDir: data})
+	var args []string
+	if pprofAddr != "" {
+		args = []string{"--pprof", pprofAddr}
+	}
+	srv, err := benchkit.StartServer(benchkit.ServerOptions{Bin: bin, DataDir: data, Args: args})
 	if err != nil {
 		return err
 	}
