@@ -19,7 +19,7 @@ func FuzzExpression(f *testing.F) {
 		`productKey = 'pk1'`, `productKey in ('a', "b") AND version = '1.0'`, `name.defaultValue like '%fw%'`,
 		`deviceKey in ('d1','d2') and status = 'Failed'`, `productKey = pk1 AND`, `version = 1.0 OR version = 2.0`,
 		`productKey in ()`, `productKey in ('a'`, `productKey = 'unterminated`, `secret = 'x'`, `  `, `productKey  =  "it's"`,
-		`productKey = ` + "'\u202e'", `productKey like 'x'`,
+		`productKey = ` + "'\u202e'", `productKey like 'x'`, `name.aa like ''`, `name.en_US = 'fw' AND name.zh_CN like 'x'`,
 	} {
 		f.Add(s)
 	}
@@ -53,10 +53,14 @@ func FuzzExpression(f *testing.F) {
 				}
 				vals = append(vals, q+v+q)
 			}
+			field := c.field
+			if field == localizedName {
+				field = "name." + c.locale // the locale the condition names
+			}
 			if c.op == "in" {
-				terms = append(terms, c.field+" in ("+strings.Join(vals, ", ")+")")
+				terms = append(terms, field+" in ("+strings.Join(vals, ", ")+")")
 			} else {
-				terms = append(terms, c.field+" "+c.op+" "+vals[0])
+				terms = append(terms, field+" "+c.op+" "+vals[0])
 			}
 		}
 		rendered := strings.Join(terms, " AND ")
