@@ -402,20 +402,10 @@ func (s *Store) ModifyTask(ctx context.Context, id int64, change func(t *ota.Tas
 		if err != nil {
 			return err
 		}
-		before := t
-		if err := change(&t); err != nil {
-			changeErr = err
-			return err
+		if out, changeErr, err = changeTaskRow(ctx, tx, t, change); changeErr != nil {
+			return changeErr
 		}
-		t.ID = before.ID
-		set, args := changedTaskColumns(before, t)
-		if len(set) > 0 {
-			if _, err := updateTaskRow(ctx, tx, t, "UPDATE tasks SET "+strings.Join(set, ", ")+" WHERE id = ?", append(args, id)...); err != nil {
-				return err
-			}
-		}
-		out = t
-		return nil
+		return err
 	})
 	if changeErr != nil {
 		return ota.Task{}, changeErr // change's own verdict, unchanged
@@ -437,7 +427,6 @@ func (s *Store) ApplyVersionReport(ctx context.Context, r store.VersionReport, c
 	var out store.VersionApplied
 	var changeErr error
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		out, changeErr = store.VersionApplied{}, nil // a lost group commit runs this again
 		if err := setDeviceVersion(ctx, tx, r.ProductKey, r.DeviceName, module, r.Version, r.At); err != nil {
 			return err
 		}
@@ -449,15 +438,14 @@ func (s *Store) ApplyVersionReport(ctx context.Context, r store.VersionReport, c
 		case err != nil:
 			return err
 		default:
-			before := t
-			if changeErr = change(&t); changeErr == nil {
-				t.ID = before.ID
-				if set, args := changedTaskColumns(before, t); len(set) > 0 {
-					if _, err := updateTaskRow(ctx, tx, t, "UPDATE tasks SET "+strings.Join(set, ", ")+" WHERE id = ?", append(args, t.ID)...); err != nil {
-						return err
-					}
-				}
-				out.Task = &t
+			written, refused, err := changeTaskRow(ctx, tx, t, change)
+			switch {
+			case refused != nil:
+				changeErr = refused // the version stays recorded
+			case err != nil:
+				return err
+			default:
+				out.Task = &written
 			}
 		}
 		return tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM jobs
@@ -468,6 +456,23 @@ func (s *Store) ApplyVersionReport(ctx context.Context, r store.VersionReport, c
 		return store.VersionApplied{}, dbError(err, "apply version report of device "+r.DeviceName)
 	}
 	return out, changeErr
+}
+
+// changeTaskRow applies change to t, read in tx, and writes the columns it
+// changed (none when it changed nothing). change's own error comes back as
+// refused, with nothing written; err is the store's.
+func changeTaskRow(ctx context.Context, tx *sql.Tx, t ota.Task, change func(*ota.Task) error) (written ota.Task, refused, err error) {
+	before := t
+	if refused = change(&t); refused != nil {
+		return ota.Task{}, refused, nil
+	}
+	t.ID = before.ID
+	if set, args := changedTaskColumns(before, t); len(set) > 0 {
+		if _, err := updateTaskRow(ctx, tx, t, "UPDATE tasks SET "+strings.Join(set, ", ")+" WHERE id = ?", append(args, t.ID)...); err != nil {
+			return ota.Task{}, nil, err
+		}
+	}
+	return t, nil, nil
 }
 
 // changedTaskColumns are the assignments ("col = ?") and arguments for the

@@ -437,13 +437,20 @@ func testTaskCountNotified(t *testing.T, s store.Store) {
 	}
 }
 
-func testTaskUpdate(t *testing.T, s store.Store) {
-	ctx := t.Context()
+// twoQueuedTasks creates two jobs on pk1 and queues one task of the first
+// for d1 (task) and one for d2 (other); the second job has none yet.
+func twoQueuedTasks(t *testing.T, s store.Store) (j2 ota.Job, task, other ota.Task) {
+	t.Helper()
 	j1 := mustJob(t, s, newJob("acme", "pkg", "pk1", base))
-	j2 := mustJob(t, s, newJob("acme", "pkg", "pk1", at(time.Second)))
+	j2 = mustJob(t, s, newJob("acme", "pkg", "pk1", at(time.Second)))
 	mustInsert(t, s, newTask(j1, "d1", ota.TaskQueued), newTask(j1, "d2", ota.TaskQueued))
 	ts := listAll(t, s, store.TaskFilter{JobID: j1.ID})
-	task, other := ts[0], ts[1]
+	return j2, ts[0], ts[1]
+}
+
+func testTaskUpdate(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	j2, task, other := twoQueuedTasks(t, s)
 
 	upd := task
 	upd.State, upd.FromVersion, upd.Progress, upd.Attempts = ota.TaskInProgress, "1.0.1", 30, 1
@@ -510,11 +517,7 @@ func testTaskUpdate(t *testing.T, s store.Store) {
 // never over a change it did not see, and nothing when change refuses.
 func testTaskModify(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	j1 := mustJob(t, s, newJob("acme", "pkg", "pk1", base))
-	j2 := mustJob(t, s, newJob("acme", "pkg", "pk1", at(time.Second)))
-	mustInsert(t, s, newTask(j1, "d1", ota.TaskQueued), newTask(j1, "d2", ota.TaskQueued))
-	ts := listAll(t, s, store.TaskFilter{JobID: j1.ID})
-	task, other := ts[0], ts[1]
+	j2, task, other := twoQueuedTasks(t, s)
 
 	got, err := s.ModifyTask(ctx, task.ID, func(x *ota.Task) error {
 		x.State, x.Progress, x.Detail = ota.TaskInProgress, 40, "downloading"
