@@ -114,6 +114,7 @@ notice came for --settle), at --timeout (exit status 1), or on Ctrl-C; with
 	f.StringVar(&cfg.SecretSeed, "secret-seed", "", "seed of the device secrets (default: the --key secret)")
 	f.IntVar(&cfg.ConnectRate, "connect-rate", 1000, "devices connecting per second")
 	f.IntVar(&cfg.DownloadConns, "download-conns", 256, "concurrent download connections")
+	f.IntVar(&cfg.ProgressEvery, "progress-every", 0, "each device reports its download's progress every this many percent, as vendor SDK devices do (0: only when it starts and once installed)")
 	f.DurationVar(&cfg.PollInterval, "poll", 10*time.Second, "poll interval with --transport http")
 	f.DurationVar(&cfg.CheckInterval, "check-interval", 30*time.Minute, "MQTT devices ask for pending updates this often (a safety net for lost notices)")
 	f.DurationVar(&cfg.Settle, "settle", 30*time.Second, "with failures injected: quiet time after which the run is over")

@@ -210,6 +210,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 			finished.WithLabelValues(string(state), string(reason)).Add(float64(n))
 		}})
 	s.metrics.MustRegister(finished, newFleetCollector(s.svc, log))
+	// Runs after the device front-ends have closed (stops run in reverse)
+	// and before the store closes: no percentage a device was told was
+	// taken is lost to a clean shutdown.
+	s.onShutdown(s.svc.FlushProgress)
 
 	if err := s.bootstrap(ctx); err != nil {
 		return nil, err

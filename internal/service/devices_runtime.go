@@ -123,6 +123,7 @@ func (s *Service) reportVersion(ctx context.Context, dev ota.DeviceRef, module, 
 	}
 	t := applied.Task
 	if t != nil && succeeded {
+		s.progress.forget(t.ID) // its 100 % supersedes any waiting percentage
 		s.opts.TasksFinished(t.State, t.Reason, 1)
 		t = nil // the module is free for a dynamic job
 	}
@@ -249,7 +250,7 @@ func (s *Service) matchDynamicJobs(ctx context.Context, dev ota.DeviceRef, modul
 				return err
 			}
 			if cur.State.Terminal() {
-				_, err := s.store.UpdateTasks(ctx, store.TaskFilter{JobID: job.ID, Devices: []string{d.Name}, States: ota.ActiveTaskStates},
+				_, err := s.updateTasks(ctx, store.TaskFilter{JobID: job.ID, Devices: []string{d.Name}, States: ota.ActiveTaskStates},
 					store.TaskUpdate{State: ota.TaskCanceled, Reason: endReason(cur), Now: now})
 				return err
 			}
@@ -314,6 +315,7 @@ func (s *Service) failTask(ctx context.Context, t *ota.Task, reason ota.Reason, 
 		return err
 	}
 	t.Reason, t.Detail, t.NextAttemptAt = reason, detail, next
+	s.progress.forget(t.ID)
 	return s.updateTask(ctx, *t, prev)
 }
 
@@ -362,11 +364,16 @@ func (s *Service) reportProgress(ctx context.Context, dev ota.DeviceRef, pr Prog
 		}
 		return s.failTask(ctx, &t, reason, detail)
 	}
-	// Progress is one write that reads the task where it writes it
-	// (store.ModifyTask): a fleet's most frequent report, and no other
-	// writer can come between its check and its write.
+	// A task this replica already wrote in_progress only moves its
+	// percentage: the report waits to be written with others (progress.go).
 	now := s.clock.Now()
-	_, err := s.store.ModifyTask(ctx, id, func(t *ota.Task) error {
+	if s.progress.hold(dev, store.TaskProgress{TaskID: id, Progress: pr.Step, Detail: pr.Detail, At: now}, s.flushProgressLater) {
+		return nil
+	}
+	// Otherwise it is one write that reads the task where it writes it
+	// (store.ModifyTask): no other writer can come between its check and
+	// its write.
+	t, err := s.store.ModifyTask(ctx, id, func(t *ota.Task) error {
 		if err := acceptsProgress(t, dev); err != nil {
 			return err
 		}
@@ -376,6 +383,9 @@ func (s *Service) reportProgress(ctx context.Context, dev ota.DeviceRef, pr Prog
 		t.Progress, t.Detail = pr.Step, pr.Detail
 		return nil
 	})
+	if err == nil {
+		s.progress.track(t.ID, dev)
+	}
 	return err
 }
 

@@ -118,7 +118,7 @@ func (s *Service) sweepEndedJobs(ctx context.Context) error {
 			return err
 		}
 		for _, j := range jobs {
-			n, err := s.store.UpdateTasks(ctx, store.TaskFilter{JobID: j.ID, States: ota.ActiveTaskStates},
+			n, err := s.updateTasks(ctx, store.TaskFilter{JobID: j.ID, States: ota.ActiveTaskStates},
 				store.TaskUpdate{State: ota.TaskCanceled, Reason: endReason(j), Detail: j.StateReason, Now: now})
 			if err != nil {
 				return err
@@ -268,7 +268,7 @@ func (s *Service) advanceJob(ctx context.Context, job ota.Job, rep *TickReport) 
 		counts = ota.TaskCounts{}
 	}
 	if counts[ota.TaskRetryWait] > 0 {
-		n, err := s.store.UpdateTasks(ctx, store.TaskFilter{JobID: job.ID, States: []ota.TaskState{ota.TaskRetryWait},
+		n, err := s.updateTasks(ctx, store.TaskFilter{JobID: job.ID, States: []ota.TaskState{ota.TaskRetryWait},
 			NextAttemptBefore: now}, store.TaskUpdate{State: ota.TaskQueued, Now: now})
 		if err != nil {
 			return err
@@ -340,7 +340,7 @@ func (s *Service) timeOut(ctx context.Context, job *ota.Job, counts ota.TaskCoun
 			continue // the clock starts when the device starts the upgrade
 		}
 		step.filter.JobID, step.filter.States = job.ID, []ota.TaskState{step.state}
-		n, err := s.store.UpdateTasks(ctx, step.filter, store.TaskUpdate{State: ota.TaskFailed, Reason: ota.ReasonTimeout,
+		n, err := s.updateTasks(ctx, step.filter, store.TaskUpdate{State: ota.TaskFailed, Reason: ota.ReasonTimeout,
 			Detail: step.detail, Now: now})
 		if err != nil {
 			return total, err
@@ -411,7 +411,7 @@ func (s *Service) dispatch(ctx context.Context, job *ota.Job, pkg *ota.Package, 
 			for i, t := range tasks {
 				ids[i] = t.ID
 			}
-			_, err := s.store.UpdateTasks(ctx, store.TaskFilter{IDs: ids, States: []ota.TaskState{ota.TaskNotified}},
+			_, err := s.updateTasks(ctx, store.TaskFilter{IDs: ids, States: []ota.TaskState{ota.TaskNotified}},
 				store.TaskUpdate{State: ota.TaskCanceled, Reason: endReason(cur), Now: now})
 			return sent, false, err
 		}
@@ -476,7 +476,7 @@ func (s *Service) endJob(ctx context.Context, job ota.Job, state ota.JobState, t
 		return false, ignoreConflict(err)
 	}
 	s.engine.setAfter(job.ID, 0)
-	if _, err := s.store.UpdateTasks(ctx, store.TaskFilter{JobID: job.ID, States: ota.ActiveTaskStates},
+	if _, err := s.updateTasks(ctx, store.TaskFilter{JobID: job.ID, States: ota.ActiveTaskStates},
 		store.TaskUpdate{State: ota.TaskCanceled, Reason: taskReason, Detail: why, Now: now}); err != nil {
 		return true, err
 	}

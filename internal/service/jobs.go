@@ -282,6 +282,7 @@ func (s *Service) ListTasks(ctx context.Context, p Principal, f store.TaskFilter
 			return nil, 0, err
 		}
 	}
+	s.flushProgressForRead(ctx)
 	return s.store.ListTasks(ctx, f, page, true)
 }
 
@@ -463,6 +464,7 @@ func (s *Service) applyToTask(ctx context.Context, p Principal, job *ota.Job, pk
 		res.Err = err
 		return res
 	}
+	s.progress.forget(t.ID)
 	if a.admit {
 		d, err := s.store.GetDevice(ctx, t.ProductKey, t.DeviceName)
 		var dev *ota.Device

@@ -159,7 +159,7 @@ func (s *Service) CancelTasksWhere(ctx context.Context, p Principal, jobID strin
 	if len(ids) > 0 {
 		detail += fmt.Sprintf(", %d task ids", len(ids))
 	}
-	return s.store.UpdateTasks(s.audited(ctx, p, job.TenantID, "tasks.cancel", "job", job.ID, detail),
+	return s.updateTasks(s.audited(ctx, p, job.TenantID, "tasks.cancel", "job", job.ID, detail),
 		store.TaskFilter{TenantID: p.TenantID, JobID: jobID, States: states, IDs: ids},
 		store.TaskUpdate{State: ota.TaskCanceled, Reason: ota.ReasonCanceled, Detail: "by the operator", Now: s.clock.Now()})
 }
@@ -174,7 +174,7 @@ func (s *Service) CancelDeviceTasks(ctx context.Context, p Principal, productKey
 	if module != "" {
 		detail = "module " + module
 	}
-	return s.store.UpdateTasks(s.audited(ctx, p, p.TenantID, "device.cancel_tasks", "device", productKey+"/"+device, detail),
+	return s.updateTasks(s.audited(ctx, p, p.TenantID, "device.cancel_tasks", "device", productKey+"/"+device, detail),
 		store.TaskFilter{TenantID: p.TenantID, ProductKey: productKey, Module: module,
 			Devices: []string{device}, States: ota.ActiveTaskStates},
 		store.TaskUpdate{State: ota.TaskCanceled, Reason: ota.ReasonCanceled, Detail: "by the operator", Now: s.clock.Now()})

@@ -465,7 +465,7 @@ func (s *Service) overwrite(ctx context.Context, job *ota.Job, names []string, n
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err = s.store.UpdateTasks(ctx, store.TaskFilter{IDs: ids, States: overwritable}, store.TaskUpdate{
+	_, err = s.updateTasks(ctx, store.TaskFilter{IDs: ids, States: overwritable}, store.TaskUpdate{
 		State: ota.TaskCanceled, Reason: ota.ReasonOverwritten, Detail: "overwritten by job " + job.ID, Now: now})
 	return err
 }

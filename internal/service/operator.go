@@ -14,7 +14,7 @@ func (s *Service) DeleteDevice(ctx context.Context, p Principal, productKey, nam
 	if _, err := s.GetDevice(ctx, p, productKey, name); err != nil {
 		return err
 	}
-	if _, err := s.store.UpdateTasks(ctx, store.TaskFilter{TenantID: p.TenantID, ProductKey: productKey,
+	if _, err := s.updateTasks(ctx, store.TaskFilter{TenantID: p.TenantID, ProductKey: productKey,
 		Devices: []string{name}, States: ota.ActiveTaskStates},
 		store.TaskUpdate{State: ota.TaskCanceled, Reason: ota.ReasonCanceled, Detail: "the device was deleted", Now: s.clock.Now()}); err != nil {
 		return err

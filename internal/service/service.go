@@ -77,6 +77,14 @@ type Options struct {
 	// uploadslots.go). 0 takes the defaults, a negative value is no limit.
 	MaxUploads          int
 	MaxUploadsPerTenant int
+	// ProgressFlushInterval is how long a progress report that only moves
+	// an in-progress task's percentage may wait in memory to be written
+	// with others (progress.go): DefaultProgressFlushInterval when 0; a
+	// negative value writes every report at once. MaxProgressTasks bounds
+	// the tasks tracked for it (DefaultMaxProgressTasks when 0); reaching
+	// it forgets them all.
+	ProgressFlushInterval time.Duration
+	MaxProgressTasks      int
 }
 
 func (o *Options) defaults() {
@@ -101,6 +109,12 @@ func (o *Options) defaults() {
 	if o.MaxPackageSize <= 0 || o.MaxPackageSize > ota.MaxPackageSize {
 		o.MaxPackageSize = ota.MaxPackageSize
 	}
+	if o.ProgressFlushInterval == 0 {
+		o.ProgressFlushInterval = DefaultProgressFlushInterval
+	}
+	if o.MaxProgressTasks <= 0 {
+		o.MaxProgressTasks = DefaultMaxProgressTasks
+	}
 	if o.TasksFinished == nil {
 		o.TasksFinished = func(ota.TaskState, ota.Reason, int64) {}
 	}
@@ -122,6 +136,8 @@ type Service struct {
 	uploadSweep atomic.Int64
 	// uploads are the concurrent-upload slots (uploadslots.go).
 	uploads *uploadSlots
+	// progress holds percentages waiting to be written (progress.go).
+	progress *progressBuffer
 }
 
 // New builds a Service. notifier may be nil (NopNotifier) and set later with
@@ -139,7 +155,8 @@ func New(st store.Store, blobs blob.Store, clock Clock, notifier Notifier, log *
 		log = slog.Default()
 	}
 	return &Service{store: st, blobs: blobs, clock: clock, notifier: notifier, log: log, opts: opts,
-		uploads: &uploadSlots{max: opts.MaxUploads, perTenant: opts.MaxUploadsPerTenant}}
+		uploads:  &uploadSlots{max: opts.MaxUploads, perTenant: opts.MaxUploadsPerTenant},
+		progress: newProgressBuffer(opts.ProgressFlushInterval, opts.MaxProgressTasks)}
 }
 
 // SetNotifier replaces the notifier; call it before the engine starts.

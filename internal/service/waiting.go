@@ -107,7 +107,7 @@ func (s *Service) admission(job *ota.Job, pkg *ota.Package, t *ota.Task, d *ota.
 // (queued, notified) back to waiting: it went offline. Set-based: one
 // store update for all its modules.
 func (s *Service) DeviceUnavailable(ctx context.Context, dev ota.DeviceRef) error {
-	_, err := s.store.UpdateTasks(ctx, store.TaskFilter{ProductKey: dev.ProductKey, Devices: []string{dev.Name},
+	_, err := s.updateTasks(ctx, store.TaskFilter{ProductKey: dev.ProductKey, Devices: []string{dev.Name},
 		States: []ota.TaskState{ota.TaskQueued, ota.TaskNotified}},
 		store.TaskUpdate{State: ota.TaskWaiting, Detail: "the device went offline", Now: s.clock.Now()})
 	return err

@@ -69,6 +69,10 @@ type Config struct {
 	ConnectRate int
 	// DownloadConns bounds concurrent download connections (default 256).
 	DownloadConns int
+	// ProgressEvery makes each device report its download's progress every
+	// this many percent, as vendor SDK devices do (0: only when it starts,
+	// and 100 once it has installed).
+	ProgressEvery int
 	// PollInterval is the HTTP transport's poll period (default 10 s).
 	PollInterval time.Duration
 	// Settle: with failing devices, the run ends once every online device
@@ -537,7 +541,7 @@ func (s *Sim) handle(ctx context.Context, d *simDevice, n device.Notice) {
 		return
 	}
 	s.downloading.Add(1)
-	err := s.download(ctx, d, n)
+	err := s.download(ctx, d, n, report)
 	s.downloading.Add(-1)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -575,8 +579,9 @@ func (s *Sim) handle(ctx context.Context, d *simDevice, n device.Notice) {
 	}
 }
 
-// download fetches and verifies the package, discarding the bytes.
-func (s *Sim) download(ctx context.Context, d *simDevice, n device.Notice) error {
+// download fetches and verifies the package, discarding the bytes, and
+// reports its progress every ProgressEvery percent.
+func (s *Sim) download(ctx context.Context, d *simDevice, n device.Notice, report func(step int, desc string) error) error {
 	hc := s.hc
 	d.mu.Lock()
 	cut := s.cfg.Interrupt && !d.cut
@@ -586,6 +591,22 @@ func (s *Sim) download(ctx context.Context, d *simDevice, n device.Notice) error
 		hc = &http.Client{Transport: &cutOnce{base: s.hc.Transport, resumed: &s.resumed}}
 	}
 	dl := device.Downloader{Client: hc, Backoff: 500 * time.Millisecond, Attempts: 7} // ~30 s without progress before giving up
+	if every := s.cfg.ProgressEvery; every > 0 {
+		next := int64(every)
+		dl.OnProgress = func(received, total int64) {
+			if total <= 0 {
+				return
+			}
+			pct := received * 100 / total
+			if pct < next || pct >= 100 { // 100 is reported once installed
+				return
+			}
+			next = (pct/int64(every) + 1) * int64(every)
+			if err := report(int(pct), "downloading"); err != nil && ctx.Err() == nil {
+				s.cfg.Logger.Debug("sim: progress not reported", "device", d.name, "err", err)
+			}
+		}
+	}
 	err := dl.Download(ctx, n, discard{})
 	if err == nil {
 		s.bytes.Add(n.Size)

@@ -423,6 +423,15 @@ type VersionApplied struct {
 	DynamicJobs bool
 }
 
+// TaskProgress is a progress report to write in bulk (SetTaskProgress):
+// the task's percentage and detail as of At.
+type TaskProgress struct {
+	TaskID   int64
+	Progress int
+	Detail   string
+	At       time.Time
+}
+
 // TaskUpdate is a bulk change applied to every task a filter selects.
 type TaskUpdate struct {
 	State         ota.TaskState
@@ -471,6 +480,14 @@ type Tasks interface {
 	// starts running later reads the fleet after that, so between the two
 	// reads the device cannot be missed.
 	ApplyVersionReport(ctx context.Context, r VersionReport, change func(t *ota.Task) error) (VersionApplied, error)
+	// SetTaskProgress writes each report's progress and detail, with
+	// updated_at = At, to its task if the task is in_progress and was not
+	// updated after At; nothing else changes (state, times, attempts). A
+	// report whose task moved on (ended, failed, or written later by
+	// another replica) is left out. At most one report per task. Returns
+	// the ids it wrote, in any order; one call is one write, however many
+	// reports it carries.
+	SetTaskProgress(ctx context.Context, reports []TaskProgress) ([]int64, error)
 	// UpdateTasks applies u to every task f selects (f.Limit bounds it when
 	// set) and returns how many changed. Used for timeouts, retries, cancel.
 	UpdateTasks(ctx context.Context, f TaskFilter, u TaskUpdate) (int64, error)

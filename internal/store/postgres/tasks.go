@@ -551,6 +551,34 @@ func (s *Store) modifyTask(ctx context.Context, change func(t *ota.Task) error, 
 	}
 }
 
+// SetTaskProgress: see store.Tasks. One statement over the reports as
+// arrays, so the statement-level task_counts trigger runs once per flush
+// rather than once per report (and moves nothing: no state changes).
+func (s *Store) SetTaskProgress(ctx context.Context, reports []store.TaskProgress) ([]int64, error) {
+	if len(reports) == 0 {
+		return nil, nil
+	}
+	ids := make([]int64, len(reports))
+	progress := make([]int32, len(reports))
+	details := make([]string, len(reports))
+	at := make([]time.Time, len(reports))
+	for i, r := range reports {
+		ids[i], progress[i], details[i], at[i] = r.TaskID, int32(r.Progress), r.Detail, r.At
+	}
+	rows, err := s.pool.Query(ctx, `UPDATE tasks t SET progress = r.progress, detail = r.detail, updated_at = r.at
+		FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::timestamptz[]) AS r(id, progress, detail, at)
+		WHERE t.id = r.id AND t.state = $5 AND (t.updated_at IS NULL OR t.updated_at <= r.at)
+		RETURNING t.id`, ids, progress, details, at, string(ota.TaskInProgress))
+	if err != nil {
+		return nil, translate(err, "set task progress")
+	}
+	written, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, translate(err, "set task progress")
+	}
+	return written, nil
+}
+
 // versionedRow scans a row whose first column is the row version into
 // version, and the rest as the row it prefixes.
 type versionedRow struct {

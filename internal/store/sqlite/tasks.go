@@ -458,6 +458,35 @@ func (s *Store) ApplyVersionReport(ctx context.Context, r store.VersionReport, c
 	return out, changeErr
 }
 
+// SetTaskProgress: see store.Tasks. One grouped write: a prepared UPDATE per
+// report, each guarded by the task's state and last update.
+func (s *Store) SetTaskProgress(ctx context.Context, reports []store.TaskProgress) ([]int64, error) {
+	if len(reports) == 0 {
+		return nil, nil
+	}
+	var written []int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, r := range reports {
+			res, err := tx.ExecContext(ctx, `UPDATE tasks SET progress = ?, detail = ?, updated_at = ?
+				WHERE id = ? AND state = ? AND COALESCE(updated_at, 0) <= ?`,
+				r.Progress, r.Detail, dbTime(r.At), r.TaskID, string(ota.TaskInProgress), dbTime(r.At))
+			if err != nil {
+				return err
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 1 {
+				written = append(written, r.TaskID)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, dbError(err, "set task progress")
+	}
+	return written, nil
+}
+
 // changeTaskRow applies change to t, read in tx, and writes the columns it
 // changed (none when it changed nothing). change's own error comes back as
 // refused, with nothing written; err is the store's.

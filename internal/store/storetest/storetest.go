@@ -110,6 +110,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Tasks/UpdateCAS", testTaskUpdate},
 		{"Tasks/Modify", testTaskModify},
 		{"Tasks/ApplyVersionReport", testApplyVersionReport},
+		{"Tasks/SetProgress", testSetTaskProgress},
 		{"Tasks/UpdateBulk", testTaskUpdateBulk},
 		{"Tasks/UpdateBulkLimit", testTaskUpdateBulkLimit},
 		{"Tasks/UpdateBulkKeepsOneActive", testTaskUpdateBulkOneActive},

@@ -1327,3 +1327,49 @@ func testTaskCountFollowsChanges(t *testing.T, s store.Store) {
 		t.Fatalf("CountTasks of a deleted job = %v", got)
 	}
 }
+
+func testSetTaskProgress(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	j := mustJob(t, s, newJob("acme", "pkg", "pk1", base))
+	running := func(device string, updated time.Time) ota.Task {
+		task := newTask(j, device, ota.TaskInProgress)
+		task.Progress, task.Detail, task.StartedAt, task.UpdatedAt = 10, "downloading", base, updated
+		return task
+	}
+	mustInsert(t, s, running("d1", at(time.Minute)), running("d2", at(time.Minute)), running("d3", at(3*time.Minute)),
+		newTask(j, "d4", ota.TaskNotified), newTask(j, "d5", ota.TaskSucceeded))
+	before := listAll(t, s, store.TaskFilter{JobID: j.ID})
+	d1, d2, d3, d4, d5 := before[0], before[1], before[2], before[3], before[4]
+	counts, err := s.CountTasks(ctx, j.ID)
+	mustOK(t, err, "CountTasks")
+
+	written, err := s.SetTaskProgress(ctx, nil)
+	if err != nil || len(written) != 0 {
+		t.Fatalf("SetTaskProgress(nil) = %v, %v; want nothing written", written, err)
+	}
+
+	written, err = s.SetTaskProgress(ctx, []store.TaskProgress{
+		{TaskID: d1.ID, Progress: 50, Detail: "verifying", At: at(2 * time.Minute)}, // in progress: written
+		{TaskID: d2.ID, Progress: 20, At: at(time.Minute)},                           // at its last update exactly: written
+		{TaskID: d3.ID, Progress: 90, At: at(2 * time.Minute)},                       // updated later than the report: left
+		{TaskID: d4.ID, Progress: 30, At: at(2 * time.Minute)},                       // not started: left
+		{TaskID: d5.ID, Progress: 40, At: at(2 * time.Minute)},                       // ended: left
+		{TaskID: d5.ID + 1000, Progress: 40, At: at(2 * time.Minute)},                // no such task: left
+	})
+	mustOK(t, err, "SetTaskProgress")
+	slices.Sort(written)
+	wantEqual(t, []int64{d1.ID, d2.ID}, written, "the tasks SetTaskProgress wrote")
+
+	want1 := d1
+	want1.Progress, want1.Detail, want1.UpdatedAt = 50, "verifying", at(2*time.Minute)
+	wantEqual(t, want1, mustGetTask(t, s, d1.ID), "d1 after its progress")
+	want2 := d2
+	want2.Progress, want2.Detail = 20, ""
+	wantEqual(t, want2, mustGetTask(t, s, d2.ID), "d2 after its progress")
+	for _, task := range []ota.Task{d3, d4, d5} {
+		wantEqual(t, task, mustGetTask(t, s, task.ID), "task of "+task.DeviceName+" (left out)")
+	}
+	after, err := s.CountTasks(ctx, j.ID)
+	mustOK(t, err, "CountTasks after SetTaskProgress")
+	wantEqual(t, counts, after, "the job's counts (progress moves no task between states)")
+}
