@@ -1350,11 +1350,11 @@ func testSetTaskProgress(t *testing.T, s store.Store) {
 
 	written, err = s.SetTaskProgress(ctx, []store.TaskProgress{
 		{TaskID: d1.ID, Progress: 50, Detail: "verifying", At: at(2 * time.Minute)}, // in progress: written
-		{TaskID: d2.ID, Progress: 20, At: at(time.Minute)},                           // at its last update exactly: written
-		{TaskID: d3.ID, Progress: 90, At: at(2 * time.Minute)},                       // updated later than the report: left
-		{TaskID: d4.ID, Progress: 30, At: at(2 * time.Minute)},                       // not started: left
-		{TaskID: d5.ID, Progress: 40, At: at(2 * time.Minute)},                       // ended: left
-		{TaskID: d5.ID + 1000, Progress: 40, At: at(2 * time.Minute)},                // no such task: left
+		{TaskID: d2.ID, Progress: 20, At: at(time.Minute)},                          // at its last update exactly: written
+		{TaskID: d3.ID, Progress: 90, At: at(2 * time.Minute)},                      // updated later than the report: left
+		{TaskID: d4.ID, Progress: 30, At: at(2 * time.Minute)},                      // not started: left
+		{TaskID: d5.ID, Progress: 40, At: at(2 * time.Minute)},                      // ended: left
+		{TaskID: d5.ID + 1000, Progress: 40, At: at(2 * time.Minute)},               // no such task: left
 	})
 	mustOK(t, err, "SetTaskProgress")
 	slices.Sort(written)
