@@ -158,32 +158,32 @@ func (s *Service) FlushProgress(ctx context.Context) error {
 	reports := b.take()
 	for len(reports) > 0 {
 		chunk := reports[:min(len(reports), maxProgressPerWrite)]
-		reports = reports[len(chunk):]
 		written, err := s.store.SetTaskProgress(ctx, chunk)
 		if err != nil {
 			// Their devices' next reports go to the store directly and
 			// hear its error there.
-			for _, r := range chunk {
-				b.forget(r.TaskID)
-			}
-			for _, r := range reports {
-				b.forget(r.TaskID)
-			}
+			b.forget(taskIDs(reports)...)
 			return err
 		}
 		if len(written) < len(chunk) {
-			wrote := make(map[int64]bool, len(written))
-			for _, id := range written {
-				wrote[id] = true
-			}
-			for _, r := range chunk {
-				if !wrote[r.TaskID] {
-					b.forget(r.TaskID) // it moved on: ended, or written by another replica
-				}
-			}
+			// The others moved on: ended, or written later by another replica.
+			slices.Sort(written)
+			b.forget(slices.DeleteFunc(taskIDs(chunk), func(id int64) bool {
+				_, wrote := slices.BinarySearch(written, id)
+				return wrote
+			})...)
 		}
+		reports = reports[len(chunk):]
 	}
 	return nil
+}
+
+func taskIDs(reports []store.TaskProgress) []int64 {
+	ids := make([]int64, len(reports))
+	for i, r := range reports {
+		ids[i] = r.TaskID
+	}
+	return ids
 }
 
 // flushProgressLater is the timer's flush: its error is logged, the
