@@ -7,7 +7,12 @@
 //	bash bench/download.sh                      # installs nginx-light and wrk if missing
 //	go run ./bench/download -size-mb 100 -conns 16,64 -pairs 3 -duration 10s
 //
-// Target (issue 13): Updraft ≥ 0.9× nginx.
+// Target (issue 13): Updraft ≥ 0.9× nginx. Each run also reads each
+// server's CPU time (nginx: master and workers) and prints the CPU
+// milliseconds per MiB served, and that ratio: what a download adds to a
+// rollout's CPU (P5). Small packages show the per-request costs:
+//
+//	go run ./bench/download -size-mb 1 -conns 256
 package main
 
 import (
@@ -22,6 +27,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/updraft-ota/updraft/bench/internal/benchkit"
@@ -132,7 +138,9 @@ http {
 	if err := ng.Start(); err != nil {
 		return err
 	}
-	defer func() { _ = ng.Process.Kill(); _ = ng.Wait() }()
+	// SIGTERM, not SIGKILL: nginx's master then stops its workers, which a
+	// killed master leaves running (and serving) behind it.
+	defer func() { _ = ng.Process.Signal(syscall.SIGTERM); _ = ng.Wait() }()
 	if err := benchkit.WaitTCP(ngAddr, 10*time.Second); err != nil {
 		return err
 	}
@@ -143,38 +151,69 @@ http {
 		if err != nil {
 			return fmt.Errorf("-conns: %w", err)
 		}
+		// CPU per MiB served, each side's own processes (nginx: master and
+		// workers; the kernel's work for sendfile counts on both): the
+		// cost a download adds to a rollout (P5), beside the throughput.
+		var ngCPU, updCPU []float64
 		p, err := benchkit.RunPairs(ctx, pairs,
-			func(int) (float64, error) { return runWrk(wrkBin, ngURL, c, duration) },
-			func(int) (float64, error) { return runWrk(wrkBin, updURL, c, duration) },
+			func(int) (float64, error) {
+				r, err := measureWrk(wrkBin, ngURL, c, duration, func() float64 { return treeCPU(ng.Process.Pid) })
+				ngCPU = append(ngCPU, r.cpuPerMiB)
+				return r.mbps, err
+			},
+			func(int) (float64, error) {
+				r, err := measureWrk(wrkBin, updURL, c, duration, func() float64 { return treeCPU(srv.Pid()) })
+				updCPU = append(updCPU, r.cpuPerMiB)
+				return r.mbps, err
+			},
 			func(r, u float64) float64 { return u / r })
 		if err != nil {
 			return err
 		}
+		cpuRatio := make([]float64, len(ngCPU))
+		for i := range ngCPU {
+			cpuRatio[i] = updCPU[i] / ngCPU[i]
+		}
 		fmt.Printf("%d connections: nginx MB/s %s; updraft MB/s %s\n", c, benchkit.Summarize(p.Ref), benchkit.Summarize(p.Upd))
+		fmt.Printf("%d connections: CPU ms per MiB served: nginx %s; updraft %s; updraft/nginx %s\n", c, benchkit.Summarize(ngCPU), benchkit.Summarize(updCPU), benchkit.Summarize(cpuRatio))
 		fmt.Printf("P1 ratio updraft/nginx at %d connections: %s   target ≥ 0.9\n", c, benchkit.Summarize(p.Ratio))
 	}
 	return nil
 }
 
-var transfer = regexp.MustCompile(`Transfer/sec:\s+([0-9.]+)([KMG]?B)`)
+var (
+	transfer = regexp.MustCompile(`Transfer/sec:\s+([0-9.]+)([KMG]?B)`)
+	read     = regexp.MustCompile(`requests in [0-9.]+[a-z]+, ([0-9.]+)([KMG]?B) read`)
+)
 
-// runWrk runs wrk and returns the transfer rate in MB/s; any non-2xx answer
-// is an error.
-func runWrk(bin, url string, conns int, d time.Duration) (float64, error) {
-	threads := 2
-	if conns < threads {
-		threads = conns
-	}
-	out, err := exec.Command(bin, "-t"+strconv.Itoa(threads), "-c"+strconv.Itoa(conns), "-d"+d.String(), "--timeout", "60s", url).CombinedOutput()
+type wrkResult struct {
+	mbps      float64 // MiB/s
+	cpuPerMiB float64 // the server's CPU milliseconds per MiB served
+}
+
+// measureWrk runs wrk and reads the server's CPU (cpu, in seconds) around it.
+func measureWrk(bin, url string, conns int, d time.Duration, cpu func() float64) (wrkResult, error) {
+	c0 := cpu()
+	out, err := runWrk(bin, url, conns, d)
+	c1 := cpu()
 	if err != nil {
-		return 0, fmt.Errorf("wrk: %v: %s", err, out)
+		return wrkResult{}, err
 	}
-	if bytes.Contains(out, []byte("Non-2xx")) {
-		return 0, fmt.Errorf("wrk saw errors: %s", out)
+	mbps, err := mib(transfer.FindSubmatch(out), out)
+	if err != nil {
+		return wrkResult{}, err
 	}
-	m := transfer.FindSubmatch(out)
+	total, err := mib(read.FindSubmatch(out), out)
+	if err != nil {
+		return wrkResult{}, err
+	}
+	return wrkResult{mbps: mbps, cpuPerMiB: 1000 * (c1 - c0) / total}, nil
+}
+
+// mib converts a wrk quantity ("1.2GB") to MiB.
+func mib(m [][]byte, out []byte) (float64, error) {
 	if m == nil {
-		return 0, fmt.Errorf("no Transfer/sec in wrk output: %s", out)
+		return 0, fmt.Errorf("unexpected wrk output: %s", out)
 	}
 	v, _ := strconv.ParseFloat(string(m[1]), 64)
 	switch string(m[2]) {
@@ -186,4 +225,43 @@ func runWrk(bin, url string, conns int, d time.Duration) (float64, error) {
 		v /= 1 << 20
 	}
 	return v, nil
+}
+
+// treeCPU is the CPU seconds of pid and its child processes (nginx's
+// workers), live ones read from /proc.
+func treeCPU(pid int) float64 {
+	total, _ := benchkit.CPUSeconds(pid)
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		child, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			c, _ := benchkit.CPUSeconds(child)
+			total += c
+		}
+	}
+	return total
+}
+
+// runWrk runs wrk and returns its output; any non-2xx answer is an error.
+func runWrk(bin, url string, conns int, d time.Duration) ([]byte, error) {
+	threads := 2
+	if conns < threads {
+		threads = conns
+	}
+	out, err := exec.Command(bin, "-t"+strconv.Itoa(threads), "-c"+strconv.Itoa(conns), "-d"+d.String(), "--timeout", "60s", url).CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("wrk: %v: %s", err, out)
+	}
+	if bytes.Contains(out, []byte("Non-2xx")) {
+		return nil, fmt.Errorf("wrk saw errors: %s", out)
+	}
+	return out, nil
 }
