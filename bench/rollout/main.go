@@ -15,6 +15,10 @@
 // messages the server has not consumed yet when 10 000 devices connect within
 // seconds. -mosquitto uses an existing broker as it is.
 //
+// -idle 10s first measures the server's CPU with the fleet connected and no
+// job (keep-alives, presence), to tell the fleet's standing cost from what
+// the job adds.
+//
 // The server logs to <data>/server.log; the data directory is removed at the
 // end unless -keep.
 package main
@@ -53,11 +57,12 @@ func main() {
 	progressEvery := flag.Int("progress-every", 0, "simulated devices report download progress every this many percent (0: at the start and once installed)")
 	keep := flag.Bool("keep", false, "keep the data directory")
 	pprofAddr := flag.String("pprof", "", "serve the server's net/http/pprof on this address (serve --pprof)")
+	idle := flag.Duration("idle", 0, "before the job, measure the server's CPU with every device connected and nothing to do for this long")
 	flag.Parse()
 	if *concurrency == 0 {
 		*concurrency = *count
 	}
-	if err := run(*bin, *count, *size, *concurrency, *mosq, *mosqBin, *conns, *progressEvery, *keep, *pprofAddr); err != nil {
+	if err := run(*bin, *count, *size, *concurrency, *mosq, *mosqBin, *conns, *progressEvery, *keep, *pprofAddr, *idle); err != nil {
 		fmt.Fprintln(os.Stderr, "rollout:", err)
 		os.Exit(1)
 	}
@@ -72,7 +77,7 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-func run(bin string, count, size, concurrency int, mosq, mosqBin string, conns, progressEvery int, keep bool, pprofAddr string) error {
+func run(bin string, count, size, concurrency int, mosq, mosqBin string, conns, progressEvery int, keep bool, pprofAddr string, idle time.Duration) error {
 	ctx := context.Background()
 	data, err := os.MkdirTemp("", "updraft-bench-")
 	if err != nil {
@@ -189,6 +194,13 @@ func run(bin string, count, size, concurrency int, mosq, mosqBin string, conns, 
 	}
 	step("versions reported", t)
 	idleRSS, _ := procStatus(pid, "VmRSS")
+	idleCPU := -1.0
+	if idle > 0 {
+		c0, _ := cpuSeconds(pid)
+		time.Sleep(idle)
+		c1, _ := cpuSeconds(pid)
+		idleCPU = (c1 - c0) / idle.Seconds()
+	}
 
 	content := make([]byte, size)
 	rand.Read(content)
@@ -241,6 +253,9 @@ func run(bin string, count, size, concurrency int, mosq, mosqBin string, conns, 
 	simPeak, _ := procStatus(os.Getpid(), "VmHWM")
 	fmt.Printf("simulator        %.1f s CPU during the job; peak RSS %s\n", self1-self0, simPeak)
 	fmt.Printf("server RSS       %s idle with every device connected; peak %s\n", idleRSS, peak)
+	if idleCPU >= 0 {
+		fmt.Printf("server idle CPU  %.1f%% of one core with every device connected and no job (%.1f s of the job's CPU at that rate)\n", 100*idleCPU, idleCPU*wall.Seconds())
+	}
 	if mosqPid != 0 {
 		mpeak, _ := procStatus(mosqPid, "VmHWM")
 		mcpu, _ := cpuSeconds(mosqPid)
