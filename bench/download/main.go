@@ -157,12 +157,12 @@ http {
 		var ngCPU, updCPU []float64
 		p, err := benchkit.RunPairs(ctx, pairs,
 			func(int) (float64, error) {
-				r, err := measureWrk(wrkBin, ngURL, c, duration, func() float64 { return treeCPU(ng.Process.Pid) })
+				r, err := measureWrk(wrkBin, ngURL, c, duration, func() float64 { c, _ := benchkit.TreeCPUSeconds(ng.Process.Pid); return c })
 				ngCPU = append(ngCPU, r.cpuPerMiB)
 				return r.mbps, err
 			},
 			func(int) (float64, error) {
-				r, err := measureWrk(wrkBin, updURL, c, duration, func() float64 { return treeCPU(srv.Pid()) })
+				r, err := measureWrk(wrkBin, updURL, c, duration, func() float64 { c, _ := benchkit.CPUSeconds(srv.Pid()); return c })
 				updCPU = append(updCPU, r.cpuPerMiB)
 				return r.mbps, err
 			},
@@ -225,29 +225,6 @@ func mib(m [][]byte, out []byte) (float64, error) {
 		v /= 1 << 20
 	}
 	return v, nil
-}
-
-// treeCPU is the CPU seconds of pid and its child processes (nginx's
-// workers), live ones read from /proc.
-func treeCPU(pid int) float64 {
-	total, _ := benchkit.CPUSeconds(pid)
-	dirs, _ := os.ReadDir("/proc")
-	for _, d := range dirs {
-		child, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			c, _ := benchkit.CPUSeconds(child)
-			total += c
-		}
-	}
-	return total
 }
 
 // runWrk runs wrk and returns its output; any non-2xx answer is an error.

@@ -42,6 +42,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/updraft-ota/updraft/bench/internal/benchkit"
 	"github.com/updraft-ota/updraft/client"
 	"github.com/updraft-ota/updraft/internal/sim"
 )
@@ -196,9 +197,9 @@ func run(bin string, count, size, concurrency int, mosq, mosqBin string, conns, 
 	idleRSS, _ := procStatus(pid, "VmRSS")
 	idleCPU := -1.0
 	if idle > 0 {
-		c0, _ := cpuSeconds(pid)
+		c0, _ := benchkit.CPUSeconds(pid)
 		time.Sleep(idle)
-		c1, _ := cpuSeconds(pid)
+		c1, _ := benchkit.CPUSeconds(pid)
 		idleCPU = (c1 - c0) / idle.Seconds()
 	}
 
@@ -208,11 +209,11 @@ func run(bin string, count, size, concurrency int, mosq, mosqBin string, conns, 
 	if err != nil {
 		return err
 	}
-	cpu0, err := cpuSeconds(pid)
+	cpu0, err := benchkit.CPUSeconds(pid)
 	if err != nil {
 		return err
 	}
-	self0, _ := cpuSeconds(os.Getpid())
+	self0, _ := benchkit.CPUSeconds(os.Getpid())
 	t = time.Now()
 	job, err := api.CreateJob(ctx, client.JobCreate{PackageID: pkg.ID, Name: "bench", Target: client.JobTarget{All: true}, MaxConcurrency: concurrency})
 	if err != nil {
@@ -238,8 +239,8 @@ func run(bin string, count, size, concurrency int, mosq, mosqBin string, conns, 
 		time.Sleep(100 * time.Millisecond)
 	}
 	wall := time.Since(t)
-	cpu1, _ := cpuSeconds(pid)
-	self1, _ := cpuSeconds(os.Getpid())
+	cpu1, _ := benchkit.CPUSeconds(pid)
+	self1, _ := benchkit.CPUSeconds(os.Getpid())
 	step("job "+job.State, t)
 	peak, _ := procStatus(pid, "VmHWM")
 	fmt.Printf("broker           %s\n", broker)
@@ -258,7 +259,7 @@ func run(bin string, count, size, concurrency int, mosq, mosqBin string, conns, 
 	}
 	if mosqPid != 0 {
 		mpeak, _ := procStatus(mosqPid, "VmHWM")
-		mcpu, _ := cpuSeconds(mosqPid)
+		mcpu, _ := benchkit.CPUSeconds(mosqPid)
 		fmt.Printf("mosquitto        peak RSS %s, %.1f s CPU in all\n", mpeak, mcpu)
 	}
 	if job.Counts["succeeded"] != int64(count) {
@@ -310,21 +311,6 @@ func waitHealthy(base string, limit time.Duration) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return errors.New("the server did not become healthy (see server.log)")
-}
-
-// cpuSeconds is a process's user+system CPU time (/proc/PID/stat, in
-// USER_HZ = 100 ticks per second on Linux).
-func cpuSeconds(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command name, which is in parentheses.
-	rest := string(b[bytes.LastIndexByte(b, ')')+2:])
-	f := strings.Fields(rest)
-	utime, _ := strconv.ParseFloat(f[11], 64)
-	stime, _ := strconv.ParseFloat(f[12], 64)
-	return (utime + stime) / 100, nil
 }
 
 // procStatus returns one field of /proc/PID/status ("VmHWM" → "123456 kB").

@@ -207,18 +207,49 @@ func (m *Mosquitto) Stop() {
 	_ = m.Cmd.Wait()
 }
 
+// statFields are /proc/PID/stat's fields after the command name (which is
+// in parentheses and may hold spaces): [0] state, [1] ppid, [11] utime,
+// [12] stime.
+func statFields(pid int) ([]string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, err
+	}
+	return strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:])), nil
+}
+
 // CPUSeconds is a process's user+system CPU time (/proc/PID/stat, in
 // USER_HZ = 100 ticks per second on Linux).
 func CPUSeconds(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	f, err := statFields(pid)
 	if err != nil {
 		return 0, err
 	}
-	rest := string(b[bytes.LastIndexByte(b, ')')+2:])
-	f := strings.Fields(rest)
 	utime, _ := strconv.ParseFloat(f[11], 64)
 	stime, _ := strconv.ParseFloat(f[12], 64)
 	return (utime + stime) / 100, nil
+}
+
+// TreeCPUSeconds is CPUSeconds of pid and of its live child processes
+// (nginx's workers under its master).
+func TreeCPUSeconds(pid int) (float64, error) {
+	total, err := CPUSeconds(pid)
+	if err != nil {
+		return 0, err
+	}
+	dirs, _ := os.ReadDir("/proc")
+	parent := strconv.Itoa(pid)
+	for _, d := range dirs {
+		child, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		if f, err := statFields(child); err == nil && len(f) > 1 && f[1] == parent {
+			c, _ := CPUSeconds(child)
+			total += c
+		}
+	}
+	return total, nil
 }
 
 // StatusKB returns one /proc/PID/status field in KiB ("VmRSS", "VmHWM").
