@@ -14,12 +14,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lesismal/nbio"
-	"github.com/lesismal/nbio/logging"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/updraft-ota/updraft/internal/deviceproto"
+	"github.com/updraft-ota/updraft/internal/netpoll"
 	"github.com/updraft-ota/updraft/internal/ota"
 )
 
@@ -74,7 +73,7 @@ type BrokerOptions struct {
 // publishing notices to devices that listen.
 //
 // It is event-driven (doc.go: "Connections"): plain TCP connections are
-// served by an nbio engine (epoll) with no goroutine per idle connection,
+// served by a netpoll poller (epoll) with no goroutine per idle connection,
 // MQTT over TLS by a reader goroutine per connection; each connection's
 // packets are handled in order by an executor that exists only while it
 // has work.
@@ -84,7 +83,7 @@ type Broker struct {
 	log      *slog.Logger
 	opts     BrokerOptions
 	addr     net.Addr
-	engine   *nbio.Engine
+	poller   *netpoll.Poller[*client] // nil where it is unsupported: every connection is a stream
 	router   *router
 	exec     executors
 	shapes   shapes
@@ -129,10 +128,6 @@ type noticeKey struct {
 // duplicateWindow is how long a listen-time delivery suppresses the engine's
 // Notify of the same task (which follows its claim at once).
 const duplicateWindow = 30 * time.Second
-
-// quietNBIO keeps nbio's own logging (printed to stdout) to errors; the
-// broker logs what happens to connections itself.
-var quietNBIO sync.Once
 
 // NewBroker starts the embedded broker on opts.Addr.
 func NewBroker(devices deviceproto.Devices, opts BrokerOptions) (*Broker, error) {
@@ -213,31 +208,19 @@ func NewBroker(devices deviceproto.Devices, opts BrokerOptions) (*Broker, error)
 		return nil, err
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
-	quietNBIO.Do(func() { logging.SetLevel(logging.LevelError) })
-	b.engine = nbio.NewEngine(nbio.Config{
-		Name: "updraft-mqtt",
+	b.poller, err = netpoll.New(netpoll.Config{
 		// Pollers read and frame; they never wait on the service.
-		NPoller: min(runtime.NumCPU(), 4),
+		Pollers: min(runtime.NumCPU(), 4),
 		// One buffer per poller, shared by its connections.
 		ReadBufferSize: 64 << 10,
+		MaxQueued:      b.pendingLimit(),
+	}, netpoll.Handler[*client]{
+		Data:   (*client).feed,
+		Closed: func(c *client) { c.close(errClientGone, true) },
 	})
-	b.engine.OnOpen(b.opened)
-	b.engine.OnData(func(nc *nbio.Conn, data []byte) {
-		if c, ok := nc.Session().(*client); ok {
-			c.feed(data)
-		}
-	})
-	b.engine.OnClose(func(nc *nbio.Conn, _ error) {
-		if c, ok := nc.Session().(*client); ok {
-			c.close(errClientGone, true)
-		}
-	})
-	b.engine.OnWrittenSize(func(nc *nbio.Conn, _ []byte, n int) {
-		if c, ok := nc.Session().(*client); ok {
-			c.t.(*pollTransport).written(n)
-		}
-	})
-	if err := b.engine.Start(); err != nil {
+	if errors.Is(err, errors.ErrUnsupported) {
+		b.poller = nil // every plain connection gets a reader goroutine
+	} else if err != nil {
 		closeAll()
 		return nil, fmt.Errorf("embedded MQTT broker: starting its network poller: %w", err)
 	}
@@ -276,7 +259,7 @@ func (b *Broker) open() int {
 }
 
 // accept hands l's connections to the engine (plain TCP) or to a reader
-// goroutine each (TLS, or a connection nbio cannot adopt).
+// goroutine each (TLS, or a connection the poller cannot take).
 func (b *Broker) accept(l *listener) {
 	defer b.wg.Done()
 	for {
@@ -292,33 +275,29 @@ func (b *Broker) accept(l *listener) {
 			conn.Close()
 			continue
 		}
-		if l.tls {
+		if l.tls || b.poller == nil {
 			b.wg.Add(1)
 			go b.serveStream(conn)
 			continue
 		}
-		nc, err := nbio.NBConn(conn)
-		if err != nil {
-			// Not a socket nbio can poll (a wrapped net.Conn): serve it
-			// like a TLS connection.
+		var attached *client
+		err = b.poller.Add(conn, func(pc *netpoll.Conn[*client]) *client {
+			attached = b.newClient(&pollTransport{conn: pc})
+			return attached
+		})
+		switch {
+		case errors.Is(err, errors.ErrUnsupported):
+			// Not a socket the poller can watch (a wrapped net.Conn): serve
+			// it like a TLS connection.
 			b.wg.Add(1)
 			go b.serveStream(conn)
-			continue
-		}
-		if _, err := b.engine.AddConn(nc); err != nil {
+		case err != nil:
+			if attached != nil {
+				attached.close(err, false)
+			}
 			b.log.Warn("device connection dropped: the broker's poller cannot take it (raise the open-file limit)", "remote", conn.RemoteAddr().String(), "err", err)
 		}
 	}
-}
-
-// opened is nbio's OnOpen: a plain TCP connection joins the broker.
-func (b *Broker) opened(nc *nbio.Conn) {
-	c := b.newClient(&pollTransport{nc: nc, limit: int64(b.pendingLimit())})
-	// Under nbio's connection lock, which nbio holds when it reports
-	// written bytes (OnWrittenSize), so the poller sees the client whole.
-	nc.Lock()
-	nc.SetSession(c)
-	nc.Unlock()
 }
 
 // serveStream reads a connection on its own goroutine (MQTT over TLS).
@@ -353,9 +332,8 @@ func (b *Broker) serveStream(conn net.Conn) {
 func (b *Broker) pendingLimit() int { return b.opts.MaxPendingWrites * b.opts.BufferSize }
 
 // newClient registers a new connection and starts its connect timeout.
-// Its fields are set under both its locks: nbio hands the connection to a
-// poller without a Go synchronisation point, and every path that reads
-// them (feed, close, enqueue) starts by taking one of the two.
+// Its fields are set under both its locks, and every path that reads them
+// (feed, close, enqueue) starts by taking one of the two.
 func (b *Broker) newClient(t transport) *client {
 	c := &client{b: b, t: t}
 	c.rmu.Lock()
@@ -505,7 +483,7 @@ func (b *Broker) Close() error {
 	if !waitBounded(b.wg.Wait, shutdownBound) {
 		b.log.Error("embedded MQTT broker: listeners or TLS readers still running; stopping anyway", "waited", shutdownBound)
 	}
-	if !waitBounded(b.engine.Stop, shutdownBound) {
+	if b.poller != nil && !waitBounded(b.poller.Close, shutdownBound) {
 		b.log.Error("embedded MQTT broker: the network poller did not stop; stopping anyway", "waited", shutdownBound)
 	}
 	return nil

@@ -17,7 +17,7 @@ import (
 
 // client is one connection to the embedded broker, from accept to close.
 //
-// Its bytes arrive on one goroutine at a time (its nbio poller, or its TLS
+// Its bytes arrive on one goroutine at a time (its netpoll poller, or its TLS
 // reader), which frames and decodes packets and queues them. Handling them
 // may block on the service for seconds (authentication, reports), which a
 // poller must never do, so the connection's executor (run) handles its
@@ -29,9 +29,8 @@ type client struct {
 	t transport
 
 	// Read side: used only by the goroutine feeding the connection's bytes
-	// (under rmu: nbio hands a connection to its poller without a Go
-	// synchronisation point, so the lock is what orders the poller's reads
-	// after the accepting goroutine's writes).
+	// (under rmu, which orders the poller's reads after the accepting
+	// goroutine's writes whatever the poller's own synchronisation).
 	rmu       sync.Mutex
 	in        []byte            // the start of a packet not fully received
 	aliases   map[uint16]string // MQTT 5 topic aliases the device set

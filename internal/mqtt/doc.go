@@ -40,9 +40,9 @@
 //
 // A broker holds thousands of devices that are idle almost all the time, so
 // an idle connection must cost next to nothing. Plain TCP connections are
-// served by an nbio engine (github.com/lesismal/nbio: epoll, a few poller
-// goroutines for all connections): no goroutine and no buffer per idle
-// connection. The pollers only read, frame and decode packets (mochi's
+// served by internal/netpoll (epoll, a few poller goroutines for all
+// connections, each waiting in Go's network poller rather than in
+// epoll_wait): no goroutine and no buffer per idle connection. The pollers only read, frame and decode packets (mochi's
 // packets codec); handling them may block on the service for seconds, so
 // each connection's packets are queued and handled in order by an executor
 // on one of at most 32 goroutines that exist only while some connection has

@@ -6,10 +6,9 @@ import (
 	"errors"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/lesismal/nbio"
+	"github.com/updraft-ota/updraft/internal/netpoll"
 )
 
 // transport is how a client's packets reach its socket. write never
@@ -28,39 +27,33 @@ type transport interface {
 
 var errSlowDevice = errors.New("the device does not read what the broker sends it (its socket has been full past the pending-write bound); it is disconnected and may reconnect")
 
-// pollTransport is a plain TCP connection served by the nbio engine: no
-// goroutine while idle. nbio writes what the socket takes at once and
-// queues the rest itself; unsent counts those queued bytes (nbio reports
-// each write through Engine.OnWrittenSize) to bound them.
+// pollTransport is a plain TCP connection served by the broker's netpoll
+// poller: no goroutine while idle. A write goes to the socket at once; what
+// the socket does not take waits in the connection's queue, bounded by
+// pendingLimit (netpoll.Config.MaxQueued).
 type pollTransport struct {
-	nc     *nbio.Conn
-	limit  int64
-	unsent atomic.Int64
+	conn *netpoll.Conn[*client]
 }
 
 func (t *pollTransport) write(p []byte) error {
-	// A packet larger than the bound is still accepted while nothing is
-	// waiting: the bound is for a backlog, not for one message.
-	if u := t.unsent.Load(); u > 0 && u+int64(len(p)) > t.limit {
+	err := t.conn.Write(p)
+	if errors.Is(err, netpoll.ErrBacklog) {
 		return errSlowDevice
 	}
-	t.unsent.Add(int64(len(p)))
-	_, err := t.nc.Write(p)
 	return err
 }
 
-func (t *pollTransport) written(n int)           { t.unsent.Add(-int64(n)) }
-func (t *pollTransport) close()                  { t.nc.Close() }
+func (t *pollTransport) close()                  { t.conn.Close() }
 func (t *pollTransport) cert() *x509.Certificate { return nil }
 func (t *pollTransport) remote() string {
-	if a := t.nc.RemoteAddr(); a != nil {
+	if a := t.conn.RemoteAddr(); a != nil {
 		return a.String()
 	}
 	return ""
 }
 
 // streamTransport is a connection read by its own goroutine: MQTT over TLS
-// (crypto/tls needs a blocking net.Conn), or a connection nbio cannot adopt.
+// (crypto/tls needs a blocking net.Conn), or a connection the poller cannot take.
 // Writes are queued and written by a goroutine that exists only while the
 // queue is not empty.
 type streamTransport struct {
