@@ -54,7 +54,7 @@
 // accept (TLS handshake included), then 1.5 × the keep-alive the device asked
 // for after each packet. Each device's session is kept as its two names and a
 // shape shared by every device whose session differs only by them (session.go).
-// A connected idle device costs about 3.2 KB of the server's RSS
+// A connected idle device costs about 3 KB of the server's RSS
 // (bench/brokermem, 10 000 devices; Mosquitto 1.8 KB).
 //
 // Bounds, each disconnecting the device that exceeds it (it reconnects, and
