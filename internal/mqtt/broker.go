@@ -291,6 +291,12 @@ func (b *Broker) accept(l *listener) {
 			// it like a TLS connection.
 			b.wg.Add(1)
 			go b.serveStream(conn)
+		case errors.Is(err, net.ErrClosed):
+			// The broker is shutting down (the client was closed as it
+			// was attached, or the poller is closed).
+			if attached != nil {
+				attached.close(errShutdown, false)
+			}
 		case err != nil:
 			if attached != nil {
 				attached.close(err, false)

@@ -132,6 +132,11 @@ func (p *Poller[S]) Add(nc net.Conn, attach func(*Conn[S]) S) error {
 	// never closes a descriptor the set is about to take.
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.closed {
+		// Closed from attach (the caller refused the connection): the
+		// descriptor is closed already, and its number may be reused.
+		return net.ErrClosed
+	}
 	l.mu.Lock()
 	if p.closed.Load() {
 		l.mu.Unlock()

@@ -381,6 +381,51 @@ func TestPollerCloseEndsEverything(t *testing.T) {
 	}
 }
 
+// A connection the caller closes while attaching it (a broker shutting
+// down) is refused, ends at the peer, and is not watched: its descriptor,
+// closed already, may belong to someone else by then.
+func TestCloseDuringAttachRefusesTheConnection(t *testing.T) {
+	var closed atomic.Int32
+	p, err := netpoll.New(small, netpoll.Handler[int]{Data: func(int, []byte) {}, Closed: func(int) { closed.Add(1) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	nc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conn *netpoll.Conn[int]
+	err = p.Add(nc, func(pc *netpoll.Conn[int]) int {
+		conn = pc
+		pc.Close()
+		return 1
+	})
+	if !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Add of a connection closed in attach: err %v, want net.ErrClosed", err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("peer of a refused connection: read %d, %v; want end of file", n, err)
+	}
+	if err := conn.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("write to a refused connection: err %v, want net.ErrClosed", err)
+	}
+	if n := closed.Load(); n != 0 {
+		t.Fatalf("Closed called %d times for a connection the caller closed", n)
+	}
+}
+
 // What is not a socket is refused as unsupported and left open for the
 // caller to serve another way.
 func TestAddRefusesWhatIsNotASocket(t *testing.T) {
