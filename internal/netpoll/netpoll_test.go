@@ -113,6 +113,30 @@ func (s *server) dial() (net.Conn, *session) {
 	}
 }
 
+// tcpPair is a loopback connection: the dialling end and the accepted one.
+func tcpPair(t *testing.T, ln net.Listener) (peer, accepted net.Conn) {
+	t.Helper()
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { peer.Close() })
+	if accepted, err = ln.Accept(); err != nil {
+		t.Fatal(err)
+	}
+	return peer, accepted
+}
+
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -268,12 +292,19 @@ func TestPeerCloseDeliversDataThenClosedOnce(t *testing.T) {
 	if got := sess.received(); !bytes.Equal(got, msg) {
 		t.Fatalf("got %d bytes before Closed, want %d", len(got), len(msg))
 	}
+	expectEnded(t, sess, 1)
+}
+
+// expectEnded checks a closed connection a moment later: Closed was called
+// wantClosed times in all, and a write is refused.
+func expectEnded(t *testing.T, sess *session, wantClosed int32) {
+	t.Helper()
 	time.Sleep(50 * time.Millisecond)
-	if n := sess.closed.Load(); n != 1 {
-		t.Fatalf("Closed called %d times, want 1", n)
+	if n := sess.closed.Load(); n != wantClosed {
+		t.Fatalf("Closed called %d times, want %d", n, wantClosed)
 	}
 	if err := sess.conn.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("write after the peer closed: err %v, want net.ErrClosed", err)
+		t.Fatalf("write after the close: err %v, want net.ErrClosed", err)
 	}
 }
 
@@ -292,13 +323,7 @@ func TestCloseEndsPeerWithoutClosed(t *testing.T) {
 	if err != nil || string(got) != "bye" {
 		t.Fatalf("peer read %q, %v; want \"bye\" then end of file", got, err)
 	}
-	time.Sleep(50 * time.Millisecond)
-	if n := sess.closed.Load(); n != 0 {
-		t.Fatalf("Closed called %d times for the caller's own Close, want 0", n)
-	}
-	if err := sess.conn.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("write after Close: err %v, want net.ErrClosed", err)
-	}
+	expectEnded(t, sess, 0)
 }
 
 // A connection whose descriptor number is reused after a close gets only
@@ -334,23 +359,11 @@ func TestPollerCloseEndsEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listen(t)
 	var peers []net.Conn
 	for i := range 10 {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c, nc := tcpPair(t, ln)
 		peers = append(peers, c)
-		nc, err := ln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
 		if err := p.Add(nc, func(*netpoll.Conn[int]) int { return i }); err != nil {
 			t.Fatal(err)
 		}
@@ -363,15 +376,7 @@ func TestPollerCloseEndsEverything(t *testing.T) {
 		}
 	}
 	waitFor(t, "the poller goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	nc, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, nc := tcpPair(t, ln)
 	if err := p.Add(nc, func(*netpoll.Conn[int]) int { return 0 }); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Add after Close: err %v, want net.ErrClosed", err)
 	}
@@ -391,20 +396,7 @@ func TestCloseDuringAttachRefusesTheConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	nc, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, nc := tcpPair(t, listen(t))
 	var conn *netpoll.Conn[int]
 	err = p.Add(nc, func(pc *netpoll.Conn[int]) int {
 		conn = pc
