@@ -42,8 +42,10 @@
 // an idle connection must cost next to nothing. Plain TCP connections are
 // served by internal/netpoll (epoll, a few poller goroutines for all
 // connections, each waiting in Go's network poller rather than in
-// epoll_wait): no goroutine and no buffer per idle connection. The pollers only read, frame and decode packets (mochi's
-// packets codec); handling them may block on the service for seconds, so
+// epoll_wait): no goroutine and no buffer per idle connection. Where epoll
+// is missing (not Linux), every connection is read like a TLS one below.
+// The pollers only read, frame and decode packets (mochi's packets codec);
+// handling them may block on the service for seconds, so
 // each connection's packets are queued and handled in order by an executor
 // on one of at most 32 goroutines that exist only while some connection has
 // work (maxExecutors). MQTT over TLS is read by one goroutine per connection
