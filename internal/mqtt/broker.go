@@ -258,7 +258,7 @@ func (b *Broker) open() int {
 	return len(b.conns)
 }
 
-// accept hands l's connections to the engine (plain TCP) or to a reader
+// accept hands l's connections to the poller (plain TCP) or to a reader
 // goroutine each (TLS, or a connection the poller cannot take).
 func (b *Broker) accept(l *listener) {
 	defer b.wg.Done()
