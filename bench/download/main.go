@@ -27,7 +27,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/updraft-ota/updraft/bench/internal/benchkit"
@@ -58,9 +57,6 @@ func run(bin, nginxBin, wrkBin string, sizeMB int, connList string, pairs int, d
 				return fmt.Errorf("%s not found: install it (apt-get install nginx-light wrk) or run bash bench/download.sh", b)
 			}
 		}
-	}
-	if _, err := exec.LookPath(nginxBin); err != nil {
-		nginxBin = "/usr/sbin/" + nginxBin
 	}
 	work, err := os.MkdirTemp("", "bench-download-")
 	if err != nil {
@@ -108,43 +104,12 @@ func run(bin, nginxBin, wrkBin string, sizeMB int, connList string, pairs int, d
 	if err != nil {
 		return err
 	}
-	ngAddr, err := benchkit.FreeAddr()
+	ng, err := benchkit.StartNginx(nginxBin, work, root)
 	if err != nil {
 		return err
 	}
-	conf := filepath.Join(work, "nginx.conf")
-	err = os.WriteFile(conf, []byte(fmt.Sprintf(`daemon off;
-worker_processes auto;
-pid %[1]s/nginx.pid;
-error_log %[1]s/nginx-error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  client_body_temp_path %[1]s/tmp;
-  proxy_temp_path %[1]s/tmp;
-  fastcgi_temp_path %[1]s/tmp;
-  uwsgi_temp_path %[1]s/tmp;
-  scgi_temp_path %[1]s/tmp;
-  server { listen %[2]s; root %[3]s; }
-}
-`, work, ngAddr, root)), 0o644)
-	if err != nil {
-		return err
-	}
-	ng := exec.Command(nginxBin, "-c", conf, "-p", work)
-	ng.Stderr = os.Stderr
-	if err := ng.Start(); err != nil {
-		return err
-	}
-	// SIGTERM, not SIGKILL: nginx's master then stops its workers, which a
-	// killed master leaves running (and serving) behind it.
-	defer func() { _ = ng.Process.Signal(syscall.SIGTERM); _ = ng.Wait() }()
-	if err := benchkit.WaitTCP(ngAddr, 10*time.Second); err != nil {
-		return err
-	}
-	ngURL := "http://" + ngAddr + "/fw.bin"
+	defer ng.Stop()
+	ngURL := "http://" + ng.Addr + "/fw.bin"
 	fmt.Printf("P1 download %d MiB through the signed URL vs nginx, wrk %v per run, %d pairs; load average %s\n", sizeMB, duration, pairs, benchkit.LoadAverage())
 	for _, cs := range strings.Split(connList, ",") {
 		c, err := strconv.Atoi(strings.TrimSpace(cs))
@@ -157,7 +122,7 @@ http {
 		var ngCPU, updCPU []float64
 		p, err := benchkit.RunPairs(ctx, pairs,
 			func(int) (float64, error) {
-				r, err := measureWrk(wrkBin, ngURL, c, duration, func() float64 { c, _ := benchkit.TreeCPUSeconds(ng.Process.Pid); return c })
+				r, err := measureWrk(wrkBin, ngURL, c, duration, func() float64 { c, _ := benchkit.TreeCPUSeconds(ng.Pid()); return c })
 				ngCPU = append(ngCPU, r.cpuPerMiB)
 				return r.mbps, err
 			},
