@@ -2,8 +2,8 @@
 // process, N simulated devices (internal/sim, in this process) on the
 // embedded broker or on Mosquitto, one upgrade job on all of them. It
 // reports the job's wall time, the server's CPU seconds during the job (P5
-// of issue 13: per device upgraded, target ≤ 0.5 ms; there is no reference
-// side), and the server's peak RSS (VmHWM: connections included).
+// of issue 13: per device upgraded, target ≤ 0.5 ms), and the server's peak
+// RSS (VmHWM: connections included).
 //
 //	go build -o /tmp/updraft ./cmd/updraft
 //	go run ./bench/rollout -updraft /tmp/updraft -count 10000 -size 1048576
@@ -14,6 +14,11 @@
 // defaults (1000 queued per consumer session) a broker drops device
 // messages the server has not consumed yet when 10 000 devices connect within
 // seconds. -mosquitto uses an existing broker as it is.
+//
+// After the job it measures P5's floor (floor.go): nginx, Mosquitto and
+// SQLite doing the same work per device, with nothing of Updraft between
+// them, and prints P5 as a ratio to it too; -floor=false skips that, and
+// -nginx names the nginx binary (bash bench/download.sh installs it).
 //
 // -idle 10s first measures the server's CPU with the fleet connected and no
 // job (keep-alives, presence), to tell the fleet's standing cost from what
@@ -39,6 +44,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -59,11 +65,22 @@ func main() {
 	keep := flag.Bool("keep", false, "keep the data directory")
 	pprofAddr := flag.String("pprof", "", "serve the server's net/http/pprof on this address (serve --pprof)")
 	idle := flag.Duration("idle", 0, "before the job, measure the server's CPU with every device connected and nothing to do for this long")
+	withFloor := flag.Bool("floor", true, "after the job, measure P5's floor: nginx, Mosquitto and SQLite doing the same work per device (floor.go)")
+	nginxBin := flag.String("nginx", "nginx", "the nginx binary for the floor")
 	flag.Parse()
 	if *concurrency == 0 {
 		*concurrency = *count
 	}
-	if err := run(*bin, *count, *size, *concurrency, *mosq, *mosqBin, *conns, *progressEvery, *keep, *pprofAddr, *idle); err != nil {
+	if *withFloor {
+		// Before the rollout, not after it: a missing tool fails at once.
+		if _, err := benchkit.LookNginx(*nginxBin); err != nil {
+			fmt.Fprintln(os.Stderr, "rollout: the floor needs nginx:", err, "(or pass -floor=false)")
+			os.Exit(1)
+		}
+	} else {
+		*nginxBin = ""
+	}
+	if err := run(*bin, *count, *size, *concurrency, *mosq, *mosqBin, *conns, *progressEvery, *keep, *pprofAddr, *idle, *nginxBin); err != nil {
 		fmt.Fprintln(os.Stderr, "rollout:", err)
 		os.Exit(1)
 	}
@@ -78,7 +95,8 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-func run(bin string, count, size, concurrency int, mosq, mosqBin string, conns, progressEvery int, keep bool, pprofAddr string, idle time.Duration) error {
+// run runs the rollout and, when nginxBin is set, measures its floor.
+func run(bin string, count, size, concurrency int, mosq, mosqBin string, conns, progressEvery int, keep bool, pprofAddr string, idle time.Duration, nginxBin string) error {
 	ctx := context.Background()
 	data, err := os.MkdirTemp("", "updraft-bench-")
 	if err != nil {
@@ -144,10 +162,11 @@ func run(bin string, count, size, concurrency int, mosq, mosqBin string, conns, 
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	defer func() {
+	stopServer := sync.OnceFunc(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
-	}()
+	})
+	defer stopServer()
 	base := "http://" + httpAddr
 	if err := waitHealthy(base, 30*time.Second); err != nil {
 		return err
@@ -173,7 +192,8 @@ func run(bin string, count, size, concurrency int, mosq, mosqBin string, conns, 
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- s.Run(runCtx) }()
-	defer func() { stop(); <-done }()
+	stopSim := sync.OnceFunc(func() { stop(); <-done })
+	defer stopSim()
 	t = time.Now()
 	for s.Stats().Connected < int64(count) {
 		if time.Since(t) > 5*time.Minute {
@@ -262,9 +282,30 @@ func run(bin string, count, size, concurrency int, mosq, mosqBin string, conns, 
 		mcpu, _ := benchkit.CPUSeconds(mosqPid)
 		fmt.Printf("mosquitto        peak RSS %s, %.1f s CPU in all\n", mpeak, mcpu)
 	}
-	if job.Counts["succeeded"] != int64(count) {
-		return fmt.Errorf("%d of %d tasks succeeded", job.Counts["succeeded"], count)
+	succeeded := job.Counts["succeeded"]
+	if succeeded != int64(count) {
+		return fmt.Errorf("%d of %d tasks succeeded", succeeded, count)
 	}
+	if nginxBin == "" {
+		return nil
+	}
+	stopSim()
+	stopServer()
+	fmt.Fprintln(os.Stderr, "measuring the floor: nginx, Mosquitto, SQLite doing the same work per device")
+	f, err := measureFloor(ctx, count, size, conns, nginxBin, mosqBin)
+	if err != nil {
+		return err
+	}
+	p5 := (cpu1 - cpu0) / float64(succeeded)
+	total, brokerNote := f.download+f.broker+f.database, ""
+	if mosq != "" {
+		// The broker ran outside the server: its CPU is on neither side.
+		total, brokerNote = f.download+f.database, " (not counted: the rollout's broker was external)"
+	}
+	fmt.Printf("P5 floor         %.3f ms per device: download (nginx) %.3f + broker (Mosquitto, 4 messages)%s %.3f + database (SQLite, 3 reports, %d per transaction) %.3f\n",
+		1000*total, 1000*f.download, brokerNote, 1000*f.broker, groupedReports, 1000*f.database)
+	fmt.Printf("                 (the database with one transaction per report: %.3f)\n", 1000*f.databaseAlone)
+	fmt.Printf("P5 ratio         updraft / floor = %.2f\n", p5/total)
 	return nil
 }
 
