@@ -1,9 +1,11 @@
 package sqlite
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -120,4 +122,47 @@ func BenchmarkClaim(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkTaskReport: a device's progress report as the broker applies it
+// (ModifyTask: read the task, write what changed, under a cancellable
+// context as every caller's is), one writer at a time and from 32 at once
+// (the broker's executors).
+//
+//	go test -run '^$' -bench TaskReport -count 6 ./internal/store/sqlite/
+func BenchmarkTaskReport(b *testing.B) {
+	const devices = 1000
+	s, j := benchStore(b)
+	insertBench(b, s, j, devices)
+	ts, _, err := s.ListTasks(b.Context(), store.TaskFilter{JobID: j.ID}, store.Page{Limit: devices}, false)
+	if err != nil || len(ts) != devices {
+		b.Fatalf("%d tasks, %v", len(ts), err)
+	}
+	ctx, cancel := context.WithCancel(b.Context())
+	defer cancel()
+	var n atomic.Int64
+	report := func() {
+		i := n.Add(1)
+		_, err := s.ModifyTask(ctx, ts[i%devices].ID, func(t *ota.Task) error {
+			t.Progress = int(i % 100)
+			t.UpdatedAt = benchBase.Add(time.Duration(i) * time.Microsecond)
+			return nil
+		})
+		if err != nil {
+			b.Error(err)
+		}
+	}
+	b.Run("writers=1", func(b *testing.B) {
+		for b.Loop() {
+			report()
+		}
+	})
+	b.Run("writers=32", func(b *testing.B) {
+		b.SetParallelism(16) // × GOMAXPROCS 2
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				report()
+			}
+		})
+	})
 }
