@@ -6,7 +6,7 @@
 // RSS (VmHWM: connections included).
 //
 //	go build -o /tmp/updraft ./cmd/updraft
-//	go run ./bench/rollout -updraft /tmp/updraft -count 10000 -size 1048576
+//	go run ./bench/rollout -updraft /tmp/updraft -count 10000 -size 1048576 -runs 3
 //	go run ./bench/rollout -updraft /tmp/updraft -count 10000 -size 1048576 -mosquitto-bin mosquitto
 //
 // -mosquitto-bin starts a private Mosquitto tuned for a connect storm
@@ -18,7 +18,8 @@
 // After the job it measures P5's floor (floor.go): nginx, Mosquitto and
 // SQLite doing the same work per device, with nothing of Updraft between
 // them, and prints P5 as a ratio to it too; -floor=false skips that, and
-// -nginx names the nginx binary (bash bench/download.sh installs it).
+// -nginx names the nginx binary (bash bench/download.sh installs it). -runs
+// N repeats rollout and floor N times and prints the median and spread.
 //
 // -idle 10s first measures the server's CPU with the fleet connected and no
 // job (keep-alives, presence), to tell the fleet's standing cost from what
@@ -67,6 +68,7 @@ func main() {
 	idle := flag.Duration("idle", 0, "before the job, measure the server's CPU with every device connected and nothing to do for this long")
 	withFloor := flag.Bool("floor", true, "after the job, measure P5's floor: nginx, Mosquitto and SQLite doing the same work per device (floor.go)")
 	nginxBin := flag.String("nginx", "nginx", "the nginx binary for the floor")
+	runs := flag.Int("runs", 1, "rollouts (each with its floor) in a row; more than one prints the median and spread of P5, the floor and their ratio")
 	flag.Parse()
 	if *concurrency == 0 {
 		*concurrency = *count
@@ -80,10 +82,33 @@ func main() {
 	} else {
 		*nginxBin = ""
 	}
-	if err := run(*bin, *count, *size, *concurrency, *mosq, *mosqBin, *conns, *progressEvery, *keep, *pprofAddr, *idle, *nginxBin); err != nil {
-		fmt.Fprintln(os.Stderr, "rollout:", err)
-		os.Exit(1)
+	var p5s, floors, ratios []float64
+	for i := range max(1, *runs) {
+		if *runs > 1 {
+			fmt.Printf("run %d of %d\n", i+1, *runs)
+		}
+		var r result
+		if err := run(*bin, *count, *size, *concurrency, *mosq, *mosqBin, *conns, *progressEvery, *keep, *pprofAddr, *idle, *nginxBin, &r); err != nil {
+			fmt.Fprintln(os.Stderr, "rollout:", err)
+			os.Exit(1)
+		}
+		p5s = append(p5s, 1000*r.p5)
+		if r.floor > 0 {
+			floors, ratios = append(floors, 1000*r.floor), append(ratios, r.p5/r.floor)
+		}
 	}
+	if *runs > 1 {
+		fmt.Printf("%-17sP5 %s ms per device (target ≤ 0.5)\n", fmt.Sprintf("over %d runs", *runs), benchkit.Summarize(p5s))
+		if len(floors) > 0 {
+			fmt.Printf("%-17sfloor %s ms; updraft / floor %s\n", "", benchkit.Summarize(floors), benchkit.Summarize(ratios))
+		}
+	}
+}
+
+// result is what one run measured: CPU seconds per device upgraded, and
+// the floor's (0 without one).
+type result struct {
+	p5, floor float64
 }
 
 func freeAddr() (string, error) {
@@ -95,8 +120,8 @@ func freeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-// run runs the rollout and, when nginxBin is set, measures its floor.
-func run(bin string, count, size, concurrency int, mosq, mosqBin string, conns, progressEvery int, keep bool, pprofAddr string, idle time.Duration, nginxBin string) error {
+// run runs the rollout and, when nginxBin is set, measures its floor, into out.
+func run(bin string, count, size, concurrency int, mosq, mosqBin string, conns, progressEvery int, keep bool, pprofAddr string, idle time.Duration, nginxBin string, out *result) error {
 	ctx := context.Background()
 	data, err := os.MkdirTemp("", "updraft-bench-")
 	if err != nil {
@@ -286,6 +311,7 @@ func run(bin string, count, size, concurrency int, mosq, mosqBin string, conns, 
 	if succeeded != int64(count) {
 		return fmt.Errorf("%d of %d tasks succeeded", succeeded, count)
 	}
+	out.p5 = (cpu1 - cpu0) / float64(succeeded)
 	if nginxBin == "" {
 		return nil
 	}
@@ -296,7 +322,6 @@ func run(bin string, count, size, concurrency int, mosq, mosqBin string, conns, 
 	if err != nil {
 		return err
 	}
-	p5 := (cpu1 - cpu0) / float64(succeeded)
 	total, brokerNote := f.download+f.broker+f.database, ""
 	if mosq != "" {
 		// The broker ran outside the server: its CPU is on neither side.
@@ -305,7 +330,8 @@ func run(bin string, count, size, concurrency int, mosq, mosqBin string, conns, 
 	fmt.Printf("P5 floor         %.3f ms per device: download (nginx) %.3f + broker (Mosquitto, 4 messages)%s %.3f + database (SQLite, 3 reports, %d per transaction) %.3f\n",
 		1000*total, 1000*f.download, brokerNote, 1000*f.broker, groupedReports, 1000*f.database)
 	fmt.Printf("                 (the database with one transaction per report: %.3f)\n", 1000*f.databaseAlone)
-	fmt.Printf("P5 ratio         updraft / floor = %.2f\n", p5/total)
+	fmt.Printf("P5 ratio         updraft / floor = %.2f\n", out.p5/total)
+	out.floor = total
 	return nil
 }
 
