@@ -51,12 +51,11 @@ func main() {
 
 func run(bin, nginxBin, wrkBin string, sizeMB int, connList string, pairs int, duration time.Duration, pprofAddr string) error {
 	ctx := context.Background()
-	for _, b := range []string{nginxBin, wrkBin} {
-		if _, err := exec.LookPath(b); err != nil {
-			if _, err2 := os.Stat("/usr/sbin/" + b); err2 != nil {
-				return fmt.Errorf("%s not found: install it (apt-get install nginx-light wrk) or run bash bench/download.sh", b)
-			}
-		}
+	if _, err := benchkit.LookNginx(nginxBin); err != nil {
+		return err
+	}
+	if _, err := exec.LookPath(wrkBin); err != nil {
+		return fmt.Errorf("%s not found: install it (apt-get install wrk) or run bash bench/download.sh", wrkBin)
 	}
 	work, err := os.MkdirTemp("", "bench-download-")
 	if err != nil {

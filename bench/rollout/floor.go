@@ -45,7 +45,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	_ "modernc.org/sqlite"
@@ -308,7 +307,10 @@ func databaseFloor(ctx context.Context, path string, count, perTx int) (float64,
 		},
 	}
 	runtime.GC()
-	c0 := selfCPU()
+	c0, err := benchkit.CPUSeconds(os.Getpid())
+	if err != nil {
+		return 0, err
+	}
 	var tx *sql.Tx
 	pending := 0
 	for i := range count {
@@ -336,7 +338,8 @@ func databaseFloor(ctx context.Context, path string, count, perTx int) (float64,
 			return 0, err
 		}
 	}
-	return (selfCPU() - c0) / float64(count), nil
+	c1, err := benchkit.CPUSeconds(os.Getpid())
+	return (c1 - c0) / float64(count), err
 }
 
 func inTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
@@ -360,11 +363,4 @@ func one(res sql.Result, err error) error {
 		return errors.Join(err, fmt.Errorf("%d rows changed, want 1", n))
 	}
 	return nil
-}
-
-// selfCPU is this process's user and system CPU seconds.
-func selfCPU() float64 {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }

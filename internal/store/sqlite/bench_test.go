@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -124,10 +125,11 @@ func BenchmarkClaim(b *testing.B) {
 	}
 }
 
-// BenchmarkTaskReport: a device's progress report as the broker applies it
-// (ModifyTask: read the task, write what changed, under a cancellable
-// context as every caller's is), one writer at a time and from 32 at once
-// (the broker's executors).
+// BenchmarkTaskReport: the store's path of a device's first progress
+// report (ModifyTask: read the task, write the columns that changed, under a
+// cancellable context as every caller's is; here only the progress changes,
+// so a task can be written again and again), one writer at a time and from
+// 32 at once (the broker's executors).
 //
 //	go test -run '^$' -bench TaskReport -count 6 ./internal/store/sqlite/
 func BenchmarkTaskReport(b *testing.B) {
@@ -158,7 +160,7 @@ func BenchmarkTaskReport(b *testing.B) {
 		}
 	})
 	b.Run("writers=32", func(b *testing.B) {
-		b.SetParallelism(16) // × GOMAXPROCS 2
+		b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0))) // goroutines = parallelism × GOMAXPROCS
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				report()
