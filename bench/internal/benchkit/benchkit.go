@@ -159,6 +159,21 @@ func WaitTCP(addr string, limit time.Duration) error {
 	return fmt.Errorf("nothing listens on %s", addr)
 }
 
+// LookDaemon finds a server binary the benchmarks start: on PATH, then in
+// /usr/sbin, where Debian puts daemons outside a non-root PATH. pkg is the
+// Debian package that installs it, for the error.
+func LookDaemon(bin, pkg string) (string, error) {
+	if p, err := exec.LookPath(bin); err == nil {
+		return p, nil
+	}
+	if p := "/usr/sbin/" + filepath.Base(bin); !strings.Contains(bin, "/") {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found: install it (apt-get install %s)", bin, pkg)
+}
+
 // Mosquitto is a private Mosquitto broker.
 type Mosquitto struct {
 	Cmd  *exec.Cmd
@@ -171,10 +186,9 @@ func StartMosquitto(bin, dir string, extra ...string) (*Mosquitto, error) {
 	if bin == "" {
 		bin = "mosquitto"
 	}
-	if p, err := exec.LookPath(bin); err == nil {
-		bin = p
-	} else if _, err := os.Stat("/usr/sbin/mosquitto"); err == nil && bin == "mosquitto" {
-		bin = "/usr/sbin/mosquitto"
+	bin, err := LookDaemon(bin, "mosquitto")
+	if err != nil {
+		return nil, err
 	}
 	addr, err := FreeAddr()
 	if err != nil {

@@ -16,24 +16,16 @@ type Nginx struct {
 	Addr string
 }
 
-// LookNginx finds the nginx binary (PATH, then /usr/sbin, where Debian puts
-// it outside root's PATH on some images).
+// LookNginx finds the nginx binary (see LookDaemon).
 func LookNginx(bin string) (string, error) {
 	if bin == "" {
 		bin = "nginx"
 	}
-	if p, err := exec.LookPath(bin); err == nil {
-		return p, nil
+	p, err := LookDaemon(bin, "nginx-light")
+	if err != nil {
+		return "", fmt.Errorf("%w, or run bash bench/download.sh once", err)
 	}
-	if p := "/usr/sbin/" + filepath.Base(bin); fileExists(p) {
-		return p, nil
-	}
-	return "", fmt.Errorf("%s not found: install it (apt-get install nginx-light) or run bash bench/download.sh once", bin)
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
+	return p, nil
 }
 
 // StartNginx serves root on a free loopback port, with its configuration,

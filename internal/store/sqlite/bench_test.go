@@ -143,7 +143,7 @@ func BenchmarkTaskReport(b *testing.B) {
 	ctx, cancel := context.WithCancel(b.Context())
 	defer cancel()
 	var n atomic.Int64
-	report := func() {
+	report := func(b *testing.B) {
 		i := n.Add(1)
 		_, err := s.ModifyTask(ctx, ts[i%devices].ID, func(t *ota.Task) error {
 			t.Progress = int(i % 100)
@@ -156,14 +156,14 @@ func BenchmarkTaskReport(b *testing.B) {
 	}
 	b.Run("writers=1", func(b *testing.B) {
 		for b.Loop() {
-			report()
+			report(b)
 		}
 	})
 	b.Run("writers=32", func(b *testing.B) {
 		b.SetParallelism(max(1, 32/runtime.GOMAXPROCS(0))) // goroutines = parallelism × GOMAXPROCS
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				report()
+				report(b)
 			}
 		})
 	})
